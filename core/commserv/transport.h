@@ -1,0 +1,45 @@
+#pragma once
+
+// The HTTP(S) transport towards one CommServe: an interface so the session and the orchestration
+// are tested without sockets.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/commserv/http.h"
+#include "core/common/status.h"
+
+namespace drgate::commserv {
+
+struct TransportOptions {
+  std::chrono::milliseconds resolve_timeout{5000};
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds write_timeout{10000};
+  std::chrono::milliseconds read_timeout{60000};  // until the whole response is read
+  std::size_t max_idle_connections = 4;            // kept alive per transport
+  std::chrono::seconds idle_timeout{50};           // an idle connection older than this is closed
+  std::size_t max_response_bytes = 8 * 1024 * 1024;
+  // TLS. Verification is on unless insecure_skip_verify is set explicitly.
+  std::string ca_file;  // optional, added to the system store
+  bool insecure_skip_verify = false;
+};
+
+class HttpTransport {
+ public:
+  using Callback = std::function<void(StatusOr<HttpResponse>)>;
+  virtual ~HttpTransport() = default;
+
+  // Sends `request` and calls `done` exactly once, from a transport thread, never inline.
+  // Errors are UNAVAILABLE (or DEADLINE_EXCEEDED for a timeout) with reason UPSTREAM_UNREACHABLE,
+  // UPSTREAM_TIMEOUT or UPSTREAM_TLS_ERROR, a message naming the failed phase ("connect: ...",
+  // "handshake: certificate verify failed ..."), and metadata "phase" plus "request_sent"
+  // ("true" when any byte of the request may have reached the server: a POST must then not be
+  // retried blindly). Before an idle keep-alive connection is reused, the transport checks that
+  // the peer has not closed it; the transport itself never resends a request.
+  virtual void Send(HttpRequest request, Callback done) = 0;
+};
+
+}  // namespace drgate::commserv

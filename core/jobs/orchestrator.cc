@@ -1,0 +1,1 @@
+// Filled in by its owner; an empty translation unit until then.

@@ -1,0 +1,72 @@
+#pragma once
+
+// The job registry: every DR backup job drgate started, durable across restarts.
+//
+// Implementations are thread-safe. Every write returns only once it is durable (for SQLite: WAL
+// with synchronous=FULL), so a job acknowledged to a caller survives a crash.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/common/job.h"
+#include "core/common/status.h"
+
+namespace drgate {
+
+struct JobFilter {
+  std::string commcell;            // empty: every CommCell
+  std::optional<JobState> state;   // unset: every state
+};
+
+struct JobPage {
+  std::vector<Job> jobs;
+  // Opaque cursor for the next page; empty on the last page.
+  std::string next_page_token;
+};
+
+// A trigger that was about to be sent upstream. Written before the POST and resolved after the
+// answer, so a crash in between leaves evidence that startup reconciles (see core/jobs).
+struct TriggerIntent {
+  int64_t id = 0;  // assigned by the store
+  std::string commcell;
+  BackupType backup_type = BackupType::kFull;
+  bool compression = false;
+  std::string request_id;
+  std::string requested_by;
+  TimePoint create_time{};
+};
+
+class JobStore {
+ public:
+  virtual ~JobStore() = default;
+
+  // Inserts the jobs of one trigger, or updates them when (commcell, job_id) already exists, in
+  // one transaction. When `resolved_intent` is set, that intent is closed in the same transaction.
+  virtual Status PutJobs(const std::vector<Job>& jobs,
+                         std::optional<int64_t> resolved_intent = std::nullopt) = 0;
+
+  // NOT_FOUND (reason JOB_NOT_FOUND) when drgate did not start that job on that CommCell.
+  virtual StatusOr<Job> GetJob(const std::string& commcell, const std::string& job_id) = 0;
+
+  // The job first recorded for this idempotency key on this CommCell, if any.
+  virtual StatusOr<std::optional<Job>> FindByRequestId(const std::string& commcell,
+                                                       const std::string& request_id) = 0;
+
+  // Newest first (create_time, then job id). page_size must be in [1, 1000]. A page token from
+  // another filter, or a malformed one, is INVALID_ARGUMENT (reason INVALID_PAGE_TOKEN).
+  virtual StatusOr<JobPage> ListJobs(const JobFilter& filter, int page_size,
+                                     const std::string& page_token) = 0;
+
+  // Jobs that are not in a terminal state (for the tracker).
+  virtual StatusOr<std::vector<Job>> ListActiveJobs() = 0;
+
+  // Intent journal.
+  virtual StatusOr<int64_t> AddIntent(const TriggerIntent& intent) = 0;
+  // Closes an intent without jobs (the trigger failed with a known outcome).
+  virtual Status ResolveIntent(int64_t intent_id, const std::string& outcome) = 0;
+  virtual StatusOr<std::vector<TriggerIntent>> ListOpenIntents() = 0;
+};
+
+}  // namespace drgate

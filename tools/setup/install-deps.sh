@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package drgate needs to build, test and run its demo.
+# Idempotent: packages already installed are skipped, and apt-get is not called at all when
+# nothing is missing (so a warm machine pays no network round trip).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates curl openssl
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  golang-github-gogo-googleapis-dev
+  libboost-dev libboost-system-dev libssl-dev
+  prometheus-cpp-dev libgtest-dev libgmock-dev
+  libsqlite3-dev sqlite3 nlohmann-json3-dev libpugixml-dev libyaml-cpp-dev libcli11-dev
+  libspdlog-dev libfmt-dev
+  prometheus clang-format
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "drgate setup: installing ${#missing[@]} Debian package(s): ${missing[*]}" >&2
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  sudo_cmd=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
