@@ -1,1 +1,269 @@
-// Filled in by its owner; an empty translation unit until then.
+#include "core/config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace drgate {
+namespace {
+
+namespace fs = std::filesystem;
+
+Status ConfigError(const std::string& key, const std::string& what) {
+  return Status(StatusCode::kInvalidArgument, key + ": " + what, "CONFIG_INVALID");
+}
+
+std::string Resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || fs::path(path).is_absolute() || base_dir.empty()) return path;
+  return (fs::path(base_dir) / path).lexically_normal().string();
+}
+
+// Reads a secret file: the whole content with surrounding white space removed.
+StatusOr<Secret> ReadSecretFile(const std::string& key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ConfigError(key, "cannot read file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  auto not_space = [](unsigned char c) { return !std::isspace(c); };
+  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
+  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
+  if (s.empty()) return ConfigError(key, "file " + path + " is empty");
+  return Secret{std::move(s)};
+}
+
+// Typed accessors that name the key on a type mismatch. yaml-cpp throws on conversion errors;
+// they are caught here and never leave this file.
+template <typename T>
+Status Get(const YAML::Node& node, const std::string& key, T& out) {
+  if (!node) return Status::Ok();
+  try {
+    out = node.as<T>();
+  } catch (const YAML::Exception&) {
+    if constexpr (std::is_same_v<T, bool>) return ConfigError(key, "must be true or false");
+    if constexpr (std::is_same_v<T, std::string>) return ConfigError(key, "must be a string");
+    return ConfigError(key, "has the wrong type");
+  }
+  return Status::Ok();
+}
+
+Status GetDuration(const YAML::Node& node, const std::string& key,
+                   std::chrono::milliseconds& out) {
+  if (!node) return Status::Ok();
+  std::string text;
+  if (Status s = Get(node, key, text); !s.ok()) return s;
+  auto d = ParseDuration(text);
+  if (!d.ok()) return ConfigError(key, d.status().message());
+  out = *d;
+  return Status::Ok();
+}
+
+// Rejects keys the schema does not know: a typo must not silently fall back to a default.
+Status CheckKeys(const YAML::Node& map, const std::string& prefix,
+                 std::initializer_list<const char*> known) {
+  if (!map.IsMap()) return ConfigError(prefix.empty() ? "(top level)" : prefix, "must be a map");
+  for (const auto& kv : map) {
+    std::string k = kv.first.as<std::string>();
+    bool ok = false;
+    for (const char* n : known) ok = ok || k == n;
+    if (!ok) return ConfigError(prefix.empty() ? k : prefix + "." + k, "unknown key");
+  }
+  return Status::Ok();
+}
+
+Status ValidateListen(const std::string& key, const std::string& value) {
+  auto colon = value.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == value.size()) {
+    return ConfigError(key, "must be HOST:PORT, got \"" + value + "\"");
+  }
+  const std::string port = value.substr(colon + 1);
+  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+      std::stoi(port) > 65535) {
+    return ConfigError(key, "port must be 0-65535, got \"" + port + "\"");
+  }
+  return Status::Ok();
+}
+
+bool ValidName(const std::string& name) {
+  if (name.empty() || name.size() > 63) return false;
+  for (unsigned char c : name) {
+    if (!std::isalnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string& key,
+                                       const std::string& base_dir) {
+  if (Status s = CheckKeys(node, key,
+                           {"name", "url", "format", "username", "password_file", "token_file",
+                            "ca_file", "insecure_skip_verify", "device_id", "connect_timeout",
+                            "request_timeout"});
+      !s.ok()) {
+    return s;
+  }
+  CommCellConfig c;
+  for (Status s : {Get(node["name"], key + ".name", c.name), Get(node["url"], key + ".url", c.url),
+                   Get(node["format"], key + ".format", c.format),
+                   Get(node["username"], key + ".username", c.username),
+                   Get(node["password_file"], key + ".password_file", c.password_file),
+                   Get(node["token_file"], key + ".token_file", c.token_file),
+                   Get(node["ca_file"], key + ".ca_file", c.ca_file),
+                   Get(node["insecure_skip_verify"], key + ".insecure_skip_verify",
+                       c.insecure_skip_verify),
+                   Get(node["device_id"], key + ".device_id", c.device_id),
+                   GetDuration(node["connect_timeout"], key + ".connect_timeout",
+                               c.connect_timeout),
+                   GetDuration(node["request_timeout"], key + ".request_timeout",
+                               c.request_timeout)}) {
+    if (!s.ok()) return s;
+  }
+  if (c.name.empty()) return ConfigError(key + ".name", "is required");
+  if (!ValidName(c.name)) {
+    return ConfigError(key + ".name", "must be 1-63 characters of letters, digits, '.', '_' or "
+                                      "'-', got \"" + c.name + "\"");
+  }
+  if (c.url.empty()) return ConfigError(key + ".url", "is required");
+  if (c.url.rfind("https://", 0) != 0 && c.url.rfind("http://", 0) != 0) {
+    return ConfigError(key + ".url", "must start with https:// or http://");
+  }
+  if (c.format != "json" && c.format != "xml") {
+    return ConfigError(key + ".format", "must be json or xml, got \"" + c.format + "\"");
+  }
+  const bool has_password = !c.password_file.empty();
+  const bool has_token = !c.token_file.empty();
+  if (has_password == has_token) {
+    return ConfigError(key, "set either username + password_file or token_file");
+  }
+  if (has_password && c.username.empty()) {
+    return ConfigError(key + ".username", "is required with password_file");
+  }
+  if (has_password) {
+    c.password_file = Resolve(base_dir, c.password_file);
+    auto secret = ReadSecretFile(key + ".password_file", c.password_file);
+    if (!secret.ok()) return secret.status();
+    c.password = std::move(*secret);
+  } else {
+    c.token_file = Resolve(base_dir, c.token_file);
+    auto secret = ReadSecretFile(key + ".token_file", c.token_file);
+    if (!secret.ok()) return secret.status();
+    c.token = std::move(*secret);
+  }
+  if (!c.ca_file.empty()) {
+    c.ca_file = Resolve(base_dir, c.ca_file);
+    if (!std::ifstream(c.ca_file)) return ConfigError(key + ".ca_file", "cannot read " + c.ca_file);
+  }
+  if (c.device_id.empty()) c.device_id = "drgate-" + c.name;
+  if (c.connect_timeout.count() <= 0) return ConfigError(key + ".connect_timeout", "must be > 0");
+  if (c.request_timeout.count() <= 0) return ConfigError(key + ".request_timeout", "must be > 0");
+  return c;
+}
+
+}  // namespace
+
+StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
+  if (text.empty()) return InvalidArgument("empty duration", "INVALID_DURATION");
+  std::chrono::milliseconds total{0};
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t start = i;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+    if (start == i || i - start > 9) {
+      return InvalidArgument("invalid duration \"" + text + "\" (examples: 500ms, 30s, 5m, 2h)",
+                             "INVALID_DURATION");
+    }
+    const long long n = std::stoll(text.substr(start, i - start));
+    std::size_t unit_start = i;
+    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
+    const std::string unit = text.substr(unit_start, i - unit_start);
+    if (unit == "ms") total += std::chrono::milliseconds(n);
+    else if (unit == "s") total += std::chrono::seconds(n);
+    else if (unit == "m") total += std::chrono::minutes(n);
+    else if (unit == "h") total += std::chrono::hours(n);
+    else {
+      return InvalidArgument("invalid duration \"" + text + "\": unit must be ms, s, m or h",
+                             "INVALID_DURATION");
+    }
+  }
+  return total;
+}
+
+StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    return ConfigError("(syntax)", "line " + std::to_string(e.mark.line + 1) + ", column " +
+                                       std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  Config config;
+  if (!root || root.IsNull()) return ConfigError("(top level)", "the configuration is empty");
+  try {
+    if (Status s = CheckKeys(root, "", {"grpc", "metrics", "registry", "log", "commcells",
+                                        "shutdown_grace"});
+        !s.ok()) {
+      return s;
+    }
+    if (auto g = root["grpc"]) {
+      if (Status s = CheckKeys(g, "grpc", {"listen"}); !s.ok()) return s;
+      if (Status s = Get(g["listen"], "grpc.listen", config.grpc_listen); !s.ok()) return s;
+    }
+    if (auto m = root["metrics"]) {
+      if (Status s = CheckKeys(m, "metrics", {"listen"}); !s.ok()) return s;
+      if (Status s = Get(m["listen"], "metrics.listen", config.metrics_listen); !s.ok()) return s;
+    }
+    if (auto r = root["registry"]) {
+      if (Status s = CheckKeys(r, "registry", {"path"}); !s.ok()) return s;
+      if (Status s = Get(r["path"], "registry.path", config.registry_path); !s.ok()) return s;
+    }
+    if (auto l = root["log"]) {
+      if (Status s = CheckKeys(l, "log", {"level"}); !s.ok()) return s;
+      if (Status s = Get(l["level"], "log.level", config.log_level); !s.ok()) return s;
+    }
+    if (Status s = GetDuration(root["shutdown_grace"], "shutdown_grace", config.shutdown_grace);
+        !s.ok()) {
+      return s;
+    }
+    if (Status s = ValidateListen("grpc.listen", config.grpc_listen); !s.ok()) return s;
+    if (Status s = ValidateListen("metrics.listen", config.metrics_listen); !s.ok()) return s;
+    static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+    if (!kLevels.count(config.log_level)) {
+      return ConfigError("log.level", "must be one of trace, debug, info, warn, error");
+    }
+    if (config.registry_path.empty()) return ConfigError("registry.path", "must not be empty");
+    if (config.registry_path != ":memory:") {
+      config.registry_path = Resolve(base_dir, config.registry_path);
+    }
+
+    auto cells = root["commcells"];
+    if (!cells || !cells.IsSequence() || cells.size() == 0) {
+      return ConfigError("commcells", "at least one CommCell is required");
+    }
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      const std::string key = "commcells[" + std::to_string(i) + "]";
+      auto cell = ParseCommCell(cells[i], key, base_dir);
+      if (!cell.ok()) return cell.status();
+      if (!names.insert(cell->name).second) {
+        return ConfigError(key + ".name", "duplicate CommCell name \"" + cell->name + "\"");
+      }
+      config.commcells.push_back(std::move(*cell));
+    }
+  } catch (const YAML::Exception& e) {
+    return ConfigError("(structure)", e.msg);
+  }
+  return config;
+}
+
+StatusOr<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ConfigError("--config", "cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), fs::path(path).parent_path().string());
+}
+
+}  // namespace drgate

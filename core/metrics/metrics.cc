@@ -1,1 +1,152 @@
-// Filled in by its owner; an empty translation unit until then.
+#include "core/metrics/metrics.h"
+
+#include <string>
+
+#ifndef DRGATE_VERSION
+#define DRGATE_VERSION "dev"
+#endif
+#ifndef DRGATE_REVISION
+#define DRGATE_REVISION "unknown"
+#endif
+
+namespace drgate {
+namespace {
+
+const char* ResultName(TriggerResult r) {
+  switch (r) {
+    case TriggerResult::kSubmitted: return "submitted";
+    case TriggerResult::kDeduplicated: return "deduplicated";
+    case TriggerResult::kRejected: return "rejected";
+    case TriggerResult::kFailed: return "failed";
+  }
+  return "failed";
+}
+
+// Upstream latency spans ~10 ms (keep-alive, cached token) to a minute (timeouts).
+const prometheus::Histogram::BucketBoundaries kTriggerBuckets = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+constexpr const char* kFailureReasons[] = {
+    "unreachable",      "timeout",         "tls",      "authentication", "rejected",
+    "already_running", "upstream_error", "malformed_response", "registry", "other"};
+
+// HTTP codes that get their own series at startup; others are created on first use.
+constexpr int kKnownHttpCodes[] = {200, 401, 500};
+
+}  // namespace
+
+const char* CommServEndpointName(CommServEndpoint endpoint) {
+  switch (endpoint) {
+    case CommServEndpoint::kLogin: return "login";
+    case CommServEndpoint::kRenew: return "renew";
+    case CommServEndpoint::kLogout: return "logout";
+    case CommServEndpoint::kDrBackup: return "drbackup";
+    case CommServEndpoint::kJob: return "job";
+    case CommServEndpoint::kJobList: return "job_list";
+    case CommServEndpoint::kKill: return "kill";
+    case CommServEndpoint::kJobDetails: return "job_details";
+  }
+  return "other";
+}
+
+Metrics::Metrics(prometheus::Registry& registry)
+    : triggers_(prometheus::BuildCounter()
+                    .Name("drgate_backup_triggers_total")
+                    .Help("DR backup trigger requests by outcome: submitted (a new job), "
+                          "deduplicated (an earlier job answered), rejected (the CommServe "
+                          "refused), failed (error before a job was known).")
+                    .Register(registry)),
+      trigger_duration_(prometheus::BuildHistogram()
+                            .Name("drgate_backup_trigger_duration_seconds")
+                            .Help("Latency of the upstream DR backup call (token, POST, parse).")
+                            .Register(registry)),
+      trigger_failures_(prometheus::BuildCounter()
+                            .Name("drgate_backup_trigger_failures_total")
+                            .Help("Failed or rejected DR backup triggers by reason.")
+                            .Register(registry)),
+      commserv_requests_(prometheus::BuildCounter()
+                             .Name("drgate_commserv_requests_total")
+                             .Help("HTTP requests to the CommServe by endpoint and HTTP status "
+                                   "(code=\"error\" when no answer came).")
+                             .Register(registry)),
+      build_info_(prometheus::BuildGauge()
+                      .Name("drgate_build_info")
+                      .Help("Always 1; labels carry the version and the git revision.")
+                      .Register(registry)) {
+  build_info_.Add({{"version", DRGATE_VERSION}, {"revision", DRGATE_REVISION}}).Set(1);
+}
+
+void Metrics::RegisterCommCell(const std::string& commcell) {
+  for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {
+    for (TriggerResult r : {TriggerResult::kSubmitted, TriggerResult::kDeduplicated,
+                            TriggerResult::kRejected, TriggerResult::kFailed}) {
+      triggers_.Add({{"commcell", commcell},
+                     {"backup_type", BackupTypeName(type)},
+                     {"result", ResultName(r)}});
+    }
+  }
+  trigger_duration_.Add({{"commcell", commcell}}, kTriggerBuckets);
+  for (const char* reason : kFailureReasons) {
+    trigger_failures_.Add({{"commcell", commcell}, {"reason", reason}});
+  }
+  for (CommServEndpoint e : {CommServEndpoint::kLogin, CommServEndpoint::kDrBackup}) {
+    for (int code : kKnownHttpCodes) {
+      commserv_requests_.Add({{"commcell", commcell},
+                              {"endpoint", CommServEndpointName(e)},
+                              {"code", std::to_string(code)}});
+    }
+    commserv_requests_.Add(
+        {{"commcell", commcell}, {"endpoint", CommServEndpointName(e)}, {"code", "error"}});
+  }
+}
+
+void Metrics::CountTrigger(const std::string& commcell, BackupType type, TriggerResult result) {
+  triggers_
+      .Add({{"commcell", commcell},
+            {"backup_type", BackupTypeName(type)},
+            {"result", ResultName(result)}})
+      .Increment();
+}
+
+void Metrics::ObserveTriggerDuration(const std::string& commcell, double seconds) {
+  trigger_duration_.Add({{"commcell", commcell}}, kTriggerBuckets).Observe(seconds);
+}
+
+void Metrics::CountTriggerFailure(const std::string& commcell, const Status& status) {
+  trigger_failures_.Add({{"commcell", commcell}, {"reason", TriggerFailureReason(status)}})
+      .Increment();
+}
+
+void Metrics::CountCommServRequest(const std::string& commcell, CommServEndpoint endpoint,
+                                   int code) {
+  // HTTP status codes are a bounded set (100-599); anything else folds into "error".
+  const std::string code_label =
+      (code >= 100 && code <= 599) ? std::to_string(code) : std::string("error");
+  commserv_requests_
+      .Add({{"commcell", commcell},
+            {"endpoint", CommServEndpointName(endpoint)},
+            {"code", code_label}})
+      .Increment();
+}
+
+const char* Metrics::TriggerFailureReason(const Status& status) {
+  const std::string& r = status.reason();
+  if (r == "UPSTREAM_UNREACHABLE" || r == "CIRCUIT_OPEN") return "unreachable";
+  if (r == "UPSTREAM_TIMEOUT" || status.code() == StatusCode::kDeadlineExceeded) return "timeout";
+  if (r == "UPSTREAM_TLS_ERROR") return "tls";
+  if (r.rfind("UPSTREAM_LOGIN", 0) == 0 || r.rfind("UPSTREAM_AUTH", 0) == 0 ||
+      r == "UPSTREAM_UNAUTHENTICATED" || r == "UPSTREAM_RENEW_FAILED") {
+    return "authentication";
+  }
+  if (r == "DR_JOB_ALREADY_RUNNING") return "already_running";
+  if (r == "UPSTREAM_REJECTED") return "rejected";
+  if (r.rfind("UPSTREAM_HTTP", 0) == 0 || r == "UPSTREAM_RATE_LIMITED" ||
+      r == "UPSTREAM_RESPONSE_TOO_LARGE") {
+    return "upstream_error";
+  }
+  if (r == "MALFORMED_UPSTREAM_RESPONSE") return "malformed_response";
+  if (r.rfind("REGISTRY", 0) == 0) return "registry";
+  return "other";
+}
+
+}  // namespace drgate

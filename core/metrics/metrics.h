@@ -1,0 +1,65 @@
+#pragma once
+
+// drgate's Prometheus instruments, created once at startup on a registry the caller owns.
+//
+// Labels are low-cardinality by construction: CommCell names come from the configuration,
+// everything else from fixed sets below. A job id is never a label. Every known series is created
+// at 0 for each configured CommCell (RegisterCommCell), so alerts on rate() and absent() work from
+// the first scrape.
+//
+// The class is thread-safe (prometheus-cpp's families and metrics are).
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "core/common/job.h"
+#include "core/common/status.h"
+
+namespace drgate {
+
+// result label of drgate_backup_triggers_total.
+enum class TriggerResult { kSubmitted, kDeduplicated, kRejected, kFailed };
+
+// CommServe endpoints, the endpoint label of drgate_commserv_requests_total.
+enum class CommServEndpoint { kLogin, kRenew, kLogout, kDrBackup, kJob, kJobList, kKill, kJobDetails };
+const char* CommServEndpointName(CommServEndpoint endpoint);
+
+class Metrics {
+ public:
+  explicit Metrics(prometheus::Registry& registry);
+
+  // Creates every known series of this CommCell at 0. Idempotent.
+  void RegisterCommCell(const std::string& commcell);
+
+  void CountTrigger(const std::string& commcell, BackupType type, TriggerResult result);
+  void ObserveTriggerDuration(const std::string& commcell, double seconds);
+  // `status` is the failed trigger's error; its reason is folded into the fixed set of
+  // TriggerFailureReason().
+  void CountTriggerFailure(const std::string& commcell, const Status& status);
+
+  // `code` is the HTTP status, or 0 when no answer came (transport error: label "error").
+  void CountCommServRequest(const std::string& commcell, CommServEndpoint endpoint, int code);
+
+  // The fixed reason label for a failed trigger: one of unreachable, timeout, tls,
+  // authentication, rejected, already_running, upstream_error, malformed_response, registry,
+  // other.
+  static const char* TriggerFailureReason(const Status& status);
+
+ private:
+  prometheus::Family<prometheus::Counter>& triggers_;
+  prometheus::Family<prometheus::Histogram>& trigger_duration_;
+  prometheus::Family<prometheus::Counter>& trigger_failures_;
+  prometheus::Family<prometheus::Counter>& commserv_requests_;
+  prometheus::Family<prometheus::Gauge>& build_info_;
+};
+
+}  // namespace drgate

@@ -1,0 +1,182 @@
+#include "plugin/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/commserv/beast_transport.h"
+#include "core/commserv/session.h"
+#include "core/common/clock.h"
+#include "core/common/executor.h"
+#include "core/jobs/orchestrator.h"
+#include "core/metrics/metrics.h"
+#include "core/registry/sqlite_job_store.h"
+#include "plugin/service.h"
+
+namespace drgate::plugin {
+namespace {
+
+namespace asio = boost::asio;
+
+constexpr int kIoThreads = 2;
+constexpr int kBlockingThreads = 2;
+
+class ServerImpl final : public Server {
+ public:
+  ~ServerImpl() override { Shutdown(std::chrono::milliseconds(0)); }
+
+  int grpc_port() const override { return grpc_port_; }
+  int metrics_port() const override { return metrics_port_; }
+
+  void Shutdown(std::chrono::milliseconds grace) override {
+    std::lock_guard lock(shutdown_mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    if (health_ != nullptr) health_->SetServingStatus(false);
+    if (grpc_server_) {
+      grpc_server_->Shutdown(std::chrono::system_clock::now() + grace);
+      grpc_server_->Wait();
+    }
+    exposer_.reset();
+    // Calls have ended; let transport callbacks and registry writes that are still queued
+    // finish, then stop the io threads.
+    work_guard_.reset();
+    blocking_.reset();  // runs what is queued, joins
+    io_.stop();
+    for (auto& t : io_threads_) t.join();
+    io_threads_.clear();
+    orchestrator_.reset();
+    clients_.clear();
+    store_.reset();
+  }
+
+  Status Init(const Config& config);
+
+ private:
+  SystemClock clock_;
+  std::unique_ptr<JobStore> store_;
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<Metrics> metrics_;
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard_;
+  std::vector<std::thread> io_threads_;
+  std::unique_ptr<ThreadPool> blocking_;
+  std::vector<std::shared_ptr<commserv::SessionClient>> clients_;
+  std::unique_ptr<jobs::Orchestrator> orchestrator_;
+  std::unique_ptr<DrBackupServiceImpl> service_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  grpc::HealthCheckServiceInterface* health_ = nullptr;
+  int grpc_port_ = 0;
+  int metrics_port_ = 0;
+  std::mutex shutdown_mu_;
+  bool shut_down_ = false;  // guarded by shutdown_mu_
+};
+
+Status ServerImpl::Init(const Config& config) {
+  // Registry first: without it nothing can be acknowledged.
+  if (config.registry_path != ":memory:") {
+    const auto dir = std::filesystem::path(config.registry_path).parent_path();
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "registry.path: cannot create folder " + dir.string() + ": " + ec.message(),
+                    "REGISTRY_UNAVAILABLE");
+    }
+  }
+  auto store = SqliteJobStore::Open(config.registry_path);
+  if (!store.ok()) return store.status().WithContext("registry.path " + config.registry_path);
+  store_ = std::move(*store);
+
+  metrics_ = std::make_unique<Metrics>(*registry_);
+  work_guard_.emplace(io_.get_executor());
+  for (int i = 0; i < kIoThreads; ++i) io_threads_.emplace_back([this] { io_.run(); });
+  blocking_ = std::make_unique<ThreadPool>(kBlockingThreads);
+
+  std::vector<jobs::CommCell> cells;
+  for (std::size_t i = 0; i < config.commcells.size(); ++i) {
+    const CommCellConfig& c = config.commcells[i];
+    const std::string key = "commcells[" + std::to_string(i) + "]";
+    auto endpoint = commserv::ParseEndpoint(c.url);
+    if (!endpoint.ok()) return endpoint.status().WithContext(key + ".url");
+    commserv::TransportOptions topts;
+    topts.connect_timeout = c.connect_timeout;
+    topts.handshake_timeout = c.connect_timeout;
+    topts.read_timeout = c.request_timeout;
+    topts.write_timeout = c.request_timeout;
+    topts.ca_file = c.ca_file;
+    topts.insecure_skip_verify = c.insecure_skip_verify;
+    if (c.insecure_skip_verify && endpoint->tls) {
+      spdlog::warn("commcell {}: insecure_skip_verify is set: the CommServe's TLS certificate is "
+                   "NOT verified; anyone on the path can impersonate it and read drgate's "
+                   "credentials",
+                   c.name);
+    }
+    if (!endpoint->tls) {
+      spdlog::warn("commcell {}: plain http:// is configured: credentials travel unencrypted",
+                   c.name);
+    }
+    auto transport = commserv::MakeBeastTransport(io_, *endpoint, topts);
+    if (!transport.ok()) return transport.status().WithContext(key);
+    commserv::SessionOptions sopts;
+    sopts.commcell = c.name;
+    sopts.endpoint = *endpoint;
+    sopts.format = c.format == "xml" ? commserv::WireFormat::kXml : commserv::WireFormat::kJson;
+    sopts.username = c.username;
+    sopts.password = c.password;
+    sopts.token = c.token;
+    sopts.device_id = c.device_id;
+    auto client = commserv::SessionClient::Create(std::move(sopts), std::move(*transport),
+                                                  *metrics_, clock_);
+    clients_.push_back(client);
+    cells.push_back(jobs::CommCell{c.name, endpoint->ToString(), client});
+  }
+  orchestrator_ = std::make_unique<jobs::Orchestrator>(std::move(cells), *store_, *metrics_,
+                                                       clock_, *blocking_);
+  service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_);
+
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(config.metrics_listen);
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "metrics.listen: cannot listen on " + config.metrics_listen + ": " + e.what(),
+                  "LISTEN_FAILED");
+  }
+  exposer_->RegisterCollectable(registry_);
+  auto ports = exposer_->GetListeningPorts();
+  metrics_port_ = ports.empty() ? 0 : ports.front();
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.grpc_listen, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.RegisterService(service_.get());
+  grpc_server_ = builder.BuildAndStart();
+  if (!grpc_server_ || grpc_port_ == 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "grpc.listen: cannot listen on " + config.grpc_listen, "LISTEN_FAILED");
+  }
+  health_ = grpc_server_->GetHealthCheckService();
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+  auto server = std::make_unique<ServerImpl>();
+  if (Status s = server->Init(config); !s.ok()) return s;
+  return std::unique_ptr<Server>(std::move(server));
+}
+
+}  // namespace drgate::plugin

@@ -1,0 +1,31 @@
+#pragma once
+
+// The drgate process without its main(): builds every component from a Config, serves gRPC and
+// /metrics, and shuts down in order. Separate from main() so tests can run a whole server in
+// process.
+
+#include <chrono>
+#include <memory>
+
+#include "core/common/status.h"
+#include "core/config/config.h"
+
+namespace drgate::plugin {
+
+class Server {
+ public:
+  // Opens the registry, builds the CommServe clients, binds both listeners (port 0 picks one).
+  // Errors name what failed (registry path, listen address, CA file).
+  static StatusOr<std::unique_ptr<Server>> Start(const Config& config);
+
+  virtual ~Server() = default;
+
+  virtual int grpc_port() const = 0;
+  virtual int metrics_port() const = 0;
+
+  // Stops accepting calls, lets calls in flight finish for up to `grace`, cancels the rest, then
+  // stops the CommServe clients and closes the registry. Idempotent.
+  virtual void Shutdown(std::chrono::milliseconds grace) = 0;
+};
+
+}  // namespace drgate::plugin

@@ -1,0 +1,17 @@
+#pragma once
+
+// The edge of the error model: drgate::Status -> grpc::Status with a google.rpc.Status in the
+// binary error details, carrying a google.rpc.ErrorInfo (domain "drgate", the UPPER_SNAKE reason,
+// the status metadata: commcell, phase, http_status, ...).
+
+#include <grpcpp/support/status.h>
+
+#include "core/common/status.h"
+
+namespace drgate::plugin {
+
+inline constexpr char kErrorDomain[] = "drgate";
+
+grpc::Status ToGrpcStatus(const Status& status);
+
+}  // namespace drgate::plugin

@@ -1,0 +1,220 @@
+#include "core/jobs/orchestrator.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <future>
+
+#include "core/registry/sqlite_job_store.h"
+#include "tests/fakes/fake_commserv_client.h"
+#include "tests/fakes/manual_clock.h"
+
+namespace drgate::jobs {
+namespace {
+
+using drgate::testing::FakeCommServClient;
+
+double CounterValue(prometheus::Registry& registry, const std::string& name,
+                    const std::map<std::string, std::string>& labels) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const auto& m : family.metric) {
+      std::map<std::string, std::string> got;
+      for (const auto& l : m.label) got[l.name] = l.value;
+      bool match = true;
+      for (const auto& [k, v] : labels) match = match && got[k] == v;
+      if (match) return m.counter.value;
+    }
+  }
+  return -1;
+}
+
+class OrchestratorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(*SqliteJobStore::Open(":memory:"));
+    Build({"cs1"});
+  }
+  void Build(const std::vector<std::string>& names) {
+    orchestrator_.reset();
+    std::vector<CommCell> cells;
+    for (const auto& n : names) cells.push_back(CommCell{n, "https://" + n + "/api", client_});
+    orchestrator_ =
+        std::make_unique<Orchestrator>(std::move(cells), *store_, metrics_, clock_, pool_);
+  }
+  StatusOr<TriggerOutcome> Trigger(TriggerRequest r) {
+    std::promise<StatusOr<TriggerOutcome>> p;
+    orchestrator_->TriggerBackup(std::move(r), [&p](StatusOr<TriggerOutcome> o) {
+      p.set_value(std::move(o));
+    });
+    return p.get_future().get();
+  }
+  static TriggerRequest Request(std::string commcell = "cs1", std::string request_id = "") {
+    TriggerRequest r;
+    r.commcell = std::move(commcell);
+    r.backup_type = BackupType::kFull;
+    r.request_id = std::move(request_id);
+    r.requested_by = "alice";
+    return r;
+  }
+
+  std::shared_ptr<FakeCommServClient> client_ = std::make_shared<FakeCommServClient>();
+  std::unique_ptr<JobStore> store_;
+  prometheus::Registry registry_;
+  Metrics metrics_{registry_};
+  drgate::testing::ManualClock clock_;
+  ThreadPool pool_{2};
+  std::unique_ptr<Orchestrator> orchestrator_;
+};
+
+TEST_F(OrchestratorTest, TriggerRecordsTheJobBeforeAnswering) {
+  auto out = Trigger(Request());
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_FALSE(out->deduplicated);
+  EXPECT_EQ(out->job.job_id, "2141");
+  EXPECT_EQ(out->job.task_id, 433);
+  EXPECT_EQ(out->job.state, JobState::kSubmitted);
+  EXPECT_EQ(out->job.requested_by, "alice");
+  EXPECT_EQ(out->job.create_time, clock_.Now());
+  auto stored = store_->GetJob("cs1", "2141");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored, out->job);
+  auto open = store_->ListOpenIntents();
+  ASSERT_TRUE(open.ok());
+  EXPECT_TRUE(open->empty());
+  EXPECT_EQ(CounterValue(registry_, "drgate_backup_triggers_total",
+                         {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "submitted"}}),
+            1);
+}
+
+TEST_F(OrchestratorTest, UnknownCommCellIsNotFound) {
+  auto out = Trigger(Request("nope"));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(out.status().reason(), "COMMCELL_NOT_FOUND");
+  EXPECT_EQ(out.status().metadata().at("commcell"), "nope");
+  EXPECT_EQ(client_->calls(), 0);
+}
+
+TEST_F(OrchestratorTest, EmptyCommCellMeansTheOnlyOne) {
+  auto out = Trigger(Request(""));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->job.commcell, "cs1");
+}
+
+TEST_F(OrchestratorTest, EmptyCommCellWithSeveralIsInvalid) {
+  Build({"cs1", "cs2"});
+  auto out = Trigger(Request(""));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(out.status().reason(), "COMMCELL_REQUIRED");
+}
+
+TEST_F(OrchestratorTest, RequestIdLongerThan36IsInvalid) {
+  auto out = Trigger(Request("cs1", std::string(37, 'a')));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(out.status().reason(), "INVALID_REQUEST_ID");
+  EXPECT_TRUE(Trigger(Request("cs1", std::string(36, 'a'))).ok());
+  auto spaces = Trigger(Request("cs1", "a b"));
+  EXPECT_EQ(spaces.status().reason(), "INVALID_REQUEST_ID");
+}
+
+TEST_F(OrchestratorTest, SameRequestIdReturnsTheSameJob) {
+  auto first = Trigger(Request("cs1", "upgrade-42"));
+  ASSERT_TRUE(first.ok());
+  auto second = Trigger(Request("cs1", "upgrade-42"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->deduplicated);
+  EXPECT_EQ(second->job.job_id, first->job.job_id);
+  EXPECT_EQ(client_->calls(), 1);
+  EXPECT_EQ(CounterValue(registry_, "drgate_backup_triggers_total",
+                         {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "deduplicated"}}),
+            1);
+}
+
+TEST_F(OrchestratorTest, ConcurrentDuplicatesCauseOneUpstreamCall) {
+  client_->Hold();
+  constexpr int kCalls = 1000;
+  std::vector<std::promise<StatusOr<TriggerOutcome>>> ps(kCalls);
+  for (auto& p : ps) {
+    orchestrator_->TriggerBackup(Request("cs1", "same-key"), [&p](StatusOr<TriggerOutcome> o) {
+      p.set_value(std::move(o));
+    });
+  }
+  client_->Release();
+  int deduplicated = 0;
+  for (auto& p : ps) {
+    auto o = p.get_future().get();
+    ASSERT_TRUE(o.ok()) << o.status().ToString();
+    EXPECT_EQ(o->job.job_id, "2141");
+    deduplicated += o->deduplicated;
+  }
+  EXPECT_EQ(client_->calls(), 1);
+  EXPECT_EQ(deduplicated, kCalls - 1);
+}
+
+TEST_F(OrchestratorTest, UpstreamRefusalIsCountedAndTheIntentClosed) {
+  client_ = std::make_shared<FakeCommServClient>([](const commserv::DrBackupRequest&) {
+    return StatusOr<commserv::DrBackupResult>(
+        Status(StatusCode::kAborted, "DR backup job [2100] is already running.",
+               "DR_JOB_ALREADY_RUNNING"));
+  });
+  Build({"cs1"});
+  auto out = Trigger(Request());
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kAborted);
+  EXPECT_EQ(out.status().metadata().at("commcell"), "cs1");
+  EXPECT_TRUE(store_->ListOpenIntents()->empty());
+  EXPECT_EQ(CounterValue(registry_, "drgate_backup_triggers_total",
+                         {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "rejected"}}),
+            1);
+  EXPECT_EQ(CounterValue(registry_, "drgate_backup_trigger_failures_total",
+                         {{"commcell", "cs1"}, {"reason", "already_running"}}),
+            1);
+}
+
+TEST_F(OrchestratorTest, UnknownOutcomeKeepsTheIntentOpen) {
+  client_ = std::make_shared<FakeCommServClient>([](const commserv::DrBackupRequest&) {
+    return StatusOr<commserv::DrBackupResult>(
+        Unavailable("read: timed out after 60000 ms", "UPSTREAM_TIMEOUT")
+            .With("phase", "read")
+            .With("request_sent", "true"));
+  });
+  Build({"cs1"});
+  auto out = Trigger(Request("cs1", "k1"));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(out.status().message().find("may have reached the CommServe"), std::string::npos);
+  auto open = store_->ListOpenIntents();
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].request_id, "k1");
+  EXPECT_EQ(CounterValue(registry_, "drgate_backup_trigger_failures_total",
+                         {{"commcell", "cs1"}, {"reason", "timeout"}}),
+            1);
+}
+
+TEST_F(OrchestratorTest, GetJobErrorsCarryTheCommCell) {
+  auto missing = orchestrator_->GetJob("cs1", "999");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().reason(), "JOB_NOT_FOUND");
+  EXPECT_EQ(missing.status().metadata().at("commcell"), "cs1");
+  auto unknown_cell = orchestrator_->GetJob("cs9", "1");
+  EXPECT_EQ(unknown_cell.status().reason(), "COMMCELL_NOT_FOUND");
+}
+
+TEST_F(OrchestratorTest, KnownSeriesExistAtZeroFromStartup) {
+  EXPECT_EQ(CounterValue(registry_, "drgate_backup_triggers_total",
+                         {{"commcell", "cs1"}, {"backup_type", "differential"}, {"result", "failed"}}),
+            0);
+  EXPECT_EQ(CounterValue(registry_, "drgate_backup_trigger_failures_total",
+                         {{"commcell", "cs1"}, {"reason", "unreachable"}}),
+            0);
+  EXPECT_EQ(CounterValue(registry_, "drgate_commserv_requests_total",
+                         {{"commcell", "cs1"}, {"endpoint", "drbackup"}, {"code", "200"}}),
+            0);
+}
+
+}  // namespace
+}  // namespace drgate::jobs
