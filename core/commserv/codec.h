@@ -9,15 +9,28 @@
 //     -> reason UPSTREAM_REJECTED (code FAILED_PRECONDITION), message carries the upstream text;
 //        when that text says a DR job "is already running": reason DR_JOB_ALREADY_RUNNING, code
 //        ABORTED.
+//     The error objects recognised: top-level errorCode/errorMessage, errList[0] (errorCode,
+//     errLogMessage), "error": {...}; in XML the root's attributes (TMMsg_GenericResp,
+//     CVGui_GenericResp, App_GenericResp, ...) or an <errList>/<error> child. A non-zero code, or
+//     a message without a code, is an error; errorCode 0 is not. "already in progress" counts as
+//     "already running" too, and the check also applies to 4xx/5xx bodies.
 //   - HTTP 401: UNAUTHENTICATED, reason UPSTREAM_UNAUTHENTICATED (the session layer renews or
 //     logs in again; it is never shown to a caller as is).
 //   - HTTP 5xx, 429, 502-504: UNAVAILABLE, reason UPSTREAM_HTTP_5XX / UPSTREAM_RATE_LIMITED, with
-//     the HTML <title> (or the first line of a plain-text body) in the message.
-//   - other 4xx: FAILED_PRECONDITION, reason UPSTREAM_HTTP_4XX, plain-text body in the message.
-//   - a 200 body that is not the expected JSON/XML, or lacks required fields: INTERNAL, reason
+//     the HTML <title> (or the first line of a plain-text body) in the message. A Retry-After in
+//     seconds on 429/503 becomes metadata "retry_after_seconds".
+//   - other 4xx: FAILED_PRECONDITION, reason UPSTREAM_HTTP_4XX, plain-text body in the message
+//     (or errorMessage when the body is a JSON/XML error object).
+//   - 3xx: FAILED_PRECONDITION, reason UPSTREAM_REDIRECTED (the configured root is wrong); any
+//     other status (0, 1xx, >599): INTERNAL, MALFORMED_UPSTREAM_RESPONSE.
+//   - a 2xx body that is not the expected JSON/XML, or lacks required fields: INTERNAL, reason
 //     MALFORMED_UPSTREAM_RESPONSE, message says what was wrong ("body is not JSON: ..." /
-//     "missing taskId" / "jobIds is empty").
-// Every error carries metadata "http_status". Upstream texts are truncated to 512 bytes.
+//     "missing taskId" / "jobIds is empty" / "unexpected content type text/html").
+// JSON vs XML: the content type decides when it names json or xml (text/html on a 2xx is
+// malformed); otherwise the first non-space byte ('{'/'[' or '<').
+// Every error carries metadata "http_status", and "upstream_error_code" when the body had one.
+// Upstream texts in messages are sanitized (valid UTF-8, no control characters) and truncated to
+// 512 bytes. Decoders never throw and accept any bytes (they are fuzzed).
 
 #include <cstdint>
 #include <optional>
@@ -25,9 +38,9 @@
 #include <string_view>
 #include <vector>
 
-#include "core/commserv/http.h"
 #include "core/common/job.h"
 #include "core/common/status.h"
+#include "core/commserv/http.h"
 
 namespace drgate::commserv {
 
@@ -53,7 +66,9 @@ std::string EncodeDrBackupRequest(const DrBackupRequest& request, WireFormat for
 
 // Success: JSON {"taskId":433,"jobIds":["2141"]} (ids may be numbers), XML
 // <TMMsg_CreateTaskResp taskId="434"><jobIds val="2142"/></TMMsg_CreateTaskResp>.
-// The format is taken from the response's content type when it names json or xml, else `format`.
+// The format is taken from the response's content type when it names json or xml, else from the
+// first byte, else `format`. Job ids must be decimal digits (they go into URL paths). When the
+// body holds job ids AND an error code, the job ids win: a started job must be followed.
 StatusOr<DrBackupResult> DecodeDrBackupResponse(const HttpResponse& response, WireFormat format);
 
 // Login (always JSON): {"username":..., "password":"<base64(password)>", "domain":"",
@@ -61,9 +76,11 @@ StatusOr<DrBackupResult> DecodeDrBackupResponse(const HttpResponse& response, Wi
 std::string EncodeLoginRequest(const std::string& username, const std::string& password,
                                const std::string& device_id);
 
-// The token as issued ("QSDK ..."). A failed login (errList[0].errLogMessage, 401
-// {"errorCode":5,...}) is UNAUTHENTICATED with reason UPSTREAM_LOGIN_FAILED and the upstream text
-// (plus "account locked" when isAccountLocked is true).
+// The token as issued ("QSDK ...", passed through NormalizeToken; a token with characters that
+// cannot go into a header is MALFORMED_UPSTREAM_RESPONSE). A failed login
+// (errList[0].errLogMessage, 401 {"errorCode":5,...}, errorCode != 0) is UNAUTHENTICATED with
+// reason UPSTREAM_LOGIN_FAILED and the upstream text (plus "account locked" and metadata
+// account_locked=true when isAccountLocked is true).
 StatusOr<std::string> DecodeLoginResponse(const HttpResponse& response);
 
 // RenewLoginToken: {"sessionId":"<old token>","deviceId":...} -> {"token":"..."}; an
@@ -87,18 +104,32 @@ struct JobSummary {
   std::string operation;
 };
 
-// {"totalRecordsWithoutPaging":N,"jobs":[{"jobSummary":{...}}]}. N = 0 yields an empty vector
-// (a freshly submitted id may be missing for a few seconds: not an error).
+// {"totalRecordsWithoutPaging":N,"jobs":[{"jobSummary":{...}}]}. N = 0 (or no "jobs") yields an
+// empty vector (a freshly submitted id may be missing for a few seconds: not an error). Numbers
+// may come as strings; unreadable numbers become 0, percent is clamped to 0..100. An entry
+// without jobSummary.jobId fails the whole decode (MALFORMED_UPSTREAM_RESPONSE). Texts are
+// sanitized and cut to 512 bytes; pendingReason loses its HTML tags.
 StatusOr<std::vector<JobSummary>> DecodeJobList(const HttpResponse& response);
 
-// Maps a CommServe status text (case-insensitive) to a state. An unknown text maps to
-// std::nullopt: not terminal, the caller keeps the raw text in commserv_status.
+// Maps a CommServe status text (case-insensitive, whitespace-tolerant) to a state:
+//   Running, Running (cannot be verified), Kill Pending, Interrupt Pending, Interrupted -> kRunning
+//     (not finished: a pending kill/interrupt is not an outcome, an interrupted job is resumed
+//     by the CommServe);
+//   Waiting, Pending, Queued -> kQueued;  Suspended, Suspend Pending -> kSuspended;
+//   Completed, Completed w/ one or more warnings, Committed -> kSucceeded;
+//   Completed w/ one or more errors -> kSucceededWithErrors;
+//   Failed, Failed to Start, Abnormal Terminated Cleanup -> kFailed;  Killed -> kKilled.
+// An unlisted text containing "killed", "completed"/"committed" (with "error": with errors) or
+// "failed" maps to that finished state, so a job never looks alive forever. Any other text maps
+// to std::nullopt: not terminal, the caller keeps the raw text in commserv_status.
 std::optional<JobState> MapJobStatus(std::string_view status);
 
-// Kill/pause/resume: {"errorCode":0} is success, else UPSTREAM_REJECTED with the message.
+// Kill/pause/resume: {"errorCode":0} is success, else UPSTREAM_REJECTED with the message. A 2xx
+// body without any error object (or an empty 2xx body) is success too.
 Status DecodeGenericResponse(const HttpResponse& response);
 
-// The useful text of an error body: HTML <title>, else the first non-empty line, truncated.
+// The useful text of an error body: HTML <title>, else the first non-empty line (tags stripped
+// when the body is markup), sanitized and truncated to 512 bytes ("..." marks a cut).
 std::string ErrorTextOf(std::string_view body);
 
 }  // namespace drgate::commserv
