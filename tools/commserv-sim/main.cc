@@ -1,0 +1,194 @@
+// commserv-sim: a Commvault CommServe REST API simulator for drgate's tests and demos.
+// See --help; the admin API (/_sim/...) is described in service.h.
+#include <csignal>
+#include <cstdint>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "tools/commserv-sim/certificate.h"
+#include "tools/commserv-sim/commserv_state.h"
+#include "tools/commserv-sim/server.h"
+#include "tools/commserv-sim/service.h"
+
+namespace commserv_sim {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+constexpr int kIoThreads = 2;
+
+struct Flags {
+  std::string listen = "127.0.0.1:8443";
+  bool plain = false;
+  std::string cert_file;
+  std::string key_file;
+  std::string cert_out;
+  std::string password_file;
+  bool quiet = false;
+  int64_t token_ttl_seconds = 1800;
+  int64_t job_duration_ms = 2000;
+  int64_t visibility_delay_ms = 0;
+  StateOptions state;
+  ServiceOptions service;
+};
+
+void DefineFlags(CLI::App& app, Flags& flags) {
+  app.add_option("--listen", flags.listen, "HOST:PORT to listen on; port 0 picks a free port")
+      ->capture_default_str();
+  auto* plain = app.add_flag("--plain", flags.plain, "Serve plain HTTP instead of HTTPS");
+  auto* cert = app.add_option("--cert", flags.cert_file,
+                              "PEM certificate (chain) to serve; default: a generated self-signed "
+                              "one for localhost and 127.0.0.1")
+                   ->check(CLI::ExistingFile);
+  auto* key = app.add_option("--key", flags.key_file, "PEM private key of --cert")
+                  ->check(CLI::ExistingFile);
+  auto* cert_out = app.add_option("--cert-out", flags.cert_out,
+                                  "Directory to write the generated cert.pem and key.pem to "
+                                  "(default: a fresh temporary directory)");
+  cert->needs(key);
+  key->needs(cert);
+  cert_out->excludes(cert);
+  plain->excludes(cert)->excludes(key)->excludes(cert_out);
+  app.add_option("--username", flags.state.username, "User name that Login accepts")
+      ->capture_default_str();
+  auto* password = app.add_option("--password", flags.state.password,
+                                  "Password that Login accepts (plain text; clients send base64)")
+                       ->capture_default_str();
+  auto* password_file =
+      app.add_option("--password-file", flags.password_file,
+                     "Read the password from this file (trailing newline ignored)")
+          ->check(CLI::ExistingFile);
+  password->excludes(password_file);
+  app.add_option("--token-ttl", flags.token_ttl_seconds,
+                 "Seconds of inactivity after which a token expires (renewable for 24 h more)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--job-duration-ms", flags.job_duration_ms,
+                 "Running time of a DR backup job from start to its outcome")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--outcome", flags.state.outcome,
+                 "Status a job ends with, e.g. Completed, Failed, \"Completed w/ one or more "
+                 "errors\", Killed (per job: POST /_sim/jobs/{id} {\"outcome\": ...})")
+      ->capture_default_str();
+  app.add_option("--visibility-delay-ms", flags.visibility_delay_ms,
+                 "A new job is missing from Job/{id} and the job list for this long")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--login-failure-status", flags.service.login_failure_status,
+                 "Wrong credentials get 200 with errList, or 401 Access denied")
+      ->check(CLI::IsMember({200, 401}))
+      ->capture_default_str();
+  app.add_flag("--job-ids-as-numbers", flags.service.job_ids_as_numbers,
+               "DRBackup answers jobIds as JSON numbers instead of strings");
+  app.add_option("--first-job-id", flags.state.first_job_id, "Id of the first job")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--first-task-id", flags.state.first_task_id, "Id of the first task")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_flag("--quiet", flags.quiet, "Do not log one line per request to stderr");
+}
+
+std::string ReadPassword(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw std::runtime_error("cannot read " + path);
+  std::ostringstream content;
+  content << file.rdbuf();
+  std::string password = content.str();
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+    password.pop_back();
+  }
+  return password;
+}
+
+// Resolves "HOST:PORT" ("[v6]:PORT" for IPv6 literals) to the first matching endpoint.
+tcp::endpoint ResolveListen(asio::io_context& io_context, const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error("--listen must be HOST:PORT");
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  tcp::resolver resolver(io_context);
+  const auto results = resolver.resolve(host, listen.substr(colon + 1),
+                                        tcp::resolver::passive | tcp::resolver::numeric_service);
+  if (results.empty()) throw std::runtime_error("cannot resolve " + host);
+  return results.begin()->endpoint();
+}
+
+std::string Url(bool tls, const tcp::endpoint& endpoint) {
+  const std::string address = endpoint.address().to_string();
+  const std::string host = endpoint.address().is_v6() ? "[" + address + "]" : address;
+  return (tls ? "https://" : "http://") + host + ":" + std::to_string(endpoint.port());
+}
+
+int Run(Flags flags) {
+  if (!flags.password_file.empty()) flags.state.password = ReadPassword(flags.password_file);
+  flags.state.token_ttl = std::chrono::seconds(flags.token_ttl_seconds);
+  flags.state.job_duration = std::chrono::milliseconds(flags.job_duration_ms);
+  flags.state.visibility_delay = std::chrono::milliseconds(flags.visibility_delay_ms);
+
+  std::shared_ptr<asio::ssl::context> tls;
+  CertificateFiles certificate;
+  if (!flags.plain) {
+    if (!flags.cert_file.empty()) {
+      certificate = {flags.cert_file, flags.key_file};
+    } else {
+      certificate = WriteSelfSignedCertificate(
+          flags.cert_out.empty() ? MakeTempDirectory() : std::filesystem::path(flags.cert_out));
+    }
+    tls = MakeServerTlsContext(certificate.cert, certificate.key);
+  }
+
+  CommservState state(flags.state, std::make_unique<SystemClock>());
+  Service service(state, flags.service);
+  asio::io_context io_context(kIoThreads);
+  // Signals are caught before the address is announced, so a caller may stop us at any time.
+  asio::signal_set signals(io_context, SIGINT, SIGTERM);
+  Server server(
+      io_context, ResolveListen(io_context, flags.listen), tls,
+      [&service](const HttpRequest& request) { return service.Handle(request); }, !flags.quiet);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (!ec) server.Stop([&io_context] { io_context.stop(); });
+  });
+  server.Start();
+
+  std::cout << "commserv-sim listening on " << Url(tls != nullptr, server.LocalEndpoint()) << "\n";
+  if (tls) std::cout << "commserv-sim certificate " << certificate.cert.string() << "\n";
+  std::cout << std::flush;
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < kIoThreads; ++i) threads.emplace_back([&io_context] { io_context.run(); });
+  io_context.run();
+  for (std::thread& thread : threads) thread.join();
+  return 0;
+}
+
+}  // namespace
+}  // namespace commserv_sim
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "commserv-sim: simulates the Commvault CommServe REST API (Login, DR backups, "
+      "jobs) for drgate's tests, with an admin API under /_sim/ for fault injection"};
+  commserv_sim::Flags flags;
+  commserv_sim::DefineFlags(app, flags);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return commserv_sim::Run(std::move(flags));
+  } catch (const std::exception& error) {
+    std::cerr << "commserv-sim: " << error.what() << "\n";
+    return 1;
+  }
+}
