@@ -1,0 +1,631 @@
+// drgatectl: the command-line client of drgate, for runbooks, CI jobs and people.
+//
+// Output contract: stdout holds the result (with --output json: exactly one JSON document per
+// command that reached the server, in protobuf's JSON mapping with snake_case field names);
+// stderr holds errors, warnings and the progress of waits.
+//
+// Exit codes (also in --help):
+//   0  success; with --wait / jobs watch: the job succeeded (SUCCEEDED or SUCCEEDED_WITH_ERRORS)
+//   1  the job finished without succeeding (FAILED, KILLED, UNKNOWN)
+//   2  usage error: bad flags, unreadable token or certificate files
+//   3  the server refused the request (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ABORTED,
+//      ALREADY_EXISTS, PERMISSION_DENIED, UNAUTHENTICATED, UNIMPLEMENTED, OUT_OF_RANGE)
+//   4  drgate or the CommServe unavailable, or the call failed on their side (UNAVAILABLE,
+//      DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED, CANCELLED, DATA_LOSS)
+//   5  --wait-timeout reached before the job finished
+#include <array>
+#include <chrono>
+#include <ctime>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include <CLI/CLI.hpp>
+
+#include "tools/drgatectl/client.h"
+#include "tools/drgatectl/output.h"
+
+#ifndef DRGATE_VERSION
+#define DRGATE_VERSION "unknown"
+#endif
+
+namespace drgate::cli {
+namespace {
+
+using nlohmann::ordered_json;
+using std::chrono::milliseconds;
+
+constexpr char kExitCodesHelp[] = R"(Exit codes:
+  0  success; when waiting: the job SUCCEEDED (or SUCCEEDED_WITH_ERRORS)
+  1  the job finished without succeeding (FAILED, KILLED, UNKNOWN)
+  2  usage error (bad flags, unreadable token or certificate file)
+  3  the server refused the request (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION,
+     ABORTED, ALREADY_EXISTS, PERMISSION_DENIED, UNAUTHENTICATED, UNIMPLEMENTED)
+  4  drgate or the CommServe unavailable or failing (UNAVAILABLE, DEADLINE_EXCEEDED,
+     INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED)
+  5  --wait-timeout reached before the job finished)";
+
+constexpr char kGlobalOptionsHint[] =
+    "Global options (--server, --timeout, --output, --tls, --ca-file, --cert, --key,\n"
+    "--token-file, --verbose) may come before or after the command: see drgatectl --help.";
+
+std::string LeafFooter(std::string_view examples) {
+  return std::string("Examples:\n") + std::string(examples) + "\n\n" + kGlobalOptionsHint + "\n\n" +
+         kExitCodesHelp;
+}
+
+// A CLI11 check for DURATION values; `positive` rejects zero.
+CLI::Validator DurationValidator(bool positive) {
+  return CLI::Validator(
+      [positive](std::string& text) -> std::string {
+        std::optional<milliseconds> duration = ParseDuration(text);
+        if (!duration) {
+          return "expected a duration such as 500ms, 30s, 5m, 4h or 1h30m, got \"" + text + "\"";
+        }
+        if (positive && duration->count() == 0) return "must be greater than zero";
+        return "";
+      },
+      "");
+}
+
+CLI::Validator JobStateValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (ParseJobState(text)) return "";
+        return "unknown state \"" + text +
+               "\"; expected submitted, queued, running, suspended, succeeded, "
+               "succeeded_with_errors, failed, killed or unknown";
+      },
+      "");
+}
+
+// The API's limit on request ids, checked here so a typo is a usage error (exit 2).
+CLI::Validator RequestIdValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (text.empty() || text.size() > 36) return "must be 1 to 36 characters";
+        for (unsigned char c : text) {
+          if (c < 0x21 || c > 0x7e) return "must be printable ASCII without spaces";
+        }
+        return "";
+      },
+      "");
+}
+
+std::string NewRequestId() {
+  std::random_device random;
+  std::array<std::uint8_t, 16> bytes;
+  for (size_t i = 0; i < bytes.size(); i += 4) {
+    std::uint32_t word = random();
+    for (size_t j = 0; j < 4; ++j) bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
+  }
+  return FormatUuidV4(bytes);
+}
+
+std::string NowUtc() {
+  google::protobuf::Timestamp now;
+  now.set_seconds(std::time(nullptr));
+  return FormatTimestamp(now);
+}
+
+// Whether a bearer token sent in plaintext to `server` stays on this machine.
+bool IsLocal(std::string_view server) {
+  for (std::string_view prefix : {"127.", "localhost:", "[::1]:", "unix:", "unix-abstract:",
+                                  "dns:///localhost:", "ipv4:127.", "ipv6:[::1]"}) {
+    if (server.substr(0, prefix.size()) == prefix) return true;
+  }
+  return false;
+}
+
+struct GlobalOptions {
+  ConnectionOptions connection;
+  std::string timeout = "30s";
+  std::string output = "human";
+  bool verbose = false;
+};
+
+struct WaitArgs {
+  bool wait = false;
+  std::string poll_interval = "5s";
+  std::string wait_timeout = "4h";
+};
+
+struct BackupArgs {
+  std::string commcell;
+  std::string type;
+  bool compress = false;
+  std::string request_id;
+  WaitArgs wait;
+};
+
+struct EnsureArgs {
+  std::string commcell;
+  std::string type;
+  std::string max_age;
+  std::string request_id;
+  WaitArgs wait;
+};
+
+struct JobArgs {
+  std::string commcell;
+  std::string job_id;
+  WaitArgs wait;  // jobs watch: always waits.
+};
+
+struct ListArgs {
+  std::string commcell;
+  std::string state;
+  int page_size = 0;
+  std::string page_token;
+  bool all = false;
+};
+
+// Runs one command against the server and renders its result. Each method returns the exit code.
+class Commands {
+ public:
+  Commands(Client& client, bool json, bool verbose)
+      : client_(client), json_(json), verbose_(verbose) {}
+
+  int Backup(const BackupArgs& args) {
+    v1::TriggerBackupRequest request;
+    request.set_commcell(args.commcell);
+    request.set_backup_type(*ParseBackupType(args.type));
+    request.set_compression(args.compress);
+    request.set_request_id(args.request_id.empty() ? NewRequestId() : args.request_id);
+    v1::TriggerBackupResponse response;
+    grpc::Status status = client_.TriggerBackup(request, &response);
+    if (!status.ok()) {
+      return TriggerFailed("TriggerBackup", status, request.request_id(), args.request_id.empty());
+    }
+    return Triggered(response, request.request_id(), args.wait);
+  }
+
+  int Ensure(const EnsureArgs& args) {
+    v1::EnsureRecentBackupRequest request;
+    request.set_commcell(args.commcell);
+    request.set_backup_type(*ParseBackupType(args.type));
+    milliseconds max_age = *ParseDuration(args.max_age);
+    request.mutable_max_age()->set_seconds(max_age.count() / 1000);
+    request.mutable_max_age()->set_nanos(static_cast<int>(max_age.count() % 1000) * 1'000'000);
+    request.set_request_id(args.request_id.empty() ? NewRequestId() : args.request_id);
+    v1::TriggerBackupResponse response;
+    grpc::Status status = client_.EnsureRecentBackup(request, &response);
+    if (!status.ok()) {
+      return TriggerFailed("EnsureRecentBackup", status, request.request_id(),
+                           args.request_id.empty());
+    }
+    return Triggered(response, request.request_id(), args.wait);
+  }
+
+  int GetJob(const JobArgs& args) {
+    v1::GetJobRequest request;
+    request.set_commcell(args.commcell);
+    request.set_job_id(args.job_id);
+    v1::Job job;
+    grpc::Status status = client_.GetJob(request, &job);
+    if (!status.ok()) return Failed("GetJob", status);
+    if (json_) {
+      PrintJson(MessageToJson(job));
+    } else {
+      std::cout << RenderJobDetail(job);
+    }
+    return kExitOk;
+  }
+
+  int CancelJob(const JobArgs& args) {
+    v1::CancelJobRequest request;
+    request.set_commcell(args.commcell);
+    request.set_job_id(args.job_id);
+    v1::Job job;
+    grpc::Status status = client_.CancelJob(request, &job);
+    if (!status.ok()) return Failed("CancelJob", status);
+    if (json_) {
+      PrintJson(MessageToJson(job));
+    } else {
+      std::cout << RenderJobSummary(job) << "\n";
+    }
+    return kExitOk;
+  }
+
+  int WatchJob(const JobArgs& args) {
+    // The first message of the watch is the current state; start from an unknown one.
+    v1::Job job;
+    job.set_commcell(args.commcell);
+    job.set_job_id(args.job_id);
+    return Follow(job, args.wait, [](const v1::Job& latest) { return MessageToJson(latest); });
+  }
+
+  int ListJobs(const ListArgs& args) {
+    v1::ListJobsRequest request;
+    request.set_commcell(args.commcell);
+    if (!args.state.empty()) request.set_state(*ParseJobState(args.state));
+    request.set_page_size(args.page_size);
+    request.set_page_token(args.page_token);
+    v1::ListJobsResponse all;
+    std::set<std::string> seen_tokens;
+    while (true) {
+      v1::ListJobsResponse page;
+      grpc::Status status = client_.ListJobs(request, &page);
+      if (!status.ok()) return Failed("ListJobs", status);
+      for (v1::Job& job : *page.mutable_jobs()) *all.add_jobs() = std::move(job);
+      all.set_next_page_token(page.next_page_token());
+      // A token seen before would loop forever: stop and hand it to the caller instead.
+      if (!args.all || page.next_page_token().empty() ||
+          !seen_tokens.insert(page.next_page_token()).second) {
+        break;
+      }
+      request.set_page_token(page.next_page_token());
+    }
+    if (json_) {
+      PrintJson(MessageToJson(all));
+    } else {
+      std::cout << RenderJobTable(all);
+    }
+    return kExitOk;
+  }
+
+  int ListCommCells() {
+    v1::ListCommCellsResponse response;
+    grpc::Status status = client_.ListCommCells(v1::ListCommCellsRequest(), &response);
+    if (!status.ok()) return Failed("ListCommCells", status);
+    if (json_) {
+      PrintJson(MessageToJson(response));
+    } else {
+      std::cout << RenderCommCellTable(response);
+    }
+    return kExitOk;
+  }
+
+ private:
+  static void PrintJson(const ordered_json& document) {
+    std::cout << document.dump(2) << std::endl;
+  }
+
+  // Reports a failed call. With --output json the document is {"error": {...}} followed by the
+  // keys of `partial`: what the command knew before the failure (the request id of a trigger,
+  // the job and deduplicated flag of a wait).
+  int Failed(std::string_view method, const grpc::Status& status,
+             ordered_json partial = ordered_json::object()) {
+    RpcError error = ParseRpcError(status);
+    std::cerr << RenderErrorHuman(method, error) << std::endl;
+    if (json_) {
+      ordered_json document = {{"error", ErrorToJson(error)}};
+      for (const auto& [key, value] : partial.items()) document[key] = value;
+      PrintJson(document);
+    }
+    return ExitCodeFor(status.error_code());
+  }
+
+  // `generated` tells whether drgatectl made up the request id (the caller does not know it).
+  int TriggerFailed(std::string_view method, const grpc::Status& status,
+                    const std::string& request_id, bool generated) {
+    ordered_json partial = ordered_json::object();
+    partial["request_id"] = request_id;
+    int code = Failed(method, status, std::move(partial));
+    if (code == kExitUnavailable && generated) {
+      // The server may have started the backup before the answer was lost.
+      std::cerr << "drgatectl: the backup may have started; repeat the command with --request-id "
+                << request_id << " to get its job instead of starting a second backup" << std::endl;
+    }
+    return code;
+  }
+
+  int Triggered(v1::TriggerBackupResponse response, const std::string& request_id,
+                const WaitArgs& wait) {
+    if (!json_) {
+      std::cout << RenderTriggerResponse(response);
+      if (verbose_) std::cout << "request id: " << request_id << "\n";
+      std::cout << std::flush;
+    }
+    if (!wait.wait) {
+      if (json_) PrintJson(MessageToJson(response));
+      return kExitOk;
+    }
+    return Follow(response.job(), wait, [&response](const v1::Job& latest) {
+      *response.mutable_job() = latest;
+      return MessageToJson(response);
+    });
+  }
+
+  // Waits for the job to finish, printing progress to stderr, then prints the final document
+  // (built by `document` from the last job seen) and returns the exit code for the outcome.
+  int Follow(const v1::Job& job, const WaitArgs& args,
+             const std::function<ordered_json(const v1::Job&)>& document) {
+    WaitOptions options;
+    options.poll_interval = *ParseDuration(args.poll_interval);
+    options.deadline = std::chrono::steady_clock::now() + *ParseDuration(args.wait_timeout);
+    std::optional<v1::Job> previous;
+    if (!job.job_id().empty() && job.state() != v1::JOB_STATE_UNSPECIFIED) previous = job;
+    auto on_job = [&previous](const v1::Job& latest) {
+      if (auto line = RenderProgress(previous ? &*previous : nullptr, latest)) {
+        std::cerr << NowUtc() << " " << *line << std::endl;
+      }
+      previous = latest;
+    };
+    auto on_notice = [](std::string_view notice) {
+      std::cerr << NowUtc() << " drgatectl: " << notice << std::endl;
+    };
+    WaitResult result = WaitForJob(client_, job, options, on_job, on_notice);
+    switch (result.outcome) {
+      case WaitResult::Outcome::kFailed:
+        return Failed(result.method, result.status,
+                      result.job.state() == v1::JOB_STATE_UNSPECIFIED ? ordered_json::object()
+                                                                      : document(result.job));
+      case WaitResult::Outcome::kTimedOut:
+        std::cerr << "drgatectl: gave up after --wait-timeout " << args.wait_timeout << ": "
+                  << (result.job.state() == v1::JOB_STATE_UNSPECIFIED
+                          ? "no state received for job " + result.job.job_id()
+                          : RenderJobSummary(result.job))
+                  << std::endl;
+        if (json_) PrintJson(document(result.job));
+        return kExitWaitTimeout;
+      case WaitResult::Outcome::kFinished: break;
+    }
+    if (json_) {
+      PrintJson(document(result.job));
+    } else {
+      std::cout << RenderJobSummary(result.job) << std::endl;
+    }
+    int code = ExitCodeForJobState(result.job.state());
+    if (code != kExitOk) {
+      std::cerr << "drgatectl: job " << result.job.job_id()
+                << " did not succeed: " << JobStateName(result.job.state()) << std::endl;
+    }
+    return code;
+  }
+
+  Client& client_;
+  const bool json_;
+  const bool verbose_;
+};
+
+void AddWaitOptions(CLI::App* command, WaitArgs* args, bool with_flag) {
+  CLI::Option* wait = nullptr;
+  if (with_flag) {
+    wait = command->add_flag("--wait", args->wait,
+                             "Follow the job until it ends; exit with its outcome (0 succeeded, "
+                             "1 failed). Progress goes to stderr.");
+  }
+  CLI::Option* poll =
+      command
+          ->add_option("--poll-interval", args->poll_interval,
+                       "Pause between GetJob polls when the server cannot stream (WatchJob), "
+                       "and between retries while drgate is unavailable")
+          ->type_name("DURATION")
+          ->check(DurationValidator(true))
+          ->capture_default_str();
+  CLI::Option* timeout = command
+                             ->add_option("--wait-timeout", args->wait_timeout,
+                                          "Give up waiting after this long (exit 5); the job "
+                                          "keeps running")
+                             ->type_name("DURATION")
+                             ->check(DurationValidator(true))
+                             ->capture_default_str();
+  if (wait != nullptr) {
+    poll->needs(wait);
+    timeout->needs(wait);
+  }
+}
+
+CLI::Option* AddCommCellOption(CLI::App* command, std::string* commcell, bool filter) {
+  return command->add_option(
+      "-c,--commcell", *commcell,
+      filter ? "Only jobs of this CommCell (default: every CommCell)"
+             : "The CommCell's configured name (may be omitted when drgate serves exactly one)");
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app(
+      "drgatectl: start and follow Commvault CommServe DR backups through drgate.\n"
+      "stdout holds results (--output json: one JSON document per command, field names as in\n"
+      "the drgate.v1 API); errors and wait progress go to stderr.",
+      "drgatectl");
+  app.set_version_flag("--version", "drgatectl " DRGATE_VERSION);
+  app.require_subcommand(1);
+  // Global options are accepted after the command name too ("drgatectl jobs list --output json").
+  app.fallthrough();
+  app.footer(std::string(R"(Examples:
+  drgatectl backup --commcell cs1 --type full --wait
+  drgatectl --output json jobs list --state failed --all
+  DRGATE_SERVER=drgate.dr.svc:50051 drgatectl --tls --ca-file ca.pem commcells
+
+)") + kExitCodesHelp);
+
+  GlobalOptions global;
+  app.add_option("-s,--server", global.connection.server, "drgate's gRPC address, HOST:PORT")
+      ->type_name("HOST:PORT")
+      ->envname("DRGATE_SERVER")
+      ->capture_default_str();
+  app.add_option("--timeout", global.timeout,
+                 "Deadline of each call, e.g. 500ms, 30s, 5m (a wait is bounded by "
+                 "--wait-timeout instead)")
+      ->type_name("DURATION")
+      ->check(DurationValidator(true))
+      ->capture_default_str();
+  app.add_option("-o,--output", global.output,
+                 "human: lines and tables; json: one JSON document on stdout (errors too)")
+      ->check(CLI::IsMember({"human", "json"}))
+      ->capture_default_str();
+  app.add_flag("--tls", global.connection.tls,
+               "Connect with TLS, verifying the server against the system roots or --ca-file");
+  app.add_option("--ca-file", global.connection.ca_file,
+                 "PEM roots to verify the server with (implies --tls)")
+      ->check(CLI::ExistingFile);
+  CLI::Option* cert = app.add_option("--cert", global.connection.cert_file,
+                                     "PEM client certificate for mutual TLS (implies --tls; "
+                                     "needs --key)")
+                          ->check(CLI::ExistingFile);
+  CLI::Option* key =
+      app.add_option("--key", global.connection.key_file, "PEM private key of --cert")
+          ->check(CLI::ExistingFile);
+  cert->needs(key);
+  key->needs(cert);
+  app.add_option("--token-file", global.connection.token_file,
+                 "File holding a bearer token, sent as 'authorization: Bearer <token>' (never "
+                 "printed)")
+      ->envname("DRGATE_TOKEN_FILE")
+      ->check(CLI::ExistingFile);
+  app.add_flag("-v,--verbose", global.verbose,
+               "Also print the request id of backup/ensure and where drgatectl connects");
+
+  // backup
+  BackupArgs backup_args;
+  CLI::App* backup = app.add_subcommand(
+      "backup", "Start a DR backup (TriggerBackup) and optionally wait for it to finish");
+  AddCommCellOption(backup, &backup_args.commcell, false);
+  backup->add_option("-t,--type", backup_args.type, "Backup type")
+      ->required()
+      ->check(CLI::IsMember({"full", "differential"}));
+  backup->add_flag("--compress", backup_args.compress, "Compress the DR backup (default: off)");
+  backup
+      ->add_option("--request-id", backup_args.request_id,
+                   "Idempotency key (at most 36 ASCII characters): repeating a command with "
+                   "the same id answers the first job instead of starting another backup "
+                   "(default: a new random UUID per invocation)")
+      ->type_name("ID")
+      ->check(RequestIdValidator());
+  AddWaitOptions(backup, &backup_args.wait, true);
+  backup->footer(LeafFooter(
+      "  drgatectl backup --commcell cs1 --type full\n"
+      "  drgatectl backup -c cs1 -t differential --compress --wait --wait-timeout 2h\n"
+      "  drgatectl -o json backup -c cs1 -t full --request-id \"$CI_PIPELINE_ID\" --wait"));
+
+  // ensure
+  EnsureArgs ensure_args;
+  CLI::App* ensure = app.add_subcommand(
+      "ensure",
+      "Make sure a DR backup succeeded within --max-age (EnsureRecentBackup): answer a recent "
+      "or running job, start a new one only when there is none");
+  AddCommCellOption(ensure, &ensure_args.commcell, false);
+  ensure->add_option("-t,--type", ensure_args.type, "Backup type")
+      ->required()
+      ->check(CLI::IsMember({"full", "differential"}));
+  ensure
+      ->add_option("--max-age", ensure_args.max_age,
+                   "How old the last successful backup may be, e.g. 24h, 90m, 2d")
+      ->required()
+      ->type_name("DURATION")
+      ->check(DurationValidator(true));
+  ensure
+      ->add_option("--request-id", ensure_args.request_id,
+                   "Idempotency key for the backup this may start (default: a new random "
+                   "UUID per invocation)")
+      ->type_name("ID")
+      ->check(RequestIdValidator());
+  AddWaitOptions(ensure, &ensure_args.wait, true);
+  ensure->footer(
+      LeafFooter("  drgatectl ensure --commcell cs1 --type full --max-age 24h --wait\n"
+                 "  drgatectl ensure -t full --max-age 6h --wait --wait-timeout 3h && "
+                 "./upgrade.sh"));
+
+  // jobs
+  CLI::App* jobs = app.add_subcommand("jobs", "Inspect, follow and cancel jobs drgate started");
+  jobs->require_subcommand(1);
+  jobs->footer(std::string(kGlobalOptionsHint) + "\n\n" + kExitCodesHelp);
+
+  JobArgs get_args;
+  CLI::App* get = jobs->add_subcommand("get", "Show one job (GetJob)");
+  AddCommCellOption(get, &get_args.commcell, false);
+  get->add_option("JOB_ID", get_args.job_id, "The CommServe's job id")->required();
+  get->footer(
+      LeafFooter("  drgatectl jobs get --commcell cs1 2141\n"
+                 "  drgatectl -o json jobs get -c cs1 2141 | jq -r .state"));
+
+  ListArgs list_args;
+  CLI::App* list =
+      jobs->add_subcommand("list", "List jobs drgate started, newest first (ListJobs)");
+  AddCommCellOption(list, &list_args.commcell, true);
+  list->add_option("--state", list_args.state,
+                   "Only jobs in this state: submitted, queued, running, suspended, succeeded, "
+                   "succeeded_with_errors, failed, killed, unknown (default: every state)")
+      ->type_name("STATE")
+      ->check(JobStateValidator());
+  list->add_option("--page-size", list_args.page_size,
+                   "Jobs per page, 1-1000 (default: the server's, 50)")
+      ->check(CLI::Range(1, 1000));
+  CLI::Option* page_token = list->add_option(
+      "--page-token", list_args.page_token, "Continue after a previous page (its next_page_token)");
+  list->add_flag("--all", list_args.all, "Follow next_page_token and print every page as one list")
+      ->excludes(page_token);
+  list->footer(
+      LeafFooter("  drgatectl jobs list --commcell cs1 --state running\n"
+                 "  drgatectl -o json jobs list --state failed --all"));
+
+  JobArgs watch_args;
+  CLI::App* watch = jobs->add_subcommand(
+      "watch", "Follow a job until it ends (WatchJob, or GetJob polling); exit with its outcome");
+  AddCommCellOption(watch, &watch_args.commcell, false);
+  watch->add_option("JOB_ID", watch_args.job_id, "The CommServe's job id")->required();
+  AddWaitOptions(watch, &watch_args.wait, false);
+  watch->footer(
+      LeafFooter("  drgatectl jobs watch --commcell cs1 2141\n"
+                 "  drgatectl jobs watch -c cs1 2141 --wait-timeout 30m"));
+
+  JobArgs cancel_args;
+  CLI::App* cancel = jobs->add_subcommand("cancel", "Kill a job on the CommServe (CancelJob)");
+  AddCommCellOption(cancel, &cancel_args.commcell, false);
+  cancel->add_option("JOB_ID", cancel_args.job_id, "The CommServe's job id")->required();
+  cancel->footer(LeafFooter("  drgatectl jobs cancel --commcell cs1 2141"));
+
+  // commcells
+  CLI::App* commcells = app.add_subcommand(
+      "commcells", "List the configured CommCells and whether drgate reaches them");
+  commcells->footer(LeafFooter("  drgatectl commcells\n  drgatectl -o json commcells"));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every parse error is a usage error, exit 2 (CLI11's own
+    // codes are not part of our contract).
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  ConnectionOptions& connection = global.connection;
+  connection.timeout = *ParseDuration(global.timeout);
+  if (!connection.ca_file.empty() || !connection.cert_file.empty()) connection.tls = true;
+
+  std::string error;
+  std::string token;
+  if (!connection.token_file.empty() && !ReadTokenFile(connection.token_file, &token, &error)) {
+    std::cerr << "drgatectl: " << error << std::endl;
+    return kExitUsage;
+  }
+  if (!token.empty() && !connection.tls && !IsLocal(connection.server)) {
+    std::cerr << "drgatectl: warning: sending a bearer token to " << connection.server
+              << " without --tls" << std::endl;
+  }
+  std::shared_ptr<grpc::Channel> channel = MakeChannel(connection, &error);
+  if (channel == nullptr) {
+    std::cerr << "drgatectl: " << error << std::endl;
+    return kExitUsage;
+  }
+  if (global.verbose) {
+    std::cerr << "drgatectl: connecting to " << connection.server
+              << (connection.tls ? " with TLS" : " without TLS")
+              << (token.empty() ? "" : ", with a bearer token") << ", call timeout "
+              << FormatDuration(connection.timeout) << std::endl;
+  }
+  Client client(v1::DrBackupService::NewStub(channel), token, connection.timeout);
+  Commands commands(client, global.output == "json", global.verbose);
+
+  if (*backup) return commands.Backup(backup_args);
+  if (*ensure) return commands.Ensure(ensure_args);
+  if (*get) return commands.GetJob(get_args);
+  if (*list) return commands.ListJobs(list_args);
+  if (*watch) return commands.WatchJob(watch_args);
+  if (*cancel) return commands.CancelJob(cancel_args);
+  if (*commcells) return commands.ListCommCells();
+  return kExitUsage;  // Unreachable: require_subcommand(1) at every level.
+}
+
+}  // namespace
+}  // namespace drgate::cli
+
+int main(int argc, char** argv) {
+  return drgate::cli::Run(argc, argv);
+}
