@@ -16,8 +16,8 @@
 namespace drgate {
 
 struct JobFilter {
-  std::string commcell;            // empty: every CommCell
-  std::optional<JobState> state;   // unset: every state
+  std::string commcell;           // empty: every CommCell
+  std::optional<JobState> state;  // unset: every state
 };
 
 struct JobPage {
@@ -64,7 +64,9 @@ class JobStore {
 
   // Intent journal.
   virtual StatusOr<int64_t> AddIntent(const TriggerIntent& intent) = 0;
-  // Closes an intent without jobs (the trigger failed with a known outcome).
+  // Closes an intent without jobs (the trigger failed with a known outcome). NOT_FOUND (reason
+  // INTENT_NOT_FOUND) for an unknown id, here and in PutJobs (which then writes nothing);
+  // resolving an already resolved intent is a no-op that keeps the first outcome.
   virtual Status ResolveIntent(int64_t intent_id, const std::string& outcome) = 0;
   virtual StatusOr<std::vector<TriggerIntent>> ListOpenIntents() = 0;
 };

@@ -1,1 +1,968 @@
-// Filled in by its owner; an empty translation unit until then.
+#include "core/registry/sqlite_job_store.h"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+namespace drgate {
+namespace {
+
+// How long a connection waits for a lock held by another connection (or process) before the call
+// fails with UNAVAILABLE.
+constexpr int kBusyTimeoutMs = 5000;
+// Read connections per store. Each one keeps its own page cache; beyond this many concurrent
+// readers, callers wait for an idle connection rather than open more file handles.
+constexpr int kMaxReadConnections = 8;
+constexpr int kMaxPageSize = 1000;
+// Read connections map the file (up to 1 GiB, about 3M jobs) instead of copying pages with
+// pread(): a filtered ListJobs page visits up to 1000 scattered table pages, and mapping halves
+// its time at 1M jobs. The cost: a disk I/O error while reading surfaces as SIGBUS rather than as
+// an UNAVAILABLE status. Writes never go through the mapping.
+constexpr char kReadConnectionPragmas[] = "PRAGMA query_only=ON; PRAGMA mmap_size=1073741824;";
+
+constexpr char kReasonUnavailable[] = "REGISTRY_UNAVAILABLE";
+constexpr char kReasonError[] = "REGISTRY_ERROR";
+constexpr char kReasonPathInvalid[] = "REGISTRY_PATH_INVALID";
+constexpr char kReasonSchemaTooNew[] = "REGISTRY_SCHEMA_TOO_NEW";
+constexpr char kReasonInvalidPageToken[] = "INVALID_PAGE_TOKEN";
+constexpr char kReasonInvalidPageSize[] = "INVALID_PAGE_SIZE";
+
+struct Migration {
+  int version;
+  const char* description;
+  const char* sql;
+};
+
+// Applied in order, each in its own transaction, from the database's user_version up to the last
+// one. A released step is never edited: a schema change is a new step at the end (and
+// SqliteJobStore::kSchemaVersion moves with it).
+constexpr Migration kMigrations[] = {
+    {1, "jobs and intents", R"sql(
+CREATE TABLE jobs (
+  commcell TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  task_id INTEGER NOT NULL,
+  backup_type TEXT NOT NULL,
+  compression INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  commserv_status TEXT NOT NULL,
+  percent_complete INTEGER NOT NULL,
+  failure_reason TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  start_time_ms INTEGER,
+  end_time_ms INTEGER,
+  update_time_ms INTEGER NOT NULL,
+  PRIMARY KEY (commcell, job_id)
+);
+-- FindByRequestId. The implicit rowid at the end of each entry orders one key's jobs by insertion.
+CREATE INDEX jobs_by_request ON jobs (commcell, request_id) WHERE request_id <> '';
+-- ListJobs: one index per filter combination, so that every page is one range scan.
+CREATE INDEX jobs_by_time ON jobs (create_time_ms, commcell, job_id);
+CREATE INDEX jobs_by_commcell_time ON jobs (commcell, create_time_ms, job_id);
+CREATE INDEX jobs_by_state_time ON jobs (state, create_time_ms, commcell, job_id);
+CREATE INDEX jobs_by_commcell_state_time ON jobs (commcell, state, create_time_ms, job_id);
+-- ListActiveJobs: the states for which IsTerminal() is false; few rows at any time.
+CREATE INDEX jobs_active ON jobs (create_time_ms, commcell, job_id)
+  WHERE state IN ('submitted', 'queued', 'running', 'suspended', 'unknown');
+
+CREATE TABLE intents (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  commcell TEXT NOT NULL,
+  backup_type TEXT NOT NULL,
+  compression INTEGER NOT NULL,
+  request_id TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  resolved INTEGER NOT NULL DEFAULT 0,
+  outcome TEXT,
+  resolved_time_ms INTEGER
+);
+-- ListOpenIntents at startup stays cheap however many intents were resolved.
+CREATE INDEX intents_open ON intents (id) WHERE resolved = 0;
+)sql"},
+};
+static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion);
+
+// All statements the store runs. Built once; Connection caches prepared statements keyed by the
+// address of these strings, so they must live as long as the process.
+struct Sql {
+  std::string upsert_job;
+  std::string get_job;
+  std::string find_by_request_id;
+  std::string list_active;
+  // Indexed by ListVariant().
+  std::array<std::string, 8> list_jobs;
+  std::string add_intent;
+  std::string resolve_intent;
+  std::string intent_exists;
+  std::string list_open_intents;
+};
+
+constexpr char kJobColumns[] =
+    "commcell, job_id, task_id, backup_type, compression, state, commserv_status, "
+    "percent_complete, failure_reason, request_id, requested_by, create_time_ms, start_time_ms, "
+    "end_time_ms, update_time_ms";
+
+int ListVariant(bool by_commcell, bool by_state, bool after_cursor) {
+  return (by_commcell ? 1 : 0) | (by_state ? 2 : 0) | (after_cursor ? 4 : 0);
+}
+
+// Keyset pagination over (create_time_ms, commcell, job_id) descending. INDEXED BY pins the plan
+// to a range scan on the index that matches the filter (an error, not a silent full scan, if the
+// index were ever missing).
+std::string ListJobsSql(bool by_commcell, bool by_state, bool after_cursor) {
+  const char* index = by_commcell
+                          ? (by_state ? "jobs_by_commcell_state_time" : "jobs_by_commcell_time")
+                          : (by_state ? "jobs_by_state_time" : "jobs_by_time");
+  std::vector<std::string> terms;
+  if (by_commcell) terms.push_back("commcell = :filter_commcell");
+  if (by_state) terms.push_back("state = :filter_state");
+  if (after_cursor) {
+    // With commcell fixed by the filter, leaving it out of the row value keeps the comparison a
+    // prefix of the index after the equality columns.
+    terms.push_back(by_commcell ? "(create_time_ms, job_id) < (:cursor_time, :cursor_job_id)"
+                                : "(create_time_ms, commcell, job_id) < "
+                                  "(:cursor_time, :cursor_commcell, :cursor_job_id)");
+  }
+  std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs INDEXED BY " + index;
+  for (size_t i = 0; i < terms.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + terms[i];
+  sql += " ORDER BY create_time_ms DESC, commcell DESC, job_id DESC LIMIT :limit";
+  return sql;
+}
+
+const Sql& Statements() {
+  static const Sql* const sql = [] {
+    auto* s = new Sql;
+    s->upsert_job = std::string("INSERT INTO jobs (") + kJobColumns +
+                    ") VALUES (:commcell, :job_id, :task_id, :backup_type, :compression, :state, "
+                    ":commserv_status, :percent_complete, :failure_reason, :request_id, "
+                    ":requested_by, :create_time_ms, :start_time_ms, :end_time_ms, "
+                    ":update_time_ms) "
+                    "ON CONFLICT (commcell, job_id) DO UPDATE SET "
+                    "task_id = excluded.task_id, backup_type = excluded.backup_type, "
+                    "compression = excluded.compression, state = excluded.state, "
+                    "commserv_status = excluded.commserv_status, "
+                    "percent_complete = excluded.percent_complete, "
+                    "failure_reason = excluded.failure_reason, request_id = excluded.request_id, "
+                    "requested_by = excluded.requested_by, "
+                    "create_time_ms = excluded.create_time_ms, "
+                    "start_time_ms = excluded.start_time_ms, end_time_ms = excluded.end_time_ms, "
+                    "update_time_ms = excluded.update_time_ms";
+    s->get_job = std::string("SELECT ") + kJobColumns +
+                 " FROM jobs WHERE commcell = :commcell AND job_id = :job_id";
+    s->find_by_request_id = std::string("SELECT ") + kJobColumns +
+                            " FROM jobs INDEXED BY jobs_by_request "
+                            "WHERE commcell = :commcell AND request_id = :request_id "
+                            "AND request_id <> '' ORDER BY rowid LIMIT 1";
+    // The WHERE clause repeats the partial index's condition verbatim so that it applies.
+    s->list_active = std::string("SELECT ") + kJobColumns +
+                     " FROM jobs INDEXED BY jobs_active "
+                     "WHERE state IN ('submitted', 'queued', 'running', 'suspended', 'unknown') "
+                     "ORDER BY create_time_ms, commcell, job_id";
+    for (int v = 0; v < 8; ++v) s->list_jobs[v] = ListJobsSql(v & 1, v & 2, v & 4);
+    s->add_intent =
+        "INSERT INTO intents (commcell, backup_type, compression, request_id, requested_by, "
+        "create_time_ms) VALUES (:commcell, :backup_type, :compression, :request_id, "
+        ":requested_by, :create_time_ms)";
+    s->resolve_intent =
+        "UPDATE intents SET resolved = 1, outcome = :outcome, resolved_time_ms = :time "
+        "WHERE id = :id AND resolved = 0";
+    s->intent_exists = "SELECT 1 FROM intents WHERE id = :id";
+    s->list_open_intents =
+        "SELECT id, commcell, backup_type, compression, request_id, requested_by, create_time_ms "
+        "FROM intents INDEXED BY intents_open WHERE resolved = 0 ORDER BY id";
+    return s;
+  }();
+  return *sql;
+}
+
+// UNAVAILABLE where trying again later may succeed, INTERNAL for everything else (a bug, a corrupt
+// file). `operation` says what drgate was doing.
+Status SqliteError(sqlite3* db, int rc, std::string_view operation) {
+  std::string message = std::string(operation) + ": " +
+                        (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)) +
+                        " (SQLite code " + std::to_string(rc) + ")";
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_NOMEM:
+      return Status(StatusCode::kUnavailable, std::move(message), kReasonUnavailable);
+    default: return Status(StatusCode::kInternal, std::move(message), kReasonError);
+  }
+}
+
+int64_t ToMillis(TimePoint t) {
+  return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+TimePoint FromMillis(int64_t ms) {
+  return TimePoint(std::chrono::milliseconds(ms));
+}
+
+// One use of a cached prepared statement. Resets it on destruction so that the connection's read
+// snapshot ends with the call and the statement is ready for the next one.
+class Statement {
+ public:
+  Statement(sqlite3* db, sqlite3_stmt* stmt, const char* operation)
+      : db_(db), stmt_(stmt), operation_(operation) {}
+  ~Statement() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  // Parameters absent from the statement are ignored (the list queries share one binding code
+  // path). A failing bind is reported by the next Step().
+  void Bind(const char* name, int64_t value) {
+    if (int i = sqlite3_bind_parameter_index(stmt_, name); i > 0) {
+      Check(sqlite3_bind_int64(stmt_, i, value));
+    }
+  }
+  void Bind(const char* name, std::string_view value) {
+    if (int i = sqlite3_bind_parameter_index(stmt_, name); i > 0) {
+      Check(sqlite3_bind_text(stmt_, i, value.data(), static_cast<int>(value.size()),
+                              SQLITE_TRANSIENT));
+    }
+  }
+  void Bind(const char* name, std::optional<TimePoint> value) {
+    if (int i = sqlite3_bind_parameter_index(stmt_, name); i > 0) {
+      Check(value ? sqlite3_bind_int64(stmt_, i, ToMillis(*value)) : sqlite3_bind_null(stmt_, i));
+    }
+  }
+
+  // true: a row is available; false: done.
+  StatusOr<bool> Step() {
+    if (bind_rc_ != SQLITE_OK) return SqliteError(db_, bind_rc_, operation_);
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(db_, rc, operation_);
+  }
+  // Steps a statement that returns no rows.
+  Status Run() {
+    StatusOr<bool> row = Step();
+    return row.ok() ? Status() : row.status();
+  }
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string Text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, col));
+  }
+  std::optional<TimePoint> OptionalTime(int col) const {
+    if (IsNull(col)) return std::nullopt;
+    return FromMillis(Int(col));
+  }
+
+ private:
+  void Check(int rc) {
+    if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  const char* operation_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+// Reads a row selected with kJobColumns.
+StatusOr<Job> ReadJob(const Statement& row) {
+  Job job;
+  job.commcell = row.Text(0);
+  job.job_id = row.Text(1);
+  job.task_id = row.Int(2);
+  std::string backup_type = row.Text(3);
+  std::string state = row.Text(5);
+  std::optional<BackupType> parsed_type = ParseBackupType(backup_type);
+  std::optional<JobState> parsed_state = ParseJobState(state);
+  if (!parsed_type || !parsed_state) {
+    return Internal("registry row for job '" + job.job_id + "' on CommCell '" + job.commcell +
+                        "' has an unknown backup_type '" + backup_type + "' or state '" + state +
+                        "'",
+                    kReasonError);
+  }
+  job.backup_type = *parsed_type;
+  job.compression = row.Int(4) != 0;
+  job.state = *parsed_state;
+  job.commserv_status = row.Text(6);
+  job.percent_complete = static_cast<int32_t>(row.Int(7));
+  job.failure_reason = row.Text(8);
+  job.request_id = row.Text(9);
+  job.requested_by = row.Text(10);
+  job.create_time = FromMillis(row.Int(11));
+  job.start_time = row.OptionalTime(12);
+  job.end_time = row.OptionalTime(13);
+  job.update_time = FromMillis(row.Int(14));
+  return job;
+}
+
+// ---- Page tokens --------------------------------------------------------------------------------
+// A token is base64url (no padding) of:
+//   u8 version | u64 filter fingerprint | i64 create_time_ms | u16 len, commcell |
+//   u16 len, job_id | u32 checksum (FNV-1a of everything before it)
+// The cursor is the last row returned; the next page starts strictly after it.
+
+constexpr uint8_t kTokenVersion = 1;
+
+struct Cursor {
+  uint64_t fingerprint = 0;
+  int64_t create_time_ms = 0;
+  std::string commcell;
+  std::string job_id;
+};
+
+uint64_t Fnv1a64(std::string_view data, uint64_t hash = 14695981039346656037ull) {
+  for (unsigned char c : data) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+uint64_t FilterFingerprint(const JobFilter& filter) {
+  std::string key = "commcell=" + filter.commcell + '\0' +
+                    "state=" + (filter.state ? JobStateName(*filter.state) : "*");
+  return Fnv1a64(key);
+}
+
+void PutUint(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+bool GetUint(std::string_view& in, int bytes, uint64_t& v) {
+  if (in.size() < static_cast<size_t>(bytes)) return false;
+  v = 0;
+  for (int i = 0; i < bytes; ++i)
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(in[i])) << (8 * i);
+  in.remove_prefix(bytes);
+  return true;
+}
+
+bool GetString(std::string_view& in, std::string& s) {
+  uint64_t len = 0;
+  if (!GetUint(in, 2, len) || in.size() < len) return false;
+  s.assign(in.substr(0, len));
+  in.remove_prefix(len);
+  return true;
+}
+
+constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string Base64UrlEncode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(kBase64Url[(acc >> bits) & 0x3f]);
+    }
+  }
+  if (bits > 0) out.push_back(kBase64Url[(acc << (6 - bits)) & 0x3f]);
+  return out;
+}
+
+std::optional<std::string> Base64UrlDecode(std::string_view in) {
+  if (in.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    int v;
+    if (ch >= 'A' && ch <= 'Z') {
+      v = ch - 'A';
+    } else if (ch >= 'a' && ch <= 'z') {
+      v = ch - 'a' + 26;
+    } else if (ch >= '0' && ch <= '9') {
+      v = ch - '0' + 52;
+    } else if (ch == '-') {
+      v = 62;
+    } else if (ch == '_') {
+      v = 63;
+    } else {
+      return std::nullopt;
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  // Non-canonical trailing bits mean the text was not produced by the encoder.
+  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+std::string EncodePageToken(const Cursor& cursor) {
+  std::string raw;
+  PutUint(raw, kTokenVersion, 1);
+  PutUint(raw, cursor.fingerprint, 8);
+  PutUint(raw, static_cast<uint64_t>(cursor.create_time_ms), 8);
+  PutUint(raw, cursor.commcell.size(), 2);
+  raw += cursor.commcell;
+  PutUint(raw, cursor.job_id.size(), 2);
+  raw += cursor.job_id;
+  PutUint(raw, Fnv1a64(raw) & 0xffffffffu, 4);
+  return Base64UrlEncode(raw);
+}
+
+StatusOr<Cursor> DecodePageToken(const std::string& token, const JobFilter& filter) {
+  Status malformed = InvalidArgument(
+      "page_token is malformed; pass the next_page_token of the previous page unchanged",
+      kReasonInvalidPageToken);
+  std::optional<std::string> raw = Base64UrlDecode(token);
+  if (!raw || raw->size() < 4) return malformed;
+  std::string_view body(raw->data(), raw->size() - 4);
+  std::string_view tail(raw->data() + body.size(), 4);
+  uint64_t checksum = 0;
+  if (!GetUint(tail, 4, checksum) || checksum != (Fnv1a64(body) & 0xffffffffu)) return malformed;
+
+  Cursor cursor;
+  uint64_t version = 0;
+  uint64_t time = 0;
+  if (!GetUint(body, 1, version) || version != kTokenVersion ||
+      !GetUint(body, 8, cursor.fingerprint) || !GetUint(body, 8, time) ||
+      !GetString(body, cursor.commcell) || !GetString(body, cursor.job_id) || !body.empty()) {
+    return malformed;
+  }
+  cursor.create_time_ms = static_cast<int64_t>(time);
+  if (cursor.fingerprint != FilterFingerprint(filter)) {
+    return InvalidArgument(
+        "page_token was issued for a different filter (commcell or state); repeat the filter of "
+        "the first page, or start again without a token",
+        kReasonInvalidPageToken);
+  }
+  return cursor;
+}
+
+}  // namespace
+
+// ---- Connection ---------------------------------------------------------------------------------
+
+// One sqlite3 handle and its prepared-statement cache. Not thread-safe: the store hands each
+// Connection to one thread at a time (write_mu_ or the read pool), which is also why the handle
+// is opened with SQLITE_OPEN_NOMUTEX.
+class SqliteJobStore::Connection {
+ public:
+  static StatusOr<std::unique_ptr<Connection>> Open(const std::string& path, int flags) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      Status s = SqliteError(db, rc, "open registry database '" + path + "'");
+      sqlite3_close_v2(db);
+      return s;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, kBusyTimeoutMs);
+    return std::unique_ptr<Connection>(new Connection(db));
+  }
+
+  ~Connection() {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  sqlite3* db() const { return db_; }
+
+  // A cached prepared statement for `sql`, which must have static storage duration (the cache is
+  // keyed by its address).
+  StatusOr<sqlite3_stmt*> Prepare(const char* sql, const char* operation) {
+    auto it = statements_.find(sql);
+    if (it != statements_.end()) return it->second;
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return SqliteError(db_, rc, operation);
+    }
+    statements_.emplace(sql, stmt);
+    return stmt;
+  }
+
+  // Runs one cached statement that returns no rows.
+  Status Run(const char* sql, const char* operation) {
+    StatusOr<sqlite3_stmt*> stmt = Prepare(sql, operation);
+    if (!stmt.ok()) return stmt.status();
+    return Statement(db_, *stmt, operation).Run();
+  }
+
+  // Runs a one-off script (migrations, pragmas), uncached.
+  Status Exec(const char* sql, const std::string& operation) {
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    return rc == SQLITE_OK ? Status() : SqliteError(db_, rc, operation);
+  }
+
+  // The first column of the first row of a one-off query (a pragma), as text.
+  StatusOr<std::string> QueryText(const char* sql, const std::string& operation) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return SqliteError(db_, rc, operation);
+    }
+    rc = sqlite3_step(stmt);
+    std::string value;
+    if (rc == SQLITE_ROW) {
+      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+      if (p != nullptr) value = p;
+    }
+    Status s = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? Status() : SqliteError(db_, rc, operation);
+    sqlite3_finalize(stmt);
+    if (!s.ok()) return s;
+    return value;
+  }
+
+  StatusOr<int> QueryInt(const char* sql, const std::string& operation) {
+    StatusOr<std::string> text = QueryText(sql, operation);
+    if (!text.ok()) return text.status();
+    return std::atoi(text->c_str());
+  }
+
+ private:
+  explicit Connection(sqlite3* db) : db_(db) {}
+
+  sqlite3* const db_;
+  std::unordered_map<const char*, sqlite3_stmt*> statements_;
+};
+
+// A read connection for the duration of one call: a pooled connection returned to the pool on
+// destruction, or (":memory:") the write connection with write_mu_ held.
+class SqliteJobStore::ReadLease {
+ public:
+  ReadLease(SqliteJobStore* store, std::unique_ptr<Connection> conn)
+      : store_(store), owned_(std::move(conn)), conn_(owned_.get()) {}
+  ReadLease(std::unique_lock<std::mutex> lock, Connection* conn)
+      : lock_(std::move(lock)), conn_(conn) {}
+  ReadLease(ReadLease&&) = default;
+  ReadLease& operator=(ReadLease&&) = delete;
+  ~ReadLease() {
+    if (owned_ != nullptr) store_->ReleaseReader(std::move(owned_));
+  }
+
+  Connection& operator*() const { return *conn_; }
+
+ private:
+  SqliteJobStore* store_ = nullptr;
+  std::unique_ptr<Connection> owned_;
+  std::unique_lock<std::mutex> lock_;
+  Connection* conn_;
+};
+
+// ---- Open and migrate ---------------------------------------------------------------------------
+
+StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path) {
+  const bool in_memory = path == ":memory:";
+  if (path.empty()) {
+    // SQLite would open a private temporary database per connection: readers would not see
+    // writes, and nothing would survive a restart.
+    return FailedPrecondition("registry database path is empty", kReasonPathInvalid);
+  }
+  if (!in_memory) {
+    std::filesystem::path folder = std::filesystem::path(path).parent_path();
+    std::error_code ec;
+    if (!folder.empty() && !std::filesystem::is_directory(folder, ec)) {
+      return FailedPrecondition("registry database '" + path + "': folder '" + folder.string() +
+                                    "' does not exist; create it before starting drgate",
+                                kReasonPathInvalid)
+          .With("path", path);
+    }
+  }
+
+  StatusOr<std::unique_ptr<Connection>> opened =
+      Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!opened.ok()) return opened.status();
+  Connection& conn = **opened;
+  const std::string where = " (registry database '" + path + "')";
+
+  // Checked before anything writes to the file, so a newer drgate's database stays as it was.
+  StatusOr<int> version = conn.QueryInt("PRAGMA user_version", "read schema version" + where);
+  if (!version.ok()) return version.status();
+  if (*version > kSchemaVersion) {
+    return FailedPrecondition("registry database '" + path + "' has schema version " +
+                                  std::to_string(*version) + ", newer than version " +
+                                  std::to_string(kSchemaVersion) +
+                                  " known to this drgate; refusing to open it (upgrade drgate)",
+                              kReasonSchemaTooNew)
+        .With("path", path);
+  }
+
+  StatusOr<std::string> mode = conn.QueryText("PRAGMA journal_mode=WAL", "enable WAL" + where);
+  if (!mode.ok()) return mode.status();
+  if (!in_memory && *mode != "wal") {
+    return Internal("registry database '" + path + "': cannot enable WAL (journal_mode is '" +
+                        *mode + "'); the file system must support shared memory",
+                    kReasonError);
+  }
+  if (Status s =
+          conn.Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", "set pragmas" + where);
+      !s.ok()) {
+    return s;
+  }
+
+  for (const Migration& m : kMigrations) {
+    if (m.version <= *version) continue;
+    const std::string operation = "migrate schema to version " + std::to_string(m.version) + " (" +
+                                  m.description + ")" + where;
+    if (Status s = conn.Exec("BEGIN IMMEDIATE", operation); !s.ok()) return s;
+    // Another process may have migrated between our read and our lock.
+    StatusOr<int> current = conn.QueryInt("PRAGMA user_version", operation);
+    Status s = current.status();
+    if (s.ok() && *current < m.version) {
+      s = conn.Exec(m.sql, operation);
+      if (s.ok()) {
+        const std::string set_version = "PRAGMA user_version=" + std::to_string(m.version);
+        s = conn.Exec(set_version.c_str(), operation);
+      }
+    }
+    if (s.ok()) s = conn.Exec("COMMIT", operation);
+    if (!s.ok()) {
+      if (sqlite3_get_autocommit(conn.db()) == 0) (void)conn.Exec("ROLLBACK", operation);
+      return s;
+    }
+  }
+
+  return std::unique_ptr<SqliteJobStore>(new SqliteJobStore(path, std::move(*opened)));
+}
+
+SqliteJobStore::SqliteJobStore(std::string path, std::unique_ptr<Connection> writer)
+    : path_(std::move(path)), in_memory_(path_ == ":memory:"), writer_(std::move(writer)) {}
+
+// Members are destroyed readers first, writer last: closing the last connection checkpoints the
+// WAL into the database file.
+SqliteJobStore::~SqliteJobStore() = default;
+
+// ---- Connections --------------------------------------------------------------------------------
+
+StatusOr<SqliteJobStore::ReadLease> SqliteJobStore::AcquireReader() {
+  if (in_memory_) {
+    // A ":memory:" database exists only on its one connection.
+    std::unique_lock<std::mutex> lock(write_mu_);
+    Connection* conn = writer_.get();
+    return ReadLease(std::move(lock), conn);
+  }
+  {
+    std::unique_lock<std::mutex> lock(pool_mu_);
+    pool_cv_.wait(lock,
+                  [this] { return !idle_readers_.empty() || open_readers_ < kMaxReadConnections; });
+    if (!idle_readers_.empty()) {
+      std::unique_ptr<Connection> conn = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return ReadLease(this, std::move(conn));
+    }
+    ++open_readers_;
+  }
+  StatusOr<std::unique_ptr<Connection>> conn = Connection::Open(path_, SQLITE_OPEN_READWRITE);
+  Status s = conn.status();
+  if (s.ok())
+    s = (*conn)->Exec(kReadConnectionPragmas,
+                      "configure read connection to registry database '" + path_ + "'");
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    --open_readers_;
+    pool_cv_.notify_one();
+    return s;
+  }
+  return ReadLease(this, std::move(*conn));
+}
+
+void SqliteJobStore::ReleaseReader(std::unique_ptr<Connection> conn) {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  idle_readers_.push_back(std::move(conn));
+  pool_cv_.notify_one();
+}
+
+template <typename Body>
+Status SqliteJobStore::WriteTransaction(const char* operation, Body body) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& conn = *writer_;
+  if (Status s = conn.Run("BEGIN IMMEDIATE", operation); !s.ok()) return s;
+  Status s = body(conn);
+  if (s.ok()) s = conn.Run("COMMIT", operation);
+  if (!s.ok() && sqlite3_get_autocommit(conn.db()) == 0) {
+    (void)conn.Run("ROLLBACK", operation);
+  }
+  return s;
+}
+
+// ---- Writes -------------------------------------------------------------------------------------
+
+namespace {
+
+// Closes an open intent; a no-op for a resolved one. Runs inside the caller's transaction.
+template <typename Conn>
+Status ResolveIntentIn(Conn& conn, int64_t intent_id, const std::string& outcome,
+                       const char* operation) {
+  const Sql& sql = Statements();
+  {
+    StatusOr<sqlite3_stmt*> stmt = conn.Prepare(sql.resolve_intent.c_str(), operation);
+    if (!stmt.ok()) return stmt.status();
+    Statement update(conn.db(), *stmt, operation);
+    update.Bind(":outcome", outcome);
+    // Diagnostic only (not part of the JobStore contract), hence the plain system clock.
+    update.Bind(":time", ToMillis(std::chrono::system_clock::now()));
+    update.Bind(":id", intent_id);
+    if (Status s = update.Run(); !s.ok()) return s;
+  }
+  if (sqlite3_changes(conn.db()) > 0) return Status();
+  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(sql.intent_exists.c_str(), operation);
+  if (!stmt.ok()) return stmt.status();
+  Statement exists(conn.db(), *stmt, operation);
+  exists.Bind(":id", intent_id);
+  StatusOr<bool> row = exists.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) {
+    return NotFound("trigger intent " + std::to_string(intent_id) + " does not exist",
+                    "INTENT_NOT_FOUND");
+  }
+  return Status();
+}
+
+}  // namespace
+
+Status SqliteJobStore::PutJobs(const std::vector<Job>& jobs,
+                               std::optional<int64_t> resolved_intent) {
+  for (const Job& job : jobs) {
+    if (job.commcell.empty() || job.job_id.empty()) {
+      return InvalidArgument("a job needs a commcell and a job_id (got commcell '" + job.commcell +
+                             "', job_id '" + job.job_id + "')");
+    }
+  }
+  static constexpr char kOperation[] = "record jobs";
+  return WriteTransaction(kOperation, [&](Connection& conn) -> Status {
+    StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().upsert_job.c_str(), kOperation);
+    if (!stmt.ok()) return stmt.status();
+    std::string ids;
+    for (const Job& job : jobs) {
+      Statement upsert(conn.db(), *stmt, kOperation);
+      upsert.Bind(":commcell", job.commcell);
+      upsert.Bind(":job_id", job.job_id);
+      upsert.Bind(":task_id", job.task_id);
+      upsert.Bind(":backup_type", BackupTypeName(job.backup_type));
+      upsert.Bind(":compression", int64_t{job.compression ? 1 : 0});
+      upsert.Bind(":state", JobStateName(job.state));
+      upsert.Bind(":commserv_status", job.commserv_status);
+      upsert.Bind(":percent_complete", int64_t{job.percent_complete});
+      upsert.Bind(":failure_reason", job.failure_reason);
+      upsert.Bind(":request_id", job.request_id);
+      upsert.Bind(":requested_by", job.requested_by);
+      upsert.Bind(":create_time_ms", ToMillis(job.create_time));
+      upsert.Bind(":start_time_ms", job.start_time);
+      upsert.Bind(":end_time_ms", job.end_time);
+      upsert.Bind(":update_time_ms", ToMillis(job.update_time));
+      if (Status s = upsert.Run(); !s.ok()) {
+        return s.WithContext("job '" + job.job_id + "' on CommCell '" + job.commcell + "'");
+      }
+      ids += (ids.empty() ? "" : ",") + job.job_id;
+    }
+    if (!resolved_intent) return Status();
+    return ResolveIntentIn(conn, *resolved_intent, "jobs:" + ids, kOperation);
+  });
+}
+
+StatusOr<int64_t> SqliteJobStore::AddIntent(const TriggerIntent& intent) {
+  static constexpr char kOperation[] = "record trigger intent";
+  int64_t id = 0;
+  Status s = WriteTransaction(kOperation, [&](Connection& conn) -> Status {
+    StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().add_intent.c_str(), kOperation);
+    if (!stmt.ok()) return stmt.status();
+    Statement insert(conn.db(), *stmt, kOperation);
+    insert.Bind(":commcell", intent.commcell);
+    insert.Bind(":backup_type", BackupTypeName(intent.backup_type));
+    insert.Bind(":compression", int64_t{intent.compression ? 1 : 0});
+    insert.Bind(":request_id", intent.request_id);
+    insert.Bind(":requested_by", intent.requested_by);
+    insert.Bind(":create_time_ms", ToMillis(intent.create_time));
+    if (Status s = insert.Run(); !s.ok()) return s;
+    id = sqlite3_last_insert_rowid(conn.db());
+    return Status();
+  });
+  if (!s.ok()) return s;
+  return id;
+}
+
+Status SqliteJobStore::ResolveIntent(int64_t intent_id, const std::string& outcome) {
+  static constexpr char kOperation[] = "resolve trigger intent";
+  return WriteTransaction(kOperation, [&](Connection& conn) {
+    return ResolveIntentIn(conn, intent_id, outcome, kOperation);
+  });
+}
+
+// ---- Reads --------------------------------------------------------------------------------------
+
+StatusOr<Job> SqliteJobStore::GetJob(const std::string& commcell, const std::string& job_id) {
+  static constexpr char kOperation[] = "get job";
+  StatusOr<ReadLease> lease = AcquireReader();
+  if (!lease.ok()) return lease.status();
+  Connection& conn = **lease;
+  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().get_job.c_str(), kOperation);
+  if (!stmt.ok()) return stmt.status();
+  Statement select(conn.db(), *stmt, kOperation);
+  select.Bind(":commcell", commcell);
+  select.Bind(":job_id", job_id);
+  StatusOr<bool> row = select.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) {
+    return NotFound("job '" + job_id + "' was not started by drgate on CommCell '" + commcell + "'",
+                    "JOB_NOT_FOUND")
+        .With("commcell", commcell)
+        .With("job_id", job_id);
+  }
+  return ReadJob(select);
+}
+
+StatusOr<std::optional<Job>> SqliteJobStore::FindByRequestId(const std::string& commcell,
+                                                             const std::string& request_id) {
+  static constexpr char kOperation[] = "find job by request_id";
+  if (request_id.empty()) return std::optional<Job>();
+  StatusOr<ReadLease> lease = AcquireReader();
+  if (!lease.ok()) return lease.status();
+  Connection& conn = **lease;
+  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().find_by_request_id.c_str(), kOperation);
+  if (!stmt.ok()) return stmt.status();
+  Statement select(conn.db(), *stmt, kOperation);
+  select.Bind(":commcell", commcell);
+  select.Bind(":request_id", request_id);
+  StatusOr<bool> row = select.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<Job>();
+  StatusOr<Job> job = ReadJob(select);
+  if (!job.ok()) return job.status();
+  return std::optional<Job>(std::move(*job));
+}
+
+StatusOr<JobPage> SqliteJobStore::ListJobs(const JobFilter& filter, int page_size,
+                                           const std::string& page_token) {
+  static constexpr char kOperation[] = "list jobs";
+  if (page_size < 1 || page_size > kMaxPageSize) {
+    return InvalidArgument("page_size must be between 1 and " + std::to_string(kMaxPageSize) +
+                               ", got " + std::to_string(page_size),
+                           kReasonInvalidPageSize);
+  }
+  std::optional<Cursor> cursor;
+  if (!page_token.empty()) {
+    StatusOr<Cursor> decoded = DecodePageToken(page_token, filter);
+    if (!decoded.ok()) return decoded.status();
+    cursor = std::move(*decoded);
+  }
+
+  StatusOr<ReadLease> lease = AcquireReader();
+  if (!lease.ok()) return lease.status();
+  Connection& conn = **lease;
+  const std::string& sql = Statements().list_jobs[ListVariant(
+      !filter.commcell.empty(), filter.state.has_value(), cursor.has_value())];
+  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(sql.c_str(), kOperation);
+  if (!stmt.ok()) return stmt.status();
+  Statement select(conn.db(), *stmt, kOperation);
+  select.Bind(":filter_commcell", filter.commcell);
+  if (filter.state) select.Bind(":filter_state", JobStateName(*filter.state));
+  if (cursor) {
+    select.Bind(":cursor_time", cursor->create_time_ms);
+    select.Bind(":cursor_commcell", cursor->commcell);
+    select.Bind(":cursor_job_id", cursor->job_id);
+  }
+  // One row more than asked tells whether a next page exists, so the last page has no token.
+  select.Bind(":limit", int64_t{page_size} + 1);
+
+  JobPage page;
+  page.jobs.reserve(page_size);
+  bool more = false;
+  while (true) {
+    StatusOr<bool> row = select.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (static_cast<int>(page.jobs.size()) == page_size) {
+      more = true;
+      break;
+    }
+    StatusOr<Job> job = ReadJob(select);
+    if (!job.ok()) return job.status();
+    page.jobs.push_back(std::move(*job));
+  }
+  if (more) {
+    const Job& last = page.jobs.back();
+    page.next_page_token = EncodePageToken(
+        Cursor{FilterFingerprint(filter), ToMillis(last.create_time), last.commcell, last.job_id});
+  }
+  return page;
+}
+
+StatusOr<std::vector<Job>> SqliteJobStore::ListActiveJobs() {
+  static constexpr char kOperation[] = "list active jobs";
+  StatusOr<ReadLease> lease = AcquireReader();
+  if (!lease.ok()) return lease.status();
+  Connection& conn = **lease;
+  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().list_active.c_str(), kOperation);
+  if (!stmt.ok()) return stmt.status();
+  Statement select(conn.db(), *stmt, kOperation);
+  std::vector<Job> jobs;
+  while (true) {
+    StatusOr<bool> row = select.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    StatusOr<Job> job = ReadJob(select);
+    if (!job.ok()) return job.status();
+    jobs.push_back(std::move(*job));
+  }
+  return jobs;
+}
+
+StatusOr<std::vector<TriggerIntent>> SqliteJobStore::ListOpenIntents() {
+  static constexpr char kOperation[] = "list open trigger intents";
+  StatusOr<ReadLease> lease = AcquireReader();
+  if (!lease.ok()) return lease.status();
+  Connection& conn = **lease;
+  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().list_open_intents.c_str(), kOperation);
+  if (!stmt.ok()) return stmt.status();
+  Statement select(conn.db(), *stmt, kOperation);
+  std::vector<TriggerIntent> intents;
+  while (true) {
+    StatusOr<bool> row = select.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    TriggerIntent intent;
+    intent.id = select.Int(0);
+    intent.commcell = select.Text(1);
+    std::string backup_type = select.Text(2);
+    std::optional<BackupType> parsed = ParseBackupType(backup_type);
+    if (!parsed) {
+      return Internal("registry intent " + std::to_string(intent.id) +
+                          " has an unknown backup_type '" + backup_type + "'",
+                      kReasonError);
+    }
+    intent.backup_type = *parsed;
+    intent.compression = select.Int(3) != 0;
+    intent.request_id = select.Text(4);
+    intent.requested_by = select.Text(5);
+    intent.create_time = FromMillis(select.Int(6));
+    intents.push_back(std::move(intent));
+  }
+  return intents;
+}
+
+StatusOr<int> SqliteJobStore::SynchronousForTesting() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return writer_->QueryInt("PRAGMA synchronous", "read synchronous pragma");
+}
+
+}  // namespace drgate

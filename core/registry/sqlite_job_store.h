@@ -1,0 +1,100 @@
+#pragma once
+
+// The embedded job registry: a JobStore on one SQLite database file.
+//
+// Durability: the file runs in WAL mode with synchronous=FULL, so every write has reached the disk
+// when its method returns. Schema: versioned migrations applied by Open (PRAGMA user_version).
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "core/common/job.h"
+#include "core/common/status.h"
+#include "core/registry/job_store.h"
+
+namespace drgate {
+
+// The class is thread-safe. Writes go through one connection under a mutex (SQLite allows one
+// writer at a time anyway); reads use a small pool of their own connections, so a read never waits
+// behind a write's fsync. The object must outlive every call made on it.
+class SqliteJobStore final : public JobStore {
+ public:
+  // The schema version this build creates and understands.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens or creates the database at `path` and migrates it to kSchemaVersion. The parent folder
+  // must exist (creating it is the deployment's job): FAILED_PRECONDITION, reason
+  // REGISTRY_PATH_INVALID, naming the path, when it does not (or when `path` is empty). A database
+  // written by a newer drgate (user_version > kSchemaVersion) is refused with FAILED_PRECONDITION,
+  // reason REGISTRY_SCHEMA_TOO_NEW, and left untouched. ":memory:" opens a private in-memory
+  // database (for tests: not durable, and reads share the write connection).
+  static StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path);
+
+  ~SqliteJobStore() override;
+  SqliteJobStore(const SqliteJobStore&) = delete;
+  SqliteJobStore& operator=(const SqliteJobStore&) = delete;
+
+  // JobStore. Errors from SQLite are UNAVAILABLE (reason REGISTRY_UNAVAILABLE) when retrying may
+  // help (busy, locked, disk full, I/O error), INTERNAL (reason REGISTRY_ERROR) otherwise; the
+  // message names the operation and carries SQLite's own text.
+  //
+  // PutJobs: INVALID_ARGUMENT when a job has an empty commcell or job_id. `resolved_intent` gets
+  // the outcome "jobs:<id>,<id>..."; NOT_FOUND (reason INTENT_NOT_FOUND) and nothing written when
+  // there is no such intent. Resolving an intent that is already resolved keeps its first outcome.
+  Status PutJobs(const std::vector<Job>& jobs,
+                 std::optional<int64_t> resolved_intent = std::nullopt) override;
+  StatusOr<Job> GetJob(const std::string& commcell, const std::string& job_id) override;
+  // An empty request_id never matches.
+  StatusOr<std::optional<Job>> FindByRequestId(const std::string& commcell,
+                                               const std::string& request_id) override;
+  // Order: create_time descending, then commcell and job_id descending (a total order, so paging
+  // is stable). Tokens are keyset cursors: a page costs O(page_size) whatever the table size.
+  StatusOr<JobPage> ListJobs(const JobFilter& filter, int page_size,
+                             const std::string& page_token) override;
+  // Oldest first.
+  StatusOr<std::vector<Job>> ListActiveJobs() override;
+  StatusOr<int64_t> AddIntent(const TriggerIntent& intent) override;
+  // NOT_FOUND (reason INTENT_NOT_FOUND) for an unknown id; a no-op for a resolved one.
+  Status ResolveIntent(int64_t intent_id, const std::string& outcome) override;
+  // Oldest first.
+  StatusOr<std::vector<TriggerIntent>> ListOpenIntents() override;
+
+  // PRAGMA synchronous of the write connection (2 = FULL). Tests only.
+  StatusOr<int> SynchronousForTesting();
+
+ private:
+  class Connection;  // one sqlite3 handle and its prepared statements; defined in the .cc
+  class ReadLease;   // a read connection borrowed from the pool for one call
+
+  SqliteJobStore(std::string path, std::unique_ptr<Connection> writer);
+
+  // Borrows a read connection (opening one when none is idle and the pool is not full, waiting
+  // otherwise). For ":memory:" it is the write connection, held under write_mu_.
+  StatusOr<ReadLease> AcquireReader();
+  void ReleaseReader(std::unique_ptr<Connection> conn);
+
+  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT on the write connection, rolling back when
+  // `body` or the commit fails.
+  template <typename Body>
+  Status WriteTransaction(const char* operation, Body body);
+
+  const std::string path_;
+  const bool in_memory_;
+
+  std::mutex write_mu_;
+  // Also serves reads when in_memory_.
+  std::unique_ptr<Connection> writer_ ABSL_GUARDED_BY(write_mu_);
+
+  std::mutex pool_mu_;
+  std::condition_variable pool_cv_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_ ABSL_GUARDED_BY(pool_mu_);
+  int open_readers_ ABSL_GUARDED_BY(pool_mu_) = 0;  // idle + lent out
+};
+
+}  // namespace drgate

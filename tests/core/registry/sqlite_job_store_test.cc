@@ -1,0 +1,771 @@
+// The JobStore contract, run against every implementation (a factory per implementation), plus
+// the SQLite-specific behaviour: pragmas, schema versions, file errors.
+
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/common/job.h"
+#include "core/common/status.h"
+#include "core/registry/job_store.h"
+#include "core/registry/sqlite_job_store.h"
+
+namespace drgate {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Optional;
+
+// Opens a store at `location` (for SQLite a file path; every call with the same location reaches
+// the same data). Returns nullptr, after recording a test failure, when it cannot.
+using JobStoreFactory = std::function<std::unique_ptr<JobStore>(const std::string& location)>;
+
+struct JobStoreImpl {
+  std::string name;
+  JobStoreFactory open;
+};
+
+std::unique_ptr<JobStore> OpenSqlite(const std::string& location) {
+  StatusOr<std::unique_ptr<SqliteJobStore>> store = SqliteJobStore::Open(location);
+  if (!store.ok()) {
+    ADD_FAILURE() << "SqliteJobStore::Open(" << location << "): " << store.status().ToString();
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+// A fresh folder per test, removed with everything in it afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = ::testing::TempDir() + "drgate-registry-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp " << pattern;
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TimePoint Ms(int64_t ms) {
+  return TimePoint(std::chrono::milliseconds(ms));
+}
+
+constexpr int64_t kT0 = 1'700'000'000'123;  // a millisecond-precise time in 2023
+
+// A job with every field set to something other than its default.
+Job MakeJob(const std::string& commcell, const std::string& job_id, int64_t create_ms = kT0) {
+  Job job;
+  job.commcell = commcell;
+  job.job_id = job_id;
+  job.task_id = 4711;
+  job.backup_type = BackupType::kDifferential;
+  job.compression = true;
+  job.state = JobState::kRunning;
+  job.commserv_status = "Running";
+  job.percent_complete = 42;
+  job.failure_reason = "none yet";
+  job.request_id = "req-" + job_id;
+  job.requested_by = "spiffe://cluster/ns/ops/sa/upgrader";
+  job.create_time = Ms(create_ms);
+  job.start_time = Ms(create_ms + 1'000);
+  job.end_time = Ms(create_ms + 60'000);
+  job.update_time = Ms(create_ms + 61'000);
+  return job;
+}
+
+TriggerIntent MakeIntent(const std::string& commcell, const std::string& request_id) {
+  TriggerIntent intent;
+  intent.commcell = commcell;
+  intent.backup_type = BackupType::kDifferential;
+  intent.compression = true;
+  intent.request_id = request_id;
+  intent.requested_by = "runbook";
+  intent.create_time = Ms(kT0);
+  return intent;
+}
+
+JobFilter Filter(std::string commcell, std::optional<JobState> state = std::nullopt) {
+  JobFilter filter;
+  filter.commcell = std::move(commcell);
+  filter.state = state;
+  return filter;
+}
+
+JobFilter StateFilter(JobState state) {
+  return Filter("", state);
+}
+
+std::vector<std::string> Ids(const std::vector<Job>& jobs) {
+  std::vector<std::string> ids;
+  for (const Job& job : jobs) ids.push_back(job.job_id);
+  return ids;
+}
+
+class JobStoreContractTest : public ::testing::TestWithParam<JobStoreImpl> {
+ protected:
+  void SetUp() override {
+    location_ = (dir_.path() / "registry.db").string();
+    store_ = GetParam().open(location_);
+    ASSERT_NE(store_, nullptr);
+  }
+
+  // Closes the store and opens the same location again.
+  void Reopen() {
+    store_.reset();
+    store_ = GetParam().open(location_);
+    ASSERT_NE(store_, nullptr);
+  }
+
+  void Put(const std::vector<Job>& jobs) {
+    Status s = store_->PutJobs(jobs);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  // Every job matching `filter`, following next_page_token to the end.
+  std::vector<Job> ListAll(const JobFilter& filter, int page_size) {
+    std::vector<Job> all;
+    std::string token;
+    do {
+      StatusOr<JobPage> page = store_->ListJobs(filter, page_size, token);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok()) break;
+      EXPECT_LE(static_cast<int>(page->jobs.size()), page_size);
+      if (!page->next_page_token.empty()) {
+        EXPECT_EQ(static_cast<int>(page->jobs.size()), page_size) << "short page with a token";
+      }
+      all.insert(all.end(), page->jobs.begin(), page->jobs.end());
+      token = page->next_page_token;
+    } while (!token.empty());
+    return all;
+  }
+
+  TempDir dir_;
+  std::string location_;
+  std::unique_ptr<JobStore> store_;
+};
+
+// ---- PutJobs / GetJob -----------------------------------------------------------------------
+
+TEST_P(JobStoreContractTest, GetReturnsEveryFieldOfAPutJob) {
+  Job job = MakeJob("cc1", "1001");
+  Put({job});
+
+  StatusOr<Job> got = store_->GetJob("cc1", "1001");
+
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, job);
+}
+
+TEST_P(JobStoreContractTest, GetReturnsUnsetOptionalTimesAsUnset) {
+  Job job = MakeJob("cc1", "1001");
+  job.start_time.reset();
+  job.end_time.reset();
+  job.state = JobState::kSubmitted;
+  job.request_id.clear();
+  job.compression = false;
+  job.backup_type = BackupType::kFull;
+  Put({job});
+
+  StatusOr<Job> got = store_->GetJob("cc1", "1001");
+
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->start_time, std::nullopt);
+  EXPECT_EQ(got->end_time, std::nullopt);
+  EXPECT_EQ(*got, job);
+}
+
+TEST_P(JobStoreContractTest, PutOnAnExistingKeyUpdatesTheJob) {
+  Job job = MakeJob("cc1", "1001");
+  job.end_time.reset();
+  Put({job});
+  job.state = JobState::kFailed;
+  job.commserv_status = "Failed";
+  job.percent_complete = 100;
+  job.failure_reason = "media agent offline";
+  job.end_time = Ms(kT0 + 90'000);
+  job.update_time = Ms(kT0 + 91'000);
+
+  Put({job});
+
+  StatusOr<Job> got = store_->GetJob("cc1", "1001");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, job);
+  EXPECT_EQ(ListAll({}, 10).size(), 1u);
+}
+
+TEST_P(JobStoreContractTest, SameJobIdOnTwoCommCellsIsTwoJobs) {
+  Job a = MakeJob("cc1", "1001");
+  Job b = MakeJob("cc2", "1001");
+  b.state = JobState::kQueued;
+  Put({a, b});
+
+  EXPECT_EQ(store_->GetJob("cc1", "1001")->state, JobState::kRunning);
+  EXPECT_EQ(store_->GetJob("cc2", "1001")->state, JobState::kQueued);
+}
+
+TEST_P(JobStoreContractTest, GetOfAnUnknownJobIsNotFoundNamingCommCellAndJob) {
+  Put({MakeJob("cc1", "1001")});
+
+  StatusOr<Job> got = store_->GetJob("cc2", "1001");
+
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(got.status().reason(), "JOB_NOT_FOUND");
+  EXPECT_THAT(got.status().message(), HasSubstr("'cc2'"));
+  EXPECT_THAT(got.status().message(), HasSubstr("'1001'"));
+}
+
+TEST_P(JobStoreContractTest, PutOfAJobWithoutIdIsInvalidAndWritesNothing) {
+  Job no_id = MakeJob("cc1", "");
+
+  Status s = store_->PutJobs({MakeJob("cc1", "1001"), no_id});
+
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetJob("cc1", "1001").status().code(), StatusCode::kNotFound);
+}
+
+// ---- FindByRequestId ------------------------------------------------------------------------
+
+TEST_P(JobStoreContractTest, FindByRequestIdOfAnUnknownKeyFindsNothing) {
+  Put({MakeJob("cc1", "1001")});
+
+  StatusOr<std::optional<Job>> found = store_->FindByRequestId("cc1", "no-such-request");
+
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(*found, std::nullopt);
+}
+
+TEST_P(JobStoreContractTest, FindByRequestIdFindsTheJob) {
+  Job job = MakeJob("cc1", "1001");
+  Put({MakeJob("cc1", "1000"), job});
+
+  StatusOr<std::optional<Job>> found = store_->FindByRequestId("cc1", "req-1001");
+
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_THAT(*found, Optional(job));
+}
+
+TEST_P(JobStoreContractTest, FindByRequestIdOfSeveralJobsReturnsTheFirstRecorded) {
+  // One trigger, several job ids: the CommServe's order, not the ids' order, decides.
+  Job first = MakeJob("cc1", "2002");
+  Job second = MakeJob("cc1", "1001");
+  first.request_id = second.request_id = "req-x";
+  Put({first, second});
+  Job later = MakeJob("cc1", "0999");
+  later.request_id = "req-x";
+  Put({later});
+
+  StatusOr<std::optional<Job>> found = store_->FindByRequestId("cc1", "req-x");
+
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->job_id, "2002");
+}
+
+TEST_P(JobStoreContractTest, FindByRequestIdIsPerCommCell) {
+  Job a = MakeJob("cc1", "1001");
+  Job b = MakeJob("cc2", "5005");
+  a.request_id = b.request_id = "req-x";
+  Put({a, b});
+
+  EXPECT_EQ(store_->FindByRequestId("cc1", "req-x")->value().job_id, "1001");
+  EXPECT_EQ(store_->FindByRequestId("cc2", "req-x")->value().job_id, "5005");
+  EXPECT_EQ(*store_->FindByRequestId("cc3", "req-x"), std::nullopt);
+}
+
+TEST_P(JobStoreContractTest, FindByEmptyRequestIdFindsNothing) {
+  Job job = MakeJob("cc1", "1001");
+  job.request_id.clear();
+  Put({job});
+
+  StatusOr<std::optional<Job>> found = store_->FindByRequestId("cc1", "");
+
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(*found, std::nullopt);
+}
+
+// ---- ListJobs -------------------------------------------------------------------------------
+
+TEST_P(JobStoreContractTest, ListJobsIsNewestFirst) {
+  Put({MakeJob("cc1", "1", kT0 + 10), MakeJob("cc1", "3", kT0 + 30),
+       MakeJob("cc2", "2", kT0 + 20)});
+
+  StatusOr<JobPage> page = store_->ListJobs({}, 10, "");
+
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_THAT(Ids(page->jobs), ElementsAre("3", "2", "1"));
+  EXPECT_EQ(page->next_page_token, "");
+}
+
+TEST_P(JobStoreContractTest, ListJobsOfAnEmptyRegistryIsOneEmptyPage) {
+  StatusOr<JobPage> page = store_->ListJobs({}, 10, "");
+
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_THAT(page->jobs, IsEmpty());
+  EXPECT_EQ(page->next_page_token, "");
+}
+
+class ListJobsFilterTest : public JobStoreContractTest {
+ protected:
+  void SetUp() override {
+    JobStoreContractTest::SetUp();
+    Job a = MakeJob("cc1", "a", kT0 + 1);
+    Job b = MakeJob("cc1", "b", kT0 + 2);
+    Job c = MakeJob("cc2", "c", kT0 + 3);
+    Job d = MakeJob("cc2", "d", kT0 + 4);
+    a.state = JobState::kFailed;
+    c.state = JobState::kFailed;
+    Put({a, b, c, d});
+  }
+};
+
+TEST_P(ListJobsFilterTest, ByCommCell) {
+  EXPECT_THAT(Ids(ListAll(Filter("cc1"), 10)), ElementsAre("b", "a"));
+  EXPECT_THAT(Ids(ListAll(Filter("cc3"), 10)), IsEmpty());
+}
+
+TEST_P(ListJobsFilterTest, ByState) {
+  EXPECT_THAT(Ids(ListAll(StateFilter(JobState::kFailed), 10)), ElementsAre("c", "a"));
+  EXPECT_THAT(Ids(ListAll(StateFilter(JobState::kKilled), 10)), IsEmpty());
+}
+
+TEST_P(ListJobsFilterTest, ByCommCellAndState) {
+  EXPECT_THAT(Ids(ListAll(Filter("cc2", JobState::kRunning), 10)), ElementsAre("d"));
+}
+
+// 2,500 jobs on two CommCells, with several jobs per millisecond so that ties are broken by the
+// cursor's commcell and job id.
+class ListJobsPagingTest : public JobStoreContractTest {
+ protected:
+  static constexpr int kJobs = 2500;
+
+  void SetUp() override {
+    JobStoreContractTest::SetUp();
+    std::vector<Job> jobs;
+    for (int i = 0; i < kJobs; ++i) {
+      Job job = MakeJob(i % 2 == 0 ? "cc1" : "cc2", std::to_string(100000 + i), kT0 + i / 5);
+      job.state = i % 3 == 0 ? JobState::kSucceeded : JobState::kRunning;
+      jobs.push_back(job);
+    }
+    Put(jobs);
+  }
+
+  // Each job exactly once, newest first.
+  static void ExpectEachOnceNewestFirst(const std::vector<Job>& jobs, size_t expected_count) {
+    std::set<std::pair<std::string, std::string>> seen;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      EXPECT_TRUE(seen.emplace(jobs[i].commcell, jobs[i].job_id).second)
+          << "visited twice: " << jobs[i].commcell << "/" << jobs[i].job_id;
+      if (i > 0) {
+        EXPECT_GE(jobs[i - 1].create_time, jobs[i].create_time) << "at " << i;
+      }
+    }
+    EXPECT_EQ(seen.size(), expected_count);
+  }
+};
+
+TEST_P(ListJobsPagingTest, PagesOf1000VisitEachJobOnce) {
+  StatusOr<JobPage> first = store_->ListJobs({}, 1000, "");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->jobs.size(), 1000u);
+  EXPECT_NE(first->next_page_token, "");
+
+  ExpectEachOnceNewestFirst(ListAll({}, 1000), kJobs);
+}
+
+TEST_P(ListJobsPagingTest, PagesOf7VisitEachJobOnce) {
+  ExpectEachOnceNewestFirst(ListAll({}, 7), kJobs);
+}
+
+TEST_P(ListJobsPagingTest, FilteredPagesVisitEachMatchingJobOnce) {
+  ExpectEachOnceNewestFirst(ListAll(Filter("cc2"), 7), kJobs / 2);
+  // i % 3 == 0 among i in [0, 2500): 834 jobs; of those on cc1 (i even): i % 6 == 0, 417.
+  ExpectEachOnceNewestFirst(ListAll(StateFilter(JobState::kSucceeded), 7), 834);
+  ExpectEachOnceNewestFirst(ListAll(Filter("cc1", JobState::kSucceeded), 7), 417);
+}
+
+TEST_P(ListJobsPagingTest, LastPageHasNoToken) {
+  StatusOr<JobPage> page = store_->ListJobs({}, 1000, "");
+  ASSERT_TRUE(page.ok());
+  page = store_->ListJobs({}, 1000, page->next_page_token);
+  ASSERT_TRUE(page.ok());
+  page = store_->ListJobs({}, 1000, page->next_page_token);
+  ASSERT_TRUE(page.ok());
+
+  EXPECT_EQ(page->jobs.size(), 500u);
+  EXPECT_EQ(page->next_page_token, "");
+}
+
+TEST_P(ListJobsPagingTest, ExactlyFullLastPageHasNoToken) {
+  StatusOr<JobPage> page = store_->ListJobs({}, 500, "");
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(page.ok());
+    page = store_->ListJobs({}, 500, page->next_page_token);
+  }
+  ASSERT_TRUE(page.ok());
+
+  EXPECT_EQ(page->jobs.size(), 500u);
+  EXPECT_EQ(page->next_page_token, "");
+}
+
+TEST_P(ListJobsPagingTest, MalformedTokenIsInvalidPageToken) {
+  StatusOr<JobPage> first = store_->ListJobs({}, 10, "");
+  ASSERT_TRUE(first.ok());
+  std::string token = first->next_page_token;
+  std::string flipped = token;
+  flipped[token.size() / 2] = flipped[token.size() / 2] == 'A' ? 'B' : 'A';
+
+  for (const std::string& bad : {std::string("garbage"), std::string("!!!!"), std::string("A"),
+                                 token.substr(0, token.size() - 3), flipped, token + "AAAA"}) {
+    StatusOr<JobPage> page = store_->ListJobs({}, 10, bad);
+    ASSERT_FALSE(page.ok()) << "accepted token " << bad;
+    EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(page.status().reason(), "INVALID_PAGE_TOKEN") << bad;
+  }
+}
+
+TEST_P(ListJobsPagingTest, TokenFromAnotherFilterIsInvalidPageToken) {
+  StatusOr<JobPage> first = store_->ListJobs(Filter("cc1"), 10, "");
+  ASSERT_TRUE(first.ok());
+
+  for (const JobFilter& other : {JobFilter{}, Filter("cc2"), Filter("cc1", JobState::kRunning)}) {
+    StatusOr<JobPage> page = store_->ListJobs(other, 10, first->next_page_token);
+    ASSERT_FALSE(page.ok());
+    EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(page.status().reason(), "INVALID_PAGE_TOKEN");
+  }
+}
+
+TEST_P(ListJobsPagingTest, PageSizeOutsideOneToThousandIsInvalidPageSize) {
+  for (int size : {0, -1, 1001}) {
+    StatusOr<JobPage> page = store_->ListJobs({}, size, "");
+    ASSERT_FALSE(page.ok()) << size;
+    EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument) << size;
+    EXPECT_EQ(page.status().reason(), "INVALID_PAGE_SIZE") << size;
+  }
+  EXPECT_EQ(store_->ListJobs({}, 1, "")->jobs.size(), 1u);
+  EXPECT_EQ(store_->ListJobs({}, 1000, "")->jobs.size(), 1000u);
+}
+
+// ---- ListActiveJobs -------------------------------------------------------------------------
+
+TEST_P(JobStoreContractTest, ListActiveJobsReturnsExactlyTheNonTerminalJobs) {
+  std::vector<Job> jobs;
+  std::set<std::string> active;
+  for (int s = 1; s <= 9; ++s) {
+    Job job = MakeJob("cc1", std::to_string(s), kT0 + s);
+    job.state = static_cast<JobState>(s);
+    if (!IsTerminal(job.state)) active.insert(job.job_id);
+    jobs.push_back(job);
+  }
+  Put(jobs);
+
+  StatusOr<std::vector<Job>> listed = store_->ListActiveJobs();
+
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  std::vector<std::string> ids = Ids(*listed);
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()), active);
+  EXPECT_EQ(ids.size(), active.size());
+}
+
+TEST_P(JobStoreContractTest, AJobThatFinishesLeavesTheActiveList) {
+  Job job = MakeJob("cc1", "1001");
+  Put({job});
+  job.state = JobState::kSucceeded;
+  Put({job});
+
+  EXPECT_THAT(*store_->ListActiveJobs(), IsEmpty());
+}
+
+// ---- Intents --------------------------------------------------------------------------------
+
+TEST_P(JobStoreContractTest, AddedIntentsAreOpenWithTheirFields) {
+  StatusOr<int64_t> first = store_->AddIntent(MakeIntent("cc1", "req-1"));
+  StatusOr<int64_t> second = store_->AddIntent(MakeIntent("cc2", "req-2"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_NE(*first, *second);
+
+  StatusOr<std::vector<TriggerIntent>> open = store_->ListOpenIntents();
+
+  ASSERT_TRUE(open.ok()) << open.status().ToString();
+  ASSERT_EQ(open->size(), 2u);
+  const TriggerIntent& got = (*open)[0];
+  TriggerIntent want = MakeIntent("cc1", "req-1");
+  EXPECT_EQ(got.id, *first);
+  EXPECT_EQ(got.commcell, want.commcell);
+  EXPECT_EQ(got.backup_type, want.backup_type);
+  EXPECT_EQ(got.compression, want.compression);
+  EXPECT_EQ(got.request_id, want.request_id);
+  EXPECT_EQ(got.requested_by, want.requested_by);
+  EXPECT_EQ(got.create_time, want.create_time);
+  EXPECT_EQ((*open)[1].id, *second);
+}
+
+TEST_P(JobStoreContractTest, ResolvedIntentIsNoLongerOpen) {
+  int64_t id = *store_->AddIntent(MakeIntent("cc1", "req-1"));
+  int64_t other = *store_->AddIntent(MakeIntent("cc1", "req-2"));
+
+  Status s = store_->ResolveIntent(id, "failed: UNAVAILABLE before send");
+
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  StatusOr<std::vector<TriggerIntent>> open = store_->ListOpenIntents();
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].id, other);
+}
+
+TEST_P(JobStoreContractTest, ResolvingTwiceIsANoOp) {
+  int64_t id = *store_->AddIntent(MakeIntent("cc1", "req-1"));
+  ASSERT_TRUE(store_->ResolveIntent(id, "first").ok());
+
+  Status s = store_->ResolveIntent(id, "second");
+
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_THAT(*store_->ListOpenIntents(), IsEmpty());
+}
+
+TEST_P(JobStoreContractTest, ResolvingAnUnknownIntentIsNotFound) {
+  Status s = store_->ResolveIntent(12345, "whatever");
+
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_EQ(s.reason(), "INTENT_NOT_FOUND");
+}
+
+TEST_P(JobStoreContractTest, PutJobsResolvesTheIntent) {
+  int64_t id = *store_->AddIntent(MakeIntent("cc1", "req-1"));
+
+  Status s = store_->PutJobs({MakeJob("cc1", "1001"), MakeJob("cc1", "1002")}, id);
+
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_THAT(*store_->ListOpenIntents(), IsEmpty());
+  EXPECT_TRUE(store_->GetJob("cc1", "1002").ok());
+}
+
+TEST_P(JobStoreContractTest, PutJobsWithAnUnknownIntentWritesNothing) {
+  Status s = store_->PutJobs({MakeJob("cc1", "1001")}, 12345);
+
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_EQ(s.reason(), "INTENT_NOT_FOUND");
+  EXPECT_EQ(store_->GetJob("cc1", "1001").status().code(), StatusCode::kNotFound);
+}
+
+// ---- Durability and concurrency -------------------------------------------------------------
+
+TEST_P(JobStoreContractTest, DataSurvivesReopening) {
+  Job job = MakeJob("cc1", "1001");
+  int64_t open_intent = *store_->AddIntent(MakeIntent("cc1", "req-open"));
+  int64_t resolved_intent = *store_->AddIntent(MakeIntent("cc1", "req-1001"));
+  ASSERT_TRUE(store_->PutJobs({job}, resolved_intent).ok());
+
+  Reopen();
+
+  StatusOr<Job> got = store_->GetJob("cc1", "1001");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, job);
+  EXPECT_THAT(*store_->FindByRequestId("cc1", "req-1001"), Optional(job));
+  StatusOr<std::vector<TriggerIntent>> open = store_->ListOpenIntents();
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].id, open_intent);
+  // Ids keep growing across restarts.
+  EXPECT_GT(*store_->AddIntent(MakeIntent("cc1", "req-new")), resolved_intent);
+}
+
+TEST_P(JobStoreContractTest, ConcurrentWritersAndReadersSeeNoErrors) {
+  constexpr int kWriters = 4;
+  constexpr int kReaders = 4;
+  constexpr int kJobsPerWriter = 40;
+  Put({MakeJob("seed", "0")});
+  std::atomic<int> writers_left{kWriters};
+  std::atomic<int> errors{0};
+  std::atomic<int> reads{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < kJobsPerWriter; ++i) {
+        Job job = MakeJob("cc" + std::to_string(w), std::to_string(i), kT0 + i);
+        if (!store_->PutJobs({job}).ok()) ++errors;
+        job.state = JobState::kSucceeded;  // and an update of the row just written
+        if (!store_->PutJobs({job}).ok()) ++errors;
+      }
+      --writers_left;
+    });
+  }
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back([&] {
+      while (writers_left > 0) {
+        if (!store_->GetJob("seed", "0").ok()) ++errors;
+        if (!store_->FindByRequestId("seed", "req-0").ok()) ++errors;
+        StatusOr<JobPage> page = store_->ListJobs({}, 50, "");
+        if (!page.ok() || page->jobs.empty()) ++errors;
+        if (!store_->ListActiveJobs().ok()) ++errors;
+        ++reads;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(ListAll({}, 1000).size(), 1u + kWriters * kJobsPerWriter);
+  EXPECT_EQ(ListAll(StateFilter(JobState::kSucceeded), 1000).size(),
+            1u * kWriters * kJobsPerWriter);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, JobStoreContractTest,
+                         ::testing::Values(JobStoreImpl{"Sqlite", OpenSqlite}),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Sqlite, ListJobsFilterTest,
+                         ::testing::Values(JobStoreImpl{"Sqlite", OpenSqlite}),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Sqlite, ListJobsPagingTest,
+                         ::testing::Values(JobStoreImpl{"Sqlite", OpenSqlite}),
+                         [](const auto& info) { return info.param.name; });
+
+// ---- SQLite only ----------------------------------------------------------------------------
+
+// A plain sqlite3 connection to inspect or prepare the file behind the store's back.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) ADD_FAILURE() << sqlite3_errmsg(db_);
+  }
+  ~RawDb() { sqlite3_close(db_); }
+
+  std::string Query(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    std::string value;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db_);
+      return value;
+    }
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
+      value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    return value;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class SqliteJobStoreTest : public ::testing::Test {
+ protected:
+  std::string DbPath() const { return (dir_.path() / "registry.db").string(); }
+
+  TempDir dir_;
+};
+
+TEST_F(SqliteJobStoreTest, FileIsInWalMode) {
+  auto store = SqliteJobStore::Open(DbPath());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+
+  EXPECT_EQ(RawDb(DbPath()).Query("PRAGMA journal_mode"), "wal");
+}
+
+TEST_F(SqliteJobStoreTest, WritesUseSynchronousFull) {
+  auto store = SqliteJobStore::Open(DbPath());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+
+  StatusOr<int> synchronous = (*store)->SynchronousForTesting();
+
+  ASSERT_TRUE(synchronous.ok()) << synchronous.status().ToString();
+  EXPECT_EQ(*synchronous, 2);  // FULL
+}
+
+TEST_F(SqliteJobStoreTest, NewDatabaseHasTheCurrentSchemaVersion) {
+  ASSERT_TRUE(SqliteJobStore::Open(DbPath()).ok());
+  auto reopened = SqliteJobStore::Open(DbPath());  // migrations are not re-applied
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+
+  EXPECT_EQ(RawDb(DbPath()).Query("PRAGMA user_version"),
+            std::to_string(SqliteJobStore::kSchemaVersion));
+}
+
+TEST_F(SqliteJobStoreTest, DatabaseOfANewerVersionIsRefusedAndLeftAlone) {
+  const int newer = SqliteJobStore::kSchemaVersion + 1;
+  RawDb(DbPath()).Query("PRAGMA user_version = " + std::to_string(newer));
+
+  auto store = SqliteJobStore::Open(DbPath());
+
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store.status().reason(), "REGISTRY_SCHEMA_TOO_NEW");
+  EXPECT_EQ(store.status().message(),
+            "registry database '" + DbPath() + "' has schema version " + std::to_string(newer) +
+                ", newer than version " + std::to_string(SqliteJobStore::kSchemaVersion) +
+                " known to this drgate; refusing to open it (upgrade drgate)");
+  RawDb raw(DbPath());
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), std::to_string(newer));
+  EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "delete");
+}
+
+TEST_F(SqliteJobStoreTest, MissingFolderIsAnErrorNamingThePath) {
+  std::string path = (dir_.path() / "missing" / "registry.db").string();
+
+  auto store = SqliteJobStore::Open(path);
+
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store.status().reason(), "REGISTRY_PATH_INVALID");
+  EXPECT_THAT(store.status().message(), HasSubstr(path));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "missing"));
+}
+
+TEST_F(SqliteJobStoreTest, EmptyPathIsRefused) {
+  auto store = SqliteJobStore::Open("");
+
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store.status().reason(), "REGISTRY_PATH_INVALID");
+}
+
+TEST_F(SqliteJobStoreTest, FileThatIsNotADatabaseIsAnInternalErrorNamingThePath) {
+  std::ofstream(DbPath()) << "this is not an SQLite database, just some text long enough";
+
+  auto store = SqliteJobStore::Open(DbPath());
+
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(store.status().reason(), "REGISTRY_ERROR");
+  EXPECT_THAT(store.status().message(), HasSubstr(DbPath()));
+}
+
+TEST_F(SqliteJobStoreTest, InMemoryDatabaseWorks) {
+  auto store = SqliteJobStore::Open(":memory:");
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Job job = MakeJob("cc1", "1001");
+
+  ASSERT_TRUE((*store)->PutJobs({job}).ok());
+
+  StatusOr<Job> got = (*store)->GetJob("cc1", "1001");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, job);
+  EXPECT_EQ((*store)->ListJobs({}, 10, "")->jobs.size(), 1u);
+}
+
+}  // namespace
+}  // namespace drgate
