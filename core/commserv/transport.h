@@ -33,8 +33,8 @@ class HttpTransport {
   virtual ~HttpTransport() = default;
 
   // Sends `request` and calls `done` exactly once, from a transport thread, never inline.
-  // Errors are UNAVAILABLE (or DEADLINE_EXCEEDED for a timeout) with reason UPSTREAM_UNREACHABLE,
-  // UPSTREAM_TIMEOUT or UPSTREAM_TLS_ERROR, a message naming the failed phase ("connect: ...",
+  // Errors are UNAVAILABLE with reason UPSTREAM_UNREACHABLE, UPSTREAM_TIMEOUT,
+  // UPSTREAM_TLS_ERROR or UPSTREAM_RESPONSE_TOO_LARGE, a message naming the failed phase ("connect: ...",
   // "handshake: certificate verify failed ..."), and metadata "phase" plus "request_sent"
   // ("true" when any byte of the request may have reached the server: a POST must then not be
   // retried blindly). Before an idle keep-alive connection is reused, the transport checks that
