@@ -14,10 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include "core/commserv/beast_transport.h"
-#include "core/commserv/session.h"
 #include "core/common/clock.h"
 #include "core/common/executor.h"
+#include "core/commserv/beast_transport.h"
+#include "core/commserv/session.h"
 #include "core/jobs/orchestrator.h"
 #include "core/metrics/metrics.h"
 #include "core/registry/sqlite_job_store.h"
@@ -118,10 +118,11 @@ Status ServerImpl::Init(const Config& config) {
     topts.ca_file = c.ca_file;
     topts.insecure_skip_verify = c.insecure_skip_verify;
     if (c.insecure_skip_verify && endpoint->tls) {
-      spdlog::warn("commcell {}: insecure_skip_verify is set: the CommServe's TLS certificate is "
-                   "NOT verified; anyone on the path can impersonate it and read drgate's "
-                   "credentials",
-                   c.name);
+      spdlog::warn(
+          "commcell {}: insecure_skip_verify is set: the CommServe's TLS certificate is "
+          "NOT verified; anyone on the path can impersonate it and read drgate's "
+          "credentials",
+          c.name);
     }
     if (!endpoint->tls) {
       spdlog::warn("commcell {}: plain http:// is configured: credentials travel unencrypted",
@@ -137,13 +138,13 @@ Status ServerImpl::Init(const Config& config) {
     sopts.password = c.password;
     sopts.token = c.token;
     sopts.device_id = c.device_id;
-    auto client = commserv::SessionClient::Create(std::move(sopts), std::move(*transport),
-                                                  *metrics_, clock_);
+    auto client =
+        commserv::SessionClient::Create(std::move(sopts), std::move(*transport), *metrics_, clock_);
     clients_.push_back(client);
     cells.push_back(jobs::CommCell{c.name, endpoint->ToString(), client});
   }
-  orchestrator_ = std::make_unique<jobs::Orchestrator>(std::move(cells), *store_, *metrics_,
-                                                       clock_, *blocking_);
+  orchestrator_ = std::make_unique<jobs::Orchestrator>(std::move(cells), *store_, *metrics_, clock_,
+                                                       *blocking_);
   service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_);
 
   try {

@@ -37,16 +37,16 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::TriggerBackup(
   r.requested_by = CallerIdentity(*context);
 
   auto* reactor = context->DefaultReactor();
-  orchestrator_.TriggerBackup(
-      std::move(r), [reactor, response](StatusOr<jobs::TriggerOutcome> outcome) {
-        if (!outcome.ok()) {
-          reactor->Finish(ToGrpcStatus(outcome.status()));
-          return;
-        }
-        ToProto(outcome->job, response->mutable_job());
-        response->set_deduplicated(outcome->deduplicated);
-        reactor->Finish(grpc::Status::OK);
-      });
+  orchestrator_.TriggerBackup(std::move(r),
+                              [reactor, response](StatusOr<jobs::TriggerOutcome> outcome) {
+                                if (!outcome.ok()) {
+                                  reactor->Finish(ToGrpcStatus(outcome.status()));
+                                  return;
+                                }
+                                ToProto(outcome->job, response->mutable_job());
+                                response->set_deduplicated(outcome->deduplicated);
+                                reactor->Finish(grpc::Status::OK);
+                              });
   return reactor;
 }
 

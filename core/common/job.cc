@@ -44,10 +44,8 @@ bool IsTerminal(JobState state) {
     case JobState::kSucceeded:
     case JobState::kSucceededWithErrors:
     case JobState::kFailed:
-    case JobState::kKilled:
-      return true;
-    default:
-      return false;
+    case JobState::kKilled: return true;
+    default: return false;
   }
 }
 

@@ -3,13 +3,15 @@
 // What the orchestration needs from one CommServe: an interface, so core/jobs is tested with a
 // fake and no sockets.
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
-#include "core/commserv/codec.h"
 #include "core/common/job.h"
 #include "core/common/status.h"
+#include "core/commserv/codec.h"
 
 namespace drgate::commserv {
 
@@ -31,8 +33,20 @@ class CommServClient {
   // POST CommServ/DRBackup with a valid session token (logging in or renewing as needed). The
   // callback runs exactly once, on a transport thread, never inline. Errors follow codec.h and
   // transport.h; credentials the CommServe rejects are FAILED_PRECONDITION.
-  virtual void TriggerDrBackup(const DrBackupRequest& request,
-                               Callback<DrBackupResult> done) = 0;
+  virtual void TriggerDrBackup(const DrBackupRequest& request, Callback<DrBackupResult> done) = 0;
+
+  // GET Job?jobCategory=All&jobFilter=CSDRBKP&completedJobLookupTime=<lookback>: every DR
+  // backup job the CommServe knows of, active or finished within `lookback`. One such request
+  // refreshes all DR jobs of a CommCell, whatever their number.
+  virtual void ListDrJobs(std::chrono::seconds lookback,
+                          Callback<std::vector<JobSummary>> done) = 0;
+
+  // GET Job/{id}. nullopt when the CommServe does not (yet) show the job: a freshly submitted id
+  // can be missing for a few seconds, which is not a failure.
+  virtual void GetJob(const std::string& job_id, Callback<std::optional<JobSummary>> done) = 0;
+
+  // POST Job/{id}/action/kill. UPSTREAM_REJECTED when the CommServe refuses (e.g. not active).
+  virtual void KillJob(const std::string& job_id, std::function<void(Status)> done) = 0;
 
   virtual Reachability reachability() const = 0;
 };

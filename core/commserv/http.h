@@ -39,7 +39,7 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 0;
-  std::string content_type;  // as sent, may include "; charset=..."
+  std::string content_type;                    // as sent, may include "; charset=..."
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
 };

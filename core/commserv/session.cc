@@ -47,6 +47,33 @@ void SessionClient::Record(const Status& status) {
   reachability_.last_contact = clock_.Now();
 }
 
+template <typename T>
+void SessionClient::Authenticated(CommServEndpoint endpoint, HttpRequest request,
+                                  std::function<StatusOr<T>(const HttpResponse&)> decode,
+                                  Callback<T> done) {
+  Call(endpoint, std::move(request), 0,
+       [self = shared_from_this(), decode = std::move(decode),
+        done = std::move(done)](StatusOr<HttpResponse> response) {
+         if (!response.ok()) {
+           self->Record(response.status());
+           done(response.status());
+           return;
+         }
+         StatusOr<T> result = decode(*response);
+         self->Record(result.status());
+         done(std::move(result));
+       });
+}
+
+HttpRequest SessionClient::JsonRequest(const std::string& method, const std::string& path) const {
+  HttpRequest http;
+  http.method = method;
+  http.target = options_.endpoint.Target(path);
+  http.headers["Accept"] = "application/json";
+  if (method == "POST") http.headers["Content-Type"] = "application/json";
+  return http;
+}
+
 void SessionClient::TriggerDrBackup(const DrBackupRequest& request, Callback<DrBackupResult> done) {
   HttpRequest http;
   http.method = "POST";
@@ -54,17 +81,49 @@ void SessionClient::TriggerDrBackup(const DrBackupRequest& request, Callback<DrB
   http.headers["Accept"] = ContentTypeOf(options_.format);
   http.headers["Content-Type"] = ContentTypeOf(options_.format);
   http.body = EncodeDrBackupRequest(request, options_.format);
-  Call(CommServEndpoint::kDrBackup, std::move(http), 0,
-       [self = shared_from_this(), done = std::move(done)](StatusOr<HttpResponse> response) {
-         if (!response.ok()) {
-           self->Record(response.status());
-           done(response.status());
-           return;
-         }
-         StatusOr<DrBackupResult> result = DecodeDrBackupResponse(*response, self->options_.format);
-         self->Record(result.status());
-         done(std::move(result));
-       });
+  const WireFormat format = options_.format;
+  Authenticated<DrBackupResult>(
+      CommServEndpoint::kDrBackup, std::move(http),
+      [format](const HttpResponse& r) { return DecodeDrBackupResponse(r, format); },
+      std::move(done));
+}
+
+void SessionClient::ListDrJobs(std::chrono::seconds lookback,
+                               Callback<std::vector<JobSummary>> done) {
+  HttpRequest http =
+      JsonRequest("GET", "Job?jobCategory=All&jobFilter=CSDRBKP&completedJobLookupTime=" +
+                             std::to_string(lookback.count()));
+  // The list is paged by headers; a CommCell has a few DR jobs a day, so one page of 1000 covers
+  // any sensible lookback.
+  http.headers["limit"] = "1000";
+  http.headers["offset"] = "0";
+  Authenticated<std::vector<JobSummary>>(CommServEndpoint::kJobList, std::move(http),
+                                         &DecodeJobList, std::move(done));
+}
+
+void SessionClient::GetJob(const std::string& job_id, Callback<std::optional<JobSummary>> done) {
+  Authenticated<std::optional<JobSummary>>(
+      CommServEndpoint::kJob, JsonRequest("GET", "Job/" + job_id),
+      [job_id](const HttpResponse& r) -> StatusOr<std::optional<JobSummary>> {
+        auto jobs = DecodeJobList(r);
+        if (!jobs.ok()) return jobs.status();
+        for (auto& j : *jobs) {
+          if (j.job_id == job_id) return std::optional<JobSummary>(std::move(j));
+        }
+        return std::optional<JobSummary>();
+      },
+      std::move(done));
+}
+
+void SessionClient::KillJob(const std::string& job_id, std::function<void(Status)> done) {
+  Authenticated<bool>(
+      CommServEndpoint::kKill, JsonRequest("POST", "Job/" + job_id + "/action/kill"),
+      [](const HttpResponse& r) -> StatusOr<bool> {
+        Status s = DecodeGenericResponse(r);
+        if (!s.ok()) return s;
+        return true;
+      },
+      [done = std::move(done)](StatusOr<bool> r) { done(r.status()); });
 }
 
 void SessionClient::Call(CommServEndpoint endpoint, HttpRequest request, int attempt,

@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "core/common/clock.h"
 #include "core/commserv/client.h"
 #include "core/commserv/transport.h"
-#include "core/common/clock.h"
 #include "core/config/config.h"
 #include "core/metrics/metrics.h"
 
@@ -45,19 +45,27 @@ class SessionClient final : public CommServClient,
                                                Metrics& metrics, const Clock& clock);
 
   void TriggerDrBackup(const DrBackupRequest& request, Callback<DrBackupResult> done) override;
+  void ListDrJobs(std::chrono::seconds lookback, Callback<std::vector<JobSummary>> done) override;
+  void GetJob(const std::string& job_id, Callback<std::optional<JobSummary>> done) override;
+  void KillJob(const std::string& job_id, std::function<void(Status)> done) override;
   Reachability reachability() const override;
 
  private:
-  SessionClient(SessionOptions options, std::unique_ptr<HttpTransport> transport,
-                Metrics& metrics, const Clock& clock);
+  SessionClient(SessionOptions options, std::unique_ptr<HttpTransport> transport, Metrics& metrics,
+                const Clock& clock);
 
   using TokenCallback = std::function<void(StatusOr<std::string>)>;
   using ResponseCallback = std::function<void(StatusOr<HttpResponse>)>;
 
+  // An authenticated call whose answer is decoded by `decode`; records reachability.
+  template <typename T>
+  void Authenticated(CommServEndpoint endpoint, HttpRequest request,
+                     std::function<StatusOr<T>(const HttpResponse&)> decode, Callback<T> done);
+  HttpRequest JsonRequest(const std::string& method, const std::string& path) const;
+
   // An authenticated call: attempt 0 uses the current token; after a 401, attempt 1 renews,
   // attempt 2 logs in again.
-  void Call(CommServEndpoint endpoint, HttpRequest request, int attempt,
-            ResponseCallback done);
+  void Call(CommServEndpoint endpoint, HttpRequest request, int attempt, ResponseCallback done);
   // Gets a token: the cached one, or one from a (shared) login.
   void WithToken(TokenCallback done);
   // Replaces `stale` (if still current) by a renewed token, or a new login when renewal fails.
@@ -73,10 +81,10 @@ class SessionClient final : public CommServClient,
   const Clock& clock_;
 
   mutable std::mutex mu_;
-  std::string token_;                       // guarded by mu_; empty when none
-  bool refreshing_ = false;                 // guarded by mu_
-  std::vector<TokenCallback> waiters_;      // guarded by mu_: calls waiting for the refresh
-  Reachability reachability_;               // guarded by mu_
+  std::string token_;                   // guarded by mu_; empty when none
+  bool refreshing_ = false;             // guarded by mu_
+  std::vector<TokenCallback> waiters_;  // guarded by mu_: calls waiting for the refresh
+  Reachability reachability_;           // guarded by mu_
 };
 
 }  // namespace drgate::commserv

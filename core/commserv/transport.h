@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "core/commserv/http.h"
 #include "core/common/status.h"
+#include "core/commserv/http.h"
 
 namespace drgate::commserv {
 
@@ -19,8 +19,8 @@ struct TransportOptions {
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds write_timeout{10000};
   std::chrono::milliseconds read_timeout{60000};  // until the whole response is read
-  std::size_t max_idle_connections = 4;            // kept alive per transport
-  std::chrono::seconds idle_timeout{50};           // an idle connection older than this is closed
+  std::size_t max_idle_connections = 4;           // kept alive per transport
+  std::chrono::seconds idle_timeout{50};          // an idle connection older than this is closed
   std::size_t max_response_bytes = 8 * 1024 * 1024;
   // TLS. Verification is on unless insecure_skip_verify is set explicitly.
   std::string ca_file;  // optional, added to the system store
@@ -34,8 +34,8 @@ class HttpTransport {
 
   // Sends `request` and calls `done` exactly once, from a transport thread, never inline.
   // Errors are UNAVAILABLE with reason UPSTREAM_UNREACHABLE, UPSTREAM_TIMEOUT,
-  // UPSTREAM_TLS_ERROR or UPSTREAM_RESPONSE_TOO_LARGE, a message naming the failed phase ("connect: ...",
-  // "handshake: certificate verify failed ..."), and metadata "phase" plus "request_sent"
+  // UPSTREAM_TLS_ERROR or UPSTREAM_RESPONSE_TOO_LARGE, a message naming the failed phase ("connect:
+  // ...", "handshake: certificate verify failed ..."), and metadata "phase" plus "request_sent"
   // ("true" when any byte of the request may have reached the server: a POST must then not be
   // retried blindly). Before an idle keep-alive connection is reused, the transport checks that
   // the peer has not closed it; the transport itself never resends a request.

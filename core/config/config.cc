@@ -51,8 +51,7 @@ Status Get(const YAML::Node& node, const std::string& key, T& out) {
   return Status::Ok();
 }
 
-Status GetDuration(const YAML::Node& node, const std::string& key,
-                   std::chrono::milliseconds& out) {
+Status GetDuration(const YAML::Node& node, const std::string& key, std::chrono::milliseconds& out) {
   if (!node) return Status::Ok();
   std::string text;
   if (Status s = Get(node, key, text); !s.ok()) return s;
@@ -98,33 +97,33 @@ bool ValidName(const std::string& name) {
 
 StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string& key,
                                        const std::string& base_dir) {
-  if (Status s = CheckKeys(node, key,
-                           {"name", "url", "format", "username", "password_file", "token_file",
-                            "ca_file", "insecure_skip_verify", "device_id", "connect_timeout",
-                            "request_timeout"});
+  if (Status s =
+          CheckKeys(node, key,
+                    {"name", "url", "format", "username", "password_file", "token_file", "ca_file",
+                     "insecure_skip_verify", "device_id", "connect_timeout", "request_timeout"});
       !s.ok()) {
     return s;
   }
   CommCellConfig c;
-  for (Status s : {Get(node["name"], key + ".name", c.name), Get(node["url"], key + ".url", c.url),
-                   Get(node["format"], key + ".format", c.format),
-                   Get(node["username"], key + ".username", c.username),
-                   Get(node["password_file"], key + ".password_file", c.password_file),
-                   Get(node["token_file"], key + ".token_file", c.token_file),
-                   Get(node["ca_file"], key + ".ca_file", c.ca_file),
-                   Get(node["insecure_skip_verify"], key + ".insecure_skip_verify",
-                       c.insecure_skip_verify),
-                   Get(node["device_id"], key + ".device_id", c.device_id),
-                   GetDuration(node["connect_timeout"], key + ".connect_timeout",
-                               c.connect_timeout),
-                   GetDuration(node["request_timeout"], key + ".request_timeout",
-                               c.request_timeout)}) {
+  for (Status s :
+       {Get(node["name"], key + ".name", c.name), Get(node["url"], key + ".url", c.url),
+        Get(node["format"], key + ".format", c.format),
+        Get(node["username"], key + ".username", c.username),
+        Get(node["password_file"], key + ".password_file", c.password_file),
+        Get(node["token_file"], key + ".token_file", c.token_file),
+        Get(node["ca_file"], key + ".ca_file", c.ca_file),
+        Get(node["insecure_skip_verify"], key + ".insecure_skip_verify", c.insecure_skip_verify),
+        Get(node["device_id"], key + ".device_id", c.device_id),
+        GetDuration(node["connect_timeout"], key + ".connect_timeout", c.connect_timeout),
+        GetDuration(node["request_timeout"], key + ".request_timeout", c.request_timeout)}) {
     if (!s.ok()) return s;
   }
   if (c.name.empty()) return ConfigError(key + ".name", "is required");
   if (!ValidName(c.name)) {
-    return ConfigError(key + ".name", "must be 1-63 characters of letters, digits, '.', '_' or "
-                                      "'-', got \"" + c.name + "\"");
+    return ConfigError(key + ".name",
+                       "must be 1-63 characters of letters, digits, '.', '_' or "
+                       "'-', got \"" +
+                           c.name + "\"");
   }
   if (c.url.empty()) return ConfigError(key + ".url", "is required");
   if (c.url.rfind("https://", 0) != 0 && c.url.rfind("http://", 0) != 0) {
@@ -179,10 +178,14 @@ StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
     std::size_t unit_start = i;
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     const std::string unit = text.substr(unit_start, i - unit_start);
-    if (unit == "ms") total += std::chrono::milliseconds(n);
-    else if (unit == "s") total += std::chrono::seconds(n);
-    else if (unit == "m") total += std::chrono::minutes(n);
-    else if (unit == "h") total += std::chrono::hours(n);
+    if (unit == "ms")
+      total += std::chrono::milliseconds(n);
+    else if (unit == "s")
+      total += std::chrono::seconds(n);
+    else if (unit == "m")
+      total += std::chrono::minutes(n);
+    else if (unit == "h")
+      total += std::chrono::hours(n);
     else {
       return InvalidArgument("invalid duration \"" + text + "\": unit must be ms, s, m or h",
                              "INVALID_DURATION");
@@ -202,8 +205,8 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
   Config config;
   if (!root || root.IsNull()) return ConfigError("(top level)", "the configuration is empty");
   try {
-    if (Status s = CheckKeys(root, "", {"grpc", "metrics", "registry", "log", "commcells",
-                                        "shutdown_grace"});
+    if (Status s = CheckKeys(root, "",
+                             {"grpc", "metrics", "registry", "log", "commcells", "shutdown_grace"});
         !s.ok()) {
       return s;
     }

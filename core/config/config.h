@@ -21,10 +21,10 @@ struct Secret {
 };
 
 struct CommCellConfig {
-  std::string name;        // [a-zA-Z0-9._-]{1,63}, unique
-  std::string url;         // webservice root, e.g. https://cs.example.com/commandcenter/api
+  std::string name;             // [a-zA-Z0-9._-]{1,63}, unique
+  std::string url;              // webservice root, e.g. https://cs.example.com/commandcenter/api
   std::string format = "json";  // "json" | "xml": the DR backup call's wire format
-  std::string username;    // with password_file
+  std::string username;         // with password_file
   std::string password_file;
   std::string token_file;  // instead of username + password_file
   Secret password;         // read from password_file

@@ -7,9 +7,9 @@ namespace {
 
 Status ValidateRequestId(const std::string& id) {
   if (id.size() > kMaxRequestIdLength) {
-    return InvalidArgument("request_id is " + std::to_string(id.size()) +
-                               " characters long; at most 36 are allowed",
-                           "INVALID_REQUEST_ID");
+    return InvalidArgument(
+        "request_id is " + std::to_string(id.size()) + " characters long; at most 36 are allowed",
+        "INVALID_REQUEST_ID");
   }
   for (unsigned char c : id) {
     if (c < 0x21 || c > 0x7e) {
@@ -49,9 +49,9 @@ Status Orchestrator::Annotate(Status status, const std::string& commcell) const 
 StatusOr<const CommCell*> Orchestrator::Resolve(const std::string& name) const {
   if (name.empty()) {
     if (commcells_.size() == 1) return &commcells_.front();
-    return InvalidArgument("commcell is required: " + std::to_string(commcells_.size()) +
-                               " CommCells are configured",
-                           "COMMCELL_REQUIRED");
+    return InvalidArgument(
+        "commcell is required: " + std::to_string(commcells_.size()) + " CommCells are configured",
+        "COMMCELL_REQUIRED");
   }
   for (const auto& c : commcells_) {
     if (c.name == name) return &c;
@@ -83,9 +83,8 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
     auto existing = store_.FindByRequestId(cc.name, request.request_id);
     if (!existing.ok()) {
       lock.unlock();
-      blocking_.Post([done = std::move(done), s = Annotate(existing.status(), cc.name)] {
-        done(s);
-      });
+      blocking_.Post(
+          [done = std::move(done), s = Annotate(existing.status(), cc.name)] { done(s); });
       return;
     }
     if (existing->has_value()) {
@@ -118,70 +117,70 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
     }
     const auto started = std::chrono::steady_clock::now();
     commserv::DrBackupRequest upstream{request.backup_type, request.compression};
-    cc.client->TriggerDrBackup(
-        upstream, [this, &cc, request, intent_id = *intent_id, started,
-                   done = std::move(done)](StatusOr<commserv::DrBackupResult> result) mutable {
-          const double seconds =
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-          metrics_.ObserveTriggerDuration(cc.name, seconds);
-          // Back to the blocking pool: the registry write fsyncs.
-          blocking_.Post([this, &cc, request = std::move(request), intent_id,
-                          result = std::move(result), done = std::move(done)]() mutable {
-            if (!result.ok()) {
-              Status s = Annotate(result.status(), cc.name);
-              if (OutcomeUnknown(s)) {
-                // The CommServe may have started a job: keep the intent open for
-                // reconciliation and say so.
-                s = Status(s.code(),
-                           s.message() + " (the request may have reached the CommServe; drgate "
-                                         "will reconcile it, do not retry without request_id)",
-                           s.reason())
-                        .With("commcell", cc.name)
-                        .With("request_sent", "true");
-              } else {
-                Status resolved = store_.ResolveIntent(intent_id, "failed: " + s.ToString());
-                (void)resolved;  // an open intent is reconciled later; nothing is lost
-              }
-              metrics_.CountTrigger(cc.name, request.backup_type,
-                                    IsRefusal(s) ? TriggerResult::kRejected
-                                                 : TriggerResult::kFailed);
-              metrics_.CountTriggerFailure(cc.name, s);
-              Complete(cc.name, request.request_id, s, std::move(done));
-              return;
-            }
-            const TimePoint now = clock_.Now();
-            std::vector<Job> jobs;
-            for (const auto& id : result->job_ids) {
-              Job job;
-              job.commcell = cc.name;
-              job.job_id = id;
-              job.task_id = result->task_id;
-              job.backup_type = request.backup_type;
-              job.compression = request.compression;
-              job.state = JobState::kSubmitted;
-              job.request_id = request.request_id;
-              job.requested_by = request.requested_by;
-              job.create_time = now;
-              job.update_time = now;
-              jobs.push_back(std::move(job));
-            }
-            if (Status s = store_.PutJobs(jobs, intent_id); !s.ok()) {
-              Status err = Status(s.code(),
-                                  "the CommServe started job " + jobs.front().job_id +
-                                      " but drgate could not record it: " + s.message(),
-                                  s.reason())
-                               .With("commcell", cc.name)
-                               .With("job_id", jobs.front().job_id);
-              metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kFailed);
-              metrics_.CountTriggerFailure(cc.name, err);
-              Complete(cc.name, request.request_id, err, std::move(done));
-              return;
-            }
-            metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kSubmitted);
-            Complete(cc.name, request.request_id, TriggerOutcome{std::move(jobs.front()), false},
-                     std::move(done));
-          });
-        });
+    cc.client->TriggerDrBackup(upstream, [this, &cc, request, intent_id = *intent_id, started,
+                                          done = std::move(done)](
+                                             StatusOr<commserv::DrBackupResult> result) mutable {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      metrics_.ObserveTriggerDuration(cc.name, seconds);
+      // Back to the blocking pool: the registry write fsyncs.
+      blocking_.Post([this, &cc, request = std::move(request), intent_id,
+                      result = std::move(result), done = std::move(done)]() mutable {
+        if (!result.ok()) {
+          Status s = Annotate(result.status(), cc.name);
+          if (OutcomeUnknown(s)) {
+            // The CommServe may have started a job: keep the intent open for
+            // reconciliation and say so.
+            s = Status(s.code(),
+                       s.message() +
+                           " (the request may have reached the CommServe; drgate "
+                           "will reconcile it, do not retry without request_id)",
+                       s.reason())
+                    .With("commcell", cc.name)
+                    .With("request_sent", "true");
+          } else {
+            Status resolved = store_.ResolveIntent(intent_id, "failed: " + s.ToString());
+            (void)resolved;  // an open intent is reconciled later; nothing is lost
+          }
+          metrics_.CountTrigger(cc.name, request.backup_type,
+                                IsRefusal(s) ? TriggerResult::kRejected : TriggerResult::kFailed);
+          metrics_.CountTriggerFailure(cc.name, s);
+          Complete(cc.name, request.request_id, s, std::move(done));
+          return;
+        }
+        const TimePoint now = clock_.Now();
+        std::vector<Job> jobs;
+        for (const auto& id : result->job_ids) {
+          Job job;
+          job.commcell = cc.name;
+          job.job_id = id;
+          job.task_id = result->task_id;
+          job.backup_type = request.backup_type;
+          job.compression = request.compression;
+          job.state = JobState::kSubmitted;
+          job.request_id = request.request_id;
+          job.requested_by = request.requested_by;
+          job.create_time = now;
+          job.update_time = now;
+          jobs.push_back(std::move(job));
+        }
+        if (Status s = store_.PutJobs(jobs, intent_id); !s.ok()) {
+          Status err = Status(s.code(),
+                              "the CommServe started job " + jobs.front().job_id +
+                                  " but drgate could not record it: " + s.message(),
+                              s.reason())
+                           .With("commcell", cc.name)
+                           .With("job_id", jobs.front().job_id);
+          metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kFailed);
+          metrics_.CountTriggerFailure(cc.name, err);
+          Complete(cc.name, request.request_id, err, std::move(done));
+          return;
+        }
+        metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kSubmitted);
+        Complete(cc.name, request.request_id, TriggerOutcome{std::move(jobs.front()), false},
+                 std::move(done));
+      });
+    });
   });
 }
 

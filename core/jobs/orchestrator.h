@@ -22,11 +22,11 @@
 #include <utility>
 #include <vector>
 
-#include "core/commserv/client.h"
 #include "core/common/clock.h"
 #include "core/common/executor.h"
 #include "core/common/job.h"
 #include "core/common/status.h"
+#include "core/commserv/client.h"
 #include "core/metrics/metrics.h"
 #include "core/registry/job_store.h"
 
@@ -76,8 +76,7 @@ class Orchestrator {
   void TriggerBackup(TriggerRequest request, TriggerCallback done);
 
   StatusOr<Job> GetJob(const std::string& commcell, const std::string& job_id);
-  StatusOr<JobPage> ListJobs(const JobFilter& filter, int page_size,
-                             const std::string& page_token);
+  StatusOr<JobPage> ListJobs(const JobFilter& filter, int page_size, const std::string& page_token);
   std::vector<CommCellInfo> ListCommCells() const;
 
  private:

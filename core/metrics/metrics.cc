@@ -26,9 +26,16 @@ const char* ResultName(TriggerResult r) {
 const prometheus::Histogram::BucketBoundaries kTriggerBuckets = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
-constexpr const char* kFailureReasons[] = {
-    "unreachable",      "timeout",         "tls",      "authentication", "rejected",
-    "already_running", "upstream_error", "malformed_response", "registry", "other"};
+constexpr const char* kFailureReasons[] = {"unreachable",
+                                           "timeout",
+                                           "tls",
+                                           "authentication",
+                                           "rejected",
+                                           "already_running",
+                                           "upstream_error",
+                                           "malformed_response",
+                                           "registry",
+                                           "other"};
 
 // HTTP codes that get their own series at startup; others are created on first use.
 constexpr int kKnownHttpCodes[] = {200, 401, 500};

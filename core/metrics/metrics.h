@@ -30,7 +30,16 @@ namespace drgate {
 enum class TriggerResult { kSubmitted, kDeduplicated, kRejected, kFailed };
 
 // CommServe endpoints, the endpoint label of drgate_commserv_requests_total.
-enum class CommServEndpoint { kLogin, kRenew, kLogout, kDrBackup, kJob, kJobList, kKill, kJobDetails };
+enum class CommServEndpoint {
+  kLogin,
+  kRenew,
+  kLogout,
+  kDrBackup,
+  kJob,
+  kJobList,
+  kKill,
+  kJobDetails
+};
 const char* CommServEndpointName(CommServEndpoint endpoint);
 
 class Metrics {

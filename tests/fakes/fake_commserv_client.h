@@ -10,14 +10,15 @@
 #include <thread>
 #include <vector>
 
-#include "core/commserv/client.h"
 #include "core/common/executor.h"
+#include "core/commserv/client.h"
 
 namespace drgate::testing {
 
 class FakeCommServClient final : public commserv::CommServClient {
  public:
-  using Script = std::function<StatusOr<commserv::DrBackupResult>(const commserv::DrBackupRequest&)>;
+  using Script =
+      std::function<StatusOr<commserv::DrBackupResult>(const commserv::DrBackupRequest&)>;
 
   explicit FakeCommServClient(Script script = nullptr) : script_(std::move(script)) {}
   ~FakeCommServClient() override { Release(); }
@@ -36,6 +37,15 @@ class FakeCommServClient final : public commserv::CommServClient {
         done(commserv::DrBackupResult{433, {std::to_string(2140 + n)}});
       }
     });
+  }
+  void ListDrJobs(std::chrono::seconds, Callback<std::vector<commserv::JobSummary>> done) override {
+    pool_.Post([done = std::move(done)] { done(std::vector<commserv::JobSummary>{}); });
+  }
+  void GetJob(const std::string&, Callback<std::optional<commserv::JobSummary>> done) override {
+    pool_.Post([done = std::move(done)] { done(std::optional<commserv::JobSummary>()); });
+  }
+  void KillJob(const std::string&, std::function<void(Status)> done) override {
+    pool_.Post([done = std::move(done)] { done(Status::Ok()); });
   }
   commserv::Reachability reachability() const override { return {}; }
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/commserv/transport.h"
 #include "core/common/executor.h"
+#include "core/commserv/transport.h"
 
 namespace drgate::testing {
 
@@ -61,7 +61,8 @@ inline commserv::HttpResponse JsonResponse(int status, std::string body) {
 }
 
 inline bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace drgate::testing

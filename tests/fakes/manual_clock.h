@@ -14,8 +14,7 @@ class ManualClock final : public Clock {
                            std::chrono::system_clock::time_point(std::chrono::seconds(1790000000)))
       : now_(start.time_since_epoch().count()) {}
   std::chrono::system_clock::time_point Now() const override {
-    return std::chrono::system_clock::time_point(
-        std::chrono::system_clock::duration(now_.load()));
+    return std::chrono::system_clock::time_point(std::chrono::system_clock::duration(now_.load()));
   }
   void Advance(std::chrono::system_clock::duration d) { now_ += d.count(); }
 

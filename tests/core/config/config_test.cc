@@ -106,14 +106,16 @@ commcells:
   - url: https://x/api
     username: a
     password_file: secrets/password
-)", "commcells[0].name", "is required");
+)",
+              "commcells[0].name", "is required");
   ExpectError(R"(
 commcells:
   - name: a
     url: ftp://x/api
     username: a
     password_file: secrets/password
-)", "commcells[0].url", "https:// or http://");
+)",
+              "commcells[0].url", "https:// or http://");
   ExpectError(R"(
 commcells:
   - name: a
@@ -121,19 +123,22 @@ commcells:
     format: yaml
     username: a
     password_file: secrets/password
-)", "commcells[0].format", "json or xml");
+)",
+              "commcells[0].format", "json or xml");
   ExpectError(R"(
 commcells:
   - name: a
     url: https://x/api
-)", "commcells[0]", "either username + password_file or token_file");
+)",
+              "commcells[0]", "either username + password_file or token_file");
   ExpectError(R"(
 commcells:
   - name: a
     url: https://x/api
     username: a
     password_file: missing.txt
-)", "commcells[0].password_file", "cannot read file");
+)",
+              "commcells[0].password_file", "cannot read file");
   ExpectError(R"(
 commcells:
   - name: a
@@ -141,7 +146,8 @@ commcells:
     username: a
     password_file: secrets/password
     insecure_skip_verify: maybe
-)", "commcells[0].insecure_skip_verify", "true or false");
+)",
+              "commcells[0].insecure_skip_verify", "true or false");
   ExpectError(R"(
 commcells:
   - name: a
@@ -152,7 +158,8 @@ commcells:
     url: https://y/api
     username: a
     password_file: secrets/password
-)", "commcells[1].name", "duplicate");
+)",
+              "commcells[1].name", "duplicate");
   ExpectError(R"(
 commcells:
   - name: a
@@ -160,7 +167,8 @@ commcells:
     username: a
     password_file: secrets/password
     request_timeout: soon
-)", "commcells[0].request_timeout", "invalid duration");
+)",
+              "commcells[0].request_timeout", "invalid duration");
 }
 
 TEST_F(ConfigTest, SyntaxErrorNamesTheLine) {

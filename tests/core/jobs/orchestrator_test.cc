@@ -44,9 +44,8 @@ class OrchestratorTest : public ::testing::Test {
   }
   StatusOr<TriggerOutcome> Trigger(TriggerRequest r) {
     std::promise<StatusOr<TriggerOutcome>> p;
-    orchestrator_->TriggerBackup(std::move(r), [&p](StatusOr<TriggerOutcome> o) {
-      p.set_value(std::move(o));
-    });
+    orchestrator_->TriggerBackup(std::move(r),
+                                 [&p](StatusOr<TriggerOutcome> o) { p.set_value(std::move(o)); });
     return p.get_future().get();
   }
   static TriggerRequest Request(std::string commcell = "cs1", std::string request_id = "") {
@@ -128,9 +127,10 @@ TEST_F(OrchestratorTest, SameRequestIdReturnsTheSameJob) {
   EXPECT_TRUE(second->deduplicated);
   EXPECT_EQ(second->job.job_id, first->job.job_id);
   EXPECT_EQ(client_->calls(), 1);
-  EXPECT_EQ(CounterValue(registry_, "drgate_backup_triggers_total",
-                         {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "deduplicated"}}),
-            1);
+  EXPECT_EQ(
+      CounterValue(registry_, "drgate_backup_triggers_total",
+                   {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "deduplicated"}}),
+      1);
 }
 
 TEST_F(OrchestratorTest, ConcurrentDuplicatesCauseOneUpstreamCall) {
@@ -138,9 +138,8 @@ TEST_F(OrchestratorTest, ConcurrentDuplicatesCauseOneUpstreamCall) {
   constexpr int kCalls = 1000;
   std::vector<std::promise<StatusOr<TriggerOutcome>>> ps(kCalls);
   for (auto& p : ps) {
-    orchestrator_->TriggerBackup(Request("cs1", "same-key"), [&p](StatusOr<TriggerOutcome> o) {
-      p.set_value(std::move(o));
-    });
+    orchestrator_->TriggerBackup(Request("cs1", "same-key"),
+                                 [&p](StatusOr<TriggerOutcome> o) { p.set_value(std::move(o)); });
   }
   client_->Release();
   int deduplicated = 0;
@@ -156,9 +155,9 @@ TEST_F(OrchestratorTest, ConcurrentDuplicatesCauseOneUpstreamCall) {
 
 TEST_F(OrchestratorTest, UpstreamRefusalIsCountedAndTheIntentClosed) {
   client_ = std::make_shared<FakeCommServClient>([](const commserv::DrBackupRequest&) {
-    return StatusOr<commserv::DrBackupResult>(
-        Status(StatusCode::kAborted, "DR backup job [2100] is already running.",
-               "DR_JOB_ALREADY_RUNNING"));
+    return StatusOr<commserv::DrBackupResult>(Status(StatusCode::kAborted,
+                                                     "DR backup job [2100] is already running.",
+                                                     "DR_JOB_ALREADY_RUNNING"));
   });
   Build({"cs1"});
   auto out = Trigger(Request());
@@ -205,9 +204,10 @@ TEST_F(OrchestratorTest, GetJobErrorsCarryTheCommCell) {
 }
 
 TEST_F(OrchestratorTest, KnownSeriesExistAtZeroFromStartup) {
-  EXPECT_EQ(CounterValue(registry_, "drgate_backup_triggers_total",
-                         {{"commcell", "cs1"}, {"backup_type", "differential"}, {"result", "failed"}}),
-            0);
+  EXPECT_EQ(
+      CounterValue(registry_, "drgate_backup_triggers_total",
+                   {{"commcell", "cs1"}, {"backup_type", "differential"}, {"result", "failed"}}),
+      0);
   EXPECT_EQ(CounterValue(registry_, "drgate_backup_trigger_failures_total",
                          {{"commcell", "cs1"}, {"reason", "unreachable"}}),
             0);

@@ -30,7 +30,8 @@ struct ScriptedCommServ {
     if (EndsWith(r.target, "/Login")) {
       ++logins;
       if (!login_works) {
-        return JsonResponse(200, R"({"errList":[{"errLogMessage":"Invalid credentials","errorCode":5}]})");
+        return JsonResponse(
+            200, R"({"errList":[{"errLogMessage":"Invalid credentials","errorCode":5}]})");
       }
       valid_token = "QSDK t" + std::to_string(next_token++);
       return JsonResponse(200, R"({"token":")" + valid_token + R"(","userName":"admin"})");
@@ -116,8 +117,8 @@ TEST_F(SessionTest, ExpiredTokenIsRenewedTransparently) {
   // Renewal gives a fresh token the script accepts.
   auto r = Trigger(*c);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(Targets(),
-            (std::vector<std::string>{"Login", "DRBackup", "DRBackup", "RenewLoginToken", "DRBackup"}));
+  EXPECT_EQ(Targets(), (std::vector<std::string>{"Login", "DRBackup", "DRBackup", "RenewLoginToken",
+                                                 "DRBackup"}));
   EXPECT_EQ(cs_.renewals, 1);
 }
 
@@ -131,8 +132,8 @@ TEST_F(SessionTest, FailedRenewalFallsBackToLogin) {
   }
   auto r = Trigger(*c);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(Targets(), (std::vector<std::string>{"Login", "DRBackup", "DRBackup",
-                                                 "RenewLoginToken", "Login", "DRBackup"}));
+  EXPECT_EQ(Targets(), (std::vector<std::string>{"Login", "DRBackup", "DRBackup", "RenewLoginToken",
+                                                 "Login", "DRBackup"}));
 }
 
 TEST_F(SessionTest, WrongCredentialsAreFailedPrecondition) {
@@ -176,9 +177,8 @@ TEST_F(SessionTest, ConcurrentCallsShareOneLogin) {
   auto c = PasswordClient();
   std::vector<std::promise<StatusOr<DrBackupResult>>> ps(20);
   for (auto& p : ps) {
-    c->TriggerDrBackup(DrBackupRequest{}, [&p](StatusOr<DrBackupResult> r) {
-      p.set_value(std::move(r));
-    });
+    c->TriggerDrBackup(DrBackupRequest{},
+                       [&p](StatusOr<DrBackupResult> r) { p.set_value(std::move(r)); });
   }
   for (auto& p : ps) ASSERT_TRUE(p.get_future().get().ok());
   EXPECT_EQ(cs_.logins, 1);

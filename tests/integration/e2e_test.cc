@@ -1,0 +1,442 @@
+// End to end over TLS: drgate + commserv-sim as real processes on loopback.
+
+#include <gtest/gtest.h>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+
+#include "tests/integration/harness.h"
+
+namespace drgate::testing {
+namespace {
+
+using v1::BACKUP_TYPE_DIFFERENTIAL;
+using v1::BACKUP_TYPE_FULL;
+
+struct ConfigOptions {
+  std::string format = "json";
+  std::string password = "s3cret";
+  bool trust_sim = true;
+  std::string base_path = "/commandcenter/api";
+};
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void StartSim(std::vector<std::string> args = {}) {
+    sim_ = std::make_unique<Sim>(dir_, std::move(args));
+  }
+  std::string WriteConfig(const ConfigOptions& o = {}) {
+    dir_.Write("password", o.password + "\n");
+    std::string yaml =
+        "registry: {path: state/drgate.db}\n"
+        "shutdown_grace: 5s\n"
+        "commcells:\n"
+        "  - name: cs1\n"
+        "    url: " +
+        sim_->base_url() + o.base_path +
+        "\n"
+        "    format: " +
+        o.format +
+        "\n"
+        "    username: admin\n"
+        "    password_file: password\n"
+        "    request_timeout: 10s\n";
+    if (o.trust_sim) yaml += "    ca_file: " + sim_->cert_path() + "\n";
+    return dir_.Write("drgate.yaml", yaml);
+  }
+  void StartDrgate(const ConfigOptions& o = {}) {
+    drgate_.reset();
+    drgate_ = std::make_unique<Drgate>(WriteConfig(o));
+  }
+  grpc::Status Trigger(v1::BackupType type, bool compression, v1::TriggerBackupResponse* out,
+                       const std::string& commcell = "cs1", const std::string& request_id = "") {
+    v1::TriggerBackupRequest req;
+    req.set_commcell(commcell);
+    req.set_backup_type(type);
+    req.set_compression(compression);
+    req.set_request_id(request_id);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return drgate_->stub().TriggerBackup(&ctx, req, out);
+  }
+  // The ids the simulator issued, in order.
+  std::vector<std::string> SimJobIds() {
+    std::vector<std::string> ids;
+    for (const auto& j : sim_->admin().Json("GET", "/_sim/jobs")) {
+      ids.push_back(j["id"].is_string() ? j["id"].get<std::string>()
+                                        : std::to_string(j["id"].get<long long>()));
+    }
+    return ids;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Sim> sim_;
+  std::unique_ptr<Drgate> drgate_;
+};
+
+struct BodyCase {
+  std::string format;
+  v1::BackupType type;
+  bool compression;
+  std::string expected_body;
+};
+
+void PrintTo(const BodyCase& c, std::ostream* os) {
+  *os << c.format << " " << v1::BackupType_Name(c.type) << " compression=" << c.compression;
+}
+
+class DocumentedBodiesTest : public EndToEndTest, public ::testing::WithParamInterface<BodyCase> {};
+
+TEST_P(DocumentedBodiesTest, SimulatorSeesTheDocumentedBodyAndTheJobIdRoundTrips) {
+  const BodyCase& c = GetParam();
+  StartSim();
+  ConfigOptions o;
+  o.format = c.format;
+  StartDrgate(o);
+  v1::TriggerBackupResponse resp;
+  grpc::Status s = Trigger(c.type, c.compression, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  auto posts = sim_->Requests("/CommServ/DRBackup");
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0]["body"].get<std::string>(), c.expected_body);
+  EXPECT_EQ(posts[0]["content_type"].get<std::string>(), "application/" + c.format);
+
+  auto ids = SimJobIds();
+  ASSERT_EQ(ids.size(), 1u);
+  EXPECT_EQ(resp.job().job_id(), ids[0]);
+  EXPECT_EQ(resp.job().commcell(), "cs1");
+  EXPECT_EQ(resp.job().backup_type(), c.type);
+  EXPECT_EQ(resp.job().compression(), c.compression);
+  EXPECT_EQ(resp.job().state(), v1::JOB_STATE_SUBMITTED);
+  EXPECT_GT(resp.job().task_id(), 0);
+  EXPECT_FALSE(resp.deduplicated());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllFormatsTypesAndCompression, DocumentedBodiesTest,
+    ::testing::Values(
+        BodyCase{"json", BACKUP_TYPE_FULL, false,
+                 R"({"isCompressionEnabled":false,"jobType":1,"backupType":1})"},
+        BodyCase{"json", BACKUP_TYPE_FULL, true,
+                 R"({"isCompressionEnabled":true,"jobType":1,"backupType":1})"},
+        BodyCase{"json", BACKUP_TYPE_DIFFERENTIAL, false,
+                 R"({"isCompressionEnabled":false,"jobType":1,"backupType":3})"},
+        BodyCase{"json", BACKUP_TYPE_DIFFERENTIAL, true,
+                 R"({"isCompressionEnabled":true,"jobType":1,"backupType":3})"},
+        BodyCase{
+            "xml", BACKUP_TYPE_FULL, false,
+            R"(<TMMsg_CommcellDRBackupReq isCompressionEnabled="false" jobType="IMMEDIATE" backupType="full"/>)"},
+        BodyCase{
+            "xml", BACKUP_TYPE_FULL, true,
+            R"(<TMMsg_CommcellDRBackupReq isCompressionEnabled="true" jobType="IMMEDIATE" backupType="full"/>)"},
+        BodyCase{
+            "xml", BACKUP_TYPE_DIFFERENTIAL, false,
+            R"(<TMMsg_CommcellDRBackupReq isCompressionEnabled="false" jobType="IMMEDIATE" backupType="differential"/>)"},
+        BodyCase{
+            "xml", BACKUP_TYPE_DIFFERENTIAL, true,
+            R"(<TMMsg_CommcellDRBackupReq isCompressionEnabled="true" jobType="IMMEDIATE" backupType="differential"/>)"}),
+    [](const auto& info) {
+      return info.param.format + (info.param.type == BACKUP_TYPE_FULL ? "_full" : "_differential") +
+             (info.param.compression ? "_compressed" : "_uncompressed");
+    });
+
+TEST_F(EndToEndTest, LoginBodyIsDocumentedAndTheTokenIsReused) {
+  StartSim();
+  StartDrgate();
+  v1::TriggerBackupResponse resp;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, false, &resp).ok());
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_DIFFERENTIAL, false, &resp).ok());
+  auto logins = sim_->Requests("/Login");
+  ASSERT_EQ(logins.size(), 1u);
+  auto body = nlohmann::json::parse(logins[0]["body"].get<std::string>());
+  EXPECT_EQ(body["username"], "admin");
+  EXPECT_EQ(body["password"], "czNjcmV0");  // base64("s3cret")
+  EXPECT_EQ(body["deviceId"], "drgate-cs1");
+  for (const auto& post : sim_->Requests("/CommServ/DRBackup")) {
+    EXPECT_TRUE(post["has_authtoken"].get<bool>());
+  }
+}
+
+TEST_F(EndToEndTest, GetJobFindsTheJobAfterARestart) {
+  StartSim();
+  StartDrgate();
+  v1::TriggerBackupResponse resp;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, true, &resp, "cs1", "restart-check").ok());
+  EXPECT_EQ(drgate_->Terminate(), 0);
+
+  StartDrgate();
+  v1::GetJobRequest req;
+  req.set_commcell("cs1");
+  req.set_job_id(resp.job().job_id());
+  v1::Job job;
+  grpc::ClientContext ctx;
+  grpc::Status s = drgate_->stub().GetJob(&ctx, req, &job);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(job.job_id(), resp.job().job_id());
+  EXPECT_EQ(job.request_id(), "restart-check");
+  EXPECT_TRUE(job.compression());
+
+  // The same request id after the restart answers the recorded job: no second backup.
+  v1::TriggerBackupResponse again;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, true, &again, "cs1", "restart-check").ok());
+  EXPECT_TRUE(again.deduplicated());
+  EXPECT_EQ(again.job().job_id(), resp.job().job_id());
+  EXPECT_EQ(sim_->Requests("/CommServ/DRBackup").size(), 1u);
+}
+
+TEST_F(EndToEndTest, ListJobsPagesThroughEveryJob) {
+  StartSim();
+  StartDrgate();
+  std::set<std::string> triggered;
+  for (int i = 0; i < 3; ++i) {
+    v1::TriggerBackupResponse resp;
+    // Full and differential alternate so the CommServe's concurrency limit is not hit.
+    ASSERT_TRUE(Trigger(i % 2 ? BACKUP_TYPE_DIFFERENTIAL : BACKUP_TYPE_FULL, false, &resp).ok());
+    triggered.insert(resp.job().job_id());
+  }
+  std::set<std::string> listed;
+  std::string token;
+  int pages = 0;
+  do {
+    v1::ListJobsRequest req;
+    req.set_page_size(2);
+    req.set_page_token(token);
+    v1::ListJobsResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(drgate_->stub().ListJobs(&ctx, req, &resp).ok());
+    for (const auto& j : resp.jobs()) listed.insert(j.job_id());
+    token = resp.next_page_token();
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(listed, triggered);
+  EXPECT_EQ(pages, 2);
+}
+
+TEST_F(EndToEndTest, ListCommCellsShowsTheUrlWithoutSecretsAndReachability) {
+  StartSim();
+  StartDrgate();
+  v1::TriggerBackupResponse resp;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, false, &resp).ok());
+  v1::ListCommCellsResponse cells;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(drgate_->stub().ListCommCells(&ctx, {}, &cells).ok());
+  ASSERT_EQ(cells.commcells_size(), 1);
+  EXPECT_EQ(cells.commcells(0).name(), "cs1");
+  EXPECT_EQ(cells.commcells(0).url(), sim_->base_url() + "/commandcenter/api");
+  EXPECT_TRUE(cells.commcells(0).reachable());
+}
+
+TEST_F(EndToEndTest, EveryBasePathWorks) {
+  StartSim();
+  for (std::string base : {"/webconsole/api", "/SearchSvc/CVWebService.svc"}) {
+    ConfigOptions o;
+    o.base_path = base;
+    StartDrgate(o);
+    v1::TriggerBackupResponse resp;
+    grpc::Status s = Trigger(BACKUP_TYPE_FULL, false, &resp, "cs1");
+    ASSERT_TRUE(s.ok()) << base << ": " << s.error_message();
+    auto posts = sim_->Requests(base + "/CommServ/DRBackup");
+    EXPECT_EQ(posts.size(), 1u) << base;
+    sim_->admin().Call("POST", "/_sim/reset");
+  }
+}
+
+TEST_F(EndToEndTest, UnknownCommCellIsNotFound) {
+  StartSim();
+  StartDrgate();
+  v1::TriggerBackupResponse resp;
+  grpc::Status s = Trigger(BACKUP_TYPE_FULL, false, &resp, "nope");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  auto info = ErrorInfoOf(s);
+  EXPECT_EQ(info.reason(), "COMMCELL_NOT_FOUND");
+  EXPECT_EQ(info.domain(), "drgate");
+  EXPECT_EQ(info.metadata().at("commcell"), "nope");
+  EXPECT_TRUE(sim_->Requests("/CommServ/DRBackup").empty());
+}
+
+TEST_F(EndToEndTest, UnspecifiedBackupTypeIsInvalidArgument) {
+  StartSim();
+  StartDrgate();
+  v1::TriggerBackupResponse resp;
+  grpc::Status s = Trigger(v1::BACKUP_TYPE_UNSPECIFIED, false, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ErrorInfoOf(s).reason(), "INVALID_BACKUP_TYPE");
+  EXPECT_TRUE(sim_->Requests("/CommServ/DRBackup").empty());
+}
+
+TEST_F(EndToEndTest, UpstreamErrorCodeIn200CarriesTheUpstreamMessage) {
+  StartSim();
+  StartDrgate();
+  sim_->Fault(nlohmann::json::array({{{"endpoint", "DRBackup"},
+                                      {"action", "error_code"},
+                                      {"error_code", 2},
+                                      {"message", "DR backup destination is not configured"}}}));
+  v1::TriggerBackupResponse resp;
+  grpc::Status s = Trigger(BACKUP_TYPE_FULL, false, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("DR backup destination is not configured"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(ErrorInfoOf(s).reason(), "UPSTREAM_REJECTED");
+  EXPECT_EQ(ErrorInfoOf(s).metadata().at("commcell"), "cs1");
+}
+
+TEST_F(EndToEndTest, AlreadyRunningIsAborted) {
+  StartSim({"--job-duration-ms", "60000"});
+  StartDrgate();
+  v1::TriggerBackupResponse resp;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_DIFFERENTIAL, false, &resp).ok());
+  grpc::Status s = Trigger(BACKUP_TYPE_DIFFERENTIAL, false, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << s.error_message();
+  EXPECT_EQ(ErrorInfoOf(s).reason(), "DR_JOB_ALREADY_RUNNING");
+}
+
+TEST_F(EndToEndTest, Html500IsUnavailable) {
+  StartSim();
+  StartDrgate();
+  sim_->Fault(nlohmann::json::array(
+      {{{"endpoint", "DRBackup"},
+        {"action", "status"},
+        {"http_status", 500},
+        {"content_type", "text/html"},
+        {"body",
+         "<html><head><title>Service Temporarily Down</title></head><body>x</body></html>"}}}));
+  v1::TriggerBackupResponse resp;
+  grpc::Status s = Trigger(BACKUP_TYPE_FULL, false, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(s.error_message().find("Service Temporarily Down"), std::string::npos)
+      << s.error_message();
+  // The server keeps serving: the next trigger works.
+  EXPECT_TRUE(Trigger(BACKUP_TYPE_FULL, false, &resp).ok());
+}
+
+TEST_F(EndToEndTest, MalformedBodyIsInternal) {
+  StartSim();
+  StartDrgate();
+  sim_->Fault(nlohmann::json::array({{{"endpoint", "DRBackup"},
+                                      {"action", "status"},
+                                      {"http_status", 200},
+                                      {"content_type", "application/json"},
+                                      {"body", "{\"taskId\": 12, \"jobIds\": [\"21"}}}));
+  v1::TriggerBackupResponse resp;
+  grpc::Status s = Trigger(BACKUP_TYPE_FULL, false, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(ErrorInfoOf(s).reason(), "MALFORMED_UPSTREAM_RESPONSE");
+}
+
+TEST_F(EndToEndTest, WrongCredentialsAreFailedPrecondition) {
+  StartSim();
+  ConfigOptions o;
+  o.password = "wrong";
+  StartDrgate(o);
+  v1::TriggerBackupResponse resp;
+  grpc::Status s = Trigger(BACKUP_TYPE_FULL, false, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrorInfoOf(s).reason(), "UPSTREAM_LOGIN_FAILED");
+  EXPECT_EQ(s.error_message().find("wrong"), std::string::npos) << "password leaked";
+  EXPECT_TRUE(sim_->Requests("/CommServ/DRBackup").empty());
+}
+
+TEST_F(EndToEndTest, ExpiredTokenIsRenewedTransparently) {
+  StartSim();
+  StartDrgate();
+  v1::TriggerBackupResponse resp;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, false, &resp).ok());
+  sim_->admin().Call("POST", "/_sim/expire-tokens");
+  grpc::Status s = Trigger(BACKUP_TYPE_DIFFERENTIAL, false, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(sim_->Requests("/RenewLoginToken").size(), 1u);
+  EXPECT_EQ(sim_->Requests("/Login").size(), 1u);
+}
+
+TEST_F(EndToEndTest, UntrustedCertificateIsUnavailableNamingVerification) {
+  StartSim();
+  ConfigOptions o;
+  o.trust_sim = false;
+  StartDrgate(o);
+  v1::TriggerBackupResponse resp;
+  grpc::Status s = Trigger(BACKUP_TYPE_FULL, false, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ErrorInfoOf(s).reason(), "UPSTREAM_TLS_ERROR");
+  EXPECT_NE(s.error_message().find("certificate verif"), std::string::npos) << s.error_message();
+  EXPECT_TRUE(sim_->Requests("/Login").empty());
+}
+
+TEST_F(EndToEndTest, MetricsCountTriggersAndUpstreamRequests) {
+  StartSim();
+  StartDrgate();
+  const std::string before = drgate_->Metrics();
+  EXPECT_EQ(
+      MetricValue(
+          before,
+          R"(drgate_backup_triggers_total{backup_type="full",commcell="cs1",result="submitted"})"),
+      0);
+  EXPECT_EQ(
+      MetricValue(before,
+                  R"(drgate_backup_trigger_failures_total{commcell="cs1",reason="unreachable"})"),
+      0);
+  EXPECT_NE(before.find("drgate_build_info{"), std::string::npos);
+
+  v1::TriggerBackupResponse resp;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, false, &resp).ok());
+  ASSERT_EQ(Trigger(BACKUP_TYPE_FULL, false, &resp, "nope").error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  const std::string after = drgate_->Metrics();
+  EXPECT_EQ(
+      MetricValue(
+          after,
+          R"(drgate_backup_triggers_total{backup_type="full",commcell="cs1",result="submitted"})"),
+      1);
+  EXPECT_EQ(MetricValue(
+                after,
+                R"(drgate_commserv_requests_total{code="200",commcell="cs1",endpoint="drbackup"})"),
+            1);
+  EXPECT_EQ(
+      MetricValue(after,
+                  R"(drgate_commserv_requests_total{code="200",commcell="cs1",endpoint="login"})"),
+      1);
+  EXPECT_EQ(MetricValue(after, R"(drgate_backup_trigger_duration_seconds_count{commcell="cs1"})"),
+            1);
+  // An unknown CommCell never becomes a label value.
+  EXPECT_EQ(after.find("commcell=\"nope\""), std::string::npos);
+  // No secret reaches the metrics.
+  EXPECT_EQ(after.find("s3cret"), std::string::npos);
+  EXPECT_EQ(after.find("QSDK"), std::string::npos);
+}
+
+TEST_F(EndToEndTest, HealthAndReflectionAreServed) {
+  StartSim();
+  StartDrgate();
+  auto health = grpc::health::v1::Health::NewStub(drgate_->channel());
+  grpc::health::v1::HealthCheckRequest hreq;
+  grpc::health::v1::HealthCheckResponse hresp;
+  grpc::ClientContext hctx;
+  ASSERT_TRUE(health->Check(&hctx, hreq, &hresp).ok());
+  EXPECT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(drgate_->channel());
+  grpc::ClientContext rctx;
+  auto stream = reflection->ServerReflectionInfo(&rctx);
+  grpc::reflection::v1alpha::ServerReflectionRequest rreq;
+  rreq.set_list_services("");
+  ASSERT_TRUE(stream->Write(rreq));
+  stream->WritesDone();
+  grpc::reflection::v1alpha::ServerReflectionResponse rresp;
+  ASSERT_TRUE(stream->Read(&rresp));
+  std::set<std::string> services;
+  for (const auto& svc : rresp.list_services_response().service()) services.insert(svc.name());
+  EXPECT_TRUE(services.count("drgate.v1.DrBackupService")) << rresp.DebugString();
+  EXPECT_TRUE(services.count("grpc.health.v1.Health")) << rresp.DebugString();
+  while (stream->Read(&rresp)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(EndToEndTest, SigtermDrainsAndExitsZero) {
+  StartSim();
+  StartDrgate();
+  EXPECT_EQ(drgate_->Terminate(), 0);
+}
+
+}  // namespace
+}  // namespace drgate::testing
