@@ -19,6 +19,8 @@
 #include "core/commserv/beast_transport.h"
 #include "core/commserv/session.h"
 #include "core/jobs/orchestrator.h"
+#include "core/jobs/tracker.h"
+#include "core/jobs/watch_hub.h"
 #include "core/metrics/metrics.h"
 #include "core/registry/sqlite_job_store.h"
 #include "plugin/service.h"
@@ -48,6 +50,7 @@ class ServerImpl final : public Server {
       grpc_server_->Wait();
     }
     exposer_.reset();
+    if (tracker_) tracker_->Stop();
     // Calls have ended; let transport callbacks and registry writes that are still queued
     // finish, then stop the io threads.
     work_guard_.reset();
@@ -56,6 +59,7 @@ class ServerImpl final : public Server {
     for (auto& t : io_threads_) t.join();
     io_threads_.clear();
     orchestrator_.reset();
+    tracker_.reset();
     clients_.clear();
     store_.reset();
   }
@@ -72,6 +76,8 @@ class ServerImpl final : public Server {
   std::vector<std::thread> io_threads_;
   std::unique_ptr<ThreadPool> blocking_;
   std::vector<std::shared_ptr<commserv::SessionClient>> clients_;
+  jobs::WatchHub hub_;
+  std::unique_ptr<jobs::Tracker> tracker_;
   std::unique_ptr<jobs::Orchestrator> orchestrator_;
   std::unique_ptr<DrBackupServiceImpl> service_;
   std::unique_ptr<prometheus::Exposer> exposer_;
@@ -141,11 +147,31 @@ Status ServerImpl::Init(const Config& config) {
     auto client =
         commserv::SessionClient::Create(std::move(sopts), std::move(*transport), *metrics_, clock_);
     clients_.push_back(client);
-    cells.push_back(jobs::CommCell{c.name, endpoint->ToString(), client});
+    cells.push_back(
+        jobs::CommCell{c.name, endpoint->ToString(), client,
+                       c.on_active == "reuse" ? jobs::OnActive::kReuse : jobs::OnActive::kReject});
   }
+  jobs::TrackerOptions tracking;
+  tracking.poll_interval = config.tracking.poll_interval;
+  tracking.max_backoff = config.tracking.max_backoff;
+  tracking.unseen_grace = config.tracking.unseen_grace;
+  tracking.intent_grace = config.tracking.intent_grace;
+  tracking.intent_give_up = config.tracking.intent_give_up;
+  tracking.retention = config.tracking.retention;
+  tracker_ = std::make_unique<jobs::Tracker>(cells, *store_, *metrics_, clock_, hub_, tracking);
   orchestrator_ = std::make_unique<jobs::Orchestrator>(std::move(cells), *store_, *metrics_, clock_,
-                                                       *blocking_);
-  service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_);
+                                                       *blocking_, *tracker_);
+  // "Last success" survives restarts: seed it from the registry.
+  for (const auto& c : config.commcells) {
+    for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {
+      auto last =
+          store_->LatestJob(c.name, type, {JobState::kSucceeded, JobState::kSucceededWithErrors});
+      if (last.ok() && last->has_value()) {
+        metrics_->SetLastSuccess(c.name, type, (*last)->end_time.value_or((*last)->create_time));
+      }
+    }
+  }
+  service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_, hub_);
 
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(config.metrics_listen);
@@ -169,6 +195,7 @@ Status ServerImpl::Init(const Config& config) {
                   "grpc.listen: cannot listen on " + config.grpc_listen, "LISTEN_FAILED");
   }
   health_ = grpc_server_->GetHealthCheckService();
+  tracker_->Start();
   return Status::Ok();
 }
 

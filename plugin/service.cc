@@ -80,6 +80,169 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::ListJobs(grpc::CallbackServerCont
   return Finish(context, page.status());
 }
 
+namespace {
+
+// One WatchJob stream: the current state first, then every change the tracker publishes, until
+// a state that will not change any more. Subscribes before reading the current state so no change
+// falls between the two; writes one message at a time and keeps only the newest pending one (a
+// slow reader sees the latest state, never a backlog).
+class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
+ public:
+  WatchReactor(jobs::Orchestrator& orchestrator, jobs::WatchHub& hub, std::string commcell,
+               std::string job_id)
+      : hub_(hub) {
+    auto first = orchestrator.GetJob(commcell, job_id);
+    if (!first.ok()) {
+      Finish(ToGrpcStatus(first.status()));
+      return;
+    }
+    // The hub keeps a shared reference to the state, not to the reactor, which may be gone.
+    handle_ = hub_.Subscribe(first->commcell, first->job_id,
+                             [state = state_](const Job& job) { state->Offer(job); });
+    state_->reactor = this;
+    // Re-read after subscribing: a change between GetJob and Subscribe is not lost.
+    auto current = orchestrator.GetJob(commcell, job_id);
+    state_->Offer(current.ok() ? *current : *first);
+  }
+
+  // A local reference keeps the state alive should Finish run OnDone (and delete this) inline.
+  void OnWriteDone(bool ok) override {
+    auto state = state_;
+    state->WriteDone(ok);
+  }
+  void OnCancel() override {
+    auto state = state_;
+    state->Cancel();
+  }
+  void OnDone() override {
+    hub_.Unsubscribe(handle_);
+    {
+      std::lock_guard lock(state_->mu);
+      state_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  struct State {
+    // Recursive: gRPC may run a reaction inline from StartWrite/Finish on this thread.
+    std::recursive_mutex mu;
+    WatchReactor* reactor = nullptr;  // guarded by mu; null once the stream is done
+    bool writing = false;             // guarded by mu
+    bool finished = false;            // guarded by mu
+    std::optional<Job> pending;       // guarded by mu
+    std::optional<Job> last;          // guarded by mu: the last job written
+    v1::Job message;                  // guarded by mu: must live until OnWriteDone
+
+    static bool Final(const Job& job) {
+      return IsTerminal(job.state) || job.state == JobState::kUnknown;
+    }
+    static bool Same(const Job& a, const Job& b) {
+      return a.state == b.state && a.percent_complete == b.percent_complete &&
+             a.commserv_status == b.commserv_status && a.failure_reason == b.failure_reason &&
+             a.start_time == b.start_time && a.end_time == b.end_time;
+    }
+    void Offer(const Job& job) {
+      std::lock_guard lock(mu);
+      if (reactor == nullptr || finished) return;
+      if (last && (Same(*last, job) || Final(*last))) return;
+      pending = job;
+      if (!writing) WriteNext();
+    }
+    // Requires mu.
+    void WriteNext() {
+      if (!pending) return;
+      last = std::move(*pending);
+      pending.reset();
+      message.Clear();
+      ToProto(*last, &message);
+      writing = true;
+      reactor->StartWrite(&message);
+    }
+    void WriteDone(bool ok) {
+      std::lock_guard lock(mu);
+      writing = false;
+      if (!ok) {
+        Close(grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
+        return;
+      }
+      if (last && Final(*last)) {
+        Close(grpc::Status::OK);
+        return;
+      }
+      WriteNext();
+    }
+    void Cancel() {
+      std::lock_guard lock(mu);
+      if (!writing) Close(grpc::Status(grpc::StatusCode::CANCELLED, "the watch was cancelled"));
+      // With a write outstanding, OnWriteDone(false) follows and closes.
+    }
+    // Requires mu.
+    void Close(const grpc::Status& status) {
+      if (finished || reactor == nullptr) return;
+      finished = true;
+      reactor->Finish(status);
+    }
+  };
+
+  jobs::WatchHub& hub_;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+  uint64_t handle_ = 0;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::Job>* DrBackupServiceImpl::WatchJob(
+    grpc::CallbackServerContext* /*context*/, const v1::WatchJobRequest* request) {
+  return new WatchReactor(orchestrator_, hub_, request->commcell(), request->job_id());
+}
+
+grpc::ServerUnaryReactor* DrBackupServiceImpl::CancelJob(grpc::CallbackServerContext* context,
+                                                         const v1::CancelJobRequest* request,
+                                                         v1::Job* response) {
+  auto* reactor = context->DefaultReactor();
+  orchestrator_.CancelJob(request->commcell(), request->job_id(),
+                          [reactor, response](StatusOr<Job> job) {
+                            if (job.ok()) ToProto(*job, response);
+                            reactor->Finish(ToGrpcStatus(job.status()));
+                          });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
+    grpc::CallbackServerContext* context, const v1::EnsureRecentBackupRequest* request,
+    v1::TriggerBackupResponse* response) {
+  auto type = FromProto(request->backup_type());
+  if (!type.ok()) return Finish(context, type.status());
+  if (!request->has_max_age() || request->max_age().seconds() < 0 ||
+      (request->max_age().seconds() == 0 && request->max_age().nanos() <= 0)) {
+    return Finish(context,
+                  InvalidArgument("max_age must be a positive duration", "INVALID_MAX_AGE"));
+  }
+  const auto max_age = std::chrono::seconds(request->max_age().seconds()) +
+                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::nanoseconds(request->max_age().nanos()));
+
+  jobs::TriggerRequest r;
+  r.commcell = request->commcell();
+  r.backup_type = *type;
+  r.request_id = request->request_id();
+  r.requested_by = CallerIdentity(*context);
+
+  auto* reactor = context->DefaultReactor();
+  orchestrator_.EnsureRecentBackup(std::move(r), max_age,
+                                   [reactor, response](StatusOr<jobs::TriggerOutcome> outcome) {
+                                     if (!outcome.ok()) {
+                                       reactor->Finish(ToGrpcStatus(outcome.status()));
+                                       return;
+                                     }
+                                     ToProto(outcome->job, response->mutable_job());
+                                     response->set_deduplicated(outcome->deduplicated);
+                                     reactor->Finish(grpc::Status::OK);
+                                   });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* DrBackupServiceImpl::ListCommCells(
     grpc::CallbackServerContext* context, const v1::ListCommCellsRequest* /*request*/,
     v1::ListCommCellsResponse* response) {

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "core/jobs/orchestrator.h"
+#include "core/jobs/watch_hub.h"
 #include "drgate/v1/drgate.grpc.pb.h"
 
 namespace drgate::plugin {
@@ -14,7 +15,8 @@ namespace drgate::plugin {
 // The class is thread-safe. `orchestrator` must outlive the service and every call in flight.
 class DrBackupServiceImpl final : public v1::DrBackupService::CallbackService {
  public:
-  explicit DrBackupServiceImpl(jobs::Orchestrator& orchestrator) : orchestrator_(orchestrator) {}
+  DrBackupServiceImpl(jobs::Orchestrator& orchestrator, jobs::WatchHub& hub)
+      : orchestrator_(orchestrator), hub_(hub) {}
 
   grpc::ServerUnaryReactor* TriggerBackup(grpc::CallbackServerContext* context,
                                           const v1::TriggerBackupRequest* request,
@@ -24,6 +26,14 @@ class DrBackupServiceImpl final : public v1::DrBackupService::CallbackService {
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
                                      const v1::ListJobsRequest* request,
                                      v1::ListJobsResponse* response) override;
+  grpc::ServerWriteReactor<v1::Job>* WatchJob(grpc::CallbackServerContext* context,
+                                              const v1::WatchJobRequest* request) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
+                                      const v1::CancelJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* EnsureRecentBackup(grpc::CallbackServerContext* context,
+                                               const v1::EnsureRecentBackupRequest* request,
+                                               v1::TriggerBackupResponse* response) override;
   grpc::ServerUnaryReactor* ListCommCells(grpc::CallbackServerContext* context,
                                           const v1::ListCommCellsRequest* request,
                                           v1::ListCommCellsResponse* response) override;
@@ -35,6 +45,7 @@ class DrBackupServiceImpl final : public v1::DrBackupService::CallbackService {
 
  private:
   jobs::Orchestrator& orchestrator_;
+  jobs::WatchHub& hub_;
 };
 
 // The caller identity recorded on a job. Until caller authentication lands this is the

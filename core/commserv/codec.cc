@@ -512,6 +512,30 @@ bool SaysAlreadyRunning(std::string_view text) {
          ContainsIgnoreCase(text, "already in progress");
 }
 
+// The documented refusal names the running job: "DR backup job [2100] is already running."
+// Returns the first bracketed run of digits, when there is one.
+std::optional<std::string> BracketedJobId(std::string_view text) {
+  for (std::size_t open = text.find('['); open != std::string_view::npos;
+       open = text.find('[', open + 1)) {
+    std::size_t end = open + 1;
+    while (end < text.size() && end - open <= 20 &&
+           std::isdigit(static_cast<unsigned char>(text[end]))) {
+      ++end;
+    }
+    if (end > open + 1 && end < text.size() && text[end] == ']') {
+      return std::string(text.substr(open + 1, end - open - 1));
+    }
+  }
+  return std::nullopt;
+}
+
+// A DR_JOB_ALREADY_RUNNING status carrying the running job's id, when the text names it.
+Status AlreadyRunning(std::string message, std::string_view raw_text) {
+  Status s(StatusCode::kAborted, std::move(message), "DR_JOB_ALREADY_RUNNING");
+  if (auto id = BracketedJobId(raw_text)) s.With("active_job_id", *id);
+  return s;
+}
+
 std::string DescribeError(const UpstreamError& error) {
   std::string text = SanitizeText(error.text);
   if (text.empty()) text = "(no message)";
@@ -553,9 +577,8 @@ Status Rejected(const UpstreamError& error, int http_status, Call call) {
   }
   if (SaysAlreadyRunning(error.text)) {
     return WithHttpStatus(
-        AddErrorCode(Status(StatusCode::kAborted,
-                            "a DR backup job is already running: " + DescribeError(error),
-                            "DR_JOB_ALREADY_RUNNING"),
+        AddErrorCode(AlreadyRunning("a DR backup job is already running: " + DescribeError(error),
+                                    error.text),
                      error),
         http_status);
   }
@@ -613,8 +636,7 @@ Status HttpError(const HttpResponse& response, Call call) {
 
   if (http != 429 && (http >= 400 && http <= 599) && SaysAlreadyRunning(raw_text) &&
       call == Call::kDefault) {
-    status = Status(StatusCode::kAborted, "a DR backup job is already running: " + prefix + text,
-                    "DR_JOB_ALREADY_RUNNING");
+    status = AlreadyRunning("a DR backup job is already running: " + prefix + text, raw_text);
   }
   if (http == 429 || http == 503) {
     if (auto it = response.headers.find("retry-after"); it != response.headers.end()) {
@@ -877,6 +899,7 @@ StatusOr<std::vector<JobSummary>> DecodeJobList(const HttpResponse& response) {
     job.pending_reason = SanitizeText(StripTags(TextField(*summary, "pendingReason")));
     job.phase = SanitizeText(TextField(*summary, "currentPhaseName"));
     job.operation = SanitizeText(TextField(*summary, "localizedOperationName"));
+    job.backup_level = SanitizeText(TextField(*summary, "backupLevelName"));
     out.push_back(std::move(job));
   }
   return out;

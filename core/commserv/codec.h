@@ -8,7 +8,7 @@
 //     errorCode != 0), or errList[0].errLogMessage: the CommServe refused the request.
 //     -> reason UPSTREAM_REJECTED (code FAILED_PRECONDITION), message carries the upstream text;
 //        when that text says a DR job "is already running": reason DR_JOB_ALREADY_RUNNING, code
-//        ABORTED.
+//        ABORTED, with metadata "active_job_id" when the text names the job ("job [2100]").
 //     The error objects recognised: top-level errorCode/errorMessage, errList[0] (errorCode,
 //     errLogMessage), "error": {...}; in XML the root's attributes (TMMsg_GenericResp,
 //     CVGui_GenericResp, App_GenericResp, ...) or an <errList>/<error> child. A non-zero code, or
@@ -102,6 +102,8 @@ struct JobSummary {
   std::string pending_reason;
   std::string phase;
   std::string operation;
+  // "Full" / "Differential" when the CommServe says (backupLevelName); empty when it does not.
+  std::string backup_level;
 };
 
 // {"totalRecordsWithoutPaging":N,"jobs":[{"jobSummary":{...}}]}. N = 0 (or no "jobs") yields an

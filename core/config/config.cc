@@ -97,10 +97,10 @@ bool ValidName(const std::string& name) {
 
 StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string& key,
                                        const std::string& base_dir) {
-  if (Status s =
-          CheckKeys(node, key,
-                    {"name", "url", "format", "username", "password_file", "token_file", "ca_file",
-                     "insecure_skip_verify", "device_id", "connect_timeout", "request_timeout"});
+  if (Status s = CheckKeys(
+          node, key,
+          {"name", "url", "format", "username", "password_file", "token_file", "ca_file",
+           "insecure_skip_verify", "device_id", "connect_timeout", "request_timeout", "on_active"});
       !s.ok()) {
     return s;
   }
@@ -114,6 +114,7 @@ StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string
         Get(node["ca_file"], key + ".ca_file", c.ca_file),
         Get(node["insecure_skip_verify"], key + ".insecure_skip_verify", c.insecure_skip_verify),
         Get(node["device_id"], key + ".device_id", c.device_id),
+        Get(node["on_active"], key + ".on_active", c.on_active),
         GetDuration(node["connect_timeout"], key + ".connect_timeout", c.connect_timeout),
         GetDuration(node["request_timeout"], key + ".request_timeout", c.request_timeout)}) {
     if (!s.ok()) return s;
@@ -156,6 +157,9 @@ StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string
     if (!std::ifstream(c.ca_file)) return ConfigError(key + ".ca_file", "cannot read " + c.ca_file);
   }
   if (c.device_id.empty()) c.device_id = "drgate-" + c.name;
+  if (c.on_active != "reject" && c.on_active != "reuse") {
+    return ConfigError(key + ".on_active", "must be reject or reuse, got \"" + c.on_active + "\"");
+  }
   if (c.connect_timeout.count() <= 0) return ConfigError(key + ".connect_timeout", "must be > 0");
   if (c.request_timeout.count() <= 0) return ConfigError(key + ".request_timeout", "must be > 0");
   return c;
@@ -171,8 +175,9 @@ StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
     std::size_t start = i;
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
     if (start == i || i - start > 9) {
-      return InvalidArgument("invalid duration \"" + text + "\" (examples: 500ms, 30s, 5m, 2h)",
-                             "INVALID_DURATION");
+      return InvalidArgument(
+          "invalid duration \"" + text + "\" (examples: 500ms, 30s, 5m, 2h, 90d)",
+          "INVALID_DURATION");
     }
     const long long n = std::stoll(text.substr(start, i - start));
     std::size_t unit_start = i;
@@ -186,8 +191,10 @@ StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
       total += std::chrono::minutes(n);
     else if (unit == "h")
       total += std::chrono::hours(n);
+    else if (unit == "d")
+      total += std::chrono::hours(24 * n);
     else {
-      return InvalidArgument("invalid duration \"" + text + "\": unit must be ms, s, m or h",
+      return InvalidArgument("invalid duration \"" + text + "\": unit must be ms, s, m, h or d",
                              "INVALID_DURATION");
     }
   }
@@ -205,8 +212,9 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
   Config config;
   if (!root || root.IsNull()) return ConfigError("(top level)", "the configuration is empty");
   try {
-    if (Status s = CheckKeys(root, "",
-                             {"grpc", "metrics", "registry", "log", "commcells", "shutdown_grace"});
+    if (Status s = CheckKeys(
+            root, "",
+            {"grpc", "metrics", "registry", "log", "commcells", "shutdown_grace", "tracking"});
         !s.ok()) {
       return s;
     }
@@ -229,6 +237,33 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
     if (Status s = GetDuration(root["shutdown_grace"], "shutdown_grace", config.shutdown_grace);
         !s.ok()) {
       return s;
+    }
+    if (auto t = root["tracking"]) {
+      if (Status s = CheckKeys(t, "tracking",
+                               {"poll_interval", "max_backoff", "unseen_grace", "intent_grace",
+                                "intent_give_up", "retention"});
+          !s.ok()) {
+        return s;
+      }
+      TrackingConfig& tc = config.tracking;
+      for (Status s :
+           {GetDuration(t["poll_interval"], "tracking.poll_interval", tc.poll_interval),
+            GetDuration(t["max_backoff"], "tracking.max_backoff", tc.max_backoff),
+            GetDuration(t["unseen_grace"], "tracking.unseen_grace", tc.unseen_grace),
+            GetDuration(t["intent_grace"], "tracking.intent_grace", tc.intent_grace),
+            GetDuration(t["intent_give_up"], "tracking.intent_give_up", tc.intent_give_up),
+            GetDuration(t["retention"], "tracking.retention", tc.retention)}) {
+        if (!s.ok()) return s;
+      }
+      if (tc.poll_interval.count() <= 0) {
+        return ConfigError("tracking.poll_interval", "must be > 0");
+      }
+      if (tc.max_backoff < tc.poll_interval) {
+        return ConfigError("tracking.max_backoff", "must be at least tracking.poll_interval");
+      }
+      if (tc.intent_give_up < tc.intent_grace) {
+        return ConfigError("tracking.intent_give_up", "must be at least tracking.intent_grace");
+      }
     }
     if (Status s = ValidateListen("grpc.listen", config.grpc_listen); !s.ok()) return s;
     if (Status s = ValidateListen("metrics.listen", config.metrics_listen); !s.ok()) return s;

@@ -36,6 +36,18 @@ struct CommCellConfig {
   std::string device_id;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{60000};
+  // "reject" | "reuse": answer to a trigger the CommServe refuses because a DR job is running.
+  std::string on_active = "reject";
+};
+
+// How drgate follows jobs to their end (see core/jobs/tracker.h).
+struct TrackingConfig {
+  std::chrono::milliseconds poll_interval{10000};
+  std::chrono::milliseconds max_backoff{300000};
+  std::chrono::milliseconds unseen_grace{1800000};
+  std::chrono::milliseconds intent_grace{120000};
+  std::chrono::milliseconds intent_give_up{600000};
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};  // 0: keep forever
 };
 
 struct Config {
@@ -44,6 +56,7 @@ struct Config {
   std::string registry_path = "drgate.db";
   std::string log_level = "info";  // trace|debug|info|warn|error
   std::chrono::milliseconds shutdown_grace{10000};
+  TrackingConfig tracking;
   std::vector<CommCellConfig> commcells;
 };
 
@@ -55,7 +68,7 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
 // Reads `path` and calls ParseConfig with the file's folder as base_dir.
 StatusOr<Config> LoadConfig(const std::string& path);
 
-// "30s", "500ms", "5m", "2h", "1h30m". INVALID_ARGUMENT on anything else.
+// "30s", "500ms", "5m", "2h", "1h30m", "90d". INVALID_ARGUMENT on anything else.
 StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text);
 
 }  // namespace drgate

@@ -1,5 +1,7 @@
 #include "core/jobs/orchestrator.h"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 
 namespace drgate::jobs {
@@ -32,12 +34,13 @@ bool IsRefusal(const Status& s) {
 }  // namespace
 
 Orchestrator::Orchestrator(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
-                           const Clock& clock, Executor& blocking)
+                           const Clock& clock, Executor& blocking, Tracker& tracker)
     : commcells_(std::move(commcells)),
       store_(store),
       metrics_(metrics),
       clock_(clock),
-      blocking_(blocking) {
+      blocking_(blocking),
+      tracker_(tracker) {
   for (const auto& c : commcells_) metrics_.RegisterCommCell(c.name);
 }
 
@@ -60,6 +63,11 @@ StatusOr<const CommCell*> Orchestrator::Resolve(const std::string& name) const {
       .With("commcell", name);
 }
 
+std::string Orchestrator::CoalesceKey(const TriggerRequest& request) {
+  if (!request.request_id.empty()) return request.request_id;
+  return std::string(BackupTypeName(request.backup_type)) + (request.compression ? "/c1" : "/c0");
+}
+
 void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
   auto cell = Resolve(request.commcell);
   if (!cell.ok()) {
@@ -73,18 +81,40 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
     return;
   }
 
+  std::unique_lock lock(mu_);
+  // Keys of triggers without a request id live in a map of their own (coalesced_), so a caller
+  // cannot join them by sending a request id that looks like such a key.
+  auto& in_flight = request.request_id.empty() ? coalesced_ : in_flight_;
+  const Key key{cc.name, CoalesceKey(request)};
+  if (auto it = in_flight.find(key); it != in_flight.end()) {
+    it->second.push_back(std::move(done));
+    return;
+  }
   if (!request.request_id.empty()) {
-    std::unique_lock lock(mu_);
-    const Key key{cc.name, request.request_id};
-    if (auto it = in_flight_.find(key); it != in_flight_.end()) {
-      it->second.push_back(std::move(done));
-      return;
-    }
     auto existing = store_.FindByRequestId(cc.name, request.request_id);
-    if (!existing.ok()) {
+    Status pending;
+    if (existing.ok() && !existing->has_value()) {
+      // An open intent with this request id is a trigger whose outcome is not known yet
+      // (a timeout after sending, or a crash): triggering again could start a second backup.
+      auto intents = store_.ListOpenIntents();
+      if (!intents.ok()) {
+        pending = intents.status();
+      } else {
+        for (const auto& intent : *intents) {
+          if (intent.commcell == cc.name && intent.request_id == request.request_id) {
+            pending = Unavailable("an earlier trigger with request_id \"" + request.request_id +
+                                      "\" may have reached the CommServe and is being "
+                                      "reconciled; retry later with the same request_id",
+                                  "TRIGGER_OUTCOME_PENDING");
+            break;
+          }
+        }
+      }
+    }
+    if (!existing.ok() || !pending.ok()) {
       lock.unlock();
-      blocking_.Post(
-          [done = std::move(done), s = Annotate(existing.status(), cc.name)] { done(s); });
+      Status s = Annotate(existing.ok() ? pending : existing.status(), cc.name);
+      blocking_.Post([done = std::move(done), s] { done(s); });
       return;
     }
     if (existing->has_value()) {
@@ -95,9 +125,13 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
       });
       return;
     }
-    in_flight_[key];  // duplicates arriving from now on wait for this trigger
   }
+  in_flight[key];  // duplicates arriving from now on wait for this trigger
+  lock.unlock();
+  Start(cc, std::move(request), std::move(done));
+}
 
+void Orchestrator::Start(const CommCell& cc, TriggerRequest request, TriggerCallback done) {
   blocking_.Post([this, &cc, request = std::move(request), done = std::move(done)]() mutable {
     TriggerIntent intent;
     intent.commcell = cc.name;
@@ -112,87 +146,144 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
       Status s = Annotate(intent_id.status(), cc.name);
       metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kFailed);
       metrics_.CountTriggerFailure(cc.name, s);
-      Complete(cc.name, request.request_id, s, std::move(done));
+      Complete(cc.name, request, s, std::move(done));
       return;
     }
     const auto started = std::chrono::steady_clock::now();
     commserv::DrBackupRequest upstream{request.backup_type, request.compression};
-    cc.client->TriggerDrBackup(upstream, [this, &cc, request, intent_id = *intent_id, started,
-                                          done = std::move(done)](
-                                             StatusOr<commserv::DrBackupResult> result) mutable {
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      metrics_.ObserveTriggerDuration(cc.name, seconds);
-      // Back to the blocking pool: the registry write fsyncs.
-      blocking_.Post([this, &cc, request = std::move(request), intent_id,
-                      result = std::move(result), done = std::move(done)]() mutable {
-        if (!result.ok()) {
-          Status s = Annotate(result.status(), cc.name);
-          if (OutcomeUnknown(s)) {
-            // The CommServe may have started a job: keep the intent open for
-            // reconciliation and say so.
-            s = Status(s.code(),
-                       s.message() +
-                           " (the request may have reached the CommServe; drgate "
-                           "will reconcile it, do not retry without request_id)",
-                       s.reason())
-                    .With("commcell", cc.name)
-                    .With("request_sent", "true");
-          } else {
-            Status resolved = store_.ResolveIntent(intent_id, "failed: " + s.ToString());
-            (void)resolved;  // an open intent is reconciled later; nothing is lost
-          }
-          metrics_.CountTrigger(cc.name, request.backup_type,
-                                IsRefusal(s) ? TriggerResult::kRejected : TriggerResult::kFailed);
-          metrics_.CountTriggerFailure(cc.name, s);
-          Complete(cc.name, request.request_id, s, std::move(done));
-          return;
-        }
-        const TimePoint now = clock_.Now();
-        std::vector<Job> jobs;
-        for (const auto& id : result->job_ids) {
-          Job job;
-          job.commcell = cc.name;
-          job.job_id = id;
-          job.task_id = result->task_id;
-          job.backup_type = request.backup_type;
-          job.compression = request.compression;
-          job.state = JobState::kSubmitted;
-          job.request_id = request.request_id;
-          job.requested_by = request.requested_by;
-          job.create_time = now;
-          job.update_time = now;
-          jobs.push_back(std::move(job));
-        }
-        if (Status s = store_.PutJobs(jobs, intent_id); !s.ok()) {
-          Status err = Status(s.code(),
-                              "the CommServe started job " + jobs.front().job_id +
-                                  " but drgate could not record it: " + s.message(),
-                              s.reason())
-                           .With("commcell", cc.name)
-                           .With("job_id", jobs.front().job_id);
-          metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kFailed);
-          metrics_.CountTriggerFailure(cc.name, err);
-          Complete(cc.name, request.request_id, err, std::move(done));
-          return;
-        }
-        metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kSubmitted);
-        Complete(cc.name, request.request_id, TriggerOutcome{std::move(jobs.front()), false},
-                 std::move(done));
-      });
-    });
+    cc.client->TriggerDrBackup(
+        upstream, [this, &cc, request, intent_id = *intent_id, started,
+                   done = std::move(done)](StatusOr<commserv::DrBackupResult> result) mutable {
+          metrics_.ObserveTriggerDuration(
+              cc.name,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+          // Back to the blocking pool: the registry write fsyncs.
+          blocking_.Post([this, &cc, request = std::move(request), intent_id,
+                          result = std::move(result), done = std::move(done)]() mutable {
+            Finish(cc, request, intent_id, std::move(result), std::move(done));
+          });
+        });
   });
 }
 
-void Orchestrator::Complete(const std::string& commcell, const std::string& request_id,
+void Orchestrator::Finish(const CommCell& cc, const TriggerRequest& request, int64_t intent_id,
+                          StatusOr<commserv::DrBackupResult> result, TriggerCallback done) {
+  if (!result.ok()) {
+    Status s = Annotate(result.status(), cc.name);
+    if (OutcomeUnknown(s)) {
+      // The CommServe may have started a job: keep the intent open for the tracker to
+      // reconcile, and say so.
+      Status unknown(s.code(),
+                     s.message() +
+                         " (the request may have reached the CommServe; drgate will reconcile "
+                         "it: retry with the same request_id, never without one)",
+                     s.reason());
+      for (const auto& [k, v] : s.metadata()) unknown.With(k, v);
+      s = unknown;
+    } else {
+      // A known outcome: nothing started upstream. An intent left open would only be
+      // reconciled (and found empty) later, so a failure to close it loses nothing.
+      if (Status r = store_.ResolveIntent(intent_id, "failed: " + s.ToString()); !r.ok()) {
+        spdlog::warn("cannot close trigger intent {}: {}", intent_id, r.ToString());
+      }
+      if (s.reason() == "DR_JOB_ALREADY_RUNNING" && cc.on_active == OnActive::kReuse) {
+        ReuseActive(cc, request, s, std::move(done));
+        return;
+      }
+    }
+    metrics_.CountTrigger(cc.name, request.backup_type,
+                          IsRefusal(s) ? TriggerResult::kRejected : TriggerResult::kFailed);
+    metrics_.CountTriggerFailure(cc.name, s);
+    spdlog::info("audit: trigger commcell={} type={} request_id=\"{}\" caller=\"{}\" outcome={}",
+                 cc.name, BackupTypeName(request.backup_type), request.request_id,
+                 request.requested_by, s.ToString());
+    Complete(cc.name, request, s, std::move(done));
+    return;
+  }
+  const TimePoint now = clock_.Now();
+  std::vector<Job> jobs;
+  for (const auto& id : result->job_ids) {
+    Job job;
+    job.commcell = cc.name;
+    job.job_id = id;
+    job.task_id = result->task_id;
+    job.backup_type = request.backup_type;
+    job.compression = request.compression;
+    job.state = JobState::kSubmitted;
+    job.request_id = request.request_id;
+    job.requested_by = request.requested_by;
+    job.create_time = now;
+    job.update_time = now;
+    jobs.push_back(std::move(job));
+  }
+  if (Status s = store_.PutJobs(jobs, intent_id); !s.ok()) {
+    // The intent stays open: the tracker adopts the job once the registry works again.
+    Status err = Status(s.code(),
+                        "the CommServe started job " + jobs.front().job_id +
+                            " but drgate could not record it yet: " + s.message(),
+                        s.reason())
+                     .With("commcell", cc.name)
+                     .With("job_id", jobs.front().job_id);
+    metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kFailed);
+    metrics_.CountTriggerFailure(cc.name, err);
+    Complete(cc.name, request, err, std::move(done));
+    return;
+  }
+  metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kSubmitted);
+  spdlog::info("audit: trigger commcell={} type={} request_id=\"{}\" caller=\"{}\" job={} task={}",
+               cc.name, BackupTypeName(request.backup_type), request.request_id,
+               request.requested_by, jobs.front().job_id, jobs.front().task_id);
+  tracker_.Poke();
+  Complete(cc.name, request, TriggerOutcome{std::move(jobs.front()), false}, std::move(done));
+}
+
+void Orchestrator::ReuseActive(const CommCell& cc, const TriggerRequest& request,
+                               const Status& refusal, TriggerCallback done) {
+  auto it = refusal.metadata().find("active_job_id");
+  if (it == refusal.metadata().end()) {
+    // The CommServe did not name the job: nothing to reuse.
+    metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kRejected);
+    metrics_.CountTriggerFailure(cc.name, refusal);
+    Complete(cc.name, request, refusal, std::move(done));
+    return;
+  }
+  auto known = store_.GetJob(cc.name, it->second);
+  if (known.ok()) {
+    metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kDeduplicated);
+    Complete(cc.name, request, TriggerOutcome{std::move(*known), true}, std::move(done));
+    return;
+  }
+  // A DR job drgate did not start (a schedule, another tool): record it so the caller can
+  // follow it, with this request's id so a retry finds it.
+  Job job;
+  job.commcell = cc.name;
+  job.job_id = it->second;
+  job.backup_type = request.backup_type;
+  job.compression = request.compression;
+  job.state = JobState::kSubmitted;
+  job.request_id = request.request_id;
+  job.requested_by = request.requested_by;
+  job.create_time = clock_.Now();
+  job.update_time = job.create_time;
+  if (Status s = store_.PutJobs({job}); !s.ok()) {
+    Complete(cc.name, request, Annotate(s, cc.name), std::move(done));
+    return;
+  }
+  metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kDeduplicated);
+  tracker_.Poke();
+  Complete(cc.name, request, TriggerOutcome{std::move(job), true}, std::move(done));
+}
+
+void Orchestrator::Complete(const std::string& commcell, const TriggerRequest& request,
                             StatusOr<TriggerOutcome> outcome, TriggerCallback first) {
   std::vector<TriggerCallback> duplicates;
-  if (!request_id.empty()) {
+  {
     std::lock_guard lock(mu_);
-    auto it = in_flight_.find({commcell, request_id});
-    if (it != in_flight_.end()) {
+    auto& in_flight = request.request_id.empty() ? coalesced_ : in_flight_;
+    auto it = in_flight.find({commcell, CoalesceKey(request)});
+    if (it != in_flight.end()) {
       duplicates = std::move(it->second);
-      in_flight_.erase(it);
+      in_flight.erase(it);
     }
   }
   for (auto& dup : duplicates) {
@@ -204,6 +295,95 @@ void Orchestrator::Complete(const std::string& commcell, const std::string& requ
     }
   }
   first(std::move(outcome));
+}
+
+void Orchestrator::EnsureRecentBackup(TriggerRequest request, std::chrono::milliseconds max_age,
+                                      TriggerCallback done) {
+  auto cell = Resolve(request.commcell);
+  if (!cell.ok()) {
+    blocking_.Post([done = std::move(done), s = cell.status()] { done(s); });
+    return;
+  }
+  const std::string name = (*cell)->name;
+  if (max_age.count() <= 0) {
+    blocking_.Post([done = std::move(done),
+                    s = Annotate(InvalidArgument("max_age must be positive", "INVALID_MAX_AGE"),
+                                 name)] { done(s); });
+    return;
+  }
+  // "Completed w/ one or more errors" is a success with errors (the CommServe's own reading),
+  // as for drgate_backup_last_success_timestamp_seconds.
+  auto recent = store_.LatestJob(name, request.backup_type,
+                                 {JobState::kSucceeded, JobState::kSucceededWithErrors});
+  if (recent.ok() && recent->has_value()) {
+    const Job& job = **recent;
+    const TimePoint finished = job.end_time.value_or(job.create_time);  // as LatestJob orders
+    if (finished >= clock_.Now() - max_age) {
+      metrics_.CountTrigger(name, request.backup_type, TriggerResult::kDeduplicated);
+      blocking_.Post([done = std::move(done), job]() mutable {
+        done(TriggerOutcome{std::move(job), true});
+      });
+      return;
+    }
+  }
+  auto running = store_.LatestJob(
+      name, request.backup_type,
+      {JobState::kSubmitted, JobState::kQueued, JobState::kRunning, JobState::kSuspended});
+  if (!recent.ok() || !running.ok()) {
+    Status s = Annotate(!recent.ok() ? recent.status() : running.status(), name);
+    blocking_.Post([done = std::move(done), s] { done(s); });
+    return;
+  }
+  if (running->has_value()) {
+    metrics_.CountTrigger(name, request.backup_type, TriggerResult::kDeduplicated);
+    blocking_.Post([done = std::move(done), job = std::move(**running)]() mutable {
+      done(TriggerOutcome{std::move(job), true});
+    });
+    return;
+  }
+  request.commcell = name;
+  TriggerBackup(std::move(request), std::move(done));
+}
+
+void Orchestrator::CancelJob(const std::string& commcell, const std::string& job_id,
+                             std::function<void(StatusOr<Job>)> done) {
+  auto job = GetJob(commcell, job_id);
+  if (!job.ok()) {
+    blocking_.Post([done = std::move(done), s = job.status()] { done(s); });
+    return;
+  }
+  auto cell = Resolve(commcell);
+  const CommCell& cc = **cell;
+  if (IsTerminal(job->state) || job->state == JobState::kUnknown) {
+    Status s = Annotate(FailedPrecondition("job " + job_id + " has already finished (" +
+                                               JobStateName(job->state) + ")",
+                                           "JOB_ALREADY_FINISHED"),
+                        cc.name);
+    blocking_.Post([done = std::move(done), s] { done(s); });
+    return;
+  }
+  cc.client->KillJob(job_id, [this, &cc, job = *job, done = std::move(done)](Status s) mutable {
+    spdlog::info("audit: cancel commcell={} job={} outcome={}", cc.name, job.job_id,
+                 s.ok() ? "OK" : s.ToString());
+    if (!s.ok()) {
+      blocking_.Post([done = std::move(done), s = Annotate(s, cc.name)] { done(s); });
+      return;
+    }
+    // Reflect the kill: read the job back from the CommServe.
+    cc.client->GetJob(
+        job.job_id, [this, job, done = std::move(done)](
+                        StatusOr<std::optional<commserv::JobSummary>> summary) mutable {
+          blocking_.Post(
+              [this, job, summary = std::move(summary), done = std::move(done)]() mutable {
+                if (summary.ok() && summary->has_value()) {
+                  done(tracker_.Apply(job, **summary));
+                  return;
+                }
+                tracker_.Poke();
+                done(job);
+              });
+        });
+  });
 }
 
 StatusOr<Job> Orchestrator::GetJob(const std::string& commcell, const std::string& job_id) {

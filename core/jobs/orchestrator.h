@@ -27,16 +27,12 @@
 #include "core/common/job.h"
 #include "core/common/status.h"
 #include "core/commserv/client.h"
+#include "core/jobs/commcell.h"
+#include "core/jobs/tracker.h"
 #include "core/metrics/metrics.h"
 #include "core/registry/job_store.h"
 
 namespace drgate::jobs {
-
-struct CommCell {
-  std::string name;
-  std::string url;  // without credentials
-  std::shared_ptr<commserv::CommServClient> client;
-};
 
 struct TriggerRequest {
   std::string commcell;  // empty: the only configured CommCell
@@ -64,9 +60,9 @@ class Orchestrator {
  public:
   using TriggerCallback = std::function<void(StatusOr<TriggerOutcome>)>;
 
-  // `store`, `metrics`, `clock` and `blocking` must outlive the orchestrator.
+  // Every reference must outlive the orchestrator.
   Orchestrator(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
-               const Clock& clock, Executor& blocking);
+               const Clock& clock, Executor& blocking, Tracker& tracker);
 
   // Errors: INVALID_ARGUMENT (COMMCELL_REQUIRED, INVALID_REQUEST_ID), NOT_FOUND
   // (COMMCELL_NOT_FOUND), UNAVAILABLE (REGISTRY_UNAVAILABLE before anything was sent; upstream
@@ -75,15 +71,33 @@ class Orchestrator {
   // "commcell".
   void TriggerBackup(TriggerRequest request, TriggerCallback done);
 
+  // Answers a job that succeeded (also with errors) and ended within `max_age`, else one of this
+  // type that is running now, else triggers one. deduplicated = true for the first two.
+  void EnsureRecentBackup(TriggerRequest request, std::chrono::milliseconds max_age,
+                          TriggerCallback done);
+
+  // Kills the job on the CommServe and answers its state as the CommServe reports it after the
+  // kill. NOT_FOUND for a job drgate did not start; FAILED_PRECONDITION (JOB_ALREADY_FINISHED)
+  // for a finished one.
+  void CancelJob(const std::string& commcell, const std::string& job_id,
+                 std::function<void(StatusOr<Job>)> done);
+
   StatusOr<Job> GetJob(const std::string& commcell, const std::string& job_id);
   StatusOr<JobPage> ListJobs(const JobFilter& filter, int page_size, const std::string& page_token);
   std::vector<CommCellInfo> ListCommCells() const;
 
  private:
   StatusOr<const CommCell*> Resolve(const std::string& name) const;
-  void Send(const CommCell& cell, TriggerRequest request, int64_t intent_id);
-  void Complete(const std::string& commcell, const std::string& request_id,
+  void Start(const CommCell& cell, TriggerRequest request, TriggerCallback done);
+  void Finish(const CommCell& cell, const TriggerRequest& request, int64_t intent_id,
+              StatusOr<commserv::DrBackupResult> result, TriggerCallback done);
+  // Answers a refusal "already running" with the running job (OnActive::kReuse).
+  void ReuseActive(const CommCell& cell, const TriggerRequest& request, const Status& refusal,
+                   TriggerCallback done);
+  // Answers the trigger and every duplicate that joined it while it was in flight.
+  void Complete(const std::string& commcell, const TriggerRequest& request,
                 StatusOr<TriggerOutcome> outcome, TriggerCallback first);
+  static std::string CoalesceKey(const TriggerRequest& request);
   Status Annotate(Status status, const std::string& commcell) const;
 
   const std::vector<CommCell> commcells_;
@@ -91,14 +105,18 @@ class Orchestrator {
   Metrics& metrics_;
   const Clock& clock_;
   Executor& blocking_;
+  Tracker& tracker_;
 
-  using Key = std::pair<std::string, std::string>;  // (commcell, request_id)
+  // (commcell, CoalesceKey): the request_id, or "full/c0" (type and compression) for triggers
+  // without one, which share one upstream call when they agree on both.
+  using Key = std::pair<std::string, std::string>;
   // Held while a trigger checks the registry for its request_id and registers itself in flight,
   // so a duplicate either finds the recorded job or joins the in-flight trigger (the first
   // records its job before it leaves in_flight_).
   std::mutex mu_;
-  // Triggers with a request_id that are in flight, and the duplicates waiting for their answer.
-  std::map<Key, std::vector<TriggerCallback>> in_flight_;  // guarded by mu_
+  // Triggers in flight, and the duplicates waiting for their answer.
+  std::map<Key, std::vector<TriggerCallback>> in_flight_;  // guarded by mu_: by request_id
+  std::map<Key, std::vector<TriggerCallback>> coalesced_;  // guarded by mu_: without one
 };
 
 }  // namespace drgate::jobs

@@ -26,6 +26,17 @@ const char* ResultName(TriggerResult r) {
 const prometheus::Histogram::BucketBoundaries kTriggerBuckets = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
+// DR backups take minutes to hours: buckets from 30 s to 4 h.
+const prometheus::Histogram::BucketBoundaries kJobDurationBuckets = {
+    30, 60, 120, 300, 600, 900, 1800, 2700, 3600, 5400, 7200, 10800, 14400};
+
+constexpr JobState kTerminalStates[] = {JobState::kSucceeded, JobState::kSucceededWithErrors,
+                                        JobState::kFailed, JobState::kKilled};
+
+double Seconds(TimePoint t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
 constexpr const char* kFailureReasons[] = {"unreachable",
                                            "timeout",
                                            "tls",
@@ -79,7 +90,29 @@ Metrics::Metrics(prometheus::Registry& registry)
       build_info_(prometheus::BuildGauge()
                       .Name("drgate_build_info")
                       .Help("Always 1; labels carry the version and the git revision.")
-                      .Register(registry)) {
+                      .Register(registry)),
+      jobs_finished_(prometheus::BuildCounter()
+                         .Name("drgate_backup_jobs_finished_total")
+                         .Help("DR backup jobs drgate started that reached a terminal state.")
+                         .Register(registry)),
+      job_duration_(prometheus::BuildHistogram()
+                        .Name("drgate_backup_job_duration_seconds")
+                        .Help("Run time of finished DR backup jobs (CommServe start to end).")
+                        .Register(registry)),
+      jobs_active_(prometheus::BuildGauge()
+                       .Name("drgate_backup_jobs_active")
+                       .Help("DR backup jobs drgate started that have not finished yet.")
+                       .Register(registry)),
+      last_success_(prometheus::BuildGauge()
+                        .Name("drgate_backup_last_success_timestamp_seconds")
+                        .Help("End time (Unix seconds) of the last successful DR backup; 0 when "
+                              "drgate has seen none.")
+                        .Register(registry)),
+      last_finished_(prometheus::BuildGauge()
+                         .Name("drgate_backup_last_finished_timestamp_seconds")
+                         .Help("End time (Unix seconds) of the last DR backup that finished in "
+                               "this state; 0 when none has.")
+                         .Register(registry)) {
   build_info_.Add({{"version", DRGATE_VERSION}, {"revision", DRGATE_REVISION}}).Set(1);
 }
 
@@ -93,6 +126,18 @@ void Metrics::RegisterCommCell(const std::string& commcell) {
     }
   }
   trigger_duration_.Add({{"commcell", commcell}}, kTriggerBuckets);
+  jobs_active_.Add({{"commcell", commcell}});
+  for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {
+    const char* t = BackupTypeName(type);
+    job_duration_.Add({{"commcell", commcell}, {"backup_type", t}}, kJobDurationBuckets);
+    last_success_.Add({{"commcell", commcell}, {"backup_type", t}});
+    for (JobState state : kTerminalStates) {
+      jobs_finished_.Add(
+          {{"commcell", commcell}, {"backup_type", t}, {"state", JobStateName(state)}});
+      last_finished_.Add(
+          {{"commcell", commcell}, {"backup_type", t}, {"state", JobStateName(state)}});
+    }
+  }
   for (const char* reason : kFailureReasons) {
     trigger_failures_.Add({{"commcell", commcell}, {"reason", reason}});
   }
@@ -105,6 +150,34 @@ void Metrics::RegisterCommCell(const std::string& commcell) {
     commserv_requests_.Add(
         {{"commcell", commcell}, {"endpoint", CommServEndpointName(e)}, {"code", "error"}});
   }
+}
+
+void Metrics::RecordJobFinished(const Job& job) {
+  const char* type = BackupTypeName(job.backup_type);
+  jobs_finished_
+      .Add({{"commcell", job.commcell}, {"backup_type", type}, {"state", JobStateName(job.state)}})
+      .Increment();
+  const TimePoint end = job.end_time.value_or(job.update_time);
+  if (job.start_time && job.end_time && *job.end_time >= *job.start_time) {
+    job_duration_.Add({{"commcell", job.commcell}, {"backup_type", type}}, kJobDurationBuckets)
+        .Observe(std::chrono::duration<double>(*job.end_time - *job.start_time).count());
+  }
+  last_finished_
+      .Add({{"commcell", job.commcell}, {"backup_type", type}, {"state", JobStateName(job.state)}})
+      .Set(Seconds(end));
+  if (job.state == JobState::kSucceeded || job.state == JobState::kSucceededWithErrors) {
+    SetLastSuccess(job.commcell, job.backup_type, end);
+  }
+}
+
+void Metrics::SetLastSuccess(const std::string& commcell, BackupType type, TimePoint when) {
+  auto& gauge = last_success_.Add({{"commcell", commcell}, {"backup_type", BackupTypeName(type)}});
+  // Never move backwards: a late report of an older job must not hide a newer success.
+  if (Seconds(when) > gauge.Value()) gauge.Set(Seconds(when));
+}
+
+void Metrics::SetActiveJobs(const std::string& commcell, int64_t count) {
+  jobs_active_.Add({{"commcell", commcell}}).Set(static_cast<double>(count));
 }
 
 void Metrics::CountTrigger(const std::string& commcell, BackupType type, TriggerResult result) {

@@ -58,6 +58,13 @@ class Metrics {
   // `code` is the HTTP status, or 0 when no answer came (transport error: label "error").
   void CountCommServRequest(const std::string& commcell, CommServEndpoint endpoint, int code);
 
+  // A job reached a terminal state: finished count, duration (when start and end are known),
+  // last-finished and last-success timestamps.
+  void RecordJobFinished(const Job& job);
+  // Seeds drgate_backup_last_success_timestamp_seconds from the registry at startup.
+  void SetLastSuccess(const std::string& commcell, BackupType type, TimePoint when);
+  void SetActiveJobs(const std::string& commcell, int64_t count);
+
   // The fixed reason label for a failed trigger: one of unreachable, timeout, tls,
   // authentication, rejected, already_running, upstream_error, malformed_response, registry,
   // other.
@@ -69,6 +76,11 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& trigger_failures_;
   prometheus::Family<prometheus::Counter>& commserv_requests_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Counter>& jobs_finished_;
+  prometheus::Family<prometheus::Histogram>& job_duration_;
+  prometheus::Family<prometheus::Gauge>& jobs_active_;
+  prometheus::Family<prometheus::Gauge>& last_success_;
+  prometheus::Family<prometheus::Gauge>& last_finished_;
 };
 
 }  // namespace drgate

@@ -15,9 +15,15 @@
 
 namespace drgate {
 
+// Every set field must match (an AND of the criteria).
 struct JobFilter {
-  std::string commcell;           // empty: every CommCell
-  std::optional<JobState> state;  // unset: every state
+  std::string commcell;                   // empty: every CommCell
+  std::optional<JobState> state;          // unset: every state
+  std::optional<BackupType> backup_type;  // unset: every type
+  // A half-open range on create_time: created_after <= create_time < created_before. Either end
+  // may be unset (unbounded); an empty range lists nothing.
+  std::optional<TimePoint> created_after;
+  std::optional<TimePoint> created_before;
 };
 
 struct JobPage {
@@ -61,6 +67,22 @@ class JobStore {
 
   // Jobs that are not in a terminal state (for the tracker).
   virtual StatusOr<std::vector<Job>> ListActiveJobs() = 0;
+
+  // The job of `commcell` and `type` whose state is one of `states` and that is the most recent
+  // by coalesce(end_time, create_time) (end_time when set, create_time otherwise); of jobs equally
+  // recent, the one with the greatest job_id (compared bytewise). nullopt when no job matches,
+  // including when `states` is empty.
+  virtual StatusOr<std::optional<Job>> LatestJob(const std::string& commcell, BackupType type,
+                                                 const std::vector<JobState>& states) = 0;
+
+  // Retention. Deletes, in one transaction, at most `max_rows` jobs in a terminal state
+  // (succeeded, succeeded_with_errors, failed, killed; never unknown or a non-terminal state)
+  // whose coalesce(end_time, update_time) is before `finished_before`, oldest first, and at most
+  // `max_rows` resolved intents whose create_time is before `finished_before`, oldest first (any
+  // beyond that go on a later call). Open intents are never deleted. Returns the number of jobs
+  // deleted: a caller catching up on a backlog calls again while that equals `max_rows`.
+  // `max_rows` < 1 is INVALID_ARGUMENT (reason INVALID_MAX_ROWS).
+  virtual StatusOr<int64_t> PruneTerminalJobs(TimePoint finished_before, int max_rows) = 0;
 
   // Intent journal.
   virtual StatusOr<int64_t> AddIntent(const TriggerIntent& intent) = 0;

@@ -2,10 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
@@ -33,6 +35,7 @@ constexpr char kReasonPathInvalid[] = "REGISTRY_PATH_INVALID";
 constexpr char kReasonSchemaTooNew[] = "REGISTRY_SCHEMA_TOO_NEW";
 constexpr char kReasonInvalidPageToken[] = "INVALID_PAGE_TOKEN";
 constexpr char kReasonInvalidPageSize[] = "INVALID_PAGE_SIZE";
+constexpr char kReasonInvalidMaxRows[] = "INVALID_MAX_ROWS";
 
 struct Migration {
   int version;
@@ -89,6 +92,19 @@ CREATE TABLE intents (
 -- ListOpenIntents at startup stays cheap however many intents were resolved.
 CREATE INDEX intents_open ON intents (id) WHERE resolved = 0;
 )sql"},
+    {2, "indexes for backup type filter, latest job and pruning", R"sql(
+-- ListJobs filtered by CommCell and backup type (the other combinations with a type filter scan
+-- an index of version 1 and skip the jobs of the other type).
+CREATE INDEX jobs_by_commcell_type_time ON jobs (commcell, backup_type, create_time_ms, job_id);
+-- LatestJob: one seek per requested state to that state's most recent job.
+CREATE INDEX jobs_latest
+  ON jobs (commcell, backup_type, state, coalesce(end_time_ms, create_time_ms), job_id);
+-- PruneTerminalJobs: the terminal states (IsTerminal() true; 'unknown' is not one), oldest
+-- finished first.
+CREATE INDEX jobs_prunable ON jobs (coalesce(end_time_ms, update_time_ms))
+  WHERE state IN ('succeeded', 'succeeded_with_errors', 'failed', 'killed');
+CREATE INDEX intents_resolved ON intents (create_time_ms) WHERE resolved = 1;
+)sql"},
 };
 static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion);
 
@@ -100,7 +116,10 @@ struct Sql {
   std::string find_by_request_id;
   std::string list_active;
   // Indexed by ListVariant().
-  std::array<std::string, 8> list_jobs;
+  std::array<std::string, 16> list_jobs;
+  std::string latest_job;
+  std::string prune_jobs;
+  std::string prune_intents;
   std::string add_intent;
   std::string resolve_intent;
   std::string intent_exists;
@@ -112,20 +131,33 @@ constexpr char kJobColumns[] =
     "percent_complete, failure_reason, request_id, requested_by, create_time_ms, start_time_ms, "
     "end_time_ms, update_time_ms";
 
-int ListVariant(bool by_commcell, bool by_state, bool after_cursor) {
-  return (by_commcell ? 1 : 0) | (by_state ? 2 : 0) | (after_cursor ? 4 : 0);
+// LatestJob binds one parameter per distinct state; unused ones stay NULL and match nothing.
+constexpr const char* kLatestJobStateParams[] = {":state1", ":state2", ":state3",
+                                                 ":state4", ":state5", ":state6",
+                                                 ":state7", ":state8", ":state9"};
+
+int ListVariant(bool by_commcell, bool by_state, bool by_type, bool after_cursor) {
+  return (by_commcell ? 1 : 0) | (by_state ? 2 : 0) | (by_type ? 4 : 0) | (after_cursor ? 8 : 0);
 }
 
 // Keyset pagination over (create_time_ms, commcell, job_id) descending. INDEXED BY pins the plan
 // to a range scan on the index that matches the filter (an error, not a silent full scan, if the
-// index were ever missing).
-std::string ListJobsSql(bool by_commcell, bool by_state, bool after_cursor) {
-  const char* index = by_commcell
-                          ? (by_state ? "jobs_by_commcell_state_time" : "jobs_by_commcell_time")
-                          : (by_state ? "jobs_by_state_time" : "jobs_by_time");
+// index were ever missing). The create_time range is always bound (to the whole int64 range when
+// the filter has none), so it narrows that same scan. After a cursor, the cursor is the scan's
+// upper end: ListJobs has checked that it lies inside the range.
+std::string ListJobsSql(bool by_commcell, bool by_state, bool by_type, bool after_cursor) {
+  // Only CommCell + type has an index of its own; otherwise a type filter is checked on the rows
+  // of the index of the other criteria.
+  const char* index = by_commcell ? (by_state  ? "jobs_by_commcell_state_time"
+                                     : by_type ? "jobs_by_commcell_type_time"
+                                               : "jobs_by_commcell_time")
+                                  : (by_state ? "jobs_by_state_time" : "jobs_by_time");
   std::vector<std::string> terms;
   if (by_commcell) terms.push_back("commcell = :filter_commcell");
   if (by_state) terms.push_back("state = :filter_state");
+  if (by_type) terms.push_back("backup_type = :filter_type");
+  terms.push_back("create_time_ms >= :created_from_ms");
+  if (!after_cursor) terms.push_back("create_time_ms <= :created_until_ms");
   if (after_cursor) {
     // With commcell fixed by the filter, leaving it out of the row value keeps the comparison a
     // prefix of the index after the equality columns.
@@ -168,7 +200,31 @@ const Sql& Statements() {
                      " FROM jobs INDEXED BY jobs_active "
                      "WHERE state IN ('submitted', 'queued', 'running', 'suspended', 'unknown') "
                      "ORDER BY create_time_ms, commcell, job_id";
-    for (int v = 0; v < 8; ++v) s->list_jobs[v] = ListJobsSql(v & 1, v & 2, v & 4);
+    for (int v = 0; v < 16; ++v) s->list_jobs[v] = ListJobsSql(v & 1, v & 2, v & 4, v & 8);
+    // For each requested state, a correlated subquery seeks that state's most recent job in
+    // jobs_latest (its ORDER BY is the index order, so LIMIT 1 stops at the first entry); the
+    // outer query picks the most recent of those at most nine rows.
+    s->latest_job = std::string(
+                        "WITH wanted(state) AS (VALUES (:state1), (:state2), (:state3), "
+                        "(:state4), (:state5), (:state6), (:state7), (:state8), "
+                        "(:state9)) SELECT ") +
+                    kJobColumns +
+                    " FROM jobs WHERE rowid IN (SELECT (SELECT j.rowid FROM jobs AS j "
+                    "INDEXED BY jobs_latest WHERE j.commcell = :commcell AND "
+                    "j.backup_type = :backup_type AND j.state = wanted.state "
+                    "ORDER BY coalesce(j.end_time_ms, j.create_time_ms) DESC, j.job_id DESC "
+                    "LIMIT 1) FROM wanted) "
+                    "ORDER BY coalesce(end_time_ms, create_time_ms) DESC, job_id DESC LIMIT 1";
+    // The WHERE clauses repeat the partial indexes' conditions verbatim so that they apply.
+    s->prune_jobs =
+        "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_prunable "
+        "WHERE state IN ('succeeded', 'succeeded_with_errors', 'failed', 'killed') "
+        "AND coalesce(end_time_ms, update_time_ms) < :before_ms "
+        "ORDER BY coalesce(end_time_ms, update_time_ms) LIMIT :limit)";
+    s->prune_intents =
+        "DELETE FROM intents WHERE id IN (SELECT id FROM intents INDEXED BY intents_resolved "
+        "WHERE resolved = 1 AND create_time_ms < :before_ms ORDER BY create_time_ms "
+        "LIMIT :limit)";
     s->add_intent =
         "INSERT INTO intents (commcell, backup_type, compression, request_id, requested_by, "
         "create_time_ms) VALUES (:commcell, :backup_type, :compression, :request_id, "
@@ -206,6 +262,12 @@ Status SqliteError(sqlite3* db, int rc, std::string_view operation) {
 
 int64_t ToMillis(TimePoint t) {
   return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// The stored times are whole milliseconds (ToMillis at write), so `stored < t` holds exactly when
+// `stored_ms < CeilMillis(t)`, and `stored >= t` when `stored_ms >= CeilMillis(t)`.
+int64_t CeilMillis(TimePoint t) {
+  return std::chrono::ceil<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
 TimePoint FromMillis(int64_t ms) {
@@ -334,9 +396,36 @@ uint64_t Fnv1a64(std::string_view data, uint64_t hash = 14695981039346656037ull)
   return hash;
 }
 
+// The create_time range of a filter in stored milliseconds, both ends inclusive; the whole int64
+// range for an unset end.
+struct MillisRange {
+  int64_t from = std::numeric_limits<int64_t>::min();
+  int64_t until = std::numeric_limits<int64_t>::max();
+};
+
+MillisRange CreateTimeRange(const JobFilter& filter) {
+  MillisRange range;
+  if (filter.created_after) range.from = CeilMillis(*filter.created_after);
+  if (filter.created_before) range.until = CeilMillis(*filter.created_before) - 1;
+  return range;
+}
+
+// Fields are appended only when set, so a filter without the newer fields keeps the fingerprint
+// (and its tokens stay valid) across an upgrade. The time range enters in stored milliseconds:
+// two filters that select the same rows share tokens.
 uint64_t FilterFingerprint(const JobFilter& filter) {
   std::string key = "commcell=" + filter.commcell + '\0' +
                     "state=" + (filter.state ? JobStateName(*filter.state) : "*");
+  auto append = [&key](std::string_view name, const std::string& value) {
+    key += '\0';
+    key += name;
+    key += '=';
+    key += value;
+  };
+  const MillisRange range = CreateTimeRange(filter);
+  if (filter.backup_type) append("type", BackupTypeName(*filter.backup_type));
+  if (filter.created_after) append("from", std::to_string(range.from));
+  if (filter.created_before) append("until", std::to_string(range.until));
   return Fnv1a64(key);
 }
 
@@ -447,8 +536,8 @@ StatusOr<Cursor> DecodePageToken(const std::string& token, const JobFilter& filt
   cursor.create_time_ms = static_cast<int64_t>(time);
   if (cursor.fingerprint != FilterFingerprint(filter)) {
     return InvalidArgument(
-        "page_token was issued for a different filter (commcell or state); repeat the filter of "
-        "the first page, or start again without a token",
+        "page_token was issued for a different filter (commcell, state, backup type or time "
+        "range); repeat the filter of the first page, or start again without a token",
         kReasonInvalidPageToken);
   }
   return cursor;
@@ -808,6 +897,36 @@ Status SqliteJobStore::ResolveIntent(int64_t intent_id, const std::string& outco
   });
 }
 
+StatusOr<int64_t> SqliteJobStore::PruneTerminalJobs(TimePoint finished_before, int max_rows) {
+  static constexpr char kOperation[] = "prune finished jobs";
+  if (max_rows < 1) {
+    return InvalidArgument("max_rows must be at least 1, got " + std::to_string(max_rows),
+                           kReasonInvalidMaxRows);
+  }
+  const int64_t before_ms = CeilMillis(finished_before);
+  int64_t deleted = 0;
+  Status s = WriteTransaction(kOperation, [&](Connection& conn) -> Status {
+    const Sql& sql = Statements();
+    {
+      StatusOr<sqlite3_stmt*> stmt = conn.Prepare(sql.prune_jobs.c_str(), kOperation);
+      if (!stmt.ok()) return stmt.status();
+      Statement remove(conn.db(), *stmt, kOperation);
+      remove.Bind(":before_ms", before_ms);
+      remove.Bind(":limit", int64_t{max_rows});
+      if (Status run = remove.Run(); !run.ok()) return run;
+      deleted = sqlite3_changes(conn.db());
+    }
+    StatusOr<sqlite3_stmt*> stmt = conn.Prepare(sql.prune_intents.c_str(), kOperation);
+    if (!stmt.ok()) return stmt.status();
+    Statement remove(conn.db(), *stmt, kOperation);
+    remove.Bind(":before_ms", before_ms);
+    remove.Bind(":limit", int64_t{max_rows});
+    return remove.Run();
+  });
+  if (!s.ok()) return s;
+  return deleted;
+}
+
 // ---- Reads --------------------------------------------------------------------------------------
 
 StatusOr<Job> SqliteJobStore::GetJob(const std::string& commcell, const std::string& job_id) {
@@ -865,17 +984,30 @@ StatusOr<JobPage> SqliteJobStore::ListJobs(const JobFilter& filter, int page_siz
     if (!decoded.ok()) return decoded.status();
     cursor = std::move(*decoded);
   }
+  const MillisRange range = CreateTimeRange(filter);
+  // A cursor replaces the range's upper end in the query (see ListJobsSql); every row this filter
+  // returned is inside the range, so a cursor beyond it was not made by ListJobs.
+  if (cursor && cursor->create_time_ms > range.until) {
+    return InvalidArgument(
+        "page_token is malformed; pass the next_page_token of the previous "
+        "page unchanged",
+        kReasonInvalidPageToken);
+  }
 
   StatusOr<ReadLease> lease = AcquireReader();
   if (!lease.ok()) return lease.status();
   Connection& conn = **lease;
-  const std::string& sql = Statements().list_jobs[ListVariant(
-      !filter.commcell.empty(), filter.state.has_value(), cursor.has_value())];
+  const std::string& sql =
+      Statements().list_jobs[ListVariant(!filter.commcell.empty(), filter.state.has_value(),
+                                         filter.backup_type.has_value(), cursor.has_value())];
   StatusOr<sqlite3_stmt*> stmt = conn.Prepare(sql.c_str(), kOperation);
   if (!stmt.ok()) return stmt.status();
   Statement select(conn.db(), *stmt, kOperation);
   select.Bind(":filter_commcell", filter.commcell);
   if (filter.state) select.Bind(":filter_state", JobStateName(*filter.state));
+  if (filter.backup_type) select.Bind(":filter_type", BackupTypeName(*filter.backup_type));
+  select.Bind(":created_from_ms", range.from);
+  select.Bind(":created_until_ms", range.until);
   if (cursor) {
     select.Bind(":cursor_time", cursor->create_time_ms);
     select.Bind(":cursor_commcell", cursor->commcell);
@@ -925,6 +1057,41 @@ StatusOr<std::vector<Job>> SqliteJobStore::ListActiveJobs() {
     jobs.push_back(std::move(*job));
   }
   return jobs;
+}
+
+StatusOr<std::optional<Job>> SqliteJobStore::LatestJob(const std::string& commcell, BackupType type,
+                                                       const std::vector<JobState>& states) {
+  static constexpr char kOperation[] = "find latest job";
+  // Distinct states, at most one per JobState value, each bound to one parameter.
+  std::vector<JobState> distinct;
+  for (JobState state : states) {
+    if (std::find(distinct.begin(), distinct.end(), state) == distinct.end()) {
+      distinct.push_back(state);
+    }
+  }
+  if (distinct.empty()) return std::optional<Job>();
+  if (distinct.size() > std::size(kLatestJobStateParams)) {
+    return InvalidArgument("LatestJob: " + std::to_string(distinct.size()) +
+                           " distinct states, more than the " +
+                           std::to_string(std::size(kLatestJobStateParams)) + " that exist");
+  }
+  StatusOr<ReadLease> lease = AcquireReader();
+  if (!lease.ok()) return lease.status();
+  Connection& conn = **lease;
+  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().latest_job.c_str(), kOperation);
+  if (!stmt.ok()) return stmt.status();
+  Statement select(conn.db(), *stmt, kOperation);
+  select.Bind(":commcell", commcell);
+  select.Bind(":backup_type", BackupTypeName(type));
+  for (size_t i = 0; i < distinct.size(); ++i) {
+    select.Bind(kLatestJobStateParams[i], JobStateName(distinct[i]));
+  }
+  StatusOr<bool> row = select.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<Job>();
+  StatusOr<Job> job = ReadJob(select);
+  if (!job.ok()) return job.status();
+  return std::optional<Job>(std::move(*job));
 }
 
 StatusOr<std::vector<TriggerIntent>> SqliteJobStore::ListOpenIntents() {

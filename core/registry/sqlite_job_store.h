@@ -26,7 +26,7 @@ namespace drgate {
 class SqliteJobStore final : public JobStore {
  public:
   // The schema version this build creates and understands.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion. The parent folder
   // must exist (creating it is the deployment's job): FAILED_PRECONDITION, reason
@@ -54,11 +54,21 @@ class SqliteJobStore final : public JobStore {
   StatusOr<std::optional<Job>> FindByRequestId(const std::string& commcell,
                                                const std::string& request_id) override;
   // Order: create_time descending, then commcell and job_id descending (a total order, so paging
-  // is stable). Tokens are keyset cursors: a page costs O(page_size) whatever the table size.
+  // is stable). Tokens are keyset cursors, and the create_time range bounds the same index scan:
+  // with no filter, or a filter on CommCell, state, CommCell and state, or CommCell and backup
+  // type (each with or without a time range), a page costs O(page_size) whatever the table size.
+  // The other combinations with a backup type (type alone, type and state, all three) scan the
+  // index of the other criteria and skip the jobs of the other type, so a page costs
+  // O(page_size / share of matching jobs of that type).
   StatusOr<JobPage> ListJobs(const JobFilter& filter, int page_size,
                              const std::string& page_token) override;
   // Oldest first.
   StatusOr<std::vector<Job>> ListActiveJobs() override;
+  // One index seek per distinct state in `states`: O(|states| log n).
+  StatusOr<std::optional<Job>> LatestJob(const std::string& commcell, BackupType type,
+                                         const std::vector<JobState>& states) override;
+  // O(deleted rows * log n): the candidates come from partial indexes, oldest first.
+  StatusOr<int64_t> PruneTerminalJobs(TimePoint finished_before, int max_rows) override;
   StatusOr<int64_t> AddIntent(const TriggerIntent& intent) override;
   // NOT_FOUND (reason INTENT_NOT_FOUND) for an unknown id; a no-op for a resolved one.
   Status ResolveIntent(int64_t intent_id, const std::string& outcome) override;

@@ -6,7 +6,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -38,13 +41,55 @@ class FakeCommServClient final : public commserv::CommServClient {
       }
     });
   }
+  // The CommServe's view of jobs, as ListDrJobs and GetJob report it. A job absent from
+  // `jobs` is not shown (yet). `list_error`, when set, fails ListDrJobs.
+  void SetJob(const commserv::JobSummary& summary) {
+    std::lock_guard lock(mu_);
+    jobs_[summary.job_id] = summary;
+  }
+  void SetListError(std::optional<Status> error) {
+    std::lock_guard lock(mu_);
+    list_error_ = std::move(error);
+  }
+  // Ids hidden from the list but answered by GetJob (the list lags behind).
+  void HideFromList(const std::string& id) {
+    std::lock_guard lock(mu_);
+    hidden_.insert(id);
+  }
+  int list_calls() const { return list_calls_; }
+  int get_calls() const { return get_calls_; }
+  int kill_calls() const { return kill_calls_; }
+
   void ListDrJobs(std::chrono::seconds, Callback<std::vector<commserv::JobSummary>> done) override {
-    pool_.Post([done = std::move(done)] { done(std::vector<commserv::JobSummary>{}); });
+    ++list_calls_;
+    StatusOr<std::vector<commserv::JobSummary>> result = std::vector<commserv::JobSummary>{};
+    {
+      std::lock_guard lock(mu_);
+      if (list_error_) {
+        result = *list_error_;
+      } else {
+        for (const auto& [id, s] : jobs_) {
+          if (!hidden_.count(id)) result->push_back(s);
+        }
+      }
+    }
+    pool_.Post([done = std::move(done), result = std::move(result)] { done(result); });
   }
-  void GetJob(const std::string&, Callback<std::optional<commserv::JobSummary>> done) override {
-    pool_.Post([done = std::move(done)] { done(std::optional<commserv::JobSummary>()); });
+  void GetJob(const std::string& id, Callback<std::optional<commserv::JobSummary>> done) override {
+    ++get_calls_;
+    std::optional<commserv::JobSummary> found;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = jobs_.find(id); it != jobs_.end()) found = it->second;
+    }
+    pool_.Post([done = std::move(done), found] { done(found); });
   }
-  void KillJob(const std::string&, std::function<void(Status)> done) override {
+  void KillJob(const std::string& id, std::function<void(Status)> done) override {
+    ++kill_calls_;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = jobs_.find(id); it != jobs_.end()) it->second.status = "Killed";
+    }
     pool_.Post([done = std::move(done)] { done(Status::Ok()); });
   }
   commserv::Reachability reachability() const override { return {}; }
@@ -68,7 +113,13 @@ class FakeCommServClient final : public commserv::CommServClient {
   std::atomic<int> calls_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool held_ = false;  // guarded by mu_
+  bool held_ = false;                                 // guarded by mu_
+  std::map<std::string, commserv::JobSummary> jobs_;  // guarded by mu_
+  std::set<std::string> hidden_;                      // guarded by mu_
+  std::optional<Status> list_error_;                  // guarded by mu_
+  std::atomic<int> list_calls_{0};
+  std::atomic<int> get_calls_{0};
+  std::atomic<int> kill_calls_{0};
   ThreadPool pool_{2};
 };
 

@@ -881,3 +881,39 @@ TEST(ErrorTextOf, TruncatesTo512BytesOnACharacterBoundary) {
 
 }  // namespace
 }  // namespace drgate::commserv
+
+namespace drgate::commserv {
+namespace {
+
+TEST(AlreadyRunningTest, NamesTheActiveJobWhenTheTextDoes) {
+  HttpResponse r;
+  r.status = 200;
+  r.content_type = "application/json";
+  r.body = R"({"errorCode":1,"errorMessage":"DR backup job [2100] is already running."})";
+  auto result = DecodeDrBackupResponse(r, WireFormat::kJson);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kAborted);
+  EXPECT_EQ(result.status().reason(), "DR_JOB_ALREADY_RUNNING");
+  EXPECT_EQ(result.status().metadata().at("active_job_id"), "2100");
+
+  r.body = R"({"errorCode":1,"errorMessage":"A DR backup job is already running."})";
+  auto unnamed = DecodeDrBackupResponse(r, WireFormat::kJson);
+  EXPECT_EQ(unnamed.status().reason(), "DR_JOB_ALREADY_RUNNING");
+  EXPECT_EQ(unnamed.status().metadata().count("active_job_id"), 0u);
+}
+
+TEST(JobListTest, ReadsTheBackupLevel) {
+  HttpResponse r;
+  r.status = 200;
+  r.content_type = "application/json";
+  r.body = R"({"totalRecordsWithoutPaging":1,"jobs":[{"jobSummary":{"jobId":7,
+      "status":"Running","backupLevelName":"Differential"}}]})";
+  auto jobs = DecodeJobList(r);
+  ASSERT_TRUE(jobs.ok()) << jobs.status().ToString();
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0].job_id, "7");
+  EXPECT_EQ((*jobs)[0].backup_level, "Differential");
+}
+
+}  // namespace
+}  // namespace drgate::commserv

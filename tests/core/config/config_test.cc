@@ -197,7 +197,7 @@ TEST(ParseDurationTest, AcceptsUnitsAndSums) {
   EXPECT_EQ(*ParseDuration("30s"), std::chrono::seconds(30));
   EXPECT_EQ(*ParseDuration("5m"), std::chrono::minutes(5));
   EXPECT_EQ(*ParseDuration("1h30m"), std::chrono::minutes(90));
-  for (const char* bad : {"", "5", "s", "5d", "-1s", "1.5s"}) {
+  for (const char* bad : {"", "5", "s", "5w", "-1s", "1.5s"}) {
     auto d = ParseDuration(bad);
     ASSERT_FALSE(d.ok()) << bad;
     EXPECT_EQ(d.status().reason(), "INVALID_DURATION") << bad;

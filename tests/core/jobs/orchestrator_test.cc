@@ -4,6 +4,7 @@
 #include <prometheus/registry.h>
 
 #include <future>
+#include <set>
 
 #include "core/registry/sqlite_job_store.h"
 #include "tests/fakes/fake_commserv_client.h"
@@ -37,10 +38,12 @@ class OrchestratorTest : public ::testing::Test {
   }
   void Build(const std::vector<std::string>& names) {
     orchestrator_.reset();
+    tracker_.reset();
     std::vector<CommCell> cells;
     for (const auto& n : names) cells.push_back(CommCell{n, "https://" + n + "/api", client_});
-    orchestrator_ =
-        std::make_unique<Orchestrator>(std::move(cells), *store_, metrics_, clock_, pool_);
+    tracker_ = std::make_unique<Tracker>(cells, *store_, metrics_, clock_, hub_, TrackerOptions{});
+    orchestrator_ = std::make_unique<Orchestrator>(std::move(cells), *store_, metrics_, clock_,
+                                                   pool_, *tracker_);
   }
   StatusOr<TriggerOutcome> Trigger(TriggerRequest r) {
     std::promise<StatusOr<TriggerOutcome>> p;
@@ -63,6 +66,8 @@ class OrchestratorTest : public ::testing::Test {
   Metrics metrics_{registry_};
   drgate::testing::ManualClock clock_;
   ThreadPool pool_{2};
+  WatchHub hub_;
+  std::unique_ptr<Tracker> tracker_;
   std::unique_ptr<Orchestrator> orchestrator_;
 };
 
@@ -214,6 +219,124 @@ TEST_F(OrchestratorTest, KnownSeriesExistAtZeroFromStartup) {
   EXPECT_EQ(CounterValue(registry_, "drgate_commserv_requests_total",
                          {{"commcell", "cs1"}, {"endpoint", "drbackup"}, {"code", "200"}}),
             0);
+}
+
+TEST_F(OrchestratorTest, ConcurrentTriggersWithoutRequestIdShareOneUpstreamCall) {
+  client_->Hold();
+  std::vector<std::promise<StatusOr<TriggerOutcome>>> ps(10);
+  for (auto& p : ps) {
+    orchestrator_->TriggerBackup(Request(),
+                                 [&p](StatusOr<TriggerOutcome> o) { p.set_value(std::move(o)); });
+  }
+  client_->Release();
+  std::set<std::string> ids;
+  for (auto& p : ps) {
+    auto o = p.get_future().get();
+    ASSERT_TRUE(o.ok());
+    ids.insert(o->job.job_id);
+  }
+  EXPECT_EQ(client_->calls(), 1);
+  EXPECT_EQ(ids, std::set<std::string>{"2141"});
+  // Once answered, the next trigger is a new one.
+  EXPECT_EQ(Trigger(Request())->job.job_id, "2142");
+}
+
+TEST_F(OrchestratorTest, AnOpenIntentBlocksARetryWithTheSameRequestId) {
+  TriggerIntent intent;
+  intent.commcell = "cs1";
+  intent.request_id = "in-doubt";
+  intent.create_time = clock_.Now();
+  ASSERT_TRUE(store_->AddIntent(intent).ok());
+  auto out = Trigger(Request("cs1", "in-doubt"));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(out.status().reason(), "TRIGGER_OUTCOME_PENDING");
+  EXPECT_EQ(client_->calls(), 0);
+}
+
+TEST_F(OrchestratorTest, EnsureRecentBackupAnswersARecentSuccessWithoutTriggering) {
+  Job done;
+  done.commcell = "cs1";
+  done.job_id = "100";
+  done.state = JobState::kSucceeded;
+  done.create_time = clock_.Now() - std::chrono::hours(2);
+  done.end_time = clock_.Now() - std::chrono::hours(1);
+  done.update_time = *done.end_time;
+  ASSERT_TRUE(store_->PutJobs({done}).ok());
+
+  std::promise<StatusOr<TriggerOutcome>> p;
+  orchestrator_->EnsureRecentBackup(Request(), std::chrono::hours(6),
+                                    [&p](StatusOr<TriggerOutcome> o) { p.set_value(o); });
+  auto out = p.get_future().get();
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->job.job_id, "100");
+  EXPECT_TRUE(out->deduplicated);
+  EXPECT_EQ(client_->calls(), 0);
+
+  // Too old for a 30-minute window: a new backup.
+  std::promise<StatusOr<TriggerOutcome>> q;
+  orchestrator_->EnsureRecentBackup(Request(), std::chrono::minutes(30),
+                                    [&q](StatusOr<TriggerOutcome> o) { q.set_value(o); });
+  auto fresh = q.get_future().get();
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_FALSE(fresh->deduplicated);
+  EXPECT_EQ(fresh->job.job_id, "2141");
+
+  // While that one runs, it is the answer.
+  std::promise<StatusOr<TriggerOutcome>> r;
+  orchestrator_->EnsureRecentBackup(Request(), std::chrono::minutes(30),
+                                    [&r](StatusOr<TriggerOutcome> o) { r.set_value(o); });
+  auto running = r.get_future().get();
+  ASSERT_TRUE(running.ok());
+  EXPECT_TRUE(running->deduplicated);
+  EXPECT_EQ(running->job.job_id, "2141");
+  EXPECT_EQ(client_->calls(), 1);
+}
+
+TEST_F(OrchestratorTest, ReusePolicyAnswersTheRunningJob) {
+  client_ = std::make_shared<FakeCommServClient>([](const commserv::DrBackupRequest&) {
+    return StatusOr<commserv::DrBackupResult>(Status(StatusCode::kAborted,
+                                                     "DR backup job [2100] is already running.",
+                                                     "DR_JOB_ALREADY_RUNNING")
+                                                  .With("active_job_id", "2100"));
+  });
+  orchestrator_.reset();
+  tracker_.reset();
+  std::vector<CommCell> cells{CommCell{"cs1", "https://cs1/api", client_, OnActive::kReuse}};
+  tracker_ = std::make_unique<Tracker>(cells, *store_, metrics_, clock_, hub_, TrackerOptions{});
+  orchestrator_ =
+      std::make_unique<Orchestrator>(std::move(cells), *store_, metrics_, clock_, pool_, *tracker_);
+  auto out = Trigger(Request("cs1", "reuse-me"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_TRUE(out->deduplicated);
+  EXPECT_EQ(out->job.job_id, "2100");
+  EXPECT_EQ((*store_->FindByRequestId("cs1", "reuse-me"))->job_id, "2100");
+}
+
+TEST_F(OrchestratorTest, CancelKillsUpstreamAndReflectsTheState) {
+  auto out = Trigger(Request());
+  ASSERT_TRUE(out.ok());
+  commserv::JobSummary s;
+  s.job_id = "2141";
+  s.status = "Running";
+  client_->SetJob(s);
+  std::promise<StatusOr<Job>> p;
+  orchestrator_->CancelJob("cs1", "2141", [&p](StatusOr<Job> j) { p.set_value(j); });
+  auto killed = p.get_future().get();
+  ASSERT_TRUE(killed.ok()) << killed.status().ToString();
+  EXPECT_EQ(killed->state, JobState::kKilled);
+  EXPECT_EQ(store_->GetJob("cs1", "2141")->state, JobState::kKilled);
+  EXPECT_EQ(client_->kill_calls(), 1);
+
+  std::promise<StatusOr<Job>> again;
+  orchestrator_->CancelJob("cs1", "2141", [&again](StatusOr<Job> j) { again.set_value(j); });
+  auto finished = again.get_future().get();
+  EXPECT_EQ(finished.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(finished.status().reason(), "JOB_ALREADY_FINISHED");
+
+  std::promise<StatusOr<Job>> missing;
+  orchestrator_->CancelJob("cs1", "404", [&missing](StatusOr<Job> j) { missing.set_value(j); });
+  EXPECT_EQ(missing.get_future().get().status().reason(), "JOB_NOT_FOUND");
 }
 
 }  // namespace

@@ -4,12 +4,14 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -114,6 +116,20 @@ JobFilter Filter(std::string commcell, std::optional<JobState> state = std::null
 
 JobFilter StateFilter(JobState state) {
   return Filter("", state);
+}
+
+JobFilter TypeFilter(std::string commcell, BackupType type) {
+  JobFilter filter = Filter(std::move(commcell));
+  filter.backup_type = type;
+  return filter;
+}
+
+JobFilter TimeFilter(std::optional<TimePoint> created_after,
+                     std::optional<TimePoint> created_before) {
+  JobFilter filter;
+  filter.created_after = created_after;
+  filter.created_before = created_before;
+  return filter;
 }
 
 std::vector<std::string> Ids(const std::vector<Job>& jobs) {
@@ -354,6 +370,140 @@ TEST_P(ListJobsFilterTest, ByCommCellAndState) {
   EXPECT_THAT(Ids(ListAll(Filter("cc2", JobState::kRunning), 10)), ElementsAre("d"));
 }
 
+// Six jobs, one per millisecond, over two CommCells, both types and three states:
+//   id  commcell  type          state      create_time
+//   a   cc1       full          succeeded  kT0 + 1
+//   b   cc1       differential  succeeded  kT0 + 2
+//   c   cc1       full          running    kT0 + 3
+//   d   cc2       full          succeeded  kT0 + 4
+//   e   cc2       differential  running    kT0 + 5
+//   f   cc1       differential  failed     kT0 + 6
+class ListJobsTypeAndTimeFilterTest : public JobStoreContractTest {
+ protected:
+  void SetUp() override {
+    JobStoreContractTest::SetUp();
+    struct Row {
+      const char* commcell;
+      const char* id;
+      BackupType type;
+      JobState state;
+    };
+    const Row rows[] = {
+        {"cc1", "a", BackupType::kFull, JobState::kSucceeded},
+        {"cc1", "b", BackupType::kDifferential, JobState::kSucceeded},
+        {"cc1", "c", BackupType::kFull, JobState::kRunning},
+        {"cc2", "d", BackupType::kFull, JobState::kSucceeded},
+        {"cc2", "e", BackupType::kDifferential, JobState::kRunning},
+        {"cc1", "f", BackupType::kDifferential, JobState::kFailed},
+    };
+    for (size_t i = 0; i < std::size(rows); ++i) {
+      Job job = MakeJob(rows[i].commcell, rows[i].id, kT0 + 1 + static_cast<int64_t>(i));
+      job.backup_type = rows[i].type;
+      job.state = rows[i].state;
+      jobs_.push_back(job);
+    }
+    Put(jobs_);
+  }
+
+  // The ids `filter` should list, newest first, computed from the JobFilter contract.
+  std::vector<std::string> Expected(const JobFilter& filter) const {
+    std::vector<std::string> ids;
+    for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
+      const Job& job = *it;
+      if (!filter.commcell.empty() && job.commcell != filter.commcell) continue;
+      if (filter.state && job.state != *filter.state) continue;
+      if (filter.backup_type && job.backup_type != *filter.backup_type) continue;
+      if (filter.created_after && job.create_time < *filter.created_after) continue;
+      if (filter.created_before && !(job.create_time < *filter.created_before)) continue;
+      ids.push_back(job.job_id);
+    }
+    return ids;
+  }
+
+  std::vector<Job> jobs_;
+};
+
+TEST_P(ListJobsTypeAndTimeFilterTest, ByBackupType) {
+  EXPECT_THAT(Ids(ListAll(TypeFilter("", BackupType::kFull), 10)), ElementsAre("d", "c", "a"));
+  EXPECT_THAT(Ids(ListAll(TypeFilter("", BackupType::kDifferential), 10)),
+              ElementsAre("f", "e", "b"));
+}
+
+TEST_P(ListJobsTypeAndTimeFilterTest, ByCommCellAndBackupType) {
+  EXPECT_THAT(Ids(ListAll(TypeFilter("cc1", BackupType::kFull), 10)), ElementsAre("c", "a"));
+  EXPECT_THAT(Ids(ListAll(TypeFilter("cc1", BackupType::kDifferential), 10)),
+              ElementsAre("f", "b"));
+  EXPECT_THAT(Ids(ListAll(TypeFilter("cc3", BackupType::kFull), 10)), IsEmpty());
+}
+
+TEST_P(ListJobsTypeAndTimeFilterTest, ByStateAndBackupType) {
+  JobFilter filter = TypeFilter("", BackupType::kFull);
+  filter.state = JobState::kSucceeded;
+  EXPECT_THAT(Ids(ListAll(filter, 10)), ElementsAre("d", "a"));
+  filter.commcell = "cc1";
+  EXPECT_THAT(Ids(ListAll(filter, 10)), ElementsAre("a"));
+  filter.state = JobState::kFailed;
+  EXPECT_THAT(Ids(ListAll(filter, 10)), IsEmpty());
+}
+
+TEST_P(ListJobsTypeAndTimeFilterTest, TimeRangeIncludesItsStartAndExcludesItsEnd) {
+  EXPECT_THAT(Ids(ListAll(TimeFilter(Ms(kT0 + 2), Ms(kT0 + 5)), 10)), ElementsAre("d", "c", "b"));
+  EXPECT_THAT(Ids(ListAll(TimeFilter(Ms(kT0 + 5), std::nullopt), 10)), ElementsAre("f", "e"));
+  EXPECT_THAT(Ids(ListAll(TimeFilter(std::nullopt, Ms(kT0 + 2)), 10)), ElementsAre("a"));
+}
+
+TEST_P(ListJobsTypeAndTimeFilterTest, TimeRangeBetweenMillisecondsIsExact) {
+  // Stored times are whole milliseconds; a bound 1 ns past kT0 + 2 excludes the job at kT0 + 2
+  // from below, and a bound 1 ns past kT0 + 4 includes the job at kT0 + 4 from above.
+  const auto ns = std::chrono::nanoseconds(1);
+  EXPECT_THAT(Ids(ListAll(TimeFilter(Ms(kT0 + 2) + ns, Ms(kT0 + 4) + ns), 10)),
+              ElementsAre("d", "c"));
+  EXPECT_THAT(Ids(ListAll(TimeFilter(Ms(kT0 + 2) - ns, Ms(kT0 + 4) - ns), 10)),
+              ElementsAre("c", "b"));
+}
+
+TEST_P(ListJobsTypeAndTimeFilterTest, EmptyTimeRangeListsNothing) {
+  EXPECT_THAT(Ids(ListAll(TimeFilter(Ms(kT0 + 3), Ms(kT0 + 3)), 10)), IsEmpty());
+  EXPECT_THAT(Ids(ListAll(TimeFilter(Ms(kT0 + 5), Ms(kT0 + 2)), 10)), IsEmpty());
+}
+
+TEST_P(ListJobsTypeAndTimeFilterTest, EveryCombinationOfCriteriaInPagesOfOneAndOfTen) {
+  const std::vector<std::string> commcells = {"", "cc1", "cc2"};
+  const std::vector<std::optional<JobState>> states = {std::nullopt, JobState::kSucceeded,
+                                                       JobState::kRunning};
+  const std::vector<std::optional<BackupType>> types = {std::nullopt, BackupType::kFull,
+                                                        BackupType::kDifferential};
+  const std::vector<std::optional<TimePoint>> afters = {std::nullopt, Ms(kT0 + 2)};
+  const std::vector<std::optional<TimePoint>> befores = {std::nullopt, Ms(kT0 + 6)};
+  int combinations = 0;
+  for (const std::string& commcell : commcells) {
+    for (const std::optional<JobState>& state : states) {
+      for (const std::optional<BackupType>& type : types) {
+        for (const std::optional<TimePoint>& after : afters) {
+          for (const std::optional<TimePoint>& before : befores) {
+            JobFilter filter = TimeFilter(after, before);
+            filter.commcell = commcell;
+            filter.state = state;
+            filter.backup_type = type;
+            SCOPED_TRACE("commcell '" + commcell + "' state " +
+                         (state ? JobStateName(*state) : "*") + " type " +
+                         (type ? BackupTypeName(*type) : "*") + " after " + (after ? "+2" : "*") +
+                         " before " + (before ? "+6" : "*"));
+            EXPECT_EQ(Ids(ListAll(filter, 1)), Expected(filter));
+            EXPECT_EQ(Ids(ListAll(filter, 10)), Expected(filter));
+            ++combinations;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(combinations, 108);
+  // The oracle itself, on one combination worked out by hand.
+  JobFilter filter = TimeFilter(Ms(kT0 + 2), Ms(kT0 + 6));
+  filter.commcell = "cc1";
+  EXPECT_THAT(Expected(filter), ElementsAre("c", "b"));
+}
+
 // 2,500 jobs on two CommCells, with several jobs per millisecond so that ties are broken by the
 // cursor's commcell and job id.
 class ListJobsPagingTest : public JobStoreContractTest {
@@ -366,6 +516,7 @@ class ListJobsPagingTest : public JobStoreContractTest {
     for (int i = 0; i < kJobs; ++i) {
       Job job = MakeJob(i % 2 == 0 ? "cc1" : "cc2", std::to_string(100000 + i), kT0 + i / 5);
       job.state = i % 3 == 0 ? JobState::kSucceeded : JobState::kRunning;
+      job.backup_type = i % 4 < 2 ? BackupType::kFull : BackupType::kDifferential;
       jobs.push_back(job);
     }
     Put(jobs);
@@ -403,6 +554,25 @@ TEST_P(ListJobsPagingTest, FilteredPagesVisitEachMatchingJobOnce) {
   // i % 3 == 0 among i in [0, 2500): 834 jobs; of those on cc1 (i even): i % 6 == 0, 417.
   ExpectEachOnceNewestFirst(ListAll(StateFilter(JobState::kSucceeded), 7), 834);
   ExpectEachOnceNewestFirst(ListAll(Filter("cc1", JobState::kSucceeded), 7), 417);
+  // Full: i % 4 < 2, 1250 jobs; of those on cc1: i % 4 == 0, 625.
+  ExpectEachOnceNewestFirst(ListAll(TypeFilter("", BackupType::kFull), 7), 1250);
+  ExpectEachOnceNewestFirst(ListAll(TypeFilter("cc1", BackupType::kFull), 7), 625);
+}
+
+TEST_P(ListJobsPagingTest, TimeRangedPagesVisitEachJobInTheRangeOnce) {
+  // create_time is kT0 + i / 5: [kT0 + 100, kT0 + 300) holds i in [500, 1500).
+  std::vector<Job> all = ListAll(TimeFilter(Ms(kT0 + 100), Ms(kT0 + 300)), 7);
+  ExpectEachOnceNewestFirst(all, 1000);
+  ASSERT_EQ(all.size(), 1000u);
+  EXPECT_EQ(all.front().job_id, "101499");
+  EXPECT_EQ(all.back().job_id, "100500");
+  // Of those, on cc2 (i odd) and full (i % 4 == 1): 250.
+  JobFilter filter = TypeFilter("cc2", BackupType::kFull);
+  filter.created_after = Ms(kT0 + 100);
+  filter.created_before = Ms(kT0 + 300);
+  ExpectEachOnceNewestFirst(ListAll(filter, 7), 250);
+  filter.state = JobState::kSucceeded;  // and i % 3 == 0: i % 12 == 9, 501 to 1497, 84
+  ExpectEachOnceNewestFirst(ListAll(filter, 7), 84);
 }
 
 TEST_P(ListJobsPagingTest, LastPageHasNoToken) {
@@ -449,7 +619,44 @@ TEST_P(ListJobsPagingTest, TokenFromAnotherFilterIsInvalidPageToken) {
   StatusOr<JobPage> first = store_->ListJobs(Filter("cc1"), 10, "");
   ASSERT_TRUE(first.ok());
 
-  for (const JobFilter& other : {JobFilter{}, Filter("cc2"), Filter("cc1", JobState::kRunning)}) {
+  JobFilter with_after = Filter("cc1");
+  with_after.created_after = Ms(kT0);
+  JobFilter with_before = Filter("cc1");
+  with_before.created_before = Ms(kT0 + 1000);
+  for (const JobFilter& other :
+       {JobFilter{}, Filter("cc2"), Filter("cc1", JobState::kRunning),
+        TypeFilter("cc1", BackupType::kFull), TypeFilter("cc1", BackupType::kDifferential),
+        with_after, with_before}) {
+    StatusOr<JobPage> page = store_->ListJobs(other, 10, first->next_page_token);
+    ASSERT_FALSE(page.ok());
+    EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(page.status().reason(), "INVALID_PAGE_TOKEN");
+  }
+}
+
+TEST_P(ListJobsPagingTest, TokenFromAnotherTypeOrTimeRangeIsInvalidPageToken) {
+  JobFilter filter = TypeFilter("cc1", BackupType::kFull);
+  filter.created_after = Ms(kT0 + 10);
+  filter.created_before = Ms(kT0 + 400);
+  StatusOr<JobPage> first = store_->ListJobs(filter, 10, "");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_NE(first->next_page_token, "");
+  ASSERT_TRUE(store_->ListJobs(filter, 10, first->next_page_token).ok());
+
+  JobFilter no_type = filter;
+  no_type.backup_type.reset();
+  JobFilter other_type = filter;
+  other_type.backup_type = BackupType::kDifferential;
+  JobFilter other_after = filter;
+  other_after.created_after = Ms(kT0 + 11);
+  JobFilter no_after = filter;
+  no_after.created_after.reset();
+  JobFilter other_before = filter;
+  other_before.created_before = Ms(kT0 + 399);
+  JobFilter no_before = filter;
+  no_before.created_before.reset();
+  for (const JobFilter& other :
+       {no_type, other_type, other_after, no_after, other_before, no_before}) {
     StatusOr<JobPage> page = store_->ListJobs(other, 10, first->next_page_token);
     ASSERT_FALSE(page.ok());
     EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument);
@@ -496,6 +703,255 @@ TEST_P(JobStoreContractTest, AJobThatFinishesLeavesTheActiveList) {
   Put({job});
 
   EXPECT_THAT(*store_->ListActiveJobs(), IsEmpty());
+}
+
+// ---- LatestJob ------------------------------------------------------------------------------
+
+// A job of cc1, full, with the given state and times (end_time unset when `end_ms` is 0).
+Job TimedJob(const std::string& job_id, JobState state, int64_t create_ms, int64_t end_ms) {
+  Job job = MakeJob("cc1", job_id, create_ms);
+  job.backup_type = BackupType::kFull;
+  job.state = state;
+  job.end_time = end_ms == 0 ? std::nullopt : std::optional<TimePoint>(Ms(end_ms));
+  job.update_time = Ms(std::max(create_ms, end_ms) + 1);
+  return job;
+}
+
+const std::vector<JobState> kNonTerminalStates = {JobState::kSubmitted, JobState::kQueued,
+                                                  JobState::kRunning, JobState::kSuspended,
+                                                  JobState::kUnknown};
+
+TEST_P(JobStoreContractTest, LatestJobIsTheLatestToEndNotToStart) {
+  Job early_end = TimedJob("1", JobState::kSucceeded, kT0 + 10, kT0 + 50);
+  Job late_end = TimedJob("2", JobState::kSucceeded, kT0, kT0 + 100);
+  Put({early_end, late_end});
+
+  StatusOr<std::optional<Job>> latest =
+      store_->LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded});
+
+  ASSERT_TRUE(latest.ok()) << latest.status().ToString();
+  EXPECT_THAT(*latest, Optional(late_end));
+}
+
+TEST_P(JobStoreContractTest, LatestJobMatchesOnlyItsCommCellTypeAndStates) {
+  Job wanted = TimedJob("1", JobState::kSucceeded, kT0, kT0 + 100);
+  Job other_state = TimedJob("2", JobState::kSucceededWithErrors, kT0, kT0 + 900);
+  Job other_type = TimedJob("3", JobState::kSucceeded, kT0, kT0 + 900);
+  other_type.backup_type = BackupType::kDifferential;
+  Job other_commcell = TimedJob("4", JobState::kSucceeded, kT0, kT0 + 900);
+  other_commcell.commcell = "cc2";
+  Put({wanted, other_state, other_type, other_commcell});
+
+  EXPECT_THAT(*store_->LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded}),
+              Optional(wanted));
+  EXPECT_THAT(*store_->LatestJob("cc1", BackupType::kFull,
+                                 {JobState::kSucceeded, JobState::kSucceededWithErrors}),
+              Optional(other_state));
+  EXPECT_THAT(*store_->LatestJob("cc1", BackupType::kDifferential, {JobState::kSucceeded}),
+              Optional(other_type));
+  EXPECT_THAT(*store_->LatestJob("cc2", BackupType::kFull, {JobState::kSucceeded}),
+              Optional(other_commcell));
+  EXPECT_EQ(*store_->LatestJob("cc1", BackupType::kFull, {JobState::kFailed}), std::nullopt);
+  EXPECT_EQ(*store_->LatestJob("cc3", BackupType::kFull, {JobState::kSucceeded}), std::nullopt);
+}
+
+TEST_P(JobStoreContractTest, LatestJobWithoutEndTimeCountsFromCreateTime) {
+  // coalesce(end_time, create_time): running (no end) at +50 beats queued (no end) at +30 and a
+  // suspended job that started earlier but has an end_time of +40.
+  Job queued = TimedJob("1", JobState::kQueued, kT0 + 30, 0);
+  Job running = TimedJob("2", JobState::kRunning, kT0 + 50, 0);
+  Job suspended = TimedJob("3", JobState::kSuspended, kT0, kT0 + 40);
+  Job succeeded = TimedJob("4", JobState::kSucceeded, kT0 + 60, kT0 + 70);
+  Put({queued, running, suspended, succeeded});
+
+  EXPECT_THAT(*store_->LatestJob("cc1", BackupType::kFull, kNonTerminalStates), Optional(running));
+  EXPECT_THAT(
+      *store_->LatestJob("cc1", BackupType::kFull, {JobState::kQueued, JobState::kSuspended}),
+      Optional(suspended));
+  EXPECT_THAT(*store_->LatestJob("cc1", BackupType::kFull, {JobState::kQueued}), Optional(queued));
+}
+
+TEST_P(JobStoreContractTest, LatestJobAfterAnUpdateUsesTheNewState) {
+  Job job = TimedJob("1", JobState::kRunning, kT0, 0);
+  Put({job});
+  ASSERT_THAT(*store_->LatestJob("cc1", BackupType::kFull, kNonTerminalStates), Optional(job));
+  job.state = JobState::kSucceeded;
+  job.end_time = Ms(kT0 + 500);
+  Put({job});
+
+  EXPECT_EQ(*store_->LatestJob("cc1", BackupType::kFull, kNonTerminalStates), std::nullopt);
+  EXPECT_THAT(*store_->LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded}), Optional(job));
+}
+
+TEST_P(JobStoreContractTest, LatestJobOfEquallyRecentJobsIsTheGreatestJobId) {
+  Job a = TimedJob("1001", JobState::kSucceeded, kT0, kT0 + 100);
+  Job b = TimedJob("1002", JobState::kFailed, kT0 + 100, 0);  // coalesce: create_time, +100
+  Job c = TimedJob("0999", JobState::kSucceeded, kT0 + 10, kT0 + 100);
+  Put({a, b, c});
+
+  EXPECT_THAT(*store_->LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded}), Optional(a));
+  EXPECT_THAT(
+      *store_->LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded, JobState::kFailed}),
+      Optional(b));
+}
+
+TEST_P(JobStoreContractTest, LatestJobOfNoStatesIsNothing) {
+  Put({TimedJob("1", JobState::kSucceeded, kT0, kT0 + 100)});
+
+  StatusOr<std::optional<Job>> latest = store_->LatestJob("cc1", BackupType::kFull, {});
+
+  ASSERT_TRUE(latest.ok()) << latest.status().ToString();
+  EXPECT_EQ(*latest, std::nullopt);
+}
+
+TEST_P(JobStoreContractTest, LatestJobAcceptsEveryStateAndRepeatedStates) {
+  std::vector<Job> jobs;
+  std::vector<JobState> all_twice;
+  for (int s = 1; s <= 9; ++s) {
+    jobs.push_back(TimedJob(std::to_string(s), static_cast<JobState>(s), kT0, kT0 + 100 * s));
+    all_twice.push_back(static_cast<JobState>(s));
+    all_twice.push_back(static_cast<JobState>(s));
+  }
+  Put(jobs);
+
+  StatusOr<std::optional<Job>> latest = store_->LatestJob("cc1", BackupType::kFull, all_twice);
+
+  ASSERT_TRUE(latest.ok()) << latest.status().ToString();
+  EXPECT_THAT(*latest, Optional(jobs.back()));  // unknown, ended at +900
+}
+
+// ---- PruneTerminalJobs ----------------------------------------------------------------------
+
+TEST_P(JobStoreContractTest, PruneDeletesExactlyTheTerminalJobsFinishedBeforeTheCutoff) {
+  std::vector<Job> jobs;
+  std::set<std::string> kept;
+  for (int s = 1; s <= 9; ++s) {
+    Job job = TimedJob(std::to_string(s), static_cast<JobState>(s), kT0, kT0 + 100);
+    if (!IsTerminal(job.state)) kept.insert(job.job_id);
+    jobs.push_back(job);
+  }
+  Job finished_later = TimedJob("late", JobState::kSucceeded, kT0, kT0 + 1000);
+  Job finished_at_cutoff = TimedJob("at", JobState::kFailed, kT0, kT0 + 500);
+  kept.insert({"late", "at"});
+  jobs.push_back(finished_later);
+  jobs.push_back(finished_at_cutoff);
+  Put(jobs);
+
+  StatusOr<int64_t> deleted = store_->PruneTerminalJobs(Ms(kT0 + 500), 100);
+
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(*deleted, 4);  // succeeded, succeeded_with_errors, failed, killed
+  std::vector<std::string> ids = Ids(ListAll({}, 100));
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()), kept);
+  EXPECT_EQ(ids.size(), kept.size());
+  EXPECT_EQ(store_->GetJob("cc1", "5").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*store_->FindByRequestId("cc1", "req-5"), std::nullopt);
+  EXPECT_EQ(*store_->LatestJob("cc1", BackupType::kFull, {JobState::kKilled}), std::nullopt);
+}
+
+TEST_P(JobStoreContractTest, PruneNeverDeletesANonTerminalJobHoweverOld) {
+  std::vector<Job> jobs;
+  for (JobState state : kNonTerminalStates) {
+    jobs.push_back(TimedJob(JobStateName(state), state, kT0, kT0 + 1));
+    jobs.back().update_time = Ms(kT0 + 2);
+  }
+  Put(jobs);
+
+  StatusOr<int64_t> deleted = store_->PruneTerminalJobs(Ms(kT0 + 1'000'000'000), 1000);
+
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(*deleted, 0);
+  EXPECT_EQ(ListAll({}, 100).size(), kNonTerminalStates.size());
+  EXPECT_EQ(store_->ListActiveJobs()->size(), kNonTerminalStates.size());
+}
+
+TEST_P(JobStoreContractTest, PruneOfAJobWithoutEndTimeUsesItsUpdateTime) {
+  Job old_update = TimedJob("1", JobState::kKilled, kT0, 0);
+  old_update.update_time = Ms(kT0 + 100);
+  Job new_update = TimedJob("2", JobState::kKilled, kT0, 0);
+  new_update.update_time = Ms(kT0 + 300);
+  // end_time wins over update_time when set.
+  Job late_end = TimedJob("3", JobState::kSucceeded, kT0, kT0 + 300);
+  late_end.update_time = Ms(kT0 + 100);
+  Put({old_update, new_update, late_end});
+
+  StatusOr<int64_t> deleted = store_->PruneTerminalJobs(Ms(kT0 + 200), 100);
+
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(*deleted, 1);
+  EXPECT_THAT(Ids(ListAll({}, 100)), ElementsAre("3", "2"));
+}
+
+TEST_P(JobStoreContractTest, PruneDeletesAtMostMaxRowsOldestFirst) {
+  std::vector<Job> jobs;
+  for (int i = 1; i <= 5; ++i) {
+    jobs.push_back(TimedJob(std::to_string(i), JobState::kSucceeded, kT0 + i, kT0 + 100 - i));
+  }
+  Put(jobs);  // job 5 finished first, job 1 last
+
+  EXPECT_EQ(*store_->PruneTerminalJobs(Ms(kT0 + 1000), 2), 2);
+  EXPECT_THAT(Ids(ListAll({}, 100)), ElementsAre("3", "2", "1"));
+  EXPECT_EQ(*store_->PruneTerminalJobs(Ms(kT0 + 1000), 2), 2);
+  EXPECT_THAT(Ids(ListAll({}, 100)), ElementsAre("1"));
+  EXPECT_EQ(*store_->PruneTerminalJobs(Ms(kT0 + 1000), 2), 1);
+  EXPECT_EQ(*store_->PruneTerminalJobs(Ms(kT0 + 1000), 2), 0);
+  EXPECT_THAT(ListAll({}, 100), IsEmpty());
+}
+
+TEST_P(JobStoreContractTest, PruneWithMaxRowsBelowOneIsInvalidAndDeletesNothing) {
+  Put({TimedJob("1", JobState::kSucceeded, kT0, kT0 + 1)});
+
+  for (int max_rows : {0, -1}) {
+    StatusOr<int64_t> deleted = store_->PruneTerminalJobs(Ms(kT0 + 1000), max_rows);
+    ASSERT_FALSE(deleted.ok()) << max_rows;
+    EXPECT_EQ(deleted.status().code(), StatusCode::kInvalidArgument) << max_rows;
+    EXPECT_EQ(deleted.status().reason(), "INVALID_MAX_ROWS") << max_rows;
+  }
+  EXPECT_TRUE(store_->GetJob("cc1", "1").ok());
+}
+
+TEST_P(JobStoreContractTest, PruneDeletesOldResolvedIntentsAndNeverAnOpenOne) {
+  TriggerIntent old_intent = MakeIntent("cc1", "req-old");  // created at kT0
+  TriggerIntent new_intent = MakeIntent("cc1", "req-new");
+  new_intent.create_time = Ms(kT0 + 1000);
+  int64_t old_open = *store_->AddIntent(old_intent);
+  int64_t old_resolved = *store_->AddIntent(old_intent);
+  int64_t old_resolved_by_jobs = *store_->AddIntent(old_intent);
+  int64_t new_resolved = *store_->AddIntent(new_intent);
+  ASSERT_TRUE(store_->ResolveIntent(old_resolved, "failed").ok());
+  ASSERT_TRUE(
+      store_->PutJobs({TimedJob("1", JobState::kRunning, kT0, 0)}, old_resolved_by_jobs).ok());
+  ASSERT_TRUE(store_->ResolveIntent(new_resolved, "failed").ok());
+
+  StatusOr<int64_t> deleted = store_->PruneTerminalJobs(Ms(kT0 + 500), 100);
+
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(*deleted, 0);  // jobs only; the running job stays
+  StatusOr<std::vector<TriggerIntent>> open = store_->ListOpenIntents();
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].id, old_open);
+  // A deleted intent is unknown; a kept resolved one resolves again as a no-op.
+  EXPECT_EQ(store_->ResolveIntent(old_resolved, "again").reason(), "INTENT_NOT_FOUND");
+  EXPECT_EQ(store_->ResolveIntent(old_resolved_by_jobs, "again").reason(), "INTENT_NOT_FOUND");
+  EXPECT_TRUE(store_->ResolveIntent(new_resolved, "again").ok());
+  EXPECT_TRUE(store_->GetJob("cc1", "1").ok());
+}
+
+TEST_P(JobStoreContractTest, PruneDeletesAtMostMaxRowsResolvedIntents) {
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 3; ++i) {
+    TriggerIntent intent = MakeIntent("cc1", "req-" + std::to_string(i));
+    intent.create_time = Ms(kT0 + i);
+    ids.push_back(*store_->AddIntent(intent));
+    ASSERT_TRUE(store_->ResolveIntent(ids.back(), "failed").ok());
+  }
+
+  EXPECT_EQ(*store_->PruneTerminalJobs(Ms(kT0 + 1000), 2), 0);
+
+  EXPECT_EQ(store_->ResolveIntent(ids[0], "again").reason(), "INTENT_NOT_FOUND");
+  EXPECT_EQ(store_->ResolveIntent(ids[1], "again").reason(), "INTENT_NOT_FOUND");
+  EXPECT_TRUE(store_->ResolveIntent(ids[2], "again").ok());
 }
 
 // ---- Intents --------------------------------------------------------------------------------
@@ -640,6 +1096,9 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, JobStoreContractTest,
 INSTANTIATE_TEST_SUITE_P(Sqlite, ListJobsFilterTest,
                          ::testing::Values(JobStoreImpl{"Sqlite", OpenSqlite}),
                          [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Sqlite, ListJobsTypeAndTimeFilterTest,
+                         ::testing::Values(JobStoreImpl{"Sqlite", OpenSqlite}),
+                         [](const auto& info) { return info.param.name; });
 INSTANTIATE_TEST_SUITE_P(Sqlite, ListJobsPagingTest,
                          ::testing::Values(JobStoreImpl{"Sqlite", OpenSqlite}),
                          [](const auto& info) { return info.param.name; });
@@ -653,6 +1112,15 @@ class RawDb {
     if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) ADD_FAILURE() << sqlite3_errmsg(db_);
   }
   ~RawDb() { sqlite3_close(db_); }
+
+  // Runs a script of statements that return no rows.
+  void Exec(const std::string& sql) {
+    char* error = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+      ADD_FAILURE() << sql << ": " << (error != nullptr ? error : "?");
+    }
+    sqlite3_free(error);
+  }
 
   std::string Query(const std::string& sql) {
     sqlite3_stmt* stmt = nullptr;
@@ -703,6 +1171,109 @@ TEST_F(SqliteJobStoreTest, NewDatabaseHasTheCurrentSchemaVersion) {
 
   EXPECT_EQ(RawDb(DbPath()).Query("PRAGMA user_version"),
             std::to_string(SqliteJobStore::kSchemaVersion));
+}
+
+// The schema of version 1 exactly as released (migration 1 of the first drgate with a registry):
+// a database of that drgate, to migrate.
+constexpr char kSchemaVersion1[] = R"sql(
+CREATE TABLE jobs (
+  commcell TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  task_id INTEGER NOT NULL,
+  backup_type TEXT NOT NULL,
+  compression INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  commserv_status TEXT NOT NULL,
+  percent_complete INTEGER NOT NULL,
+  failure_reason TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  start_time_ms INTEGER,
+  end_time_ms INTEGER,
+  update_time_ms INTEGER NOT NULL,
+  PRIMARY KEY (commcell, job_id)
+);
+CREATE INDEX jobs_by_request ON jobs (commcell, request_id) WHERE request_id <> '';
+CREATE INDEX jobs_by_time ON jobs (create_time_ms, commcell, job_id);
+CREATE INDEX jobs_by_commcell_time ON jobs (commcell, create_time_ms, job_id);
+CREATE INDEX jobs_by_state_time ON jobs (state, create_time_ms, commcell, job_id);
+CREATE INDEX jobs_by_commcell_state_time ON jobs (commcell, state, create_time_ms, job_id);
+CREATE INDEX jobs_active ON jobs (create_time_ms, commcell, job_id)
+  WHERE state IN ('submitted', 'queued', 'running', 'suspended', 'unknown');
+CREATE TABLE intents (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  commcell TEXT NOT NULL,
+  backup_type TEXT NOT NULL,
+  compression INTEGER NOT NULL,
+  request_id TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  create_time_ms INTEGER NOT NULL,
+  resolved INTEGER NOT NULL DEFAULT 0,
+  outcome TEXT,
+  resolved_time_ms INTEGER
+);
+CREATE INDEX intents_open ON intents (id) WHERE resolved = 0;
+PRAGMA user_version = 1;
+)sql";
+
+TEST_F(SqliteJobStoreTest, VersionOneDatabaseIsMigratedKeepingItsRows) {
+  // Two jobs and two intents written the way version 1 writes them (MakeJob's fields).
+  Job full = MakeJob("cc1", "1001");
+  full.backup_type = BackupType::kFull;
+  full.state = JobState::kSucceeded;
+  Job differential = MakeJob("cc1", "1002", kT0 + 5);
+  differential.compression = false;
+  differential.start_time.reset();
+  differential.end_time.reset();
+  const std::string t = std::to_string(kT0);
+  {
+    RawDb raw(DbPath());
+    raw.Exec(kSchemaVersion1);
+    raw.Exec(
+        "INSERT INTO jobs VALUES ('cc1', '1001', 4711, 'full', 1, 'succeeded', 'Running', 42, "
+        "'none yet', 'req-1001', 'spiffe://cluster/ns/ops/sa/upgrader', " +
+        t + ", " + t + " + 1000, " + t + " + 60000, " + t + " + 61000);" +
+        "INSERT INTO jobs VALUES ('cc1', '1002', 4711, 'differential', 0, 'running', 'Running', "
+        "42, 'none yet', 'req-1002', 'spiffe://cluster/ns/ops/sa/upgrader', " +
+        t + " + 5, NULL, NULL, " + t + " + 61005);" +
+        "INSERT INTO intents (commcell, backup_type, compression, request_id, requested_by, "
+        "create_time_ms) VALUES ('cc1', 'differential', 1, 'req-1', 'runbook', " +
+        t + ");" +
+        "INSERT INTO intents (commcell, backup_type, compression, request_id, requested_by, "
+        "create_time_ms, resolved, outcome, resolved_time_ms) VALUES ('cc1', 'full', 0, "
+        "'req-2', 'runbook', " +
+        t + ", 1, 'jobs:1001', " + t + ");");
+    ASSERT_EQ(raw.Query("PRAGMA user_version"), "1");
+  }
+
+  auto store = SqliteJobStore::Open(DbPath());
+
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  RawDb raw(DbPath());
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), "2");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
+                      "('jobs_by_commcell_type_time', 'jobs_latest', 'jobs_prunable', "
+                      "'intents_resolved')"),
+            "4");
+  EXPECT_EQ(raw.Query("PRAGMA integrity_check"), "ok");
+  JobStore& s = **store;
+  EXPECT_EQ(*s.GetJob("cc1", "1001"), full);
+  EXPECT_EQ(*s.GetJob("cc1", "1002"), differential);
+  // The new indexes hold the old rows.
+  StatusOr<JobPage> page = s.ListJobs(TypeFilter("cc1", BackupType::kFull), 10, "");
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_THAT(page->jobs, ElementsAre(full));
+  EXPECT_THAT(*s.LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded}), Optional(full));
+  EXPECT_THAT(*s.LatestJob("cc1", BackupType::kDifferential, kNonTerminalStates),
+              Optional(differential));
+  StatusOr<std::vector<TriggerIntent>> open = s.ListOpenIntents();
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].request_id, "req-1");
+  EXPECT_EQ(*s.PruneTerminalJobs(Ms(kT0 + 60'001), 10), 1);
+  EXPECT_EQ(s.GetJob("cc1", "1001").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(s.ResolveIntent(2, "again").reason(), "INTENT_NOT_FOUND");
 }
 
 TEST_F(SqliteJobStoreTest, DatabaseOfANewerVersionIsRefusedAndLeftAlone) {

@@ -1,0 +1,213 @@
+#include "core/jobs/tracker.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include "core/registry/sqlite_job_store.h"
+#include "tests/fakes/fake_commserv_client.h"
+#include "tests/fakes/manual_clock.h"
+
+namespace drgate::jobs {
+namespace {
+
+using drgate::testing::FakeCommServClient;
+
+double Value(prometheus::Registry& registry, const std::string& name,
+             const std::map<std::string, std::string>& labels) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const auto& m : family.metric) {
+      std::map<std::string, std::string> got;
+      for (const auto& l : m.label) got[l.name] = l.value;
+      bool match = true;
+      for (const auto& [k, v] : labels) match = match && got[k] == v;
+      if (!match) continue;
+      if (family.type == prometheus::MetricType::Counter) return m.counter.value;
+      if (family.type == prometheus::MetricType::Gauge) return m.gauge.value;
+    }
+  }
+  return -1;
+}
+
+commserv::JobSummary Summary(const std::string& id, const std::string& status, int percent = 0,
+                             int64_t start = 0, int64_t end = 0, std::string reason = "") {
+  commserv::JobSummary s;
+  s.job_id = id;
+  s.status = status;
+  s.percent_complete = percent;
+  s.start_time = start;
+  s.end_time = end;
+  s.pending_reason = std::move(reason);
+  return s;
+}
+
+class TrackerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = std::move(*SqliteJobStore::Open(":memory:"));
+    metrics_.RegisterCommCell("cs1");
+  }
+  void MakeTracker() {
+    tracker_ = std::make_unique<Tracker>(std::vector<CommCell>{CommCell{"cs1", "u", client_}},
+                                         *store_, metrics_, clock_, hub_, options_);
+  }
+  Job AddJob(const std::string& id, BackupType type = BackupType::kFull) {
+    Job j;
+    j.commcell = "cs1";
+    j.job_id = id;
+    j.backup_type = type;
+    j.create_time = clock_.Now();
+    j.update_time = clock_.Now();
+    EXPECT_TRUE(store_->PutJobs({j}).ok());
+    return j;
+  }
+  Job Stored(const std::string& id) { return *store_->GetJob("cs1", id); }
+
+  std::shared_ptr<FakeCommServClient> client_ = std::make_shared<FakeCommServClient>();
+  std::unique_ptr<JobStore> store_;
+  prometheus::Registry registry_;
+  Metrics metrics_{registry_};
+  drgate::testing::ManualClock clock_;
+  WatchHub hub_;
+  TrackerOptions options_;
+  std::unique_ptr<Tracker> tracker_;
+};
+
+TEST_F(TrackerTest, FollowsAJobFromWaitingThroughRunningToSucceeded) {
+  MakeTracker();
+  AddJob("2141");
+  std::vector<JobState> seen;
+  hub_.Subscribe("cs1", "2141", [&seen](const Job& j) { seen.push_back(j.state); });
+
+  client_->SetJob(Summary("2141", "Waiting"));
+  tracker_->RunRound();
+  EXPECT_EQ(Stored("2141").state, JobState::kQueued);
+
+  client_->SetJob(Summary("2141", "Running", 40, 1790000010));
+  tracker_->RunRound();
+  Job running = Stored("2141");
+  EXPECT_EQ(running.state, JobState::kRunning);
+  EXPECT_EQ(running.percent_complete, 40);
+  EXPECT_EQ(running.start_time, TimePoint(std::chrono::seconds(1790000010)));
+
+  client_->SetJob(Summary("2141", "Completed", 100, 1790000010, 1790000130));
+  tracker_->RunRound();
+  Job done = Stored("2141");
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  EXPECT_EQ(done.end_time, TimePoint(std::chrono::seconds(1790000130)));
+  EXPECT_EQ(seen,
+            (std::vector<JobState>{JobState::kQueued, JobState::kRunning, JobState::kSucceeded}));
+  EXPECT_EQ(Value(registry_, "drgate_backup_jobs_finished_total",
+                  {{"commcell", "cs1"}, {"backup_type", "full"}, {"state", "succeeded"}}),
+            1);
+  EXPECT_EQ(Value(registry_, "drgate_backup_last_success_timestamp_seconds",
+                  {{"commcell", "cs1"}, {"backup_type", "full"}}),
+            1790000130);
+  EXPECT_EQ(Value(registry_, "drgate_backup_jobs_active", {{"commcell", "cs1"}}), 0);
+
+  // A finished job is not asked about again.
+  const int lists = client_->list_calls();
+  tracker_->RunRound();
+  EXPECT_EQ(client_->list_calls(), lists);
+}
+
+TEST_F(TrackerTest, FailedJobCarriesTheCommServesReason) {
+  MakeTracker();
+  AddJob("7");
+  client_->SetJob(
+      Summary("7", "Failed", 10, 1790000001, 1790000002, "Disk full on the DR destination"));
+  tracker_->RunRound();
+  EXPECT_EQ(Stored("7").state, JobState::kFailed);
+  EXPECT_EQ(Stored("7").failure_reason, "Disk full on the DR destination");
+}
+
+TEST_F(TrackerTest, CompletedWithErrorsIsSucceededWithErrors) {
+  MakeTracker();
+  AddJob("8");
+  client_->SetJob(Summary("8", "Completed w/ one or more errors", 100, 1790000001, 1790000002));
+  tracker_->RunRound();
+  EXPECT_EQ(Stored("8").state, JobState::kSucceededWithErrors);
+  EXPECT_EQ(Stored("8").commserv_status, "Completed w/ one or more errors");
+}
+
+TEST_F(TrackerTest, AJobNotShownYetIsRetriedNotFailed) {
+  MakeTracker();
+  AddJob("9");
+  tracker_->RunRound();
+  EXPECT_EQ(Stored("9").state, JobState::kSubmitted);
+  EXPECT_EQ(client_->get_calls(), 1);  // asked individually, once
+  clock_.Advance(options_.unseen_grace + std::chrono::seconds(1));
+  tracker_->RunRound();
+  EXPECT_EQ(Stored("9").state, JobState::kUnknown);
+  EXPECT_NE(Stored("9").failure_reason.find("has not shown job 9"), std::string::npos);
+}
+
+TEST_F(TrackerTest, OneListRequestPerCommCellWhateverTheJobsAndWatchers) {
+  MakeTracker();
+  for (int i = 0; i < 50; ++i) {
+    AddJob(std::to_string(3000 + i));
+    client_->SetJob(Summary(std::to_string(3000 + i), "Running", i));
+  }
+  for (int i = 0; i < 1000; ++i) hub_.Subscribe("cs1", "3000", [](const Job&) {});
+  tracker_->RunRound();
+  EXPECT_EQ(client_->list_calls(), 1);
+  EXPECT_EQ(client_->get_calls(), 0);
+  EXPECT_EQ(tracker_->upstream_requests(), 1);
+  EXPECT_EQ(Value(registry_, "drgate_backup_jobs_active", {{"commcell", "cs1"}}), 50);
+}
+
+TEST_F(TrackerTest, AnUnreachableCommCellIsPolledWithBackoff) {
+  MakeTracker();
+  AddJob("10");
+  client_->SetListError(Unavailable("connect: refused", "UPSTREAM_UNREACHABLE"));
+  tracker_->RunRound(/*force=*/false);
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 1);  // the second round is inside the back-off
+  clock_.Advance(options_.poll_interval * 2 + std::chrono::milliseconds(1));
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 2);
+}
+
+TEST_F(TrackerTest, AnIntentLeftByACrashIsAdopted) {
+  TriggerIntent intent;
+  intent.commcell = "cs1";
+  intent.backup_type = BackupType::kFull;
+  intent.request_id = "lost-answer";
+  intent.requested_by = "alice";
+  intent.create_time = clock_.Now();
+  ASSERT_TRUE(store_->AddIntent(intent).ok());
+  clock_.Advance(std::chrono::seconds(5));
+  MakeTracker();  // a new process: the intent is from before it started
+  client_->SetJob(Summary("5000", "Running", 5, 1790000001));
+  tracker_->RunRound();
+  Job adopted = Stored("5000");
+  EXPECT_EQ(adopted.request_id, "lost-answer");
+  EXPECT_EQ(adopted.requested_by, "alice");
+  EXPECT_EQ(adopted.state, JobState::kRunning);
+  EXPECT_TRUE(store_->ListOpenIntents()->empty());
+  auto by_request = store_->FindByRequestId("cs1", "lost-answer");
+  ASSERT_TRUE(by_request.ok() && by_request->has_value());
+  EXPECT_EQ((*by_request)->job_id, "5000");
+}
+
+TEST_F(TrackerTest, AnIntentWithNoUpstreamJobBecomesUnknownAfterGivingUp) {
+  TriggerIntent intent;
+  intent.commcell = "cs1";
+  intent.request_id = "nothing-upstream";
+  intent.create_time = clock_.Now();
+  auto id = store_->AddIntent(intent);
+  ASSERT_TRUE(id.ok());
+  clock_.Advance(std::chrono::seconds(1));
+  MakeTracker();
+  tracker_->RunRound();
+  EXPECT_EQ(store_->ListOpenIntents()->size(), 1u);  // still waiting for the job to show up
+  clock_.Advance(options_.intent_give_up);
+  tracker_->RunRound();
+  EXPECT_TRUE(store_->ListOpenIntents()->empty());
+  Job unknown = Stored("unknown-" + std::to_string(*id));
+  EXPECT_EQ(unknown.state, JobState::kUnknown);
+  EXPECT_EQ(unknown.request_id, "nothing-upstream");
+}
+
+}  // namespace
+}  // namespace drgate::jobs
