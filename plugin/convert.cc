@@ -10,6 +10,11 @@ void ToProto(TimePoint t, google::protobuf::Timestamp* out) {
   out->set_nanos(static_cast<int32_t>((ns - secs).count()));
 }
 
+TimePoint FromProto(const google::protobuf::Timestamp& time) {
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+      std::chrono::seconds(time.seconds()) + std::chrono::nanoseconds(time.nanos())));
+}
+
 StatusOr<BackupType> FromProto(v1::BackupType type) {
   switch (type) {
     case v1::BACKUP_TYPE_FULL: return BackupType::kFull;

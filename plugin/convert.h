@@ -20,5 +20,6 @@ v1::JobState ToProto(JobState state);
 
 void ToProto(const Job& job, v1::Job* out);
 void ToProto(TimePoint time, google::protobuf::Timestamp* out);
+TimePoint FromProto(const google::protobuf::Timestamp& time);
 
 }  // namespace drgate::plugin

@@ -23,6 +23,7 @@
 #include "core/jobs/watch_hub.h"
 #include "core/metrics/metrics.h"
 #include "core/registry/sqlite_job_store.h"
+#include "plugin/grpc_metrics.h"
 #include "plugin/service.h"
 
 namespace drgate::plugin {
@@ -80,6 +81,7 @@ class ServerImpl final : public Server {
   std::unique_ptr<jobs::Tracker> tracker_;
   std::unique_ptr<jobs::Orchestrator> orchestrator_;
   std::unique_ptr<DrBackupServiceImpl> service_;
+  std::unique_ptr<GrpcServerMetrics> grpc_metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> grpc_server_;
   grpc::HealthCheckServiceInterface* health_ = nullptr;
@@ -158,6 +160,7 @@ Status ServerImpl::Init(const Config& config) {
   tracking.intent_grace = config.tracking.intent_grace;
   tracking.intent_give_up = config.tracking.intent_give_up;
   tracking.retention = config.tracking.retention;
+  tracking.probe_interval = config.tracking.probe_interval;
   tracker_ = std::make_unique<jobs::Tracker>(cells, *store_, *metrics_, clock_, hub_, tracking);
   orchestrator_ = std::make_unique<jobs::Orchestrator>(std::move(cells), *store_, *metrics_, clock_,
                                                        *blocking_, *tracker_);
@@ -186,7 +189,11 @@ Status ServerImpl::Init(const Config& config) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc_metrics_ = std::make_unique<GrpcServerMetrics>(*registry_, ServedMethods());
   grpc::ServerBuilder builder;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(grpc_metrics_->MakeFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.AddListeningPort(config.grpc_listen, grpc::InsecureServerCredentials(), &grpc_port_);
   builder.RegisterService(service_.get());
   grpc_server_ = builder.BuildAndStart();

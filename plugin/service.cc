@@ -72,6 +72,13 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::ListJobs(grpc::CallbackServerCont
   JobFilter filter;
   filter.commcell = request->commcell();
   filter.state = *state;
+  if (request->backup_type() != v1::BACKUP_TYPE_UNSPECIFIED) {
+    auto type = FromProto(request->backup_type());
+    if (!type.ok()) return Finish(context, type.status());
+    filter.backup_type = *type;
+  }
+  if (request->has_created_after()) filter.created_after = FromProto(request->created_after());
+  if (request->has_created_before()) filter.created_before = FromProto(request->created_before());
   auto page = orchestrator_.ListJobs(filter, page_size, request->page_token());
   if (page.ok()) {
     for (const auto& job : page->jobs) ToProto(job, response->add_jobs());

@@ -1,5 +1,6 @@
 #include "core/commserv/session.h"
 
+#include <chrono>
 #include <utility>
 
 namespace drgate::commserv {
@@ -40,6 +41,7 @@ void SessionClient::Record(const Status& status) {
   const bool reachable =
       status.ok() || !(status.code() == StatusCode::kUnavailable ||
                        status.code() == StatusCode::kDeadlineExceeded || IsAuthFailure(status));
+  metrics_.SetCommServUp(options_.commcell, reachable);
   std::lock_guard lock(mu_);
   reachability_.contacted = true;
   reachability_.reachable = reachable;
@@ -241,6 +243,7 @@ void SessionClient::Login(TokenCallback done) {
        [self = shared_from_this(), done = std::move(done)](StatusOr<HttpResponse> response) {
          if (!response.ok()) {
            self->Record(response.status());
+           self->metrics_.CountLogin(self->options_.commcell, false);
            done(response.status().WithContext("login"));
            return;
          }
@@ -258,9 +261,11 @@ void SessionClient::Login(TokenCallback done) {
              s = s.WithContext("login");
            }
            self->Record(s);
+           self->metrics_.CountLogin(self->options_.commcell, false);
            done(std::move(s));
            return;
          }
+         self->metrics_.CountLogin(self->options_.commcell, true);
          done(NormalizeToken(*token));
        });
 }
@@ -277,10 +282,14 @@ void SessionClient::FinishRefresh(StatusOr<std::string> token) {
 }
 
 void SessionClient::Send(CommServEndpoint endpoint, HttpRequest request, ResponseCallback done) {
-  transport_->Send(std::move(request), [self = shared_from_this(), endpoint,
+  const auto started = std::chrono::steady_clock::now();
+  transport_->Send(std::move(request), [self = shared_from_this(), endpoint, started,
                                         done = std::move(done)](StatusOr<HttpResponse> response) {
     self->metrics_.CountCommServRequest(self->options_.commcell, endpoint,
                                         response.ok() ? response->status : 0);
+    self->metrics_.ObserveCommServRequest(
+        self->options_.commcell, endpoint,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     done(std::move(response));
   });
 }

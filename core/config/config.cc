@@ -241,7 +241,7 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
     if (auto t = root["tracking"]) {
       if (Status s = CheckKeys(t, "tracking",
                                {"poll_interval", "max_backoff", "unseen_grace", "intent_grace",
-                                "intent_give_up", "retention"});
+                                "intent_give_up", "retention", "probe_interval"});
           !s.ok()) {
         return s;
       }
@@ -252,7 +252,8 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
             GetDuration(t["unseen_grace"], "tracking.unseen_grace", tc.unseen_grace),
             GetDuration(t["intent_grace"], "tracking.intent_grace", tc.intent_grace),
             GetDuration(t["intent_give_up"], "tracking.intent_give_up", tc.intent_give_up),
-            GetDuration(t["retention"], "tracking.retention", tc.retention)}) {
+            GetDuration(t["retention"], "tracking.retention", tc.retention),
+            GetDuration(t["probe_interval"], "tracking.probe_interval", tc.probe_interval)}) {
         if (!s.ok()) return s;
       }
       if (tc.poll_interval.count() <= 0) {

@@ -47,6 +47,7 @@ struct TrackingConfig {
   std::chrono::milliseconds unseen_grace{1800000};
   std::chrono::milliseconds intent_grace{120000};
   std::chrono::milliseconds intent_give_up{600000};
+  std::chrono::milliseconds probe_interval{60000};  // 0: never probe idle CommCells
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};  // 0: keep forever
 };
 

@@ -108,11 +108,22 @@ void Tracker::RunRound(bool force) {
     for (const TriggerIntent& i : *intents) {
       if (i.commcell == cell.name) open.push_back(i);
     }
+    CellState& state = cells_[cell.name];
     if (jobs.empty() && open.empty()) {
       metrics_.SetActiveJobs(cell.name, 0);
-      continue;  // nothing to follow: no upstream traffic
+      if (options_.probe_interval.count() > 0 &&
+          now - state.last_probe >= options_.probe_interval) {
+        // Nothing to follow: one cheap request now and then keeps reachability current.
+        state.last_probe = now;
+        {
+          std::lock_guard lock(mu_);
+          ++upstream_requests_;
+        }
+        (void)Await<std::vector<JobSummary>>(
+            [&](auto done) { cell.client->ListDrJobs(std::chrono::hours(1), std::move(done)); });
+      }
+      continue;
     }
-    CellState& state = cells_[cell.name];
     const bool due = now >= state.next_poll || (force && state.failures == 0);
     if (!due) continue;
     PollCell(cell, jobs, open);

@@ -43,6 +43,10 @@ struct TrackerOptions {
   std::chrono::milliseconds intent_grace{30000};
   // An open intent with no matching upstream job after this long gets an UNKNOWN placeholder.
   std::chrono::milliseconds intent_give_up{300000};
+  // A CommCell with nothing to follow is still asked for its DR job list this often, so
+  // drgate_commserv_up and ListCommCells tell the truth and the session token stays alive
+  // (0: never).
+  std::chrono::milliseconds probe_interval{60000};
   // Terminal jobs that ended longer ago than this are pruned (0: never).
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};
 };
@@ -76,6 +80,7 @@ class Tracker {
   struct CellState {
     int failures = 0;
     TimePoint next_poll{};
+    TimePoint last_probe{};
   };
 
   void Loop();

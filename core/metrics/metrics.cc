@@ -91,6 +91,19 @@ Metrics::Metrics(prometheus::Registry& registry)
                       .Name("drgate_build_info")
                       .Help("Always 1; labels carry the version and the git revision.")
                       .Register(registry)),
+      commserv_duration_(prometheus::BuildHistogram()
+                             .Name("drgate_commserv_request_duration_seconds")
+                             .Help("Latency of HTTP requests to the CommServe by endpoint.")
+                             .Register(registry)),
+      commserv_up_(prometheus::BuildGauge()
+                       .Name("drgate_commserv_up")
+                       .Help("1 when the last login or call to the CommServe succeeded, else 0 "
+                             "(also 0 before the first contact).")
+                       .Register(registry)),
+      logins_(prometheus::BuildCounter()
+                  .Name("drgate_commserv_logins_total")
+                  .Help("Logins to the CommServe by result (success, failure).")
+                  .Register(registry)),
       jobs_finished_(prometheus::BuildCounter()
                          .Name("drgate_backup_jobs_finished_total")
                          .Help("DR backup jobs drgate started that reached a terminal state.")
@@ -127,6 +140,15 @@ void Metrics::RegisterCommCell(const std::string& commcell) {
   }
   trigger_duration_.Add({{"commcell", commcell}}, kTriggerBuckets);
   jobs_active_.Add({{"commcell", commcell}});
+  commserv_up_.Add({{"commcell", commcell}});
+  logins_.Add({{"commcell", commcell}, {"result", "success"}});
+  logins_.Add({{"commcell", commcell}, {"result", "failure"}});
+  for (CommServEndpoint e :
+       {CommServEndpoint::kLogin, CommServEndpoint::kRenew, CommServEndpoint::kDrBackup,
+        CommServEndpoint::kJob, CommServEndpoint::kJobList, CommServEndpoint::kKill}) {
+    commserv_duration_.Add({{"commcell", commcell}, {"endpoint", CommServEndpointName(e)}},
+                           kTriggerBuckets);
+  }
   for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {
     const char* t = BackupTypeName(type);
     job_duration_.Add({{"commcell", commcell}, {"backup_type", t}}, kJobDurationBuckets);
@@ -150,6 +172,21 @@ void Metrics::RegisterCommCell(const std::string& commcell) {
     commserv_requests_.Add(
         {{"commcell", commcell}, {"endpoint", CommServEndpointName(e)}, {"code", "error"}});
   }
+}
+
+void Metrics::ObserveCommServRequest(const std::string& commcell, CommServEndpoint endpoint,
+                                     double seconds) {
+  commserv_duration_
+      .Add({{"commcell", commcell}, {"endpoint", CommServEndpointName(endpoint)}}, kTriggerBuckets)
+      .Observe(seconds);
+}
+
+void Metrics::SetCommServUp(const std::string& commcell, bool up) {
+  commserv_up_.Add({{"commcell", commcell}}).Set(up ? 1 : 0);
+}
+
+void Metrics::CountLogin(const std::string& commcell, bool success) {
+  logins_.Add({{"commcell", commcell}, {"result", success ? "success" : "failure"}}).Increment();
 }
 
 void Metrics::RecordJobFinished(const Job& job) {

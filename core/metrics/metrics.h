@@ -58,6 +58,13 @@ class Metrics {
   // `code` is the HTTP status, or 0 when no answer came (transport error: label "error").
   void CountCommServRequest(const std::string& commcell, CommServEndpoint endpoint, int code);
 
+  // Latency of one CommServe request (answered or not).
+  void ObserveCommServRequest(const std::string& commcell, CommServEndpoint endpoint,
+                              double seconds);
+  // 1 when the last login or call reached the CommServe and was accepted, else 0.
+  void SetCommServUp(const std::string& commcell, bool up);
+  void CountLogin(const std::string& commcell, bool success);
+
   // A job reached a terminal state: finished count, duration (when start and end are known),
   // last-finished and last-success timestamps.
   void RecordJobFinished(const Job& job);
@@ -76,6 +83,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& trigger_failures_;
   prometheus::Family<prometheus::Counter>& commserv_requests_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Histogram>& commserv_duration_;
+  prometheus::Family<prometheus::Gauge>& commserv_up_;
+  prometheus::Family<prometheus::Counter>& logins_;
   prometheus::Family<prometheus::Counter>& jobs_finished_;
   prometheus::Family<prometheus::Histogram>& job_duration_;
   prometheus::Family<prometheus::Gauge>& jobs_active_;

@@ -46,6 +46,7 @@ class TrackerTest : public ::testing::Test {
   void SetUp() override {
     store_ = std::move(*SqliteJobStore::Open(":memory:"));
     metrics_.RegisterCommCell("cs1");
+    options_.probe_interval = std::chrono::milliseconds(0);  // probing has a test of its own
   }
   void MakeTracker() {
     tracker_ = std::make_unique<Tracker>(std::vector<CommCell>{CommCell{"cs1", "u", client_}},
@@ -207,6 +208,17 @@ TEST_F(TrackerTest, AnIntentWithNoUpstreamJobBecomesUnknownAfterGivingUp) {
   Job unknown = Stored("unknown-" + std::to_string(*id));
   EXPECT_EQ(unknown.state, JobState::kUnknown);
   EXPECT_EQ(unknown.request_id, "nothing-upstream");
+}
+
+TEST_F(TrackerTest, AnIdleCommCellIsProbedAtTheProbeInterval) {
+  options_.probe_interval = std::chrono::minutes(1);
+  MakeTracker();
+  tracker_->RunRound();
+  tracker_->RunRound();
+  EXPECT_EQ(client_->list_calls(), 1);
+  clock_.Advance(std::chrono::minutes(1));
+  tracker_->RunRound();
+  EXPECT_EQ(client_->list_calls(), 2);
 }
 
 }  // namespace
