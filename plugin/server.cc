@@ -3,12 +3,13 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -24,6 +25,7 @@
 #include "core/metrics/metrics.h"
 #include "core/registry/sqlite_job_store.h"
 #include "plugin/grpc_metrics.h"
+#include "plugin/http_admin.h"
 #include "plugin/service.h"
 
 namespace drgate::plugin {
@@ -45,12 +47,23 @@ class ServerImpl final : public Server {
     std::lock_guard lock(shutdown_mu_);
     if (shut_down_) return;
     shut_down_ = true;
-    if (health_ != nullptr) health_->SetServingStatus(false);
+    shutting_down_ = true;
+    // Readiness goes first, so load balancers stop sending calls while in-flight ones finish.
+    if (health_ != nullptr) {
+      health_->SetServingStatus("readiness", false);
+      health_->SetServingStatus(false);
+    }
+    {
+      std::lock_guard health_lock(health_mu_);
+      health_stop_ = true;
+    }
+    health_cv_.notify_all();
+    if (health_thread_.joinable()) health_thread_.join();
     if (grpc_server_) {
       grpc_server_->Shutdown(std::chrono::system_clock::now() + grace);
       grpc_server_->Wait();
     }
-    exposer_.reset();
+    if (admin_) admin_->Stop();
     if (tracker_) tracker_->Stop();
     // Calls have ended; let transport callbacks and registry writes that are still queued
     // finish, then stop the io threads.
@@ -62,7 +75,21 @@ class ServerImpl final : public Server {
     orchestrator_.reset();
     tracker_.reset();
     clients_.clear();
+    admin_.reset();
     store_.reset();
+  }
+
+  // Ready: the registry is open (Init succeeded), at least one CommCell accepted drgate's login
+  // or a call, and the server is not shutting down.
+  Readiness CheckReady() const {
+    if (shutting_down_) return {false, "shutting down"};
+    std::string why = "no CommCell has answered drgate yet";
+    for (const auto& c : clients_) {
+      const auto r = c->reachability();
+      if (r.reachable) return {true, ""};
+      if (r.contacted && !r.last_error.empty()) why = "no CommCell reachable: " + r.last_error;
+    }
+    return {false, why};
   }
 
   Status Init(const Config& config);
@@ -82,7 +109,12 @@ class ServerImpl final : public Server {
   std::unique_ptr<jobs::Orchestrator> orchestrator_;
   std::unique_ptr<DrBackupServiceImpl> service_;
   std::unique_ptr<GrpcServerMetrics> grpc_metrics_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<HttpAdmin> admin_;
+  std::atomic<bool> shutting_down_{false};
+  std::mutex health_mu_;
+  std::condition_variable health_cv_;
+  bool health_stop_ = false;  // guarded by health_mu_
+  std::thread health_thread_;
   std::unique_ptr<grpc::Server> grpc_server_;
   grpc::HealthCheckServiceInterface* health_ = nullptr;
   int grpc_port_ = 0;
@@ -176,16 +208,11 @@ Status ServerImpl::Init(const Config& config) {
   }
   service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_, hub_);
 
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(config.metrics_listen);
-  } catch (const std::exception& e) {
-    return Status(StatusCode::kFailedPrecondition,
-                  "metrics.listen: cannot listen on " + config.metrics_listen + ": " + e.what(),
-                  "LISTEN_FAILED");
-  }
-  exposer_->RegisterCollectable(registry_);
-  auto ports = exposer_->GetListeningPorts();
-  metrics_port_ = ports.empty() ? 0 : ports.front();
+  auto admin =
+      HttpAdmin::Start(io_, config.metrics_listen, registry_, [this] { return CheckReady(); });
+  if (!admin.ok()) return admin.status();
+  admin_ = std::move(*admin);
+  metrics_port_ = admin_->port();
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -202,7 +229,26 @@ Status ServerImpl::Init(const Config& config) {
                   "grpc.listen: cannot listen on " + config.grpc_listen, "LISTEN_FAILED");
   }
   health_ = grpc_server_->GetHealthCheckService();
+  health_->SetServingStatus("liveness", true);
+  health_->SetServingStatus("readiness", false);
   tracker_->Start();
+  // Readiness follows the CommCells' reachability (the tracker probes them).
+  health_thread_ = std::thread([this] {
+    bool last = false;
+    std::unique_lock lock(health_mu_);
+    for (;;) {
+      const bool ready = CheckReady().ready;
+      if (ready != last) {
+        health_->SetServingStatus("readiness", ready);
+        spdlog::info("readiness: {}", ready ? "ready" : "not ready");
+        last = ready;
+      }
+      if (health_cv_.wait_for(lock, std::chrono::milliseconds(250),
+                              [this] { return health_stop_; })) {
+        return;
+      }
+    }
+  });
   return Status::Ok();
 }
 

@@ -432,6 +432,67 @@ TEST_F(EndToEndTest, HealthAndReflectionAreServed) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
+// Polls the gRPC health status of `service` until it is `want` or 10 s pass.
+grpc::health::v1::HealthCheckResponse::ServingStatus WaitForHealth(
+    const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
+    grpc::health::v1::HealthCheckResponse::ServingStatus want) {
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  grpc::health::v1::HealthCheckResponse::ServingStatus got =
+      grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::ClientContext ctx;
+    if (health->Check(&ctx, req, &resp).ok()) got = resp.status();
+    if (got == want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return got;
+}
+
+TEST_F(EndToEndTest, LivenessAndReadinessOverGrpcAndHttp) {
+  StartSim();
+  StartDrgate();
+  EXPECT_EQ(
+      WaitForHealth(drgate_->channel(), "liveness", grpc::health::v1::HealthCheckResponse::SERVING),
+      grpc::health::v1::HealthCheckResponse::SERVING);
+  // Ready once the startup probe logged in to the CommCell.
+  EXPECT_EQ(WaitForHealth(drgate_->channel(), "readiness",
+                          grpc::health::v1::HealthCheckResponse::SERVING),
+            grpc::health::v1::HealthCheckResponse::SERVING);
+  HttpClient http(drgate_->metrics_url());
+  EXPECT_EQ(http.Call("GET", "/healthz").status, 200);
+  auto ready = http.Call("GET", "/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  EXPECT_EQ(http.Call("GET", "/nope").status, 404);
+}
+
+TEST_F(EndToEndTest, NotReadyWhileNoCommCellAcceptsTheLogin) {
+  StartSim();
+  ConfigOptions o;
+  o.password = "wrong";
+  StartDrgate(o);
+  EXPECT_EQ(
+      WaitForHealth(drgate_->channel(), "liveness", grpc::health::v1::HealthCheckResponse::SERVING),
+      grpc::health::v1::HealthCheckResponse::SERVING);
+  HttpClient http(drgate_->metrics_url());
+  commserv::HttpResponse ready;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    ready = http.Call("GET", "/readyz");
+    if (ready.body.find("Login failed") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_NE(ready.body.find("not ready"), std::string::npos) << ready.body;
+  EXPECT_EQ(ready.body.find("wrong"), std::string::npos) << "the password leaked: " << ready.body;
+  EXPECT_EQ(WaitForHealth(drgate_->channel(), "readiness",
+                          grpc::health::v1::HealthCheckResponse::NOT_SERVING),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+}
+
 TEST_F(EndToEndTest, SigtermDrainsAndExitsZero) {
   StartSim();
   StartDrgate();
