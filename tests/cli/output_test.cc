@@ -1,5 +1,7 @@
 #include "tools/drgatectl/output.h"
 
+#include <set>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -68,15 +70,37 @@ TEST(ExitCodeForTest, CodeOutsideTheEnumExitsFour) {
   EXPECT_EQ(ExitCodeFor(static_cast<grpc::StatusCode>(42)), 4);
 }
 
-TEST(ExitCodeForJobStateTest, SucceededWithErrorsIsSuccess) {
+TEST(ExitCodeForJobStateTest, SucceededIsSuccess) {
   EXPECT_EQ(ExitCodeForJobState(v1::JOB_STATE_SUCCEEDED), 0);
-  EXPECT_EQ(ExitCodeForJobState(v1::JOB_STATE_SUCCEEDED_WITH_ERRORS), 0);
 }
 
-TEST(ExitCodeForJobStateTest, FailedKilledUnknownExitOne) {
+TEST(ExitCodeForJobStateTest, FailedAndUnknownExitOne) {
   EXPECT_EQ(ExitCodeForJobState(v1::JOB_STATE_FAILED), 1);
-  EXPECT_EQ(ExitCodeForJobState(v1::JOB_STATE_KILLED), 1);
   EXPECT_EQ(ExitCodeForJobState(v1::JOB_STATE_UNKNOWN), 1);
+}
+
+TEST(ExitCodeForJobStateTest, SucceededWithErrorsExitsSix) {
+  EXPECT_EQ(ExitCodeForJobState(v1::JOB_STATE_SUCCEEDED_WITH_ERRORS), 6);
+}
+
+TEST(ExitCodeForJobStateTest, KilledExitsSeven) {
+  EXPECT_EQ(ExitCodeForJobState(v1::JOB_STATE_KILLED), 7);
+}
+
+// Runbooks branch on the code: every outcome of a wait, and every class of call failure, must
+// have its own.
+TEST(ExitCodeTest, EveryOutcomeHasItsOwnCode) {
+  std::set<int> codes = {
+      ExitCodeForJobState(v1::JOB_STATE_SUCCEEDED),
+      ExitCodeForJobState(v1::JOB_STATE_FAILED),
+      kExitUsage,
+      ExitCodeFor(grpc::StatusCode::NOT_FOUND),
+      ExitCodeFor(grpc::StatusCode::UNAVAILABLE),
+      kExitWaitTimeout,
+      ExitCodeForJobState(v1::JOB_STATE_SUCCEEDED_WITH_ERRORS),
+      ExitCodeForJobState(v1::JOB_STATE_KILLED),
+  };
+  EXPECT_EQ(codes, (std::set<int>{0, 1, 2, 3, 4, 5, 6, 7}));
 }
 
 TEST(IsTerminalTest, OnlyFinishedStatesAreTerminal) {
@@ -400,6 +424,61 @@ TEST(RenderProgressTest, PercentChangeIsPrinted) {
   current.set_commserv_status("Running");
   EXPECT_EQ(RenderProgress(&previous, current),
             "job 2141 on cs1: RUNNING 20% (full, compression off) task 433 [Running]");
+}
+
+TEST(RenderProgressBarTest, MatchesDocumentedLine) {
+  v1::Job job = SubmittedJob();
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.set_percent_complete(45);
+  EXPECT_EQ(RenderProgressBar(job, 20, milliseconds(72'000)),
+            "[#########-----------]  45%  RUNNING  job 2141 on cs1  (1m12s)");
+}
+
+TEST(RenderProgressBarTest, EmptyAtStart) {
+  EXPECT_EQ(RenderProgressBar(SubmittedJob(), 10, milliseconds(0)),
+            "[----------]   0%  SUBMITTED  job 2141 on cs1  (0s)");
+}
+
+TEST(RenderProgressBarTest, SucceededIsFullWhateverThePercent) {
+  v1::Job job = SubmittedJob();
+  job.set_state(v1::JOB_STATE_SUCCEEDED_WITH_ERRORS);
+  job.set_percent_complete(97);
+  EXPECT_EQ(RenderProgressBar(job, 10, milliseconds(5'000)),
+            "[##########] 100%  SUCCEEDED_WITH_ERRORS  job 2141 on cs1  (5s)");
+}
+
+TEST(RenderProgressBarTest, FailedKeepsItsProgress) {
+  v1::Job job = SubmittedJob();
+  job.set_state(v1::JOB_STATE_FAILED);
+  job.set_percent_complete(50);
+  job.set_failure_reason("media agent offline");
+  EXPECT_EQ(RenderProgressBar(job, 4, milliseconds(1'000)),
+            "[##--]  50%  FAILED  job 2141 on cs1  (1s)");
+}
+
+TEST(RenderProgressBarTest, ClampsPercentAndWidth) {
+  v1::Job job = SubmittedJob();
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.set_percent_complete(250);
+  EXPECT_THAT(RenderProgressBar(job, 4, milliseconds(0)), ::testing::StartsWith("[####] 100%"));
+  job.set_percent_complete(-3);
+  EXPECT_THAT(RenderProgressBar(job, 4, milliseconds(0)), ::testing::StartsWith("[----]   0%"));
+  EXPECT_THAT(RenderProgressBar(job, -1, milliseconds(0)), ::testing::StartsWith("[]   0%"));
+}
+
+TEST(RenderProgressBarTest, OmitsMissingCommCell) {
+  v1::Job job = SubmittedJob();
+  job.clear_commcell();
+  EXPECT_EQ(RenderProgressBar(job, 2, milliseconds(0)), "[--]   0%  SUBMITTED  job 2141  (0s)");
+}
+
+TEST(RenderProgressBarTest, ElapsedKeepsItsWidthPerUnit) {
+  v1::Job job = SubmittedJob();
+  EXPECT_THAT(RenderProgressBar(job, 0, milliseconds(59'999)), ::testing::EndsWith("(59s)"));
+  EXPECT_THAT(RenderProgressBar(job, 0, milliseconds(65'000)), ::testing::EndsWith("(1m05s)"));
+  EXPECT_THAT(RenderProgressBar(job, 0, milliseconds(3'600'000 + 2 * 60'000 + 3'000)),
+              ::testing::EndsWith("(1h02m03s)"));
+  EXPECT_THAT(RenderProgressBar(job, 0, milliseconds(-5'000)), ::testing::EndsWith("(0s)"));
 }
 
 }  // namespace

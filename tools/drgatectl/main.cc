@@ -2,29 +2,43 @@
 //
 // Output contract: stdout holds the result (with --output json: exactly one JSON document per
 // command that reached the server, in protobuf's JSON mapping with snake_case field names);
-// stderr holds errors, warnings and the progress of waits.
+// stderr holds errors, warnings and the progress of waits (on a terminal one line redrawn in
+// place, otherwise one timestamped line per change).
 //
-// Exit codes (also in --help):
-//   0  success; with --wait / jobs watch: the job succeeded (SUCCEEDED or SUCCEEDED_WITH_ERRORS)
-//   1  the job finished without succeeding (FAILED, KILLED, UNKNOWN)
+// Exit codes (kExitCodesHelp, ExitCode in output.h and the README say the same; 1, 5, 6 and 7
+// only come from backup --wait, ensure --wait and jobs watch):
+//   0  success; when waiting: the job SUCCEEDED
+//   1  the job FAILED (or ended UNKNOWN)
 //   2  usage error: bad flags, unreadable token or certificate files
-//   3  the server refused the request (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ABORTED,
-//      ALREADY_EXISTS, PERMISSION_DENIED, UNAUTHENTICATED, UNIMPLEMENTED, OUT_OF_RANGE)
-//   4  drgate or the CommServe unavailable, or the call failed on their side (UNAVAILABLE,
-//      DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED, CANCELLED, DATA_LOSS)
+//   3  drgate refused the request (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ABORTED,
+//      PERMISSION_DENIED, UNAUTHENTICATED, ALREADY_EXISTS, OUT_OF_RANGE, UNIMPLEMENTED)
+//   4  drgate or the CommServe unreachable or unavailable, or the call failed on their side
+//      (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED, CANCELLED,
+//      DATA_LOSS)
 //   5  --wait-timeout reached before the job finished
+//   6  the job SUCCEEDED_WITH_ERRORS
+//   7  the job was KILLED
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <ctime>
 #include <functional>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include <CLI/CLI.hpp>
+
+#include "absl/base/thread_annotations.h"
 
 #include "tools/drgatectl/client.h"
 #include "tools/drgatectl/output.h"
@@ -39,15 +53,18 @@ namespace {
 using nlohmann::ordered_json;
 using std::chrono::milliseconds;
 
-constexpr char kExitCodesHelp[] = R"(Exit codes:
-  0  success; when waiting: the job SUCCEEDED (or SUCCEEDED_WITH_ERRORS)
-  1  the job finished without succeeding (FAILED, KILLED, UNKNOWN)
+constexpr char kExitCodesHelp[] =
+    R"(Exit codes (1, 5, 6 and 7 only when waiting: --wait, jobs watch):
+  0  success; when waiting: the job SUCCEEDED
+  1  the job FAILED (or ended UNKNOWN)
   2  usage error (bad flags, unreadable token or certificate file)
-  3  the server refused the request (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION,
-     ABORTED, ALREADY_EXISTS, PERMISSION_DENIED, UNAUTHENTICATED, UNIMPLEMENTED)
-  4  drgate or the CommServe unavailable or failing (UNAVAILABLE, DEADLINE_EXCEEDED,
-     INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED)
-  5  --wait-timeout reached before the job finished)";
+  3  drgate refused the request (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ABORTED,
+     PERMISSION_DENIED, UNAUTHENTICATED, ALREADY_EXISTS, OUT_OF_RANGE, UNIMPLEMENTED)
+  4  drgate or the CommServe unreachable or unavailable (UNAVAILABLE, DEADLINE_EXCEEDED,
+     INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED, CANCELLED, DATA_LOSS)
+  5  --wait-timeout reached before the job finished (the job keeps running)
+  6  the job SUCCEEDED_WITH_ERRORS
+  7  the job was KILLED)";
 
 constexpr char kGlobalOptionsHint[] =
     "Global options (--server, --timeout, --output, --tls, --ca-file, --cert, --key,\n"
@@ -120,6 +137,96 @@ bool IsLocal(std::string_view server) {
   }
   return false;
 }
+
+// Shows the progress of a wait on stderr. On a terminal: one line, redrawn in place whenever a
+// state arrives and once a second (so the elapsed time moves while the job does not change),
+// with notices printed above it; Finish() ends it with a newline. Otherwise: one timestamped
+// line per change (RenderProgress) and per notice. Thread-safe: on a terminal a ticker thread
+// redraws the line, and every write to stderr holds mu_.
+class ProgressReporter {
+ public:
+  // `previous` is the state already printed (by backup/ensure), if any.
+  explicit ProgressReporter(std::optional<v1::Job> previous)
+      : interactive_(isatty(STDERR_FILENO) == 1),
+        start_(std::chrono::steady_clock::now()),
+        job_(std::move(previous)) {
+    if (!interactive_) return;
+    {
+      std::lock_guard lock(mu_);
+      DrawLocked();
+    }
+    ticker_ = std::jthread([this](std::stop_token stop) {
+      std::unique_lock lock(mu_);
+      while (!stop.stop_requested()) {
+        tick_.wait_for(lock, stop, std::chrono::seconds(1), [] { return false; });
+        if (!stop.stop_requested()) DrawLocked();
+      }
+    });
+  }
+
+  ~ProgressReporter() { Finish(); }
+
+  ProgressReporter(const ProgressReporter&) = delete;
+  ProgressReporter& operator=(const ProgressReporter&) = delete;
+
+  void OnJob(const v1::Job& latest) {
+    std::lock_guard lock(mu_);
+    if (interactive_) {
+      job_ = latest;
+      DrawLocked();
+      return;
+    }
+    if (auto line = RenderProgress(job_ ? &*job_ : nullptr, latest)) {
+      std::cerr << NowUtc() << " " << *line << std::endl;
+    }
+    job_ = latest;
+  }
+
+  void OnNotice(std::string_view notice) {
+    std::lock_guard lock(mu_);
+    if (drawn_) std::cerr << "\r\x1b[K";  // Clear the bar; the next draw puts it back below.
+    std::cerr << NowUtc() << " drgatectl: " << notice << std::endl;
+    if (drawn_) DrawLocked();
+  }
+
+  // Stops redrawing and ends the progress line with a newline, so what the command prints next
+  // starts on a line of its own. Idempotent.
+  void Finish() {
+    if (ticker_.joinable()) {
+      ticker_.request_stop();
+      ticker_.join();
+    }
+    std::lock_guard lock(mu_);
+    if (drawn_) std::cerr << std::endl;
+    drawn_ = false;
+  }
+
+ private:
+  static constexpr int kBarWidth = 20;
+
+  void DrawLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!job_ || job_->state() == v1::JOB_STATE_UNSPECIFIED) return;
+    std::string line = RenderProgressBar(
+        *job_, kBarWidth,
+        std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start_));
+    // A line that wraps cannot be redrawn with \r: cut it to the terminal's width.
+    winsize size{};
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 1 &&
+        line.size() >= size.ws_col) {
+      line.resize(size.ws_col - 1);
+    }
+    std::cerr << "\r\x1b[K" << line << std::flush;
+    drawn_ = true;
+  }
+
+  const bool interactive_;
+  const std::chrono::steady_clock::time_point start_;
+  std::mutex mu_;
+  std::condition_variable_any tick_;
+  std::optional<v1::Job> job_ ABSL_GUARDED_BY(mu_);
+  bool drawn_ ABSL_GUARDED_BY(mu_) = false;  // The bar is on screen and the cursor after it.
+  std::jthread ticker_;  // Declared last: stopped before the members it reads are destroyed.
+};
 
 struct GlobalOptions {
   ConnectionOptions connection;
@@ -340,16 +447,11 @@ class Commands {
     options.deadline = std::chrono::steady_clock::now() + *ParseDuration(args.wait_timeout);
     std::optional<v1::Job> previous;
     if (!job.job_id().empty() && job.state() != v1::JOB_STATE_UNSPECIFIED) previous = job;
-    auto on_job = [&previous](const v1::Job& latest) {
-      if (auto line = RenderProgress(previous ? &*previous : nullptr, latest)) {
-        std::cerr << NowUtc() << " " << *line << std::endl;
-      }
-      previous = latest;
-    };
-    auto on_notice = [](std::string_view notice) {
-      std::cerr << NowUtc() << " drgatectl: " << notice << std::endl;
-    };
-    WaitResult result = WaitForJob(client_, job, options, on_job, on_notice);
+    ProgressReporter progress(std::move(previous));
+    WaitResult result = WaitForJob(
+        client_, job, options, [&progress](const v1::Job& latest) { progress.OnJob(latest); },
+        [&progress](std::string_view notice) { progress.OnNotice(notice); });
+    progress.Finish();
     switch (result.outcome) {
       case WaitResult::Outcome::kFailed:
         return Failed(result.method, result.status,
@@ -371,7 +473,10 @@ class Commands {
       std::cout << RenderJobSummary(result.job) << std::endl;
     }
     int code = ExitCodeForJobState(result.job.state());
-    if (code != kExitOk) {
+    if (code == kExitJobSucceededWithErrors) {
+      std::cerr << "drgatectl: job " << result.job.job_id()
+                << " finished with errors: " << JobStateName(result.job.state()) << std::endl;
+    } else if (code != kExitOk) {
       std::cerr << "drgatectl: job " << result.job.job_id()
                 << " did not succeed: " << JobStateName(result.job.state()) << std::endl;
     }
@@ -388,7 +493,8 @@ void AddWaitOptions(CLI::App* command, WaitArgs* args, bool with_flag) {
   if (with_flag) {
     wait = command->add_flag("--wait", args->wait,
                              "Follow the job until it ends; exit with its outcome (0 succeeded, "
-                             "1 failed). Progress goes to stderr.");
+                             "1 failed, 6 succeeded with errors, 7 killed). Progress goes to "
+                             "stderr.");
   }
   CLI::Option* poll =
       command
@@ -401,7 +507,8 @@ void AddWaitOptions(CLI::App* command, WaitArgs* args, bool with_flag) {
   CLI::Option* timeout = command
                              ->add_option("--wait-timeout", args->wait_timeout,
                                           "Give up waiting after this long (exit 5); the job "
-                                          "keeps running")
+                                          "keeps running. The global --timeout bounds each "
+                                          "call, not the wait")
                              ->type_name("DURATION")
                              ->check(DurationValidator(true))
                              ->capture_default_str();

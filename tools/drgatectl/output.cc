@@ -62,6 +62,21 @@ std::string StateWithPercent(const v1::Job& job) {
   return out;
 }
 
+// "12s", "1m05s", "2h03m04s": whole seconds, zero-padded after the leading unit so the line
+// keeps its width while it is redrawn.
+std::string FormatElapsed(milliseconds elapsed) {
+  const std::int64_t total = std::max<std::int64_t>(elapsed.count(), 0) / 1000;
+  const std::int64_t hours = total / 3600;
+  const std::int64_t minutes = total / 60 % 60;
+  const std::int64_t seconds = total % 60;
+  auto two_digits = [](std::int64_t n) { return (n < 10 ? "0" : "") + std::to_string(n); };
+  if (hours > 0) {
+    return std::to_string(hours) + "h" + two_digits(minutes) + "m" + two_digits(seconds) + "s";
+  }
+  if (minutes > 0) return std::to_string(minutes) + "m" + two_digits(seconds) + "s";
+  return std::to_string(seconds) + "s";
+}
+
 }  // namespace
 
 int ExitCodeFor(grpc::StatusCode code) {
@@ -90,9 +105,12 @@ int ExitCodeFor(grpc::StatusCode code) {
 }
 
 int ExitCodeForJobState(v1::JobState state) {
-  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_SUCCEEDED_WITH_ERRORS
-             ? kExitOk
-             : kExitJobFailed;
+  switch (state) {
+    case v1::JOB_STATE_SUCCEEDED: return kExitOk;
+    case v1::JOB_STATE_SUCCEEDED_WITH_ERRORS: return kExitJobSucceededWithErrors;
+    case v1::JOB_STATE_KILLED: return kExitJobKilled;
+    default: return kExitJobFailed;
+  }
 }
 
 bool IsTerminal(v1::JobState state) {
@@ -380,6 +398,22 @@ std::optional<std::string> RenderProgress(const v1::Job* previous, const v1::Job
   }
   std::string out = RenderJobSummary(current);
   if (!current.commserv_status().empty()) out += " [" + current.commserv_status() + "]";
+  return out;
+}
+
+std::string RenderProgressBar(const v1::Job& job, int width, milliseconds elapsed) {
+  const bool succeeded =
+      job.state() == v1::JOB_STATE_SUCCEEDED || job.state() == v1::JOB_STATE_SUCCEEDED_WITH_ERRORS;
+  const int percent = succeeded ? 100 : std::clamp(job.percent_complete(), 0, 100);
+  width = std::max(width, 0);
+  const int filled = width * percent / 100;
+  std::string out = "[" + std::string(filled, '#') + std::string(width - filled, '-') + "] ";
+  std::string percent_text = std::to_string(percent);
+  out += std::string(3 - percent_text.size(), ' ') + percent_text + "%  ";
+  out += JobStateName(job.state());
+  out += "  job " + (job.job_id().empty() ? std::string("?") : job.job_id());
+  if (!job.commcell().empty()) out += " on " + job.commcell();
+  out += "  (" + FormatElapsed(elapsed) + ")";
   return out;
 }
 

@@ -20,22 +20,28 @@
 
 namespace drgate::cli {
 
-// The process exit codes: a contract with runbooks, documented in `drgatectl --help`.
+// The process exit codes: a contract with runbooks, documented in `drgatectl --help` and the
+// README. Codes 1, 5, 6 and 7 only come from commands that wait (backup --wait, ensure --wait,
+// jobs watch); each outcome of a wait has its own code so a script can tell them apart.
 enum ExitCode : int {
-  kExitOk = 0,           // Success; with --wait: the job succeeded (also with errors).
-  kExitJobFailed = 1,    // The job finished without succeeding: FAILED, KILLED or UNKNOWN.
+  kExitOk = 0,           // Success; when waiting: the job SUCCEEDED.
+  kExitJobFailed = 1,    // The job FAILED, or ended UNKNOWN.
   kExitUsage = 2,        // Bad flags or unreadable local files (token, certificates).
-  kExitRefused = 3,      // The server refused the request; retrying the same call will not help.
-  kExitUnavailable = 4,  // drgate or the CommServe unavailable, deadline exceeded, internal error.
+  kExitRefused = 3,      // drgate refused the request; retrying the same call won't help.
+  kExitUnavailable = 4,  // drgate or the CommServe unreachable, unavailable or failing.
   kExitWaitTimeout = 5,  // --wait-timeout reached before the job finished.
+  kExitJobSucceededWithErrors = 6,  // The job ended SUCCEEDED_WITH_ERRORS.
+  kExitJobKilled = 7,               // The job was KILLED.
 };
 
 // Maps the status of a failed call to the exit code: kExitRefused when the request itself or the
-// configuration must change, kExitUnavailable when a later retry may succeed. OK maps to kExitOk.
+// configuration must change, kExitUnavailable when a later retry may succeed (also for codes
+// outside the canonical set). OK maps to kExitOk.
 int ExitCodeFor(grpc::StatusCode code);
 
-// The exit code for a job a command waited for: kExitOk for SUCCEEDED and SUCCEEDED_WITH_ERRORS,
-// kExitJobFailed for every other state (callers only ask for terminal states).
+// The exit code for a job a command waited for: kExitOk for SUCCEEDED,
+// kExitJobSucceededWithErrors, kExitJobKilled, and kExitJobFailed for FAILED, UNKNOWN and every
+// other state (callers only ask for terminal states).
 int ExitCodeForJobState(v1::JobState state);
 
 // Whether the job will not change any more (SUCCEEDED*, FAILED, KILLED, UNKNOWN).
@@ -120,6 +126,14 @@ std::string RenderCommCellTable(const v1::ListCommCellsResponse& response);
 // state, percentage or CommServe status differ from `previous` (or there is no previous);
 // nullopt when nothing a reader cares about changed.
 std::optional<std::string> RenderProgress(const v1::Job* previous, const v1::Job& current);
+
+// The progress line a waiting command redraws in place on a terminal, without newline:
+// `[#########-----------]  45%  RUNNING  job 2141 on cs1  (1m12s)`. `width` is the number of
+// cells between the brackets (negative counts as 0). The bar is full for SUCCEEDED and
+// SUCCEEDED_WITH_ERRORS and otherwise shows percent_complete clamped to 0-100, so a failed job
+// keeps the progress it made. `elapsed` is how long the command has waited, printed as "12s",
+// "1m05s" or "2h03m04s" (whole seconds; negative counts as 0).
+std::string RenderProgressBar(const v1::Job& job, int width, std::chrono::milliseconds elapsed);
 
 }  // namespace drgate::cli
 
