@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "core/config/config.h"
+#include "plugin/logging.h"
 #include "plugin/server.h"
 
 namespace {
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   std::string grpc_listen;
   std::string metrics_listen;
   std::string log_level;
+  std::string log_format;
   bool check_only = false;
   app.add_option("-c,--config", config_path, "YAML configuration file (see README)")->required();
   app.add_option("--grpc-listen", grpc_listen,
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", metrics_listen,
                  "HOST:PORT for /metrics, overrides metrics.listen (port 0 picks a free port)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error, overrides log.level");
+  app.add_option("--log-format", log_format,
+                 "json|text|auto, overrides log.format (auto: text on a terminal, else JSON)");
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
   app.footer(
       "Exit codes: 0 clean shutdown, 1 start-up failure, 2 usage or configuration error.\n"
@@ -59,12 +63,18 @@ int main(int argc, char** argv) {
   if (!grpc_listen.empty()) config->grpc_listen = grpc_listen;
   if (!metrics_listen.empty()) config->metrics_listen = metrics_listen;
   if (!log_level.empty()) config->log_level = log_level;
+  if (!log_format.empty()) config->log_format = log_format;
+  if (config->log_format != "json" && config->log_format != "text" &&
+      config->log_format != "auto") {
+    std::cerr << "drgate: --log-format must be json, text or auto\n";
+    return 2;
+  }
   if (check_only) {
     std::cout << "drgate: " << config_path << " is valid (" << config->commcells.size()
               << " CommCell(s))\n";
     return 0;
   }
-  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  drgate::plugin::ConfigureLogging(config->log_format, config->log_level);
 
   // Signals are taken by sigwait() below, not by handlers: block them before any thread starts
   // so every thread inherits the mask.

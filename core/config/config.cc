@@ -231,8 +231,13 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
       if (Status s = Get(r["path"], "registry.path", config.registry_path); !s.ok()) return s;
     }
     if (auto l = root["log"]) {
-      if (Status s = CheckKeys(l, "log", {"level"}); !s.ok()) return s;
+      if (Status s = CheckKeys(l, "log", {"level", "format"}); !s.ok()) return s;
       if (Status s = Get(l["level"], "log.level", config.log_level); !s.ok()) return s;
+      if (Status s = Get(l["format"], "log.format", config.log_format); !s.ok()) return s;
+      if (config.log_format != "json" && config.log_format != "text" &&
+          config.log_format != "auto") {
+        return ConfigError("log.format", "must be json, text or auto");
+      }
     }
     if (Status s = GetDuration(root["shutdown_grace"], "shutdown_grace", config.shutdown_grace);
         !s.ok()) {
@@ -290,6 +295,19 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
         return ConfigError(key + ".name", "duplicate CommCell name \"" + cell->name + "\"");
       }
       config.commcells.push_back(std::move(*cell));
+    }
+    // An intent younger than intent_grace belongs to a trigger still waiting for its answer;
+    // reconciling it earlier could adopt the wrong job.
+    for (std::size_t i = 0; i < config.commcells.size(); ++i) {
+      const auto& c = config.commcells[i];
+      if (config.tracking.intent_grace <= c.connect_timeout * 2 + c.request_timeout * 2) {
+        return ConfigError(
+            "tracking.intent_grace",
+            "must be longer than the slowest trigger of commcells[" + std::to_string(i) +
+                "] (2 x connect_timeout + 2 x request_timeout = " +
+                std::to_string((c.connect_timeout * 2 + c.request_timeout * 2).count() / 1000) +
+                " s)");
+      }
     }
   } catch (const YAML::Exception& e) {
     return ConfigError("(structure)", e.msg);

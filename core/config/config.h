@@ -45,8 +45,8 @@ struct TrackingConfig {
   std::chrono::milliseconds poll_interval{10000};
   std::chrono::milliseconds max_backoff{300000};
   std::chrono::milliseconds unseen_grace{1800000};
-  std::chrono::milliseconds intent_grace{120000};
-  std::chrono::milliseconds intent_give_up{600000};
+  std::chrono::milliseconds intent_grace{300000};
+  std::chrono::milliseconds intent_give_up{900000};
   std::chrono::milliseconds probe_interval{60000};  // 0: never probe idle CommCells
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};  // 0: keep forever
 };
@@ -55,7 +55,8 @@ struct Config {
   std::string grpc_listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";
   std::string registry_path = "drgate.db";
-  std::string log_level = "info";  // trace|debug|info|warn|error
+  std::string log_level = "info";   // trace|debug|info|warn|error
+  std::string log_format = "auto";  // json|text|auto (text on a terminal, else JSON)
   std::chrono::milliseconds shutdown_grace{10000};
   TrackingConfig tracking;
   std::vector<CommCellConfig> commcells;
