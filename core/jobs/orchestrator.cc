@@ -214,6 +214,9 @@ void Orchestrator::Finish(const CommCell& cc, const TriggerRequest& request, int
     job.requested_by = request.requested_by;
     job.create_time = now;
     job.update_time = now;
+    // The tracker may have adopted this job already (an answer slower than intent_grace): keep
+    // what it recorded rather than moving the job back to SUBMITTED.
+    if (auto known = store_.GetJob(cc.name, id); known.ok()) job = std::move(*known);
     jobs.push_back(std::move(job));
   }
   if (Status s = store_.PutJobs(jobs, intent_id); !s.ok()) {

@@ -40,9 +40,9 @@ struct TrackerOptions {
   // A job the CommServe has not shown for this long after its creation becomes UNKNOWN.
   std::chrono::milliseconds unseen_grace{1800000};
   // Open intents younger than this belong to triggers still in flight: left alone.
-  std::chrono::milliseconds intent_grace{30000};
+  std::chrono::milliseconds intent_grace{300000};
   // An open intent with no matching upstream job after this long gets an UNKNOWN placeholder.
-  std::chrono::milliseconds intent_give_up{300000};
+  std::chrono::milliseconds intent_give_up{900000};
   // A CommCell with nothing to follow is still asked for its DR job list this often, so
   // drgate_commserv_up and ListCommCells tell the truth and the session token stays alive
   // (0: never).

@@ -4,9 +4,11 @@
 // a gRPC stub, and a small HTTP client for the simulator's admin API and /metrics.
 
 #include <grpcpp/grpcpp.h>
+#include <poll.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <cerrno>
 #include <filesystem>
 #include <future>
 #include <memory>
@@ -118,6 +120,19 @@ class Sim {
     return out;
   }
   void Fault(const nlohmann::json& rules) { admin_->Call("POST", "/_sim/faults", rules.dump()); }
+  // Requests the simulator received for one endpoint name of GET /_sim/stats
+  // (requests_by_endpoint: "DRBackup", "JobList", "Job", "Kill", ...); 0 when none.
+  int64_t EndpointCount(const std::string& endpoint) {
+    const auto stats = admin_->Json("GET", "/_sim/stats");
+    const auto& by_endpoint = stats.at("requests_by_endpoint");
+    auto it = by_endpoint.find(endpoint);
+    return it == by_endpoint.end() ? 0 : it->get<int64_t>();
+  }
+  // POST /_sim/jobs/{id}: {"status": ..., "pendingReason": ...} or {"outcome": ...}.
+  void ForceJob(const std::string& job_id, const nlohmann::json& body) {
+    auto resp = admin_->Call("POST", "/_sim/jobs/" + job_id, body.dump());
+    if (resp.status != 200) throw std::runtime_error("/_sim/jobs/" + job_id + ": " + resp.body);
+  }
 
  private:
   std::unique_ptr<Process> process_;
@@ -146,11 +161,14 @@ class Drgate {
   const std::shared_ptr<grpc::Channel>& channel() { return channel_; }
   const std::string& grpc_address() const { return grpc_address_; }
   std::string Metrics() { return HttpClient(metrics_url_).Call("GET", "/metrics").body; }
+  const std::string& metrics_url() const { return metrics_url_; }
   // SIGTERM; returns the exit code (-1 when killed by a signal).
   int Terminate() {
     int status = process_->Stop(SIGTERM, std::chrono::seconds(20));
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
+  // SIGKILL, as in a crash: no drain, no cleanup.
+  void Kill() { process_->Stop(SIGKILL, std::chrono::seconds(5)); }
 
  private:
   std::unique_ptr<Process> process_;
@@ -159,6 +177,62 @@ class Drgate {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::DrBackupService::Stub> stub_;
 };
+
+// What a finished command printed on stdout and its exit code (-1: killed by a signal or by the
+// timeout). stderr is inherited, so its messages show in the test output.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+};
+
+// Runs argv[0] (a path) with argv, reads its stdout to the end, and waits for it; a command still
+// running after `timeout` is SIGKILLed.
+inline CommandResult RunCommand(const std::vector<std::string>& argv,
+                                std::chrono::milliseconds timeout) {
+  // Built before fork: the child of a multi-threaded process must not allocate.
+  std::vector<std::string> copy = argv;
+  std::vector<char*> args;
+  for (auto& a : copy) args.push_back(a.data());
+  args.push_back(nullptr);
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  CommandResult result;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timed_out = false;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    const int ready = poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) continue;
+    char buf[4096];
+    const ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    result.out.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fds[0]);
+  if (timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = !timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
 
 // The ErrorInfo of a failed call (empty reason when there is none).
 inline google::rpc::ErrorInfo ErrorInfoOf(const grpc::Status& status) {
