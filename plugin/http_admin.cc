@@ -126,17 +126,16 @@ class HttpAdminImpl final : public HttpAdmin, public std::enable_shared_from_thi
   }
 
   void Accept() {
-    acceptor_.async_accept(
-        asio::make_strand(io_),
-        [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-          if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) {
-            return;
-          }
-          if (!ec) {
-            std::make_shared<Connection>(std::move(socket), self->handlers_)->Read();
-          }
-          self->Accept();
-        });
+    acceptor_.async_accept(asio::make_strand(io_), [self = shared_from_this()](beast::error_code ec,
+                                                                               tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) {
+        return;
+      }
+      if (!ec) {
+        std::make_shared<Connection>(std::move(socket), self->handlers_)->Read();
+      }
+      self->Accept();
+    });
   }
 
   int port() const override { return port_; }

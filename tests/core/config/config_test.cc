@@ -171,6 +171,19 @@ commcells:
               "commcells[0].request_timeout", "invalid duration");
 }
 
+TEST_F(ConfigTest, IntentGraceMustOutlastTheSlowestTrigger) {
+  ExpectError(R"(
+tracking: {intent_grace: 30s}
+commcells:
+  - name: a
+    url: https://x/api
+    username: a
+    password_file: secrets/password
+    request_timeout: 20s
+)",
+              "tracking.intent_grace", "2 x connect_timeout + 2 x request_timeout = 50 s");
+}
+
 TEST_F(ConfigTest, SyntaxErrorNamesTheLine) {
   auto c = Parse("commcells:\n  - name: [unclosed\n");
   ASSERT_FALSE(c.ok());
