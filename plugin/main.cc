@@ -8,7 +8,9 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "core/config/config.h"
 #include "plugin/logging.h"
@@ -46,7 +48,9 @@ int main(int argc, char** argv) {
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
   app.footer(
       "Exit codes: 0 clean shutdown, 1 start-up failure, 2 usage or configuration error.\n"
-      "Signals: SIGTERM/SIGINT drain calls in flight (up to shutdown_grace) and exit 0.");
+      "Signals: SIGTERM/SIGINT drain calls in flight (up to shutdown_grace) and exit 0;\n"
+      "SIGHUP (or a change of the --config file) reloads the configuration; an invalid one is\n"
+      "logged and the previous one stays in force.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -82,6 +86,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto server = drgate::plugin::Server::Start(*config);
@@ -96,8 +101,51 @@ int main(int argc, char** argv) {
   spdlog::info("drgate started with {} CommCell(s), registry {}", config->commcells.size(),
                config->registry_path);
 
+  // SIGHUP, or a change of the configuration file (a Kubernetes ConfigMap update swaps the
+  // mounted file), reloads the configuration; SIGTERM/SIGINT stop.
+  auto apply_overrides = [&](drgate::Config& c) {
+    if (!grpc_listen.empty()) c.grpc_listen = grpc_listen;
+    if (!metrics_listen.empty()) c.metrics_listen = metrics_listen;
+    if (!log_level.empty()) c.log_level = log_level;
+    if (!log_format.empty()) c.log_format = log_format;
+  };
+  auto reload = [&](const char* why) {
+    auto next = drgate::LoadConfig(config_path);
+    if (!next.ok()) {
+      spdlog::error("reload ({}): {} rejected, the previous configuration stays in force: {}", why,
+                    config_path, next.status().message());
+      return;
+    }
+    apply_overrides(*next);
+    if (drgate::Status s = (*server)->Reload(*next); !s.ok()) {
+      spdlog::error("reload ({}): rejected, the previous configuration stays in force: {}", why,
+                    s.message());
+      return;
+    }
+    spdlog::info("reload ({}): configuration from {} applied", why, config_path);
+  };
+  auto modified = [&]() -> std::optional<std::filesystem::file_time_type> {
+    std::error_code ec;
+    auto t = std::filesystem::last_write_time(config_path, ec);
+    if (ec) return std::nullopt;
+    return t;
+  };
+  auto seen = modified();
   int sig = 0;
-  sigwait(&signals, &sig);
+  for (;;) {
+    const timespec poll{2, 0};
+    sig = sigtimedwait(&signals, nullptr, &poll);
+    if (sig == SIGTERM || sig == SIGINT) break;
+    if (sig == SIGHUP) {
+      seen = modified();
+      reload("SIGHUP");
+      continue;
+    }
+    if (auto now = modified(); now && now != seen) {
+      seen = now;
+      reload("file changed");
+    }
+  }
   spdlog::info("received {}, draining calls in flight (up to {} ms)",
                sig == SIGTERM ? "SIGTERM" : "SIGINT", config->shutdown_grace.count());
   (*server)->Shutdown(config->shutdown_grace);

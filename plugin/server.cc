@@ -11,8 +11,10 @@
 #include <boost/asio/io_context.hpp>
 #include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "core/common/clock.h"
@@ -74,7 +76,10 @@ class ServerImpl final : public Server {
     io_threads_.clear();
     orchestrator_.reset();
     tracker_.reset();
-    clients_.clear();
+    {
+      std::lock_guard lock(clients_mu_);
+      built_.clear();
+    }
     admin_.reset();
     store_.reset();
   }
@@ -84,8 +89,9 @@ class ServerImpl final : public Server {
   Readiness CheckReady() const {
     if (shutting_down_) return {false, "shutting down"};
     std::string why = "no CommCell has answered drgate yet";
-    for (const auto& c : clients_) {
-      const auto r = c->reachability();
+    std::lock_guard lock(clients_mu_);
+    for (const auto& [name, built] : built_) {
+      const auto r = built.client->reachability();
       if (r.reachable) return {true, ""};
       if (r.contacted && !r.last_error.empty()) why = "no CommCell reachable: " + r.last_error;
     }
@@ -93,6 +99,7 @@ class ServerImpl final : public Server {
   }
 
   Status Init(const Config& config);
+  Status Reload(const Config& config) override;
 
  private:
   SystemClock clock_;
@@ -103,7 +110,17 @@ class ServerImpl final : public Server {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard_;
   std::vector<std::thread> io_threads_;
   std::unique_ptr<ThreadPool> blocking_;
-  std::vector<std::shared_ptr<commserv::SessionClient>> clients_;
+  // One built CommCell: its configuration (to tell whether a reload changed it) and client.
+  struct Built {
+    CommCellConfig config;
+    std::string url;
+    std::shared_ptr<commserv::SessionClient> client;
+  };
+  StatusOr<std::vector<jobs::CommCell>> BuildCommCells(const Config& config);
+  mutable std::mutex clients_mu_;
+  std::map<std::string, Built> built_;  // guarded by clients_mu_
+  std::mutex reload_mu_;                // one reload at a time
+  Config config_;                       // guarded by reload_mu_ after Init
   jobs::WatchHub hub_;
   std::unique_ptr<jobs::Tracker> tracker_;
   std::unique_ptr<jobs::Orchestrator> orchestrator_;
@@ -144,47 +161,10 @@ Status ServerImpl::Init(const Config& config) {
   for (int i = 0; i < kIoThreads; ++i) io_threads_.emplace_back([this] { io_.run(); });
   blocking_ = std::make_unique<ThreadPool>(kBlockingThreads);
 
-  std::vector<jobs::CommCell> cells;
-  for (std::size_t i = 0; i < config.commcells.size(); ++i) {
-    const CommCellConfig& c = config.commcells[i];
-    const std::string key = "commcells[" + std::to_string(i) + "]";
-    auto endpoint = commserv::ParseEndpoint(c.url);
-    if (!endpoint.ok()) return endpoint.status().WithContext(key + ".url");
-    commserv::TransportOptions topts;
-    topts.connect_timeout = c.connect_timeout;
-    topts.handshake_timeout = c.connect_timeout;
-    topts.read_timeout = c.request_timeout;
-    topts.write_timeout = c.request_timeout;
-    topts.ca_file = c.ca_file;
-    topts.insecure_skip_verify = c.insecure_skip_verify;
-    if (c.insecure_skip_verify && endpoint->tls) {
-      spdlog::warn(
-          "commcell {}: insecure_skip_verify is set: the CommServe's TLS certificate is "
-          "NOT verified; anyone on the path can impersonate it and read drgate's "
-          "credentials",
-          c.name);
-    }
-    if (!endpoint->tls) {
-      spdlog::warn("commcell {}: plain http:// is configured: credentials travel unencrypted",
-                   c.name);
-    }
-    auto transport = commserv::MakeBeastTransport(io_, *endpoint, topts);
-    if (!transport.ok()) return transport.status().WithContext(key);
-    commserv::SessionOptions sopts;
-    sopts.commcell = c.name;
-    sopts.endpoint = *endpoint;
-    sopts.format = c.format == "xml" ? commserv::WireFormat::kXml : commserv::WireFormat::kJson;
-    sopts.username = c.username;
-    sopts.password = c.password;
-    sopts.token = c.token;
-    sopts.device_id = c.device_id;
-    auto client =
-        commserv::SessionClient::Create(std::move(sopts), std::move(*transport), *metrics_, clock_);
-    clients_.push_back(client);
-    cells.push_back(
-        jobs::CommCell{c.name, endpoint->ToString(), client,
-                       c.on_active == "reuse" ? jobs::OnActive::kReuse : jobs::OnActive::kReject});
-  }
+  auto built = BuildCommCells(config);
+  if (!built.ok()) return built.status();
+  std::vector<jobs::CommCell> cells = std::move(*built);
+  config_ = config;
   jobs::TrackerOptions tracking;
   tracking.poll_interval = config.tracking.poll_interval;
   tracking.max_backoff = config.tracking.max_backoff;
@@ -249,6 +229,91 @@ Status ServerImpl::Init(const Config& config) {
       }
     }
   });
+  return Status::Ok();
+}
+
+bool SameConnection(const CommCellConfig& a, const CommCellConfig& b) {
+  return a.url == b.url && a.format == b.format && a.username == b.username &&
+         a.password.value == b.password.value && a.token.value == b.token.value &&
+         a.ca_file == b.ca_file && a.insecure_skip_verify == b.insecure_skip_verify &&
+         a.device_id == b.device_id && a.connect_timeout == b.connect_timeout &&
+         a.request_timeout == b.request_timeout;
+}
+
+StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& config) {
+  std::map<std::string, Built> next;
+  std::vector<jobs::CommCell> cells;
+  for (std::size_t i = 0; i < config.commcells.size(); ++i) {
+    const CommCellConfig& c = config.commcells[i];
+    const std::string key = "commcells[" + std::to_string(i) + "]";
+    const jobs::OnActive on_active =
+        c.on_active == "reuse" ? jobs::OnActive::kReuse : jobs::OnActive::kReject;
+    if (auto it = built_.find(c.name); it != built_.end() && SameConnection(it->second.config, c)) {
+      // Unchanged connection: keep the client, its session and its keep-alive connections.
+      next.emplace(c.name, it->second);
+      cells.push_back(jobs::CommCell{c.name, it->second.url, it->second.client, on_active});
+      continue;
+    }
+    auto endpoint = commserv::ParseEndpoint(c.url);
+    if (!endpoint.ok()) return endpoint.status().WithContext(key + ".url");
+    commserv::TransportOptions topts;
+    topts.connect_timeout = c.connect_timeout;
+    topts.handshake_timeout = c.connect_timeout;
+    topts.read_timeout = c.request_timeout;
+    topts.write_timeout = c.request_timeout;
+    topts.ca_file = c.ca_file;
+    topts.insecure_skip_verify = c.insecure_skip_verify;
+    if (c.insecure_skip_verify && endpoint->tls) {
+      spdlog::warn(
+          "commcell {}: insecure_skip_verify is set: the CommServe's TLS certificate is "
+          "NOT verified; anyone on the path can impersonate it and read drgate's "
+          "credentials",
+          c.name);
+    }
+    if (!endpoint->tls) {
+      spdlog::warn("commcell {}: plain http:// is configured: credentials travel unencrypted",
+                   c.name);
+    }
+    auto transport = commserv::MakeBeastTransport(io_, *endpoint, topts);
+    if (!transport.ok()) return transport.status().WithContext(key);
+    commserv::SessionOptions sopts;
+    sopts.commcell = c.name;
+    sopts.endpoint = *endpoint;
+    sopts.format = c.format == "xml" ? commserv::WireFormat::kXml : commserv::WireFormat::kJson;
+    sopts.username = c.username;
+    sopts.password = c.password;
+    sopts.token = c.token;
+    sopts.device_id = c.device_id;
+    auto client =
+        commserv::SessionClient::Create(std::move(sopts), std::move(*transport), *metrics_, clock_);
+    next.emplace(c.name, Built{c, endpoint->ToString(), client});
+    cells.push_back(jobs::CommCell{c.name, endpoint->ToString(), client, on_active});
+  }
+  // Only now, with every CommCell built, does the new set replace the old one.
+  std::lock_guard lock(clients_mu_);
+  built_ = std::move(next);
+  return cells;
+}
+
+Status ServerImpl::Reload(const Config& config) {
+  std::lock_guard reload(reload_mu_);
+  if (shutting_down_) return Status(StatusCode::kUnavailable, "shutting down", "SHUTTING_DOWN");
+  // Settings bound at startup cannot change in place: say so rather than ignore them.
+  for (const auto& [what, before, after] :
+       {std::tuple{"grpc.listen", config_.grpc_listen, config.grpc_listen},
+        std::tuple{"metrics.listen", config_.metrics_listen, config.metrics_listen},
+        std::tuple{"registry.path", config_.registry_path, config.registry_path}}) {
+    if (before != after) {
+      spdlog::warn("reload: {} changed from {} to {}; it takes effect after a restart", what,
+                   before, after);
+    }
+  }
+  auto cells = BuildCommCells(config);
+  if (!cells.ok()) return cells.status();
+  tracker_->SetCommCells(*cells);
+  orchestrator_->SetCommCells(std::move(*cells));
+  spdlog::info("reload: {} CommCell(s) configured", config.commcells.size());
+  config_.commcells = config.commcells;
   return Status::Ok();
 }
 

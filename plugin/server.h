@@ -23,6 +23,12 @@ class Server {
   virtual int grpc_port() const = 0;
   virtual int metrics_port() const = 0;
 
+  // Applies a new configuration without a restart: CommCells added, removed or changed (a
+  // changed one gets a new client; calls in flight finish on the old one). When any CommCell
+  // cannot be built the old configuration stays in force and the error names the key. Listen
+  // addresses and the registry path need a restart (logged).
+  virtual Status Reload(const Config& config) = 0;
+
   // Stops accepting calls, lets calls in flight finish for up to `grace`, cancels the rest, then
   // stops the CommServe clients and closes the registry. Idempotent.
   virtual void Shutdown(std::chrono::milliseconds grace) = 0;

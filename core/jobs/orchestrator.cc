@@ -35,13 +35,15 @@ bool IsRefusal(const Status& s) {
 
 Orchestrator::Orchestrator(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
                            const Clock& clock, Executor& blocking, Tracker& tracker)
-    : commcells_(std::move(commcells)),
-      store_(store),
-      metrics_(metrics),
-      clock_(clock),
-      blocking_(blocking),
-      tracker_(tracker) {
-  for (const auto& c : commcells_) metrics_.RegisterCommCell(c.name);
+    : store_(store), metrics_(metrics), clock_(clock), blocking_(blocking), tracker_(tracker) {
+  SetCommCells(std::move(commcells));
+}
+
+void Orchestrator::SetCommCells(std::vector<CommCell> commcells) {
+  for (const auto& c : commcells) metrics_.RegisterCommCell(c.name);
+  auto snapshot = std::make_shared<const std::vector<CommCell>>(std::move(commcells));
+  std::lock_guard lock(cells_mu_);
+  commcells_ = std::move(snapshot);
 }
 
 Status Orchestrator::Annotate(Status status, const std::string& commcell) const {
@@ -49,15 +51,20 @@ Status Orchestrator::Annotate(Status status, const std::string& commcell) const 
   return status;
 }
 
-StatusOr<const CommCell*> Orchestrator::Resolve(const std::string& name) const {
+StatusOr<Orchestrator::CellPtr> Orchestrator::Resolve(const std::string& name) const {
+  std::shared_ptr<const std::vector<CommCell>> cells;
+  {
+    std::lock_guard lock(cells_mu_);
+    cells = commcells_;
+  }
   if (name.empty()) {
-    if (commcells_.size() == 1) return &commcells_.front();
+    if (cells->size() == 1) return CellPtr(cells, &cells->front());
     return InvalidArgument(
-        "commcell is required: " + std::to_string(commcells_.size()) + " CommCells are configured",
+        "commcell is required: " + std::to_string(cells->size()) + " CommCells are configured",
         "COMMCELL_REQUIRED");
   }
-  for (const auto& c : commcells_) {
-    if (c.name == name) return &c;
+  for (const auto& c : *cells) {
+    if (c.name == name) return CellPtr(cells, &c);
   }
   return NotFound("CommCell \"" + name + "\" is not configured", "COMMCELL_NOT_FOUND")
       .With("commcell", name);
@@ -128,11 +135,12 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
   }
   in_flight[key];  // duplicates arriving from now on wait for this trigger
   lock.unlock();
-  Start(cc, std::move(request), std::move(done));
+  Start(*cell, std::move(request), std::move(done));
 }
 
-void Orchestrator::Start(const CommCell& cc, TriggerRequest request, TriggerCallback done) {
-  blocking_.Post([this, &cc, request = std::move(request), done = std::move(done)]() mutable {
+void Orchestrator::Start(CellPtr cell, TriggerRequest request, TriggerCallback done) {
+  blocking_.Post([this, cell, request = std::move(request), done = std::move(done)]() mutable {
+    const CommCell& cc = *cell;
     TriggerIntent intent;
     intent.commcell = cc.name;
     intent.backup_type = request.backup_type;
@@ -152,22 +160,23 @@ void Orchestrator::Start(const CommCell& cc, TriggerRequest request, TriggerCall
     const auto started = std::chrono::steady_clock::now();
     commserv::DrBackupRequest upstream{request.backup_type, request.compression};
     cc.client->TriggerDrBackup(
-        upstream, [this, &cc, request, intent_id = *intent_id, started,
+        upstream, [this, cell, request, intent_id = *intent_id, started,
                    done = std::move(done)](StatusOr<commserv::DrBackupResult> result) mutable {
           metrics_.ObserveTriggerDuration(
-              cc.name,
+              cell->name,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
           // Back to the blocking pool: the registry write fsyncs.
-          blocking_.Post([this, &cc, request = std::move(request), intent_id,
+          blocking_.Post([this, cell, request = std::move(request), intent_id,
                           result = std::move(result), done = std::move(done)]() mutable {
-            Finish(cc, request, intent_id, std::move(result), std::move(done));
+            Finish(cell, request, intent_id, std::move(result), std::move(done));
           });
         });
   });
 }
 
-void Orchestrator::Finish(const CommCell& cc, const TriggerRequest& request, int64_t intent_id,
+void Orchestrator::Finish(const CellPtr& cell, const TriggerRequest& request, int64_t intent_id,
                           StatusOr<commserv::DrBackupResult> result, TriggerCallback done) {
+  const CommCell& cc = *cell;
   if (!result.ok()) {
     Status s = Annotate(result.status(), cc.name);
     if (OutcomeUnknown(s)) {
@@ -356,7 +365,12 @@ void Orchestrator::CancelJob(const std::string& commcell, const std::string& job
     return;
   }
   auto cell = Resolve(commcell);
-  const CommCell& cc = **cell;
+  if (!cell.ok()) {
+    blocking_.Post([done = std::move(done), s = cell.status()] { done(s); });
+    return;
+  }
+  CellPtr cell_ptr = *cell;
+  const CommCell& cc = *cell_ptr;
   if (IsTerminal(job->state) || job->state == JobState::kUnknown) {
     Status s = Annotate(FailedPrecondition("job " + job_id + " has already finished (" +
                                                JobStateName(job->state) + ")",
@@ -365,28 +379,30 @@ void Orchestrator::CancelJob(const std::string& commcell, const std::string& job
     blocking_.Post([done = std::move(done), s] { done(s); });
     return;
   }
-  cc.client->KillJob(job_id, [this, &cc, job = *job, done = std::move(done)](Status s) mutable {
-    spdlog::info("audit: cancel commcell={} job={} outcome={}", cc.name, job.job_id,
-                 s.ok() ? "OK" : s.ToString());
-    if (!s.ok()) {
-      blocking_.Post([done = std::move(done), s = Annotate(s, cc.name)] { done(s); });
-      return;
-    }
-    // Reflect the kill: read the job back from the CommServe.
-    cc.client->GetJob(
-        job.job_id, [this, job, done = std::move(done)](
-                        StatusOr<std::optional<commserv::JobSummary>> summary) mutable {
-          blocking_.Post(
-              [this, job, summary = std::move(summary), done = std::move(done)]() mutable {
-                if (summary.ok() && summary->has_value()) {
-                  done(tracker_.Apply(job, **summary));
-                  return;
-                }
-                tracker_.Poke();
-                done(job);
-              });
-        });
-  });
+  cc.client->KillJob(
+      job_id, [this, cell_ptr, job = *job, done = std::move(done)](Status s) mutable {
+        const CommCell& cc = *cell_ptr;
+        spdlog::info("audit: cancel commcell={} job={} outcome={}", cc.name, job.job_id,
+                     s.ok() ? "OK" : s.ToString());
+        if (!s.ok()) {
+          blocking_.Post([done = std::move(done), s = Annotate(s, cc.name)] { done(s); });
+          return;
+        }
+        // Reflect the kill: read the job back from the CommServe.
+        cc.client->GetJob(
+            job.job_id, [this, job, done = std::move(done)](
+                            StatusOr<std::optional<commserv::JobSummary>> summary) mutable {
+              blocking_.Post(
+                  [this, job, summary = std::move(summary), done = std::move(done)]() mutable {
+                    if (summary.ok() && summary->has_value()) {
+                      done(tracker_.Apply(job, **summary));
+                      return;
+                    }
+                    tracker_.Poke();
+                    done(job);
+                  });
+            });
+      });
 }
 
 StatusOr<Job> Orchestrator::GetJob(const std::string& commcell, const std::string& job_id) {
@@ -414,7 +430,12 @@ StatusOr<JobPage> Orchestrator::ListJobs(const JobFilter& filter, int page_size,
 
 std::vector<CommCellInfo> Orchestrator::ListCommCells() const {
   std::vector<CommCellInfo> out;
-  for (const auto& c : commcells_) {
+  std::shared_ptr<const std::vector<CommCell>> cells;
+  {
+    std::lock_guard lock(cells_mu_);
+    cells = commcells_;
+  }
+  for (const auto& c : *cells) {
     out.push_back(CommCellInfo{c.name, c.url, c.client->reachability()});
   }
   return out;

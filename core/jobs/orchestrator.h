@@ -83,13 +83,20 @@ class Orchestrator {
                  std::function<void(StatusOr<Job>)> done);
 
   StatusOr<Job> GetJob(const std::string& commcell, const std::string& job_id);
+
+  // Replaces the configured CommCells (configuration reload). Calls in flight keep the CommCell
+  // they started with; new calls see the new set.
+  void SetCommCells(std::vector<CommCell> commcells);
   StatusOr<JobPage> ListJobs(const JobFilter& filter, int page_size, const std::string& page_token);
   std::vector<CommCellInfo> ListCommCells() const;
 
  private:
-  StatusOr<const CommCell*> Resolve(const std::string& name) const;
-  void Start(const CommCell& cell, TriggerRequest request, TriggerCallback done);
-  void Finish(const CommCell& cell, const TriggerRequest& request, int64_t intent_id,
+  using CellPtr = std::shared_ptr<const CommCell>;
+  // The CommCell by name (the only one when `name` is empty). The pointer keeps the
+  // configuration snapshot it belongs to alive.
+  StatusOr<CellPtr> Resolve(const std::string& name) const;
+  void Start(CellPtr cell, TriggerRequest request, TriggerCallback done);
+  void Finish(const CellPtr& cell, const TriggerRequest& request, int64_t intent_id,
               StatusOr<commserv::DrBackupResult> result, TriggerCallback done);
   // Answers a refusal "already running" with the running job (OnActive::kReuse).
   void ReuseActive(const CommCell& cell, const TriggerRequest& request, const Status& refusal,
@@ -100,7 +107,8 @@ class Orchestrator {
   static std::string CoalesceKey(const TriggerRequest& request);
   Status Annotate(Status status, const std::string& commcell) const;
 
-  const std::vector<CommCell> commcells_;
+  mutable std::mutex cells_mu_;
+  std::shared_ptr<const std::vector<CommCell>> commcells_;  // guarded by cells_mu_
   JobStore& store_;
   Metrics& metrics_;
   const Clock& clock_;

@@ -37,7 +37,7 @@ bool LevelMatches(const std::string& level, BackupType type) {
 
 Tracker::Tracker(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
                  const Clock& clock, WatchHub& hub, TrackerOptions options)
-    : commcells_(std::move(commcells)),
+    : commcells_(std::make_shared<const std::vector<CommCell>>(std::move(commcells))),
       store_(store),
       metrics_(metrics),
       clock_(clock),
@@ -62,6 +62,15 @@ void Tracker::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void Tracker::SetCommCells(std::vector<CommCell> commcells) {
+  auto snapshot = std::make_shared<const std::vector<CommCell>>(std::move(commcells));
+  {
+    std::lock_guard lock(mu_);
+    commcells_ = std::move(snapshot);
+  }
+  Poke();
 }
 
 void Tracker::Poke() {
@@ -99,7 +108,12 @@ void Tracker::RunRound(bool force) {
     return;
   }
   const TimePoint now = clock_.Now();
-  for (const CommCell& cell : commcells_) {
+  std::shared_ptr<const std::vector<CommCell>> cells;
+  {
+    std::lock_guard lock(mu_);
+    cells = commcells_;
+  }
+  for (const CommCell& cell : *cells) {
     std::vector<Job> jobs;
     for (const Job& j : *active) {
       if (j.commcell == cell.name && j.state != JobState::kUnknown) jobs.push_back(j);

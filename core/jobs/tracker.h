@@ -66,6 +66,9 @@ class Tracker {
   // Asks for a round now (e.g. a job was just triggered).
   void Poke();
 
+  // Replaces the CommCells to follow (configuration reload); takes effect at the next round.
+  void SetCommCells(std::vector<CommCell> commcells);
+
   // One synchronous round over every CommCell that is due (all of them when `force`).
   void RunRound(bool force = true);
 
@@ -91,7 +94,7 @@ class Tracker {
   void RecordFinished(const Job& job);
   void Prune();
 
-  const std::vector<CommCell> commcells_;
+  std::shared_ptr<const std::vector<CommCell>> commcells_;  // guarded by mu_
   JobStore& store_;
   Metrics& metrics_;
   const Clock& clock_;

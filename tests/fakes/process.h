@@ -67,6 +67,11 @@ class Process {
     }
   }
 
+  // Sends `sig` without waiting.
+  void Signal(int sig) {
+    if (pid_ > 0) kill(pid_, sig);
+  }
+
   // Sends `sig`, waits up to `grace` for the exit, SIGKILLs after that. Returns the exit status
   // as waitpid reports it, or -1 when the process was already reaped.
   int Stop(int sig, std::chrono::milliseconds grace) {

@@ -5,6 +5,8 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 
+#include <fstream>
+
 #include "tests/integration/harness.h"
 
 namespace drgate::testing {
@@ -491,6 +493,48 @@ TEST_F(EndToEndTest, NotReadyWhileNoCommCellAcceptsTheLogin) {
   EXPECT_EQ(WaitForHealth(drgate_->channel(), "readiness",
                           grpc::health::v1::HealthCheckResponse::NOT_SERVING),
             grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+}
+
+std::vector<std::string> CommCellNames(Drgate& drgate) {
+  v1::ListCommCellsResponse cells;
+  grpc::ClientContext ctx;
+  std::vector<std::string> names;
+  if (!drgate.stub().ListCommCells(&ctx, {}, &cells).ok()) return names;
+  for (const auto& c : cells.commcells()) names.push_back(c.name());
+  return names;
+}
+
+TEST_F(EndToEndTest, SighupReloadAddsACommCellAndABrokenFileKeepsTheOldOne) {
+  StartSim();
+  StartDrgate();
+  const std::string path = dir_.File("drgate.yaml");
+  std::string yaml;
+  {
+    std::ifstream in(path);
+    yaml.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  // A second CommCell (the same simulator under another name).
+  std::string second = yaml.substr(yaml.find("  - name: cs1"));
+  second.replace(second.find("cs1"), 3, "cs2");
+  dir_.Write("drgate.yaml", yaml + second);
+  drgate_->Signal(SIGHUP);
+  std::vector<std::string> names;
+  for (int i = 0; i < 100 && names.size() != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    names = CommCellNames(*drgate_);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"cs1", "cs2"}));
+  v1::TriggerBackupResponse resp;
+  grpc::Status s = Trigger(BACKUP_TYPE_FULL, false, &resp, "cs2");
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.job().commcell(), "cs2");
+
+  // A broken file: rejected, both CommCells keep serving.
+  dir_.Write("drgate.yaml", "commcells: [ {name: broken\n");
+  drgate_->Signal(SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(CommCellNames(*drgate_), (std::vector<std::string>{"cs1", "cs2"}));
+  EXPECT_TRUE(Trigger(BACKUP_TYPE_DIFFERENTIAL, false, &resp, "cs1").ok());
 }
 
 TEST_F(EndToEndTest, SigtermDrainsAndExitsZero) {

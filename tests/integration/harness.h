@@ -162,6 +162,7 @@ class Drgate {
   const std::string& grpc_address() const { return grpc_address_; }
   std::string Metrics() { return HttpClient(metrics_url_).Call("GET", "/metrics").body; }
   const std::string& metrics_url() const { return metrics_url_; }
+  void Signal(int sig) { process_->Signal(sig); }
   // SIGTERM; returns the exit code (-1 when killed by a signal).
   int Terminate() {
     int status = process_->Stop(SIGTERM, std::chrono::seconds(20));
