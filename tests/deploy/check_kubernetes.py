@@ -39,7 +39,7 @@ def check(cond, message):
 
 
 def run(argv, stdin=None):
-    env = dict(os.environ, KUBECONFIG=os.devnull + ".none")  # never a cluster
+    env = dict(os.environ, KUBECONFIG="/nonexistent/drgate-test-kubeconfig")  # never a cluster
     r = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stderr}")

@@ -4,6 +4,7 @@
 // thread, stopped with SIGTERM (then SIGKILL) when the object goes away. stderr is inherited so
 // its logs show in the test output.
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -24,13 +25,19 @@ namespace drgate::testing {
 
 class Process {
  public:
-  explicit Process(std::vector<std::string> argv) : argv_(std::move(argv)) {
+  // `stderr_path`: a file that receives the child's stderr (empty: inherited).
+  explicit Process(std::vector<std::string> argv, std::string stderr_path = "")
+      : argv_(std::move(argv)) {
     int fds[2];
     if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
       dup2(fds[1], STDOUT_FILENO);
+      if (!stderr_path.empty()) {
+        const int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (err >= 0) dup2(err, STDERR_FILENO);
+      }
       close(fds[0]);
       close(fds[1]);
       std::vector<char*> args;

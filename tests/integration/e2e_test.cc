@@ -537,6 +537,35 @@ TEST_F(EndToEndTest, SighupReloadAddsACommCellAndABrokenFileKeepsTheOldOne) {
   EXPECT_TRUE(Trigger(BACKUP_TYPE_DIFFERENTIAL, false, &resp, "cs1").ok());
 }
 
+TEST_F(EndToEndTest, NoSecretReachesTheLogsOrTheMetrics) {
+  StartSim();
+  const std::string log = dir_.File("drgate.log");
+  drgate_ = std::make_unique<Drgate>(WriteConfig(), "trace", log);
+  v1::TriggerBackupResponse resp;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, false, &resp, "cs1", "secret-scan").ok());
+  sim_->admin().Call("POST", "/_sim/expire-tokens");  // a renewal and its token travel too
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_DIFFERENTIAL, false, &resp).ok());
+  // A failing login with another known password, through a reload.
+  dir_.Write("password", "An0ther-S3cret\n");
+  drgate_->Signal(SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const std::string metrics = drgate_->Metrics();
+  EXPECT_EQ(drgate_->Terminate(), 0);
+
+  std::string logs;
+  {
+    std::ifstream in(log);
+    logs.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ASSERT_FALSE(logs.empty()) << "expected trace logs in " << log;
+  // The tokens the simulator issued, as recorded by its admin API (never the values: the sim
+  // does not expose them), so scan for their shape and for the known passwords.
+  for (const std::string secret : {"s3cret", "czNjcmV0", "An0ther-S3cret", "QSDK "}) {
+    EXPECT_EQ(logs.find(secret), std::string::npos) << "\"" << secret << "\" in the logs";
+    EXPECT_EQ(metrics.find(secret), std::string::npos) << "\"" << secret << "\" in /metrics";
+  }
+}
+
 TEST_F(EndToEndTest, SigtermDrainsAndExitsZero) {
   StartSim();
   StartDrgate();

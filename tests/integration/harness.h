@@ -144,10 +144,14 @@ class Sim {
 // A drgate process on ports picked at start; its config is written by the caller.
 class Drgate {
  public:
-  explicit Drgate(const std::string& config_path) {
-    process_ = std::make_unique<Process>(std::vector<std::string>{
-        DRGATE_BIN_DIR "/drgate", "--config", config_path, "--grpc-listen", "127.0.0.1:0",
-        "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"});
+  // `log_level` and `stderr_path` (empty: inherited) let a test read what drgate logs.
+  explicit Drgate(const std::string& config_path, const std::string& log_level = "warn",
+                  const std::string& stderr_path = "") {
+    process_ = std::make_unique<Process>(
+        std::vector<std::string>{DRGATE_BIN_DIR "/drgate", "--config", config_path, "--grpc-listen",
+                                 "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-level",
+                                 log_level},
+        stderr_path);
     auto grpc = process_->WaitForLine("gRPC listening on (\\S+)");
     auto metrics = process_->WaitForLine("metrics listening on (\\S+)");
     if (!grpc || !metrics) throw std::runtime_error("drgate did not start: " + process_->Output());

@@ -45,6 +45,10 @@ import urllib.request
 DEADLINE = time.monotonic() + 90  # the whole run; CTest's TIMEOUT is above it
 VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "5m",
              "$commcell": "cs1", "$job": "drgate"}
+# Everything runs on loopback: no proxy from the environment, for urllib and for the children
+# (gRPC honours http_proxy / grpc_proxy too).
+PROXY_VARS = {"http_proxy", "https_proxy", "grpc_proxy", "all_proxy", "no_proxy"}
+CHILD_ENV = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARS}
 
 
 class Failure(Exception):
@@ -62,8 +66,9 @@ class Proc:
         self.name = name
         self.lines = []
         self.cond = threading.Condition()
-        self.p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, errors="replace")
+        self.p = subprocess.Popen(argv, cwd=cwd, env=CHILD_ENV, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  errors="replace")
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
 
@@ -118,7 +123,9 @@ def free_port():
 def http(url, data=None, ctx=None, timeout=5):
     req = urllib.request.Request(url, data=data.encode() if data is not None else None,
                                  headers={"Content-Type": "application/json"} if data else {})
-    with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=ctx))
+    with opener.open(req, timeout=timeout) as r:
         return r.status, r.read().decode()
 
 
@@ -164,7 +171,7 @@ class PromAPI:
 
 def run_ctl(drgatectl, server, args, timeout=30):
     argv = [drgatectl, "--server", server, "--output", "json", "--timeout", "10s"] + args
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=CHILD_ENV)
     try:
         doc = json.loads(r.stdout) if r.stdout.strip() else {}
     except ValueError:
@@ -199,7 +206,7 @@ def dashboard_queries(path):
 def substitute(expr):
     for var, value in sorted(VARIABLES.items(), key=lambda kv: -len(kv[0])):
         expr = expr.replace("${" + var[1:] + "}", value).replace(var, value)
-    if "$" in re.sub(r"\{\{.*?\}\}", "", expr):
+    if "$" in expr:
         raise Failure(f"unsubstituted variable in: {expr}")
     return expr
 
