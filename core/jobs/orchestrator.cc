@@ -127,6 +127,11 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
     if (existing->has_value()) {
       lock.unlock();
       metrics_.CountTrigger(cc.name, (*existing)->backup_type, TriggerResult::kDeduplicated);
+      spdlog::info(
+          "audit: trigger commcell={} type={} request_id=\"{}\" caller=\"{}\" job={} "
+          "outcome=deduplicated",
+          cc.name, BackupTypeName(request.backup_type), request.request_id, request.requested_by,
+          (*existing)->job_id);
       blocking_.Post([done = std::move(done), job = std::move(**existing)]() mutable {
         done(TriggerOutcome{std::move(job), true});
       });
