@@ -11,6 +11,8 @@ bash tools/build.sh >&2
 
 state="$root/.state/demo"
 mkdir -p "$state/sim"
+# Output of an earlier run must not be mistaken for this run's addresses.
+rm -f "$state/sim.out" "$state/drgate.out"
 bin="$root/build/bin"
 pids=()
 cleanup() {
@@ -38,7 +40,8 @@ echo "== starting commserv-sim (user admin, TLS with a self-signed certificate)"
 printf 'admin\n' > "$state/password"
 chmod 600 "$state/password"
 "$bin/commserv-sim" --listen 127.0.0.1:0 --cert-out "$state/sim" --username admin \
-  --password-file "$state/password" --job-duration-ms 3000 --quiet > "$state/sim.out" &
+  --password-file "$state/password" --job-duration-ms 3000 --quiet \
+  --first-job-id "$(date +%s)" > "$state/sim.out" &  # ids unique across demo runs, as a CommServe's are
 pids+=($!)
 sim_url=$(wait_for "$state/sim.out" "listening on")
 sim_cert=$(wait_for "$state/sim.out" "certificate")
@@ -48,6 +51,8 @@ cat > "$state/drgate.yaml" <<YAML
 # Written by tools/demo.sh. Everything not set here uses drgate's embedded defaults.
 registry:
   path: drgate.db          # relative to this file: .state/demo/drgate.db
+tracking:
+  poll_interval: 1s        # the simulator's jobs take 3 s; production keeps the 10 s default
 commcells:
   - name: demo
     url: $sim_url/commandcenter/api
@@ -65,13 +70,13 @@ metrics=$(wait_for "$state/drgate.out" "metrics listening on")
 echo "   gRPC $grpc, metrics http://$metrics/metrics"
 
 ctl=("$bin/drgatectl" --server "$grpc")
-echo "== drgatectl backup --commcell demo --type full --compress"
-"${ctl[@]}" backup --commcell demo --type full --compress --request-id "demo-$(date +%s)"
+echo "== drgatectl backup --commcell demo --type full --compress --wait"
+"${ctl[@]}" backup --commcell demo --type full --compress --request-id "demo-$(date +%s)" --wait
 echo "== drgatectl jobs list --commcell demo"
 "${ctl[@]}" jobs list --commcell demo
 echo "== drgatectl jobs list --output json"
 "${ctl[@]}" --output json jobs list --commcell demo --page-size 1
 echo
 echo "== metrics that counted it"
-curl -fsS "http://$metrics/metrics" | grep -E '^drgate_(backup_triggers_total|commserv_requests_total|backup_trigger_duration_seconds_count)' | grep -v ' 0$'
+curl -fsS "http://$metrics/metrics" | grep -E '^drgate_(backup_triggers_total|commserv_requests_total|backup_trigger_duration_seconds_count|backup_jobs_finished_total|backup_last_success_timestamp_seconds)' | grep -v ' 0$'
 echo "== done: registry kept at $state/drgate.db; stopping drgate and commserv-sim"

@@ -165,22 +165,24 @@ void Orchestrator::Start(CellPtr cell, TriggerRequest request, TriggerCallback d
     const auto started = std::chrono::steady_clock::now();
     commserv::DrBackupRequest upstream{request.backup_type, request.compression};
     cc.client->TriggerDrBackup(
-        upstream, [this, cell, request, intent_id = *intent_id, started,
-                   done = std::move(done)](StatusOr<commserv::DrBackupResult> result) mutable {
+        upstream,
+        [this, cell, request, intent_id = *intent_id, intent_time = intent.create_time, started,
+         done = std::move(done)](StatusOr<commserv::DrBackupResult> result) mutable {
           metrics_.ObserveTriggerDuration(
               cell->name,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
           // Back to the blocking pool: the registry write fsyncs.
-          blocking_.Post([this, cell, request = std::move(request), intent_id,
+          blocking_.Post([this, cell, request = std::move(request), intent_id, intent_time,
                           result = std::move(result), done = std::move(done)]() mutable {
-            Finish(cell, request, intent_id, std::move(result), std::move(done));
+            Finish(cell, request, intent_id, intent_time, std::move(result), std::move(done));
           });
         });
   });
 }
 
 void Orchestrator::Finish(const CellPtr& cell, const TriggerRequest& request, int64_t intent_id,
-                          StatusOr<commserv::DrBackupResult> result, TriggerCallback done) {
+                          TimePoint intent_time, StatusOr<commserv::DrBackupResult> result,
+                          TriggerCallback done) {
   const CommCell& cc = *cell;
   if (!result.ok()) {
     Status s = Annotate(result.status(), cc.name);
@@ -228,9 +230,12 @@ void Orchestrator::Finish(const CellPtr& cell, const TriggerRequest& request, in
     job.requested_by = request.requested_by;
     job.create_time = now;
     job.update_time = now;
-    // The tracker may have adopted this job already (an answer slower than intent_grace): keep
-    // what it recorded rather than moving the job back to SUBMITTED.
-    if (auto known = store_.GetJob(cc.name, id); known.ok()) job = std::move(*known);
+    // The tracker may have adopted this job for this very trigger (an answer slower than
+    // intent_grace): keep what it recorded rather than moving the job back to SUBMITTED. A record
+    // older than the intent is someone else's and is replaced.
+    if (auto known = store_.GetJob(cc.name, id); known.ok() && known->create_time >= intent_time) {
+      job = std::move(*known);
+    }
     jobs.push_back(std::move(job));
   }
   if (Status s = store_.PutJobs(jobs, intent_id); !s.ok()) {

@@ -97,7 +97,8 @@ class Orchestrator {
   StatusOr<CellPtr> Resolve(const std::string& name) const;
   void Start(CellPtr cell, TriggerRequest request, TriggerCallback done);
   void Finish(const CellPtr& cell, const TriggerRequest& request, int64_t intent_id,
-              StatusOr<commserv::DrBackupResult> result, TriggerCallback done);
+              TimePoint intent_time, StatusOr<commserv::DrBackupResult> result,
+              TriggerCallback done);
   // Answers a refusal "already running" with the running job (OnActive::kReuse).
   void ReuseActive(const CommCell& cell, const TriggerRequest& request, const Status& refusal,
                    TriggerCallback done);

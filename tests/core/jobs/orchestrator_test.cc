@@ -339,5 +339,21 @@ TEST_F(OrchestratorTest, CancelKillsUpstreamAndReflectsTheState) {
   EXPECT_EQ(missing.get_future().get().status().reason(), "JOB_NOT_FOUND");
 }
 
+TEST_F(OrchestratorTest, AnOlderRecordWithTheSameJobIdIsReplaced) {
+  Job old;
+  old.commcell = "cs1";
+  old.job_id = "2141";
+  old.state = JobState::kUnknown;
+  old.request_id = "someone-else";
+  old.create_time = clock_.Now() - std::chrono::hours(1);
+  old.update_time = old.create_time;
+  ASSERT_TRUE(store_->PutJobs({old}).ok());
+  auto out = Trigger(Request("cs1", "mine"));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->job.state, JobState::kSubmitted);
+  EXPECT_EQ(out->job.request_id, "mine");
+  EXPECT_EQ(store_->GetJob("cs1", "2141")->request_id, "mine");
+}
+
 }  // namespace
 }  // namespace drgate::jobs
