@@ -9,26 +9,14 @@
 #include "core/registry/sqlite_job_store.h"
 #include "tests/fakes/fake_commserv_client.h"
 #include "tests/fakes/manual_clock.h"
+#include "tests/fakes/metric_value.h"
 
 namespace drgate::jobs {
 namespace {
 
 using drgate::testing::FakeCommServClient;
 
-double CounterValue(prometheus::Registry& registry, const std::string& name,
-                    const std::map<std::string, std::string>& labels) {
-  for (const auto& family : registry.Collect()) {
-    if (family.name != name) continue;
-    for (const auto& m : family.metric) {
-      std::map<std::string, std::string> got;
-      for (const auto& l : m.label) got[l.name] = l.value;
-      bool match = true;
-      for (const auto& [k, v] : labels) match = match && got[k] == v;
-      if (match) return m.counter.value;
-    }
-  }
-  return -1;
-}
+using drgate::testing::MetricValue;
 
 class OrchestratorTest : public ::testing::Test {
  protected:
@@ -86,8 +74,8 @@ TEST_F(OrchestratorTest, TriggerRecordsTheJobBeforeAnswering) {
   auto open = store_->ListOpenIntents();
   ASSERT_TRUE(open.ok());
   EXPECT_TRUE(open->empty());
-  EXPECT_EQ(CounterValue(registry_, "drgate_backup_triggers_total",
-                         {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "submitted"}}),
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_triggers_total",
+                        {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "submitted"}}),
             1);
 }
 
@@ -132,10 +120,9 @@ TEST_F(OrchestratorTest, SameRequestIdReturnsTheSameJob) {
   EXPECT_TRUE(second->deduplicated);
   EXPECT_EQ(second->job.job_id, first->job.job_id);
   EXPECT_EQ(client_->calls(), 1);
-  EXPECT_EQ(
-      CounterValue(registry_, "drgate_backup_triggers_total",
-                   {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "deduplicated"}}),
-      1);
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_triggers_total",
+                        {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "deduplicated"}}),
+            1);
 }
 
 TEST_F(OrchestratorTest, ConcurrentDuplicatesCauseOneUpstreamCall) {
@@ -170,11 +157,11 @@ TEST_F(OrchestratorTest, UpstreamRefusalIsCountedAndTheIntentClosed) {
   EXPECT_EQ(out.status().code(), StatusCode::kAborted);
   EXPECT_EQ(out.status().metadata().at("commcell"), "cs1");
   EXPECT_TRUE(store_->ListOpenIntents()->empty());
-  EXPECT_EQ(CounterValue(registry_, "drgate_backup_triggers_total",
-                         {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "rejected"}}),
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_triggers_total",
+                        {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "rejected"}}),
             1);
-  EXPECT_EQ(CounterValue(registry_, "drgate_backup_trigger_failures_total",
-                         {{"commcell", "cs1"}, {"reason", "already_running"}}),
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_trigger_failures_total",
+                        {{"commcell", "cs1"}, {"reason", "already_running"}}),
             1);
 }
 
@@ -193,8 +180,8 @@ TEST_F(OrchestratorTest, UnknownOutcomeKeepsTheIntentOpen) {
   auto open = store_->ListOpenIntents();
   ASSERT_EQ(open->size(), 1u);
   EXPECT_EQ((*open)[0].request_id, "k1");
-  EXPECT_EQ(CounterValue(registry_, "drgate_backup_trigger_failures_total",
-                         {{"commcell", "cs1"}, {"reason", "timeout"}}),
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_trigger_failures_total",
+                        {{"commcell", "cs1"}, {"reason", "timeout"}}),
             1);
 }
 
@@ -210,14 +197,14 @@ TEST_F(OrchestratorTest, GetJobErrorsCarryTheCommCell) {
 
 TEST_F(OrchestratorTest, KnownSeriesExistAtZeroFromStartup) {
   EXPECT_EQ(
-      CounterValue(registry_, "drgate_backup_triggers_total",
-                   {{"commcell", "cs1"}, {"backup_type", "differential"}, {"result", "failed"}}),
+      MetricValue(registry_, "drgate_backup_triggers_total",
+                  {{"commcell", "cs1"}, {"backup_type", "differential"}, {"result", "failed"}}),
       0);
-  EXPECT_EQ(CounterValue(registry_, "drgate_backup_trigger_failures_total",
-                         {{"commcell", "cs1"}, {"reason", "unreachable"}}),
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_trigger_failures_total",
+                        {{"commcell", "cs1"}, {"reason", "unreachable"}}),
             0);
-  EXPECT_EQ(CounterValue(registry_, "drgate_commserv_requests_total",
-                         {{"commcell", "cs1"}, {"endpoint", "drbackup"}, {"code", "200"}}),
+  EXPECT_EQ(MetricValue(registry_, "drgate_commserv_requests_total",
+                        {{"commcell", "cs1"}, {"endpoint", "drbackup"}, {"code", "200"}}),
             0);
 }
 

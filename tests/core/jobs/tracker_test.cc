@@ -6,28 +6,14 @@
 #include "core/registry/sqlite_job_store.h"
 #include "tests/fakes/fake_commserv_client.h"
 #include "tests/fakes/manual_clock.h"
+#include "tests/fakes/metric_value.h"
 
 namespace drgate::jobs {
 namespace {
 
 using drgate::testing::FakeCommServClient;
 
-double Value(prometheus::Registry& registry, const std::string& name,
-             const std::map<std::string, std::string>& labels) {
-  for (const auto& family : registry.Collect()) {
-    if (family.name != name) continue;
-    for (const auto& m : family.metric) {
-      std::map<std::string, std::string> got;
-      for (const auto& l : m.label) got[l.name] = l.value;
-      bool match = true;
-      for (const auto& [k, v] : labels) match = match && got[k] == v;
-      if (!match) continue;
-      if (family.type == prometheus::MetricType::Counter) return m.counter.value;
-      if (family.type == prometheus::MetricType::Gauge) return m.gauge.value;
-    }
-  }
-  return -1;
-}
+using drgate::testing::MetricValue;
 
 commserv::JobSummary Summary(const std::string& id, const std::string& status, int percent = 0,
                              int64_t start = 0, int64_t end = 0, std::string reason = "") {
@@ -98,13 +84,13 @@ TEST_F(TrackerTest, FollowsAJobFromWaitingThroughRunningToSucceeded) {
   EXPECT_EQ(done.end_time, TimePoint(std::chrono::seconds(1790000130)));
   EXPECT_EQ(seen,
             (std::vector<JobState>{JobState::kQueued, JobState::kRunning, JobState::kSucceeded}));
-  EXPECT_EQ(Value(registry_, "drgate_backup_jobs_finished_total",
-                  {{"commcell", "cs1"}, {"backup_type", "full"}, {"state", "succeeded"}}),
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_jobs_finished_total",
+                        {{"commcell", "cs1"}, {"backup_type", "full"}, {"state", "succeeded"}}),
             1);
-  EXPECT_EQ(Value(registry_, "drgate_backup_last_success_timestamp_seconds",
-                  {{"commcell", "cs1"}, {"backup_type", "full"}}),
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_last_success_timestamp_seconds",
+                        {{"commcell", "cs1"}, {"backup_type", "full"}}),
             1790000130);
-  EXPECT_EQ(Value(registry_, "drgate_backup_jobs_active", {{"commcell", "cs1"}}), 0);
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_jobs_active", {{"commcell", "cs1"}}), 0);
 
   // A finished job is not asked about again.
   const int lists = client_->list_calls();
@@ -154,7 +140,7 @@ TEST_F(TrackerTest, OneListRequestPerCommCellWhateverTheJobsAndWatchers) {
   EXPECT_EQ(client_->list_calls(), 1);
   EXPECT_EQ(client_->get_calls(), 0);
   EXPECT_EQ(tracker_->upstream_requests(), 1);
-  EXPECT_EQ(Value(registry_, "drgate_backup_jobs_active", {{"commcell", "cs1"}}), 50);
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_jobs_active", {{"commcell", "cs1"}}), 50);
 }
 
 TEST_F(TrackerTest, AnUnreachableCommCellIsPolledWithBackoff) {
