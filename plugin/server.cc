@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
@@ -26,9 +27,11 @@
 #include "core/jobs/watch_hub.h"
 #include "core/metrics/metrics.h"
 #include "core/registry/sqlite_job_store.h"
+#include "plugin/auth.h"
 #include "plugin/grpc_metrics.h"
 #include "plugin/http_admin.h"
 #include "plugin/service.h"
+#include "plugin/tls.h"
 
 namespace drgate::plugin {
 namespace {
@@ -125,6 +128,10 @@ class ServerImpl final : public Server {
   std::unique_ptr<jobs::Tracker> tracker_;
   std::unique_ptr<jobs::Orchestrator> orchestrator_;
   std::unique_ptr<DrBackupServiceImpl> service_;
+  // Caller authentication (auth.*): the limiter survives reloads that keep its settings.
+  Gate MakeGate(const AuthConfig& auth);
+  std::shared_ptr<RateLimiter> limiter_;
+  prometheus::Gauge* auth_insecure_ = nullptr;
   std::unique_ptr<GrpcServerMetrics> grpc_metrics_;
   std::unique_ptr<HttpAdmin> admin_;
   std::atomic<bool> shutting_down_{false};
@@ -186,7 +193,7 @@ Status ServerImpl::Init(const Config& config) {
       }
     }
   }
-  service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_, hub_);
+  service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_, hub_, MakeGate(config.auth));
 
   auto admin =
       HttpAdmin::Start(io_, config.metrics_listen, registry_, [this] { return CheckReady(); });
@@ -201,7 +208,9 @@ Status ServerImpl::Init(const Config& config) {
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(grpc_metrics_->MakeFactory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  builder.AddListeningPort(config.grpc_listen, grpc::InsecureServerCredentials(), &grpc_port_);
+  auto credentials = MakeGrpcServerCredentials(config.grpc_tls, config.grpc_listen);
+  if (!credentials.ok()) return credentials.status();
+  builder.AddListeningPort(config.grpc_listen, *credentials, &grpc_port_);
   builder.RegisterService(service_.get());
   grpc_server_ = builder.BuildAndStart();
   if (!grpc_server_ || grpc_port_ == 0) {
@@ -230,6 +239,35 @@ Status ServerImpl::Init(const Config& config) {
     }
   });
   return Status::Ok();
+}
+
+Gate ServerImpl::MakeGate(const AuthConfig& auth) {
+  const bool insecure = auth.mode != "tokens";
+  if (auth_insecure_ == nullptr) {
+    auth_insecure_ = &prometheus::BuildGauge()
+                          .Name("drgate_auth_insecure")
+                          .Help(
+                              "1 when gRPC callers are not authenticated (auth.mode insecure "
+                              "or no auth section), else 0")
+                          .Register(*registry_)
+                          .Add({});
+  }
+  auth_insecure_->Set(insecure ? 1 : 0);
+  if (insecure) {
+    spdlog::warn(
+        "SECURITY: caller authentication is OFF ({}): anyone who can reach the gRPC port can "
+        "start and cancel DR backups; set auth.mode: tokens (see README, Security)",
+        auth.section_present ? "auth.mode: insecure" : "no auth section in the configuration");
+    limiter_.reset();
+    return Gate{Authenticator::Insecure(), nullptr};
+  }
+  if (limiter_ == nullptr || !(limiter_->config() == auth.rate_limit)) {
+    limiter_ = std::make_shared<RateLimiter>(auth.rate_limit, clock_);
+  }
+  spdlog::info("auth: {} caller token(s) from {}; write calls limited to {}/min, burst {}",
+               auth.tokens.size(), auth.tokens_file, auth.rate_limit.triggers_per_minute,
+               auth.rate_limit.burst);
+  return Gate{Authenticator::FromTokens(auth.tokens), limiter_};
 }
 
 bool SameConnection(const CommCellConfig& a, const CommCellConfig& b) {
@@ -308,12 +346,18 @@ Status ServerImpl::Reload(const Config& config) {
                    before, after);
     }
   }
+  if (config.grpc_tls.has_value() != config_.grpc_tls.has_value()) {
+    spdlog::warn("reload: grpc.tls was {}; it takes effect after a restart",
+                 config.grpc_tls ? "added" : "removed");
+  }
   auto cells = BuildCommCells(config);
   if (!cells.ok()) return cells.status();
   tracker_->SetCommCells(*cells);
   orchestrator_->SetCommCells(std::move(*cells));
   spdlog::info("reload: {} CommCell(s) configured", config.commcells.size());
   config_.commcells = config.commcells;
+  service_->SetGate(MakeGate(config.auth));
+  config_.auth = config.auth;
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 
 #include "plugin/convert.h"
 #include "plugin/status_mapping.h"
+#include "plugin/tls.h"
 
 namespace drgate::plugin {
 namespace {
@@ -12,20 +13,50 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const Sta
   return reactor;
 }
 
+// The orchestrator's answer to a trigger, written into `response` and finishing `reactor`.
+jobs::Orchestrator::TriggerCallback AnswerTrigger(grpc::ServerUnaryReactor* reactor,
+                                                  v1::TriggerBackupResponse* response) {
+  return [reactor, response](StatusOr<jobs::TriggerOutcome> outcome) {
+    if (!outcome.ok()) {
+      reactor->Finish(ToGrpcStatus(outcome.status()));
+      return;
+    }
+    ToProto(outcome->job, response->mutable_job());
+    response->set_deduplicated(outcome->deduplicated);
+    reactor->Finish(grpc::Status::OK);
+  };
+}
+
 }  // namespace
 
 std::string CallerIdentity(const grpc::CallbackServerContext& context) {
   auto* auth = context.auth_context().get();
   if (auth != nullptr && auth->IsPeerAuthenticated()) {
+    // A verified client certificate (mutual TLS): its URI or DNS name, else its CN.
+    if (auto id = PeerCertificateIdentity(*auth); !id.empty()) return id;
     auto ids = auth->GetPeerIdentity();
     if (!ids.empty()) return std::string(ids.front().data(), ids.front().size());
   }
   return "anonymous";
 }
 
+Status DrBackupServiceImpl::Admit(const grpc::CallbackServerContext& context, Method method,
+                                  std::string_view commcell, Principal* principal) const {
+  Gate gate;
+  {
+    std::lock_guard lock(gate_mu_);
+    gate = gate_;
+  }
+  return gate.Admit(context, method, commcell, principal);
+}
+
 grpc::ServerUnaryReactor* DrBackupServiceImpl::TriggerBackup(
     grpc::CallbackServerContext* context, const v1::TriggerBackupRequest* request,
     v1::TriggerBackupResponse* response) {
+  Principal caller;
+  if (Status s = Admit(*context, Method::kTriggerBackup, request->commcell(), &caller); !s.ok()) {
+    return Finish(context, s);
+  }
   auto type = FromProto(request->backup_type());
   if (!type.ok()) return Finish(context, type.status());
 
@@ -34,25 +65,20 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::TriggerBackup(
   r.backup_type = *type;
   r.compression = request->compression();
   r.request_id = request->request_id();
-  r.requested_by = CallerIdentity(*context);
+  r.requested_by = caller.identity;
 
   auto* reactor = context->DefaultReactor();
-  orchestrator_.TriggerBackup(std::move(r),
-                              [reactor, response](StatusOr<jobs::TriggerOutcome> outcome) {
-                                if (!outcome.ok()) {
-                                  reactor->Finish(ToGrpcStatus(outcome.status()));
-                                  return;
-                                }
-                                ToProto(outcome->job, response->mutable_job());
-                                response->set_deduplicated(outcome->deduplicated);
-                                reactor->Finish(grpc::Status::OK);
-                              });
+  orchestrator_.TriggerBackup(std::move(r), AnswerTrigger(reactor, response));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* DrBackupServiceImpl::GetJob(grpc::CallbackServerContext* context,
                                                       const v1::GetJobRequest* request,
                                                       v1::Job* response) {
+  Principal caller;
+  if (Status s = Admit(*context, Method::kGetJob, request->commcell(), &caller); !s.ok()) {
+    return Finish(context, s);
+  }
   auto job = orchestrator_.GetJob(request->commcell(), request->job_id());
   if (job.ok()) ToProto(*job, response);
   return Finish(context, job.status());
@@ -61,6 +87,10 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::GetJob(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* DrBackupServiceImpl::ListJobs(grpc::CallbackServerContext* context,
                                                         const v1::ListJobsRequest* request,
                                                         v1::ListJobsResponse* response) {
+  Principal caller;
+  if (Status s = Admit(*context, Method::kListJobs, request->commcell(), &caller); !s.ok()) {
+    return Finish(context, s);
+  }
   if (request->page_size() < 0) {
     return Finish(context, InvalidArgument("page_size must not be negative", "INVALID_PAGE_SIZE"));
   }
@@ -199,14 +229,33 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
 
 }  // namespace
 
+namespace {
+
+// A stream that ends at once with `status` (a refused WatchJob).
+class RefusedStream final : public grpc::ServerWriteReactor<v1::Job> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
 grpc::ServerWriteReactor<v1::Job>* DrBackupServiceImpl::WatchJob(
-    grpc::CallbackServerContext* /*context*/, const v1::WatchJobRequest* request) {
+    grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
+  Principal caller;
+  if (Status s = Admit(*context, Method::kWatchJob, request->commcell(), &caller); !s.ok()) {
+    return new RefusedStream(ToGrpcStatus(s));
+  }
   return new WatchReactor(orchestrator_, hub_, request->commcell(), request->job_id());
 }
 
 grpc::ServerUnaryReactor* DrBackupServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                          const v1::CancelJobRequest* request,
                                                          v1::Job* response) {
+  Principal caller;
+  if (Status s = Admit(*context, Method::kCancelJob, request->commcell(), &caller); !s.ok()) {
+    return Finish(context, s);
+  }
   auto* reactor = context->DefaultReactor();
   orchestrator_.CancelJob(request->commcell(), request->job_id(),
                           [reactor, response](StatusOr<Job> job) {
@@ -219,6 +268,11 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::CancelJob(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
     grpc::CallbackServerContext* context, const v1::EnsureRecentBackupRequest* request,
     v1::TriggerBackupResponse* response) {
+  Principal caller;
+  if (Status s = Admit(*context, Method::kEnsureRecentBackup, request->commcell(), &caller);
+      !s.ok()) {
+    return Finish(context, s);
+  }
   auto type = FromProto(request->backup_type());
   if (!type.ok()) return Finish(context, type.status());
   if (!request->has_max_age() || request->max_age().seconds() < 0 ||
@@ -234,26 +288,22 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
   r.commcell = request->commcell();
   r.backup_type = *type;
   r.request_id = request->request_id();
-  r.requested_by = CallerIdentity(*context);
+  r.requested_by = caller.identity;
 
   auto* reactor = context->DefaultReactor();
-  orchestrator_.EnsureRecentBackup(std::move(r), max_age,
-                                   [reactor, response](StatusOr<jobs::TriggerOutcome> outcome) {
-                                     if (!outcome.ok()) {
-                                       reactor->Finish(ToGrpcStatus(outcome.status()));
-                                       return;
-                                     }
-                                     ToProto(outcome->job, response->mutable_job());
-                                     response->set_deduplicated(outcome->deduplicated);
-                                     reactor->Finish(grpc::Status::OK);
-                                   });
+  orchestrator_.EnsureRecentBackup(std::move(r), max_age, AnswerTrigger(reactor, response));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* DrBackupServiceImpl::ListCommCells(
     grpc::CallbackServerContext* context, const v1::ListCommCellsRequest* /*request*/,
     v1::ListCommCellsResponse* response) {
+  Principal caller;
+  if (Status s = Admit(*context, Method::kListCommCells, "", &caller); !s.ok()) {
+    return Finish(context, s);
+  }
   for (const auto& info : orchestrator_.ListCommCells()) {
+    if (!caller.MayUse(info.name)) continue;  // a caller sees only the CommCells it may use
     auto* cell = response->add_commcells();
     cell->set_name(info.name);
     cell->set_url(info.url);

@@ -6,17 +6,29 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <mutex>
+
 #include "core/jobs/orchestrator.h"
 #include "core/jobs/watch_hub.h"
 #include "drgate/v1/drgate.grpc.pb.h"
+#include "plugin/auth.h"
 
 namespace drgate::plugin {
 
 // The class is thread-safe. `orchestrator` must outlive the service and every call in flight.
+// Every call passes the Gate (authentication, authorisation, rate limit; see plugin/auth.h)
+// before anything else; the default Gate is insecure (no authentication, no rate limit).
 class DrBackupServiceImpl final : public v1::DrBackupService::CallbackService {
  public:
-  DrBackupServiceImpl(jobs::Orchestrator& orchestrator, jobs::WatchHub& hub)
-      : orchestrator_(orchestrator), hub_(hub) {}
+  DrBackupServiceImpl(jobs::Orchestrator& orchestrator, jobs::WatchHub& hub,
+                      Gate gate = {Authenticator::Insecure(), nullptr})
+      : orchestrator_(orchestrator), hub_(hub), gate_(std::move(gate)) {}
+
+  // Replaces the Gate for calls that start from now on (configuration reload).
+  void SetGate(Gate gate) {
+    std::lock_guard lock(gate_mu_);
+    gate_ = std::move(gate);
+  }
 
   grpc::ServerUnaryReactor* TriggerBackup(grpc::CallbackServerContext* context,
                                           const v1::TriggerBackupRequest* request,
@@ -44,12 +56,18 @@ class DrBackupServiceImpl final : public v1::DrBackupService::CallbackService {
   static constexpr int kMaxPageSize = 1000;
 
  private:
+  Status Admit(const grpc::CallbackServerContext& context, Method method, std::string_view commcell,
+               Principal* principal) const;
+
   jobs::Orchestrator& orchestrator_;
   jobs::WatchHub& hub_;
+  mutable std::mutex gate_mu_;
+  Gate gate_;  // guarded by gate_mu_
 };
 
-// The caller identity recorded on a job. Until caller authentication lands this is the
-// authenticated peer identity when the transport has one, else "anonymous".
+// The transport's view of the caller: the authenticated peer identity when the transport has one
+// (mutual TLS), else "anonymous". Recorded as requested_by when auth.mode is insecure; with
+// tokens the token's identity is recorded instead.
 std::string CallerIdentity(const grpc::CallbackServerContext& context);
 
 }  // namespace drgate::plugin

@@ -2,7 +2,8 @@
 
 // The edge of the error model: drgate::Status -> grpc::Status with a google.rpc.Status in the
 // binary error details, carrying a google.rpc.ErrorInfo (domain "drgate", the UPPER_SNAKE reason,
-// the status metadata: commcell, phase, http_status, ...).
+// the status metadata: commcell, phase, http_status, ...). Metadata "retry_after_ms" is also sent
+// as a google.rpc.RetryInfo.
 
 #include <grpcpp/support/status.h>
 

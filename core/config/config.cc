@@ -2,11 +2,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 namespace drgate {
 namespace {
@@ -165,7 +167,182 @@ StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string
   return c;
 }
 
+// grpc.tls: the files must exist and be readable now; their content is checked when the server
+// loads them (and again on every reload).
+StatusOr<GrpcTlsConfig> ParseGrpcTls(const YAML::Node& node, const std::string& base_dir) {
+  if (Status s = CheckKeys(
+          node, "grpc.tls",
+          {"cert_file", "key_file", "client_ca_file", "require_client_cert", "reload_interval"});
+      !s.ok()) {
+    return s;
+  }
+  GrpcTlsConfig t;
+  for (Status s :
+       {Get(node["cert_file"], "grpc.tls.cert_file", t.cert_file),
+        Get(node["key_file"], "grpc.tls.key_file", t.key_file),
+        Get(node["client_ca_file"], "grpc.tls.client_ca_file", t.client_ca_file),
+        Get(node["require_client_cert"], "grpc.tls.require_client_cert", t.require_client_cert),
+        GetDuration(node["reload_interval"], "grpc.tls.reload_interval", t.reload_interval)}) {
+    if (!s.ok()) return s;
+  }
+  if (t.client_ca_file.empty() && node["require_client_cert"] && t.require_client_cert) {
+    return ConfigError("grpc.tls.require_client_cert", "needs grpc.tls.client_ca_file");
+  }
+  if (t.reload_interval < std::chrono::seconds(1)) {
+    return ConfigError("grpc.tls.reload_interval", "must be at least 1s");
+  }
+  for (auto [key, path, required] :
+       {std::tuple{"grpc.tls.cert_file", &t.cert_file, true},
+        std::tuple{"grpc.tls.key_file", &t.key_file, true},
+        std::tuple{"grpc.tls.client_ca_file", &t.client_ca_file, false}}) {
+    if (path->empty()) {
+      if (required) return ConfigError(key, "is required");
+      continue;
+    }
+    *path = Resolve(base_dir, *path);
+    std::error_code ec;
+    if (!fs::is_regular_file(*path, ec)) return ConfigError(key, "no such file " + *path);
+    if (!std::ifstream(*path)) return ConfigError(key, "cannot read " + *path);
+  }
+  return t;
+}
+
+bool IsLowerHex64(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+Status GetStringList(const YAML::Node& node, const std::string& key,
+                     std::vector<std::string>& out) {
+  if (!node) return Status::Ok();
+  if (!node.IsSequence()) return ConfigError(key, "must be a list of strings");
+  for (std::size_t i = 0; i < node.size(); ++i) {
+    std::string v;
+    if (Status s = Get(node[i], key + "[" + std::to_string(i) + "]", v); !s.ok()) return s;
+    out.push_back(std::move(v));
+  }
+  return Status::Ok();
+}
+
+Status ParseAuth(const YAML::Node& a, const std::string& base_dir, Config& config) {
+  if (Status s = CheckKeys(a, "auth", {"mode", "tokens_file", "rate_limit"}); !s.ok()) return s;
+  AuthConfig& auth = config.auth;
+  auth.section_present = true;
+  if (!a["mode"]) return ConfigError("auth.mode", "is required: tokens or insecure");
+  if (Status s = Get(a["mode"], "auth.mode", auth.mode); !s.ok()) return s;
+  if (auth.mode != "tokens" && auth.mode != "insecure") {
+    return ConfigError("auth.mode", "must be tokens or insecure, got \"" + auth.mode + "\"");
+  }
+  if (Status s = Get(a["tokens_file"], "auth.tokens_file", auth.tokens_file); !s.ok()) return s;
+  if (auto r = a["rate_limit"]) {
+    if (Status s = CheckKeys(r, "auth.rate_limit", {"triggers_per_minute", "burst"}); !s.ok()) {
+      return s;
+    }
+    RateLimitConfig& rl = auth.rate_limit;
+    if (Status s = Get(r["triggers_per_minute"], "auth.rate_limit.triggers_per_minute",
+                       rl.triggers_per_minute);
+        !s.ok()) {
+      return s;
+    }
+    if (Status s = Get(r["burst"], "auth.rate_limit.burst", rl.burst); !s.ok()) return s;
+    if (rl.triggers_per_minute <= 0 || rl.triggers_per_minute > 60000) {
+      return ConfigError("auth.rate_limit.triggers_per_minute", "must be 1-60000");
+    }
+    if (rl.burst <= 0 || rl.burst > 10000) {
+      return ConfigError("auth.rate_limit.burst", "must be 1-10000");
+    }
+  }
+  if (auth.mode == "insecure") {
+    if (!auth.tokens_file.empty()) {
+      return ConfigError("auth.tokens_file", "is only used with auth.mode: tokens");
+    }
+    return Status::Ok();
+  }
+  if (auth.tokens_file.empty()) {
+    return ConfigError("auth.tokens_file", "is required with auth.mode: tokens");
+  }
+  auth.tokens_file = Resolve(base_dir, auth.tokens_file);
+  std::ifstream in(auth.tokens_file, std::ios::binary);
+  if (!in) return ConfigError("auth.tokens_file", "cannot read file " + auth.tokens_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::vector<std::string> names;
+  for (const auto& c : config.commcells) names.push_back(c.name);
+  auto tokens = ParseTokensFile(ss.str(), "auth.tokens_file", names);
+  if (!tokens.ok()) return tokens.status();
+  auth.tokens = std::move(*tokens);
+  return Status::Ok();
+}
+
 }  // namespace
+
+StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_text,
+                                                      const std::string& key,
+                                                      const std::vector<std::string>& commcells) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    return ConfigError(key, "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  std::vector<AuthTokenEntry> out;
+  try {
+    if (!root || root.IsNull()) return ConfigError(key, "the file is empty");
+    if (Status s = CheckKeys(root, key, {"tokens"}); !s.ok()) return s;
+    auto list = root["tokens"];
+    if (!list || !list.IsSequence() || list.size() == 0) {
+      return ConfigError(key + ": tokens", "at least one entry is required");
+    }
+    std::set<std::string> hashes, identities;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string k = key + ": tokens[" + std::to_string(i) + "]";
+      const YAML::Node& n = list[i];
+      if (Status s = CheckKeys(n, k, {"sha256", "identity", "roles", "commcells"}); !s.ok()) {
+        return s;
+      }
+      AuthTokenEntry e;
+      for (Status s : {Get(n["sha256"], k + ".sha256", e.sha256),
+                       Get(n["identity"], k + ".identity", e.identity),
+                       GetStringList(n["roles"], k + ".roles", e.roles),
+                       GetStringList(n["commcells"], k + ".commcells", e.commcells)}) {
+        if (!s.ok()) return s;
+      }
+      if (!IsLowerHex64(e.sha256)) {
+        return ConfigError(k + ".sha256",
+                           "must be the 64 lowercase hex digits of the token's SHA-256 (see "
+                           "drgatectl token hash)");
+      }
+      if (!hashes.insert(e.sha256).second) return ConfigError(k + ".sha256", "duplicate hash");
+      if (!ValidName(e.identity)) {
+        return ConfigError(k + ".identity",
+                           "must be 1-63 characters of letters, digits, '.', '_' or '-'");
+      }
+      if (!identities.insert(e.identity).second) {
+        return ConfigError(k + ".identity", "duplicate identity \"" + e.identity + "\"");
+      }
+      if (e.roles.empty()) return ConfigError(k + ".roles", "at least one role is required");
+      for (std::size_t j = 0; j < e.roles.size(); ++j) {
+        if (e.roles[j] != "viewer" && e.roles[j] != "operator") {
+          return ConfigError(k + ".roles[" + std::to_string(j) + "]",
+                             "must be viewer or operator, got \"" + e.roles[j] + "\"");
+        }
+      }
+      for (std::size_t j = 0; j < e.commcells.size(); ++j) {
+        if (std::find(commcells.begin(), commcells.end(), e.commcells[j]) == commcells.end()) {
+          return ConfigError(k + ".commcells[" + std::to_string(j) + "]",
+                             "no CommCell named \"" + e.commcells[j] + "\" is configured");
+        }
+      }
+      out.push_back(std::move(e));
+    }
+  } catch (const YAML::Exception& e) {
+    return ConfigError(key, e.msg);
+  }
+  return out;
+}
 
 StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
   if (text.empty()) return InvalidArgument("empty duration", "INVALID_DURATION");
@@ -212,15 +389,20 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
   Config config;
   if (!root || root.IsNull()) return ConfigError("(top level)", "the configuration is empty");
   try {
-    if (Status s = CheckKeys(
-            root, "",
-            {"grpc", "metrics", "registry", "log", "commcells", "shutdown_grace", "tracking"});
+    if (Status s = CheckKeys(root, "",
+                             {"grpc", "metrics", "registry", "log", "commcells", "shutdown_grace",
+                              "tracking", "auth"});
         !s.ok()) {
       return s;
     }
     if (auto g = root["grpc"]) {
-      if (Status s = CheckKeys(g, "grpc", {"listen"}); !s.ok()) return s;
+      if (Status s = CheckKeys(g, "grpc", {"listen", "tls"}); !s.ok()) return s;
       if (Status s = Get(g["listen"], "grpc.listen", config.grpc_listen); !s.ok()) return s;
+      if (auto t = g["tls"]) {
+        auto tls = ParseGrpcTls(t, base_dir);
+        if (!tls.ok()) return tls.status();
+        config.grpc_tls = std::move(*tls);
+      }
     }
     if (auto m = root["metrics"]) {
       if (Status s = CheckKeys(m, "metrics", {"listen"}); !s.ok()) return s;
@@ -295,6 +477,9 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
         return ConfigError(key + ".name", "duplicate CommCell name \"" + cell->name + "\"");
       }
       config.commcells.push_back(std::move(*cell));
+    }
+    if (auto a = root["auth"]) {
+      if (Status s = ParseAuth(a, base_dir, config); !s.ok()) return s;
     }
     // An intent younger than intent_grace belongs to a trigger still waiting for its answer;
     // reconciling it earlier could adopt the wrong job.

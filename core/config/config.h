@@ -51,20 +51,67 @@ struct TrackingConfig {
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};  // 0: keep forever
 };
 
+// One caller of the gRPC API, from auth.tokens_file. Only the SHA-256 of the bearer token is
+// known to drgate; the token itself is never stored.
+struct AuthTokenEntry {
+  std::string sha256;                  // 64 lowercase hex digits
+  std::string identity;                // recorded as requested_by; unique
+  std::vector<std::string> roles;      // "viewer" | "operator"
+  std::vector<std::string> commcells;  // empty: every CommCell
+};
+
+// Per-identity token bucket on TriggerBackup, EnsureRecentBackup and CancelJob.
+struct RateLimitConfig {
+  int triggers_per_minute = 6;
+  int burst = 3;
+  bool operator==(const RateLimitConfig&) const = default;
+};
+
+struct AuthConfig {
+  // "tokens": every call needs a bearer token listed in tokens_file. "insecure": no caller
+  // authentication (every caller is an operator on every CommCell). An absent `auth` section is
+  // insecure, for existing configurations; drgate warns loudly at startup.
+  std::string mode = "insecure";
+  bool section_present = false;
+  std::string tokens_file;
+  std::vector<AuthTokenEntry> tokens;  // read from tokens_file
+  RateLimitConfig rate_limit;
+};
+
+// TLS on drgate's gRPC port (grpc.tls). The files are watched: certificates rotated on disk
+// (e.g. a Kubernetes secret update) are used for new connections without a restart.
+struct GrpcTlsConfig {
+  std::string cert_file;       // server certificate chain (PEM)
+  std::string key_file;        // its private key (PEM)
+  std::string client_ca_file;  // optional: trust anchors for client certificates (mutual TLS)
+  // With client_ca_file: true rejects callers without a certificate; false verifies one if sent.
+  bool require_client_cert = true;
+  std::chrono::milliseconds reload_interval{60000};  // how often the files are re-read, >= 1s
+};
+
 struct Config {
   std::string grpc_listen = "127.0.0.1:50051";
+  std::optional<GrpcTlsConfig> grpc_tls;  // unset: plaintext gRPC
   std::string metrics_listen = "127.0.0.1:9464";
   std::string registry_path = "drgate.db";
   std::string log_level = "info";   // trace|debug|info|warn|error
   std::string log_format = "auto";  // json|text|auto (text on a terminal, else JSON)
   std::chrono::milliseconds shutdown_grace{10000};
   TrackingConfig tracking;
+  AuthConfig auth;
   std::vector<CommCellConfig> commcells;
 };
 
+// Parses the content of an auth tokens file (see README, "Security"). `key` prefixes errors
+// ("auth.tokens_file: tokens[0].sha256: ..."); `commcells` are the configured CommCell names an
+// entry may be limited to.
+StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_text,
+                                                      const std::string& key,
+                                                      const std::vector<std::string>& commcells);
+
 // Parses and validates `yaml_text`. Relative file paths (password_file, token_file, ca_file,
-// registry.path) are resolved against `base_dir`. Secret files are read here. Errors are
-// INVALID_ARGUMENT (reason CONFIG_INVALID) whose message starts with the key path.
+// grpc.tls.*_file, registry.path) are resolved against `base_dir`. Secret files are read here.
+// Errors are INVALID_ARGUMENT (reason CONFIG_INVALID) whose message starts with the key path.
 StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& base_dir);
 
 // Reads `path` and calls ParseConfig with the file's folder as base_dir.

@@ -18,12 +18,20 @@
 //   5  --wait-timeout reached before the job finished
 //   6  the job SUCCEEDED_WITH_ERRORS
 //   7  the job was KILLED
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <iostream>
@@ -525,6 +533,103 @@ CLI::Option* AddCommCellOption(CLI::App* command, std::string* commcell, bool fi
              : "The CommCell's configured name (may be omitted when drgate serves exactly one)");
 }
 
+struct TokenHashArgs {
+  std::string identity;
+  std::vector<std::string> roles;
+  std::vector<std::string> commcells;
+  bool generate = false;
+  std::string token_out;
+};
+
+std::string Base64Url(const unsigned char* data, std::size_t n) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    acc = (acc << 8) | data[i];
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(kAlphabet[(acc >> bits) & 0x3f]);
+    }
+  }
+  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 0x3f]);
+  return out;
+}
+
+std::string YamlList(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
+  return out + "]";
+}
+
+// `drgatectl token hash`: the tokens_file entry on stdout; the token never goes to stdout/stderr.
+int TokenHash(const TokenHashArgs& args) {
+  std::string token;
+  if (args.generate) {
+    std::array<unsigned char, 32> bytes{};
+    if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+      std::cerr << "drgatectl: cannot generate random bytes" << std::endl;
+      return kExitUsage;
+    }
+    token = Base64Url(bytes.data(), bytes.size());
+    const int fd = ::open(args.token_out.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+      std::cerr << "drgatectl: --token-out " << args.token_out << ": " << std::strerror(errno)
+                << " (an existing file is never overwritten)" << std::endl;
+      return kExitUsage;
+    }
+    const std::string line = token + "\n";
+    const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    ::close(fd);
+    if (!written) {
+      std::cerr << "drgatectl: cannot write --token-out " << args.token_out << std::endl;
+      return kExitUsage;
+    }
+    std::cerr << "drgatectl: token written to " << args.token_out << " (mode 0600)" << std::endl;
+  } else {
+    if (isatty(STDIN_FILENO)) std::cerr << "token (not echoed to stdout): " << std::flush;
+    std::getline(std::cin, token);
+    auto not_space = [](unsigned char c) { return !std::isspace(c); };
+    token.erase(token.begin(), std::find_if(token.begin(), token.end(), not_space));
+    token.erase(std::find_if(token.rbegin(), token.rend(), not_space).base(), token.end());
+    if (token.empty()) {
+      std::cerr << "drgatectl: no token on stdin" << std::endl;
+      return kExitUsage;
+    }
+    if (std::any_of(token.begin(), token.end(), [](unsigned char c) { return std::isspace(c); })) {
+      std::cerr << "drgatectl: a token must not contain white space" << std::endl;
+      return kExitUsage;
+    }
+    if (token.size() < 20) {
+      std::cerr << "drgatectl: warning: a token shorter than 20 characters is easy to guess; "
+                   "prefer --generate"
+                << std::endl;
+    }
+  }
+  std::array<unsigned char, 32> digest{};
+  unsigned int len = 0;
+  if (EVP_Digest(token.data(), token.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1) {
+    std::cerr << "drgatectl: SHA-256 failed" << std::endl;
+    return kExitUsage;
+  }
+  OPENSSL_cleanse(token.data(), token.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char b : digest) {
+    hex.push_back(kHex[b >> 4]);
+    hex.push_back(kHex[b & 0xf]);
+  }
+  std::cout << "  - sha256: " << hex << "\n"
+            << "    identity: " << args.identity << "\n"
+            << "    roles: " << YamlList(args.roles) << "\n";
+  if (!args.commcells.empty()) std::cout << "    commcells: " << YamlList(args.commcells) << "\n";
+  std::cout << std::flush;
+  return kExitOk;
+}
+
 int Run(int argc, char** argv) {
   CLI::App app(
       "drgatectl: start and follow Commvault CommServe DR backups through drgate.\n"
@@ -683,6 +788,46 @@ int Run(int argc, char** argv) {
       "commcells", "List the configured CommCells and whether drgate reaches them");
   commcells->footer(LeafFooter("  drgatectl commcells\n  drgatectl -o json commcells"));
 
+  // token hash
+  CLI::App* token_cmd =
+      app.add_subcommand("token", "Manage caller tokens for drgate's auth.tokens_file");
+  token_cmd->require_subcommand(1);
+  TokenHashArgs token_args;
+  CLI::App* token_hash = token_cmd->add_subcommand(
+      "hash",
+      "Print the auth.tokens_file entry for a token: its SHA-256, identity, roles, CommCells.\n"
+      "The token is read from the first line of stdin; with --generate a new random token\n"
+      "(32 bytes, base64url) is written to --token-out (mode 0600) instead. stdout holds only\n"
+      "the YAML entry, to append under 'tokens:'. No server is contacted.");
+  token_hash
+      ->add_option("--identity", token_args.identity,
+                   "Name recorded as requested_by on the jobs this caller starts")
+      ->required();
+  token_hash
+      ->add_option("--role", token_args.roles,
+                   "viewer (read jobs and CommCells) or operator (also trigger and cancel); "
+                   "repeatable")
+      ->required()
+      ->check(CLI::IsMember({"viewer", "operator"}));
+  token_hash->add_option("--commcell", token_args.commcells,
+                         "Limit the caller to this CommCell; repeatable (default: every CommCell)");
+  CLI::Option* generate = token_hash->add_flag(
+      "--generate", token_args.generate, "Generate a new random token instead of reading stdin");
+  token_hash
+      ->add_option("--token-out", token_args.token_out,
+                   "With --generate: new file to write the token to (never printed), for "
+                   "drgatectl --token-file")
+      ->needs(generate);
+  generate->needs(token_hash->get_option("--token-out"));
+  token_hash->footer(
+      "Examples:\n"
+      "  printf '%s' \"$TOKEN\" | drgatectl token hash --identity ci --role operator "
+      "--commcell cs1 >> tokens.yaml\n"
+      "  drgatectl token hash --generate --token-out ci.token --identity ci --role operator "
+      ">> tokens.yaml\n\n"
+      "tokens.yaml starts with a line 'tokens:'; point auth.tokens_file at it.\n"
+      "Exit codes: 0 printed, 2 usage error (bad flags, empty token, --token-out exists).");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -691,6 +836,8 @@ int Run(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }
+
+  if (*token_hash) return TokenHash(token_args);
 
   ConnectionOptions& connection = global.connection;
   connection.timeout = *ParseDuration(global.timeout);

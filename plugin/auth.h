@@ -1,0 +1,121 @@
+#pragma once
+
+// Caller authentication, authorisation and rate limiting for the gRPC API. The decisions live
+// here, pure and unit-testable; the service only asks the Gate whether a call may proceed.
+//
+// Tokens: a caller sends `authorization: Bearer <token>`. drgate knows only the SHA-256 of each
+// token (auth.tokens_file), compares digests in constant time, and never logs, stores or echoes
+// the token.
+
+#include <grpcpp/grpcpp.h>
+
+#include <array>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/common/clock.h"
+#include "core/common/status.h"
+#include "core/config/config.h"
+
+namespace drgate::plugin {
+
+// The RPCs of DrBackupService, as far as authorisation is concerned.
+enum class Method {
+  kGetJob,
+  kListJobs,
+  kWatchJob,
+  kListCommCells,
+  kTriggerBackup,
+  kCancelJob,
+  kEnsureRecentBackup,
+};
+
+// True for the methods that start or stop work on a CommServe (operator only, rate-limited).
+bool IsWriteMethod(Method method);
+
+// An authenticated caller.
+struct Principal {
+  std::string identity;
+  bool viewer = false;
+  bool operator_role = false;          // implies viewer
+  std::vector<std::string> commcells;  // empty: every CommCell
+  // Whether the caller may act on `commcell` at all (empty list: every CommCell).
+  bool MayUse(std::string_view commcell) const;
+};
+
+// Lowercase hex SHA-256 of `data` (OpenSSL EVP).
+std::string Sha256Hex(std::string_view data);
+
+// Compares two byte strings in time that depends only on their lengths.
+bool ConstantTimeEqual(std::string_view a, std::string_view b);
+
+class Authenticator {
+ public:
+  // No authentication: every caller is an operator on every CommCell.
+  static std::shared_ptr<const Authenticator> Insecure();
+  // Tokens mode, from validated entries (see ParseTokensFile).
+  static std::shared_ptr<const Authenticator> FromTokens(
+      const std::vector<AuthTokenEntry>& entries);
+
+  bool insecure() const { return insecure_; }
+
+  // `authorization` is the value of the `authorization` metadata, if sent. UNAUTHENTICATED with
+  // reason MISSING_CREDENTIALS or INVALID_TOKEN; messages never contain the token. In insecure
+  // mode returns an operator named `fallback_identity`.
+  StatusOr<Principal> Authenticate(std::optional<std::string_view> authorization,
+                                   const std::string& fallback_identity = "anonymous") const;
+
+  // PERMISSION_DENIED with reason PERMISSION_DENIED (role) or COMMCELL_NOT_ALLOWED. A caller
+  // limited to some CommCells must name one (`commcell` empty is not allowed for it).
+  static Status Authorize(const Principal& principal, Method method, std::string_view commcell);
+
+ private:
+  struct Entry {
+    std::array<unsigned char, 32> digest;
+    Principal principal;
+  };
+  bool insecure_ = true;
+  std::vector<Entry> entries_;
+};
+
+// A token bucket per identity: `burst` calls at once, refilled at `per_minute` per minute.
+// Thread-safe. Time comes from the injected clock; a clock going backwards refills nothing.
+class RateLimiter {
+ public:
+  RateLimiter(const RateLimitConfig& config, const Clock& clock);
+
+  // OK and one token taken, or RESOURCE_EXHAUSTED (reason RATE_LIMITED) with status metadata
+  // "retry_after_ms": when the next token is available.
+  Status Acquire(const std::string& identity);
+
+  const RateLimitConfig& config() const { return config_; }
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    std::chrono::system_clock::time_point last;
+  };
+  const RateLimitConfig config_;
+  const Clock& clock_;
+  std::mutex mu_;
+  std::map<std::string, Bucket> buckets_;  // guarded by mu_
+};
+
+// What the service asks per call. `limiter` may be null (no rate limit, as in insecure mode).
+struct Gate {
+  std::shared_ptr<const Authenticator> authenticator;
+  std::shared_ptr<RateLimiter> limiter;
+
+  // Authenticates the call from its metadata, authorises `method` on `commcell`, and for write
+  // methods takes a rate-limit token. On success fills `principal`.
+  Status Admit(const grpc::CallbackServerContext& context, Method method, std::string_view commcell,
+               Principal* principal) const;
+};
+
+}  // namespace drgate::plugin

@@ -1,0 +1,335 @@
+// TLS on drgate's gRPC port, end to end: drgate + commserv-sim as real processes on loopback, with
+// certificates made in the test (OpenSSL), so no key material is committed.
+
+#include <gtest/gtest.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "tests/integration/harness.h"
+
+namespace drgate::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// ---- certificates ----------------------------------------------------------------------------
+
+using KeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+using CertPtr = std::unique_ptr<X509, decltype(&X509_free)>;
+
+struct Issued {
+  std::shared_ptr<EVP_PKEY> key;
+  std::shared_ptr<X509> cert;
+  std::string cert_pem;
+  std::string key_pem;
+};
+
+void Check(bool ok, const char* what) {
+  if (!ok) throw std::runtime_error(std::string("OpenSSL: ") + what + " failed");
+}
+
+void AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+  Check(ext != nullptr, "X509V3_EXT_conf_nid");
+  Check(X509_add_ext(cert, ext, -1) == 1, "X509_add_ext");
+  X509_EXTENSION_free(ext);
+}
+
+template <typename WriteFn>
+std::string ToPem(WriteFn write) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+  Check(write(bio.get()) == 1, "PEM_write");
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(size));
+}
+
+// A P-256 certificate for CN=`cn`, signed by `issuer` (nullptr: self-signed CA). `san` is an
+// OpenSSL subjectAltName value ("DNS:localhost,IP:127.0.0.1"), empty for none.
+Issued Issue(const std::string& cn, const Issued* issuer, const std::string& san = "",
+             const std::string& eku = "") {
+  Issued out;
+  out.key = std::shared_ptr<EVP_PKEY>(EVP_EC_gen("P-256"), &EVP_PKEY_free);
+  Check(out.key != nullptr, "EVP_EC_gen");
+  out.cert = std::shared_ptr<X509>(X509_new(), &X509_free);
+  X509* cert = out.cert.get();
+  Check(X509_set_version(cert, 2) == 1, "X509_set_version");
+  unsigned char serial[8];
+  Check(RAND_bytes(serial, sizeof serial) == 1, "RAND_bytes");
+  serial[0] &= 0x7f;
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(BN_bin2bn(serial, sizeof serial, nullptr),
+                                                 &BN_free);
+  Check(BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert)) != nullptr, "serial");
+  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
+  Check(X509_set_pubkey(cert, out.key.get()) == 1, "X509_set_pubkey");
+  X509_NAME* name = X509_get_subject_name(cert);
+  Check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                   reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
+                                   0) == 1,
+        "CN");
+  X509* issuer_cert = issuer ? issuer->cert.get() : cert;
+  Check(X509_set_issuer_name(cert, X509_get_subject_name(issuer_cert)) == 1, "issuer");
+  if (issuer == nullptr) {
+    AddExtension(cert, cert, NID_basic_constraints, "critical,CA:TRUE");
+    AddExtension(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign");
+  } else {
+    AddExtension(cert, issuer_cert, NID_basic_constraints, "critical,CA:FALSE");
+    AddExtension(cert, issuer_cert, NID_key_usage, "critical,digitalSignature");
+    if (!eku.empty()) AddExtension(cert, issuer_cert, NID_ext_key_usage, eku);
+  }
+  AddExtension(cert, issuer_cert, NID_subject_key_identifier, "hash");
+  if (issuer != nullptr) AddExtension(cert, issuer_cert, NID_authority_key_identifier, "keyid");
+  if (!san.empty()) AddExtension(cert, issuer_cert, NID_subject_alt_name, san);
+  EVP_PKEY* signer = issuer ? issuer->key.get() : out.key.get();
+  Check(X509_sign(cert, signer, EVP_sha256()) > 0, "X509_sign");
+  out.cert_pem = ToPem([&](BIO* b) { return PEM_write_bio_X509(b, cert); });
+  out.key_pem = ToPem([&](BIO* b) {
+    return PEM_write_bio_PrivateKey(b, out.key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+  });
+  return out;
+}
+
+Issued ServerCert(const std::string& cn, const Issued& ca) {
+  return Issue(cn, &ca, "DNS:localhost,IP:127.0.0.1", "serverAuth");
+}
+Issued ClientCert(const std::string& cn, const Issued& ca, const std::string& san = "") {
+  return Issue(cn, &ca, san, "clientAuth");
+}
+
+// ---- test fixture ----------------------------------------------------------------------------
+
+struct TlsOptions {
+  bool mutual = false;
+  std::string require_client_cert;  // "", "true" or "false"
+};
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ca1_ = Issue("drgate test CA 1", nullptr);
+    ca2_ = Issue("drgate test CA 2", nullptr);
+    server1_ = ServerCert("drgate-1", ca1_);
+    dir_.Write("tls/tls.crt", server1_.cert_pem);
+    dir_.Write("tls/tls.key", server1_.key_pem);
+    dir_.Write("tls/client-ca.crt", ca1_.cert_pem);
+    dir_.Write("password", "s3cret\n");
+  }
+
+  void Start(const TlsOptions& o, std::vector<std::string> sim_args = {}) {
+    sim_ = std::make_unique<Sim>(dir_, std::move(sim_args));
+    // Relative paths: resolved against the config's folder.
+    std::string yaml =
+        "registry: {path: state/drgate.db}\n"
+        "shutdown_grace: 2s\n"
+        "tracking: {poll_interval: 300ms, max_backoff: 1s}\n"
+        "grpc:\n"
+        "  tls:\n"
+        "    cert_file: tls/tls.crt\n"
+        "    key_file: tls/tls.key\n"
+        "    reload_interval: 1s\n";
+    if (o.mutual) yaml += "    client_ca_file: tls/client-ca.crt\n";
+    if (!o.require_client_cert.empty()) {
+      yaml += "    require_client_cert: " + o.require_client_cert + "\n";
+    }
+    yaml +=
+        "commcells:\n"
+        "  - name: cs1\n"
+        "    url: " +
+        sim_->base_url() +
+        "/commandcenter/api\n"
+        "    username: admin\n"
+        "    password_file: password\n"
+        "    request_timeout: 10s\n"
+        "    ca_file: " +
+        sim_->cert_path() + "\n";
+    drgate_ = std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml));
+  }
+
+  // A channel of its own (local subchannel pool: never shares a connection with another one).
+  std::shared_ptr<grpc::Channel> Channel(std::shared_ptr<grpc::ChannelCredentials> creds) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel(drgate_->grpc_address(), creds, args);
+  }
+  std::shared_ptr<grpc::Channel> TlsChannel(const Issued& trusted, const Issued* client = nullptr) {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = trusted.cert_pem;
+    if (client != nullptr) {
+      o.pem_cert_chain = client->cert_pem;
+      o.pem_private_key = client->key_pem;
+    }
+    return Channel(grpc::SslCredentials(o));
+  }
+
+  static grpc::Status ListCommCells(const std::shared_ptr<grpc::Channel>& channel,
+                                    v1::ListCommCellsResponse* out = nullptr) {
+    v1::ListCommCellsResponse ignored;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    return v1::DrBackupService::NewStub(channel)->ListCommCells(&ctx, v1::ListCommCellsRequest(),
+                                                                out ? out : &ignored);
+  }
+
+  // Replaces a file the way a Kubernetes secret update does: never a half-written file.
+  void Replace(const std::string& name, const std::string& content) {
+    const std::string tmp = dir_.Write(name + ".new", content);
+    std::filesystem::rename(tmp, dir_.File(name));
+  }
+
+  TempDir dir_;
+  Issued ca1_, ca2_, server1_;
+  std::unique_ptr<Sim> sim_;
+  std::unique_ptr<Drgate> drgate_;
+};
+
+// (a) TLS only.
+TEST_F(TlsTest, TlsClientTrustingTheCaCanCall) {
+  Start({});
+  v1::ListCommCellsResponse resp;
+  grpc::Status s = ListCommCells(TlsChannel(ca1_), &resp);
+  ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  ASSERT_EQ(resp.commcells_size(), 1);
+  // A client certificate is not asked for, and not needed.
+  EXPECT_TRUE(ListCommCells(TlsChannel(ca1_, nullptr)).ok());
+}
+
+TEST_F(TlsTest, PlaintextClientCannotCall) {
+  Start({});
+  grpc::Status s = ListCommCells(Channel(grpc::InsecureChannelCredentials()));
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+}
+
+TEST_F(TlsTest, ClientTrustingAnotherCaCannotCall) {
+  Start({});
+  grpc::Status s = ListCommCells(TlsChannel(ca2_));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+}
+
+// (b) Mutual TLS.
+TEST_F(TlsTest, MutualTlsRequiresACertificateFromTheClientCa) {
+  Start({.mutual = true, .require_client_cert = ""});
+  const Issued permitted = ClientCert("ops-cli", ca1_, "DNS:ops.example.com");
+  const Issued foreign = ClientCert("intruder", ca2_, "DNS:ops.example.com");
+
+  grpc::Status none = ListCommCells(TlsChannel(ca1_));
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAVAILABLE) << none.error_message();
+  grpc::Status other = ListCommCells(TlsChannel(ca1_, &foreign));
+  EXPECT_EQ(other.error_code(), grpc::StatusCode::UNAVAILABLE) << other.error_message();
+  grpc::Status plain = ListCommCells(Channel(grpc::InsecureChannelCredentials()));
+  EXPECT_EQ(plain.error_code(), grpc::StatusCode::UNAVAILABLE) << plain.error_message();
+
+  grpc::Status ok = ListCommCells(TlsChannel(ca1_, &permitted));
+  EXPECT_TRUE(ok.ok()) << ok.error_code() << " " << ok.error_message();
+}
+
+TEST_F(TlsTest, MutualTlsCallerIdentityComesFromTheCertificate) {
+  // Short jobs: each trigger below starts a new one.
+  Start({.mutual = true, .require_client_cert = ""}, {"--job-duration-ms", "50"});
+  const Issued uri = ClientCert("cn-only-fallback", ca1_,
+                                "DNS:backup-cron.example.com,URI:spiffe://example.com/backup-cron");
+  const Issued dns = ClientCert("cn-only-fallback", ca1_, "DNS:ops.example.com");
+  const Issued cn = ClientCert("ops-cli", ca1_);
+  for (const auto& [client, want] :
+       {std::pair{&uri, "spiffe://example.com/backup-cron"}, std::pair{&dns, "ops.example.com"},
+        std::pair{&cn, "ops-cli"}}) {
+    v1::TriggerBackupRequest req;
+    req.set_commcell("cs1");
+    req.set_backup_type(v1::BACKUP_TYPE_FULL);
+    v1::TriggerBackupResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 20s);
+    grpc::Status s =
+        v1::DrBackupService::NewStub(TlsChannel(ca1_, client))->TriggerBackup(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(resp.job().requested_by(), want);
+    std::this_thread::sleep_for(300ms);  // the job ends before the next trigger
+  }
+}
+
+TEST_F(TlsTest, OptionalClientCertificate) {
+  Start({.mutual = true, .require_client_cert = "false"});
+  const Issued permitted = ClientCert("ops-cli", ca1_);
+  const Issued foreign = ClientCert("intruder", ca2_);
+  EXPECT_TRUE(ListCommCells(TlsChannel(ca1_)).ok());
+  EXPECT_TRUE(ListCommCells(TlsChannel(ca1_, &permitted)).ok());
+  // A certificate that is sent is verified.
+  EXPECT_EQ(ListCommCells(TlsChannel(ca1_, &foreign)).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+// (c) Rotation: new connections get the new certificate; open ones stay up.
+TEST_F(TlsTest, RotatedCertificateIsUsedWithoutDroppingOpenConnections) {
+  Start({}, {"--job-duration-ms", "120000"});
+  auto old_channel = TlsChannel(ca1_);
+  ASSERT_TRUE(ListCommCells(old_channel).ok());
+
+  // An open WatchJob stream on that connection, started before the rotation.
+  auto stub = v1::DrBackupService::NewStub(old_channel);
+  v1::TriggerBackupResponse trigger;
+  {
+    v1::TriggerBackupRequest req;
+    req.set_commcell("cs1");
+    req.set_backup_type(v1::BACKUP_TYPE_FULL);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 20s);
+    grpc::Status s = stub->TriggerBackup(&ctx, req, &trigger);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  const std::string job_id = trigger.job().job_id();
+  grpc::ClientContext watch_ctx;
+  watch_ctx.set_deadline(std::chrono::system_clock::now() + 60s);
+  v1::WatchJobRequest watch_req;
+  watch_req.set_commcell("cs1");
+  watch_req.set_job_id(job_id);
+  auto watch = stub->WatchJob(&watch_ctx, watch_req);
+  v1::Job first;
+  ASSERT_TRUE(watch->Read(&first));
+
+  // Rotate to a certificate from another CA, with a new serial and CN.
+  const Issued server2 = ServerCert("drgate-2", ca2_);
+  Replace("tls/tls.key", server2.key_pem);
+  Replace("tls/tls.crt", server2.cert_pem);
+
+  // A new connection trusting only CA 2 gets through once drgate re-read the files (1 s).
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  grpc::Status s;
+  for (;;) {
+    std::this_thread::sleep_for(500ms);
+    s = ListCommCells(TlsChannel(ca2_));
+    if (s.ok() || std::chrono::steady_clock::now() > deadline) break;
+  }
+  ASSERT_TRUE(s.ok()) << "the rotated certificate was not picked up: " << s.error_message();
+  // ... and one trusting only CA 1 no longer does.
+  EXPECT_EQ(ListCommCells(TlsChannel(ca1_)).error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  // The connection made before the rotation is still up: it cannot have reconnected, since
+  // it trusts only CA 1.
+  grpc::Status old = ListCommCells(old_channel);
+  EXPECT_TRUE(old.ok()) << old.error_message();
+  EXPECT_EQ(old_channel->GetState(false), GRPC_CHANNEL_READY);
+
+  // The stream opened before the rotation still delivers the job's end.
+  sim_->ForceJob(job_id, {{"status", "Failed"}, {"pendingReason", "disk quota exceeded"}});
+  v1::Job last = first;
+  v1::Job job;
+  while (watch->Read(&job)) last = job;
+  grpc::Status end = watch->Finish();
+  EXPECT_TRUE(end.ok()) << end.error_code() << " " << end.error_message();
+  EXPECT_EQ(last.state(), v1::JOB_STATE_FAILED);
+}
+
+}  // namespace
+}  // namespace drgate::testing

@@ -1,0 +1,207 @@
+#include "plugin/auth.h"
+
+#include <gtest/gtest.h>
+
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "plugin/status_mapping.h"
+#include "tests/fakes/manual_clock.h"
+
+namespace drgate::plugin {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// SHA-256("abc"), FIPS 180-2 appendix B.1.
+constexpr char kAbcSha256[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+AuthTokenEntry Entry(const std::string& token, const std::string& identity,
+                     std::vector<std::string> roles, std::vector<std::string> commcells = {}) {
+  return AuthTokenEntry{Sha256Hex(token), identity, std::move(roles), std::move(commcells)};
+}
+
+std::shared_ptr<const Authenticator> MakeAuth() {
+  return Authenticator::FromTokens(
+      {Entry("viewer-token-0123456789", "alice", {"viewer"}),
+       Entry("operator-token-0123456789", "ci", {"operator"}),
+       Entry("limited-token-0123456789", "ops-a", {"operator"}, {"cs-a"})});
+}
+
+TEST(Sha256HexTest, KnownVectors) {
+  EXPECT_EQ(Sha256Hex("abc"), kAbcSha256);
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST(ConstantTimeEqualTest, ComparesContentAndLength) {
+  EXPECT_TRUE(ConstantTimeEqual("", ""));
+  EXPECT_TRUE(ConstantTimeEqual("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEqual("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEqual("abc", "abcd"));
+  EXPECT_FALSE(ConstantTimeEqual(std::string("a\0b", 3), std::string("a\0c", 3)));
+}
+
+TEST(AuthenticatorTest, ValidTokenGivesItsPrincipal) {
+  auto auth = MakeAuth();
+  EXPECT_FALSE(auth->insecure());
+  auto p = auth->Authenticate("Bearer operator-token-0123456789");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->identity, "ci");
+  EXPECT_TRUE(p->operator_role);
+  EXPECT_TRUE(p->viewer);
+  EXPECT_TRUE(p->commcells.empty());
+  // The scheme is case-insensitive.
+  EXPECT_TRUE(auth->Authenticate("bearer viewer-token-0123456789").ok());
+}
+
+TEST(AuthenticatorTest, MissingCredentials) {
+  auto auth = MakeAuth();
+  for (std::optional<std::string_view> header :
+       {std::optional<std::string_view>(), std::optional<std::string_view>(""),
+        std::optional<std::string_view>("Bearer "),
+        std::optional<std::string_view>("Basic dXNlcjpwYXNz")}) {
+    auto p = auth->Authenticate(header);
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.status().code(), StatusCode::kUnauthenticated);
+    EXPECT_EQ(p.status().reason(), "MISSING_CREDENTIALS");
+  }
+}
+
+TEST(AuthenticatorTest, InvalidTokenIsNotEchoed) {
+  auto auth = MakeAuth();
+  auto p = auth->Authenticate("Bearer wrong-token-SECRETVALUE");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(p.status().reason(), "INVALID_TOKEN");
+  EXPECT_EQ(p.status().ToString().find("SECRETVALUE"), std::string::npos);
+  for (const auto& [k, v] : p.status().metadata()) {
+    EXPECT_EQ(v.find("SECRETVALUE"), std::string::npos) << k;
+  }
+  // A hash of a configured token is not itself a token.
+  EXPECT_FALSE(auth->Authenticate("Bearer " + Sha256Hex("operator-token-0123456789")).ok());
+}
+
+TEST(AuthenticatorTest, InsecureModeIsAnOperatorEverywhere) {
+  auto auth = Authenticator::Insecure();
+  EXPECT_TRUE(auth->insecure());
+  auto p = auth->Authenticate(std::nullopt, "peer-x");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->identity, "peer-x");
+  EXPECT_TRUE(Authenticator::Authorize(*p, Method::kTriggerBackup, "any").ok());
+}
+
+TEST(AuthorizeTest, ViewerReadsButDoesNotWrite) {
+  auto p = *MakeAuth()->Authenticate("Bearer viewer-token-0123456789");
+  for (Method m : {Method::kGetJob, Method::kListJobs, Method::kWatchJob, Method::kListCommCells}) {
+    EXPECT_TRUE(Authenticator::Authorize(p, m, "cs-a").ok());
+  }
+  for (Method m : {Method::kTriggerBackup, Method::kCancelJob, Method::kEnsureRecentBackup}) {
+    Status s = Authenticator::Authorize(p, m, "cs-a");
+    EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(s.reason(), "PERMISSION_DENIED");
+  }
+}
+
+TEST(AuthorizeTest, OperatorDoesEverything) {
+  auto p = *MakeAuth()->Authenticate("Bearer operator-token-0123456789");
+  for (Method m : {Method::kGetJob, Method::kListJobs, Method::kWatchJob, Method::kListCommCells,
+                   Method::kTriggerBackup, Method::kCancelJob, Method::kEnsureRecentBackup}) {
+    EXPECT_TRUE(Authenticator::Authorize(p, m, "cs-b").ok());
+    EXPECT_TRUE(Authenticator::Authorize(p, m, "").ok());
+  }
+}
+
+TEST(AuthorizeTest, CommCellLimits) {
+  auto p = *MakeAuth()->Authenticate("Bearer limited-token-0123456789");
+  EXPECT_TRUE(Authenticator::Authorize(p, Method::kTriggerBackup, "cs-a").ok());
+  Status other = Authenticator::Authorize(p, Method::kTriggerBackup, "cs-b");
+  EXPECT_EQ(other.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(other.reason(), "COMMCELL_NOT_ALLOWED");
+  EXPECT_EQ(Authenticator::Authorize(p, Method::kGetJob, "cs-b").reason(), "COMMCELL_NOT_ALLOWED");
+  // A limited caller must name its CommCell.
+  EXPECT_EQ(Authenticator::Authorize(p, Method::kListJobs, "").reason(), "COMMCELL_NOT_ALLOWED");
+  // ListCommCells names none; the service filters the answer.
+  EXPECT_TRUE(Authenticator::Authorize(p, Method::kListCommCells, "").ok());
+  EXPECT_TRUE(p.MayUse("cs-a"));
+  EXPECT_FALSE(p.MayUse("cs-b"));
+}
+
+TEST(RateLimiterTest, BurstThenRefillWithRetryAfter) {
+  testing::ManualClock clock;
+  RateLimiter limiter(RateLimitConfig{6, 3}, clock);  // one token every 10 s
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Acquire("ci").ok()) << i;
+  Status limited = limiter.Acquire("ci");
+  EXPECT_EQ(limited.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(limited.reason(), "RATE_LIMITED");
+  EXPECT_EQ(limited.metadata().at("retry_after_ms"), "10000");
+  // Identities have their own buckets.
+  EXPECT_TRUE(limiter.Acquire("other").ok());
+
+  clock.Advance(seconds(4));
+  Status still = limiter.Acquire("ci");
+  EXPECT_EQ(still.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(still.metadata().at("retry_after_ms"), "6000");
+  clock.Advance(seconds(6));
+  EXPECT_TRUE(limiter.Acquire("ci").ok());
+  EXPECT_FALSE(limiter.Acquire("ci").ok());
+  // A long pause refills no more than the burst.
+  clock.Advance(std::chrono::hours(1));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Acquire("ci").ok()) << i;
+  EXPECT_FALSE(limiter.Acquire("ci").ok());
+}
+
+TEST(RateLimiterTest, ClockGoingBackwardsRefillsNothing) {
+  testing::ManualClock clock;
+  RateLimiter limiter(RateLimitConfig{60, 1}, clock);
+  EXPECT_TRUE(limiter.Acquire("ci").ok());
+  clock.Advance(-std::chrono::hours(1));
+  EXPECT_FALSE(limiter.Acquire("ci").ok());
+}
+
+TEST(StatusMappingTest, RetryAfterBecomesRetryInfo) {
+  Status s = Status(StatusCode::kResourceExhausted, "slow down", "RATE_LIMITED")
+                 .With("retry_after_ms", "2500");
+  grpc::Status g = ToGrpcStatus(s);
+  EXPECT_EQ(g.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  google::rpc::Status rich;
+  ASSERT_TRUE(rich.ParseFromString(g.error_details()));
+  bool found = false;
+  for (const auto& any : rich.details()) {
+    google::rpc::RetryInfo retry;
+    if (any.UnpackTo(&retry)) {
+      found = true;
+      EXPECT_EQ(retry.retry_delay().seconds(), 2);
+      EXPECT_EQ(retry.retry_delay().nanos(), 500000000);
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(TokensFileTest, ParsesAndNamesTheKeyOnErrors) {
+  const std::string ok = std::string("tokens:\n  - sha256: ") + kAbcSha256 +
+                         "\n    identity: ci\n    roles: [operator]\n    commcells: [cs1]\n";
+  auto entries = ParseTokensFile(ok, "auth.tokens_file", {"cs1"});
+  ASSERT_TRUE(entries.ok()) << entries.status().ToString();
+  ASSERT_EQ(entries->size(), 1u);
+  EXPECT_EQ((*entries)[0].identity, "ci");
+  EXPECT_EQ((*entries)[0].commcells, std::vector<std::string>{"cs1"});
+
+  auto bad_hash = ParseTokensFile("tokens:\n  - {sha256: abc, identity: ci, roles: [viewer]}\n",
+                                  "auth.tokens_file", {"cs1"});
+  ASSERT_FALSE(bad_hash.ok());
+  EXPECT_EQ(bad_hash.status().message().rfind("auth.tokens_file: tokens[0].sha256:", 0), 0u)
+      << bad_hash.status().message();
+  auto bad_role = ParseTokensFile(
+      std::string("tokens:\n  - {sha256: ") + kAbcSha256 + ", identity: ci, roles: [admin]}\n",
+      "auth.tokens_file", {"cs1"});
+  ASSERT_FALSE(bad_role.ok());
+  EXPECT_NE(bad_role.status().message().find("tokens[0].roles[0]"), std::string::npos);
+  auto bad_cell = ParseTokensFile(std::string("tokens:\n  - {sha256: ") + kAbcSha256 +
+                                      ", identity: ci, roles: [viewer], commcells: [nope]}\n",
+                                  "auth.tokens_file", {"cs1"});
+  ASSERT_FALSE(bad_cell.ok());
+  EXPECT_NE(bad_cell.status().message().find("tokens[0].commcells[0]"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace drgate::plugin
