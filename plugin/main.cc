@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 
 #include "core/config/config.h"
@@ -49,7 +50,8 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 clean shutdown, 1 start-up failure, 2 usage or configuration error.\n"
       "Signals: SIGTERM/SIGINT drain calls in flight (up to shutdown_grace) and exit 0;\n"
-      "SIGHUP (or a change of the --config file) reloads the configuration; an invalid one is\n"
+      "SIGHUP (or a change of the --config file or a file it names, such as a password_file)\n"
+      "reloads the configuration; an invalid one is\n"
       "logged and the previous one stays in force.");
   try {
     app.parse(argc, argv);
@@ -124,27 +126,43 @@ int main(int argc, char** argv) {
     }
     spdlog::info("reload ({}): configuration from {} applied", why, config_path);
   };
-  auto modified = [&]() -> std::optional<std::filesystem::file_time_type> {
-    std::error_code ec;
-    auto t = std::filesystem::last_write_time(config_path, ec);
-    if (ec) return std::nullopt;
-    return t;
+  // The files whose change triggers a reload: the configuration and every file it names
+  // (CommServe passwords and tokens, CA and client certificates, the caller tokens file), so a
+  // rotated Kubernetes Secret takes effect without a signal.
+  auto watched_files = [&](const drgate::Config& c) {
+    std::vector<std::string> files = {config_path, c.auth.tokens_file};
+    for (const auto& cell : c.commcells) {
+      for (const std::string* f : {&cell.password_file, &cell.token_file, &cell.ca_file,
+                                   &cell.client_cert_file, &cell.client_key_file}) {
+        files.push_back(*f);
+      }
+    }
+    std::map<std::string, std::filesystem::file_time_type> stamps;
+    for (const auto& f : files) {
+      std::error_code ec;
+      if (f.empty()) continue;
+      auto t = std::filesystem::last_write_time(f, ec);
+      stamps[f] = ec ? std::filesystem::file_time_type::min() : t;
+    }
+    return stamps;
   };
-  auto seen = modified();
+  drgate::Config current = *config;
+  auto seen = watched_files(current);
+  auto reload_and_rescan = [&](const char* why) {
+    reload(why);
+    if (auto c = drgate::LoadConfig(config_path); c.ok()) current = std::move(*c);
+    seen = watched_files(current);
+  };
   int sig = 0;
   for (;;) {
     const timespec poll{2, 0};
     sig = sigtimedwait(&signals, nullptr, &poll);
     if (sig == SIGTERM || sig == SIGINT) break;
     if (sig == SIGHUP) {
-      seen = modified();
-      reload("SIGHUP");
+      reload_and_rescan("SIGHUP");
       continue;
     }
-    if (auto now = modified(); now && now != seen) {
-      seen = now;
-      reload("file changed");
-    }
+    if (watched_files(current) != seen) reload_and_rescan("a watched file changed");
   }
   spdlog::info("received {}, draining calls in flight (up to {} ms)",
                sig == SIGTERM ? "SIGTERM" : "SIGINT", config->shutdown_grace.count());

@@ -274,6 +274,7 @@ bool SameConnection(const CommCellConfig& a, const CommCellConfig& b) {
   return a.url == b.url && a.format == b.format && a.username == b.username &&
          a.password.value == b.password.value && a.token.value == b.token.value &&
          a.ca_file == b.ca_file && a.insecure_skip_verify == b.insecure_skip_verify &&
+         a.client_cert_file == b.client_cert_file && a.client_key_file == b.client_key_file &&
          a.device_id == b.device_id && a.connect_timeout == b.connect_timeout &&
          a.request_timeout == b.request_timeout;
 }
@@ -301,6 +302,8 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
     topts.write_timeout = c.request_timeout;
     topts.ca_file = c.ca_file;
     topts.insecure_skip_verify = c.insecure_skip_verify;
+    topts.client_cert_file = c.client_cert_file;
+    topts.client_key_file = c.client_key_file;
     if (c.insecure_skip_verify && endpoint->tls) {
       spdlog::warn(
           "commcell {}: insecure_skip_verify is set: the CommServe's TLS certificate is "

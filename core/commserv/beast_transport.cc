@@ -580,6 +580,22 @@ StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const TransportOptions& o
                              "\": cannot load CA certificates: " + ec.message());
     }
   }
+  // A client certificate, for CommServes (or proxies in front of them) that require one.
+  if (!options.client_cert_file.empty()) {
+    ctx->use_certificate_chain_file(options.client_cert_file, ec);
+    if (ec) {
+      return InvalidArgument("client_cert_file \"" + options.client_cert_file +
+                             "\": cannot load the certificate: " + ec.message());
+    }
+    ctx->use_private_key_file(options.client_key_file, ssl::context::pem, ec);
+    if (ec) {
+      // The message names the files, never their content. OpenSSL also refuses a key that does
+      // not belong to the certificate here ("key values mismatch").
+      return InvalidArgument("client_key_file \"" + options.client_key_file +
+                             "\": cannot load the private key for client_cert_file \"" +
+                             options.client_cert_file + "\": " + ec.message());
+    }
+  }
   ctx->set_verify_mode(options.insecure_skip_verify ? ssl::verify_none : ssl::verify_peer, ec);
   if (ec) return InvalidArgument("TLS context: cannot set the verify mode: " + ec.message());
   return ctx;

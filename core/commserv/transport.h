@@ -25,6 +25,9 @@ struct TransportOptions {
   // TLS. Verification is on unless insecure_skip_verify is set explicitly.
   std::string ca_file;  // optional, added to the system store
   bool insecure_skip_verify = false;
+  // Optional client certificate (PEM chain) and its key, presented to the CommServe.
+  std::string client_cert_file;
+  std::string client_key_file;
 };
 
 class HttpTransport {

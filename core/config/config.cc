@@ -99,10 +99,10 @@ bool ValidName(const std::string& name) {
 
 StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string& key,
                                        const std::string& base_dir) {
-  if (Status s = CheckKeys(
-          node, key,
-          {"name", "url", "format", "username", "password_file", "token_file", "ca_file",
-           "insecure_skip_verify", "device_id", "connect_timeout", "request_timeout", "on_active"});
+  if (Status s = CheckKeys(node, key,
+                           {"name", "url", "format", "username", "password_file", "token_file",
+                            "ca_file", "insecure_skip_verify", "device_id", "connect_timeout",
+                            "request_timeout", "on_active", "client_cert_file", "client_key_file"});
       !s.ok()) {
     return s;
   }
@@ -117,6 +117,8 @@ StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string
         Get(node["insecure_skip_verify"], key + ".insecure_skip_verify", c.insecure_skip_verify),
         Get(node["device_id"], key + ".device_id", c.device_id),
         Get(node["on_active"], key + ".on_active", c.on_active),
+        Get(node["client_cert_file"], key + ".client_cert_file", c.client_cert_file),
+        Get(node["client_key_file"], key + ".client_key_file", c.client_key_file),
         GetDuration(node["connect_timeout"], key + ".connect_timeout", c.connect_timeout),
         GetDuration(node["request_timeout"], key + ".request_timeout", c.request_timeout)}) {
     if (!s.ok()) return s;
@@ -157,6 +159,20 @@ StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string
   if (!c.ca_file.empty()) {
     c.ca_file = Resolve(base_dir, c.ca_file);
     if (!std::ifstream(c.ca_file)) return ConfigError(key + ".ca_file", "cannot read " + c.ca_file);
+  }
+  if (c.client_cert_file.empty() != c.client_key_file.empty()) {
+    return ConfigError(
+        key + (c.client_cert_file.empty() ? ".client_cert_file" : ".client_key_file"),
+        "is required with " +
+            std::string(c.client_cert_file.empty() ? "client_key_file" : "client_cert_file"));
+  }
+  for (auto [field, path] : {std::pair{"client_cert_file", &c.client_cert_file},
+                             std::pair{"client_key_file", &c.client_key_file}}) {
+    if (path->empty()) continue;
+    *path = Resolve(base_dir, *path);
+    if (!std::ifstream(*path)) {
+      return ConfigError(key + "." + field, "cannot read " + *path);
+    }
   }
   if (c.device_id.empty()) c.device_id = "drgate-" + c.name;
   if (c.on_active != "reject" && c.on_active != "reuse") {

@@ -31,6 +31,9 @@ struct CommCellConfig {
   Secret token;            // read from token_file
   std::string ca_file;     // optional extra trust anchors (PEM)
   bool insecure_skip_verify = false;
+  // Optional client certificate and key (PEM) presented to the CommServe; both or neither.
+  std::string client_cert_file;
+  std::string client_key_file;
   // Sent with Login and RenewLoginToken; stable per CommCell so the CommServe sees one client.
   // Default: "drgate-<name>".
   std::string device_id;

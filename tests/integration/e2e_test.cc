@@ -566,6 +566,24 @@ TEST_F(EndToEndTest, NoSecretReachesTheLogsOrTheMetrics) {
   }
 }
 
+TEST_F(EndToEndTest, ARotatedPasswordFileIsPickedUpWithoutASignal) {
+  StartSim();
+  ConfigOptions o;
+  o.password = "wrong";
+  StartDrgate(o);
+  v1::TriggerBackupResponse resp;
+  ASSERT_EQ(Trigger(BACKUP_TYPE_FULL, false, &resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  dir_.Write("password", "s3cret\n");  // what a Kubernetes Secret update does
+  grpc::Status s;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    s = Trigger(BACKUP_TYPE_FULL, false, &resp);
+  } while (!s.ok() && std::chrono::steady_clock::now() < deadline);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
 TEST_F(EndToEndTest, SigtermDrainsAndExitsZero) {
   StartSim();
   StartDrgate();

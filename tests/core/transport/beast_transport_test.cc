@@ -24,6 +24,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::MakeSelfSignedCert;
+using ::testing::Not;
 using testing::Reply;
 using ::testing::StartsWith;
 using testing::TempDir;
@@ -518,6 +519,36 @@ TEST_F(BeastTransportTest, CaFileWithoutCertificatesIsInvalidArgumentNamingIt) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(t.status().message(), HasSubstr(options.ca_file));
+}
+
+TEST_F(BeastTransportTest, AMatchingClientCertificateAndKeyLoad) {
+  TempDir dir;
+  const TestCert client = MakeSelfSignedCert("drgate-client", {"drgate.example.com"}, {});
+  TransportOptions options;
+  options.client_cert_file = dir.Write("client.pem", client.cert_pem);
+  options.client_key_file = dir.Write("client.key", client.key_pem);
+
+  auto t = MakeBeastTransport(io_, TlsEndpoint(443, "cs.example.com"), options);
+
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+}
+
+TEST_F(BeastTransportTest, AClientKeyOfAnotherCertificateIsInvalidArgumentNamingBoth) {
+  TempDir dir;
+  const TestCert client = MakeSelfSignedCert("drgate-client", {"drgate.example.com"}, {});
+  const TestCert other = MakeSelfSignedCert("other", {"other.example.com"}, {});
+  TransportOptions options;
+  options.client_cert_file = dir.Write("client.pem", client.cert_pem);
+  options.client_key_file = dir.Write("other.key", other.key_pem);
+
+  auto t = MakeBeastTransport(io_, TlsEndpoint(443, "cs.example.com"), options);
+
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(t.status().message(), HasSubstr("key values mismatch"));
+  EXPECT_THAT(t.status().message(), HasSubstr(options.client_cert_file));
+  EXPECT_THAT(t.status().message(), HasSubstr(options.client_key_file));
+  EXPECT_THAT(t.status().message(), Not(HasSubstr("PRIVATE KEY")));
 }
 
 }  // namespace
