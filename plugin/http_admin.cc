@@ -2,10 +2,14 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 
 namespace drgate::plugin {
@@ -14,12 +18,32 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 struct Handlers {
   std::shared_ptr<prometheus::Registry> registry;
   std::function<Readiness()> readiness;
+  std::string expected_authorization;  // "Basic <base64(user:password)>", empty: no auth
 };
+
+std::string Base64(const std::string& in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+bool Authorized(const Handlers& h, const http::request<http::string_body>& req) {
+  if (h.expected_authorization.empty()) return true;
+  const auto it = req.find(http::field::authorization);
+  if (it == req.end()) return false;
+  const std::string given(it->value());
+  return given.size() == h.expected_authorization.size() &&
+         CRYPTO_memcmp(given.data(), h.expected_authorization.data(), given.size()) == 0;
+}
 
 http::response<http::string_body> Answer(const Handlers& h,
                                          const http::request<http::string_body>& req) {
@@ -33,6 +57,11 @@ http::response<http::string_body> Answer(const Handlers& h,
     res.result(http::status::method_not_allowed);
     res.set(http::field::content_type, "text/plain");
     res.body() = "only GET\n";
+  } else if (path == "/metrics" && !Authorized(h, req)) {
+    res.result(http::status::unauthorized);
+    res.set(http::field::www_authenticate, "Basic realm=\"drgate metrics\"");
+    res.set(http::field::content_type, "text/plain");
+    res.body() = "credentials required\n";
   } else if (path == "/metrics") {
     res.result(http::status::ok);
     res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -56,37 +85,51 @@ http::response<http::string_body> Answer(const Handlers& h,
   return res;
 }
 
-// One connection: read a request, answer, repeat while keep-alive.
-class Connection : public std::enable_shared_from_this<Connection> {
+// One connection: (TLS handshake,) read a request, answer, repeat while keep-alive. `Stream` is
+// beast::tcp_stream or ssl::stream<beast::tcp_stream>.
+template <typename Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(tcp::socket socket, std::shared_ptr<Handlers> handlers)
-      : stream_(std::move(socket)), handlers_(std::move(handlers)) {}
+  Connection(Stream stream, std::shared_ptr<Handlers> handlers)
+      : stream_(std::move(stream)), handlers_(std::move(handlers)) {}
 
+  void Start() {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      Read();
+    } else {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(10));
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (!ec) self->Read();
+                              });
+    }
+  }
+
+ private:
   void Read() {
     req_ = {};
-    stream_.expires_after(std::chrono::seconds(30));  // idle and slow clients are cut off
+    // Idle and slow clients are cut off.
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
     http::async_read(stream_, buffer_, req_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                        if (ec) return self->Close();
                        self->Write();
                      });
   }
-
- private:
   void Write() {
     res_ = Answer(*handlers_, req_);
     http::async_write(stream_, res_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                         if (ec || !self->res_.keep_alive()) return self->Close();
                         self->Read();
                       });
   }
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   http::request<http::string_body> req_;
   http::response<http::string_body> res_;
@@ -95,8 +138,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 class HttpAdminImpl final : public HttpAdmin, public std::enable_shared_from_this<HttpAdminImpl> {
  public:
-  HttpAdminImpl(asio::io_context& io, std::shared_ptr<Handlers> handlers)
-      : io_(io), acceptor_(asio::make_strand(io)), handlers_(std::move(handlers)) {}
+  HttpAdminImpl(asio::io_context& io, std::shared_ptr<Handlers> handlers,
+                std::shared_ptr<ssl::context> tls)
+      : io_(io),
+        acceptor_(asio::make_strand(io)),
+        handlers_(std::move(handlers)),
+        tls_(std::move(tls)) {}
 
   Status Listen(const std::string& listen) {
     const auto colon = listen.rfind(':');
@@ -132,7 +179,16 @@ class HttpAdminImpl final : public HttpAdmin, public std::enable_shared_from_thi
         return;
       }
       if (!ec) {
-        std::make_shared<Connection>(std::move(socket), self->handlers_)->Read();
+        if (self->tls_) {
+          using TlsStream = ssl::stream<beast::tcp_stream>;
+          std::make_shared<Connection<TlsStream>>(
+              TlsStream(beast::tcp_stream(std::move(socket)), *self->tls_), self->handlers_)
+              ->Start();
+        } else {
+          std::make_shared<Connection<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
+                                                          self->handlers_)
+              ->Start();
+        }
       }
       self->Accept();
     });
@@ -151,6 +207,7 @@ class HttpAdminImpl final : public HttpAdmin, public std::enable_shared_from_thi
   asio::io_context& io_;
   tcp::acceptor acceptor_;
   std::shared_ptr<Handlers> handlers_;
+  std::shared_ptr<ssl::context> tls_;  // null: plain HTTP
   int port_ = 0;
 };
 
@@ -169,11 +226,34 @@ class HttpAdminHandle final : public HttpAdmin {
 }  // namespace
 
 StatusOr<std::unique_ptr<HttpAdmin>> HttpAdmin::Start(
-    asio::io_context& io, const std::string& listen, std::shared_ptr<prometheus::Registry> registry,
-    std::function<Readiness()> readiness) {
-  auto handlers = std::make_shared<Handlers>(Handlers{std::move(registry), std::move(readiness)});
-  auto impl = std::make_shared<HttpAdminImpl>(io, std::move(handlers));
-  if (Status s = impl->Listen(listen); !s.ok()) return s;
+    asio::io_context& io, const HttpAdminOptions& options,
+    std::shared_ptr<prometheus::Registry> registry, std::function<Readiness()> readiness) {
+  auto handlers = std::make_shared<Handlers>();
+  handlers->registry = std::move(registry);
+  handlers->readiness = std::move(readiness);
+  if (!options.username.empty()) {
+    handlers->expected_authorization = "Basic " + Base64(options.username + ":" + options.password);
+  }
+  std::shared_ptr<ssl::context> tls;
+  if (!options.cert_file.empty()) {
+    tls = std::make_shared<ssl::context>(ssl::context::tls_server);
+    beast::error_code ec;
+    SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+    tls->use_certificate_chain_file(options.cert_file, ec);
+    if (ec) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "metrics.tls.cert_file \"" + options.cert_file + "\": " + ec.message(),
+                    "LISTEN_FAILED");
+    }
+    tls->use_private_key_file(options.key_file, ssl::context::pem, ec);
+    if (ec) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "metrics.tls.key_file \"" + options.key_file + "\": " + ec.message(),
+                    "LISTEN_FAILED");
+    }
+  }
+  auto impl = std::make_shared<HttpAdminImpl>(io, std::move(handlers), std::move(tls));
+  if (Status s = impl->Listen(options.listen); !s.ok()) return s;
   impl->Accept();
   return std::unique_ptr<HttpAdmin>(std::make_unique<HttpAdminHandle>(std::move(impl)));
 }

@@ -22,11 +22,21 @@ struct Readiness {
   std::string reason;  // why not, for the /readyz body and logs
 };
 
+struct HttpAdminOptions {
+  std::string listen;  // HOST:PORT, port 0 picks one
+  // TLS when both are set (PEM files; TLS 1.2 or newer).
+  std::string cert_file;
+  std::string key_file;
+  // Basic auth on /metrics when username is set. /healthz and /readyz stay open for probes.
+  std::string username;
+  std::string password;
+};
+
 class HttpAdmin {
  public:
-  // Binds `listen` (HOST:PORT, port 0 picks one). `readiness` is called per /readyz request.
+  // Binds the listener. `readiness` is called per /readyz request. Errors name the setting.
   static StatusOr<std::unique_ptr<HttpAdmin>> Start(boost::asio::io_context& io,
-                                                    const std::string& listen,
+                                                    const HttpAdminOptions& options,
                                                     std::shared_ptr<prometheus::Registry> registry,
                                                     std::function<Readiness()> readiness);
   virtual ~HttpAdmin() = default;

@@ -195,8 +195,13 @@ Status ServerImpl::Init(const Config& config) {
   }
   service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_, hub_, MakeGate(config.auth));
 
-  auto admin =
-      HttpAdmin::Start(io_, config.metrics_listen, registry_, [this] { return CheckReady(); });
+  HttpAdminOptions admin_options;
+  admin_options.listen = config.metrics_listen;
+  admin_options.cert_file = config.metrics_cert_file;
+  admin_options.key_file = config.metrics_key_file;
+  admin_options.username = config.metrics_username;
+  admin_options.password = config.metrics_password.value;
+  auto admin = HttpAdmin::Start(io_, admin_options, registry_, [this] { return CheckReady(); });
   if (!admin.ok()) return admin.status();
   admin_ = std::move(*admin);
   metrics_port_ = admin_->port();

@@ -421,8 +421,43 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
       }
     }
     if (auto m = root["metrics"]) {
-      if (Status s = CheckKeys(m, "metrics", {"listen"}); !s.ok()) return s;
+      if (Status s = CheckKeys(m, "metrics", {"listen", "tls", "basic_auth"}); !s.ok()) return s;
       if (Status s = Get(m["listen"], "metrics.listen", config.metrics_listen); !s.ok()) return s;
+      if (auto t = m["tls"]) {
+        if (Status s = CheckKeys(t, "metrics.tls", {"cert_file", "key_file"}); !s.ok()) return s;
+        for (Status s : {Get(t["cert_file"], "metrics.tls.cert_file", config.metrics_cert_file),
+                         Get(t["key_file"], "metrics.tls.key_file", config.metrics_key_file)}) {
+          if (!s.ok()) return s;
+        }
+        for (auto [key, path] : {std::pair{"metrics.tls.cert_file", &config.metrics_cert_file},
+                                 std::pair{"metrics.tls.key_file", &config.metrics_key_file}}) {
+          if (path->empty()) return ConfigError(key, "is required");
+          *path = Resolve(base_dir, *path);
+          if (!std::ifstream(*path)) return ConfigError(key, "cannot read " + *path);
+        }
+      }
+      if (auto a = m["basic_auth"]) {
+        if (Status s = CheckKeys(a, "metrics.basic_auth", {"username", "password_file"}); !s.ok()) {
+          return s;
+        }
+        for (Status s : {Get(a["username"], "metrics.basic_auth.username", config.metrics_username),
+                         Get(a["password_file"], "metrics.basic_auth.password_file",
+                             config.metrics_password_file)}) {
+          if (!s.ok()) return s;
+        }
+        if (config.metrics_username.empty() ||
+            config.metrics_username.find(':') != std::string::npos) {
+          return ConfigError("metrics.basic_auth.username", "must be non-empty and without ':'");
+        }
+        if (config.metrics_password_file.empty()) {
+          return ConfigError("metrics.basic_auth.password_file", "is required");
+        }
+        config.metrics_password_file = Resolve(base_dir, config.metrics_password_file);
+        auto secret =
+            ReadSecretFile("metrics.basic_auth.password_file", config.metrics_password_file);
+        if (!secret.ok()) return secret.status();
+        config.metrics_password = std::move(*secret);
+      }
     }
     if (auto r = root["registry"]) {
       if (Status s = CheckKeys(r, "registry", {"path"}); !s.ok()) return s;

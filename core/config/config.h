@@ -96,6 +96,13 @@ struct Config {
   std::string grpc_listen = "127.0.0.1:50051";
   std::optional<GrpcTlsConfig> grpc_tls;  // unset: plaintext gRPC
   std::string metrics_listen = "127.0.0.1:9464";
+  // Optional TLS (certificate and key, PEM) and basic auth for /metrics. /healthz and /readyz
+  // stay open so probes need no credentials.
+  std::string metrics_cert_file;
+  std::string metrics_key_file;
+  std::string metrics_username;
+  std::string metrics_password_file;
+  Secret metrics_password;  // read from metrics_password_file
   std::string registry_path = "drgate.db";
   std::string log_level = "info";   // trace|debug|info|warn|error
   std::string log_format = "auto";  // json|text|auto (text on a terminal, else JSON)

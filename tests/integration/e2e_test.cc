@@ -584,6 +584,39 @@ TEST_F(EndToEndTest, ARotatedPasswordFileIsPickedUpWithoutASignal) {
   EXPECT_TRUE(s.ok()) << s.error_message();
 }
 
+TEST_F(EndToEndTest, MetricsOverTlsWithBasicAuthAndOpenProbes) {
+  StartSim();
+  const std::string cert_dir = std::filesystem::path(sim_->cert_path()).parent_path().string();
+  dir_.Write("metrics-password", "scrape-pw\n");
+  std::string yaml = WriteConfig();
+  std::string config;
+  {
+    std::ifstream in(yaml);
+    config.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  dir_.Write("drgate.yaml", config +
+                                "metrics:\n"
+                                "  tls: {cert_file: " +
+                                cert_dir + "/cert.pem, key_file: " + cert_dir +
+                                "/key.pem}\n"
+                                "  basic_auth: {username: prometheus, password_file: "
+                                "metrics-password}\n");
+  drgate_ = std::make_unique<Drgate>(dir_.File("drgate.yaml"));
+  const std::string url = "https://" + drgate_->metrics_url().substr(std::string("http://").size());
+  HttpClient https(url, sim_->cert_path());
+  EXPECT_EQ(https.Call("GET", "/metrics").status, 401);
+  EXPECT_EQ(https.Call("GET", "/metrics", "", {{"Authorization", "Basic cHJvbWV0aGV1czp3cm9uZw=="}})
+                .status,
+            401);  // prometheus:wrong
+  auto ok = https.Call("GET", "/metrics", "",
+                       {{"Authorization", "Basic cHJvbWV0aGV1czpzY3JhcGUtcHc="}});  // :scrape-pw
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_NE(ok.body.find("drgate_build_info"), std::string::npos);
+  EXPECT_EQ(https.Call("GET", "/healthz").status, 200);  // probes need no credentials
+  // Plain HTTP gets no answer from a TLS port.
+  EXPECT_THROW(HttpClient(drgate_->metrics_url()).Call("GET", "/healthz"), std::runtime_error);
+}
+
 TEST_F(EndToEndTest, SigtermDrainsAndExitsZero) {
   StartSim();
   StartDrgate();

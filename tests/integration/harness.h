@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -45,11 +46,13 @@ class HttpClient {
     thread_.join();
   }
   commserv::HttpResponse Call(const std::string& method, const std::string& target,
-                              const std::string& body = "") {
+                              const std::string& body = "",
+                              const std::map<std::string, std::string>& headers = {}) {
     commserv::HttpRequest r;
     r.method = method;
     r.target = target;
     r.body = body;
+    r.headers = headers;
     if (!body.empty()) r.headers["Content-Type"] = "application/json";
     std::promise<StatusOr<commserv::HttpResponse>> p;
     transport_->Send(r, [&p](StatusOr<commserv::HttpResponse> resp) { p.set_value(resp); });
