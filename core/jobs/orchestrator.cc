@@ -31,6 +31,22 @@ bool IsRefusal(const Status& s) {
   return s.reason() == "UPSTREAM_REJECTED" || s.reason() == "DR_JOB_ALREADY_RUNNING";
 }
 
+// A job just accepted by the CommServe for `request`, as first recorded.
+Job SubmittedJob(const std::string& commcell, const std::string& job_id,
+                 const TriggerRequest& request, TimePoint now) {
+  Job job;
+  job.commcell = commcell;
+  job.job_id = job_id;
+  job.backup_type = request.backup_type;
+  job.compression = request.compression;
+  job.state = JobState::kSubmitted;
+  job.request_id = request.request_id;
+  job.requested_by = request.requested_by;
+  job.create_time = now;
+  job.update_time = now;
+  return job;
+}
+
 }  // namespace
 
 Orchestrator::Orchestrator(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
@@ -219,17 +235,8 @@ void Orchestrator::Finish(const CellPtr& cell, const TriggerRequest& request, in
   const TimePoint now = clock_.Now();
   std::vector<Job> jobs;
   for (const auto& id : result->job_ids) {
-    Job job;
-    job.commcell = cc.name;
-    job.job_id = id;
+    Job job = SubmittedJob(cc.name, id, request, now);
     job.task_id = result->task_id;
-    job.backup_type = request.backup_type;
-    job.compression = request.compression;
-    job.state = JobState::kSubmitted;
-    job.request_id = request.request_id;
-    job.requested_by = request.requested_by;
-    job.create_time = now;
-    job.update_time = now;
     // The tracker may have adopted this job for this very trigger (an answer slower than
     // intent_grace): keep what it recorded rather than moving the job back to SUBMITTED. A record
     // older than the intent is someone else's and is replaced.
@@ -277,16 +284,7 @@ void Orchestrator::ReuseActive(const CommCell& cc, const TriggerRequest& request
   }
   // A DR job drgate did not start (a schedule, another tool): record it so the caller can
   // follow it, with this request's id so a retry finds it.
-  Job job;
-  job.commcell = cc.name;
-  job.job_id = it->second;
-  job.backup_type = request.backup_type;
-  job.compression = request.compression;
-  job.state = JobState::kSubmitted;
-  job.request_id = request.request_id;
-  job.requested_by = request.requested_by;
-  job.create_time = clock_.Now();
-  job.update_time = job.create_time;
+  Job job = SubmittedJob(cc.name, it->second, request, clock_.Now());
   if (Status s = store_.PutJobs({job}); !s.ok()) {
     Complete(cc.name, request, Annotate(s, cc.name), std::move(done));
     return;
