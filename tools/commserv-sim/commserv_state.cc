@@ -51,7 +51,11 @@ CommservState::CommservState(StateOptions options, std::unique_ptr<Clock> clock)
     : options_(std::move(options)),
       clock_(std::move(clock)),
       next_job_id_(options_.first_job_id),
-      next_task_id_(options_.first_task_id) {}
+      next_task_id_(options_.first_task_id) {
+  for (const auto& token : options_.api_tokens) {
+    tokens_[token] = Token{.last_used = clock_->Now(), .api = true};
+  }
+}
 
 std::string CommservState::NewToken() const {
   unsigned char bytes[kTokenBytes];
@@ -72,7 +76,8 @@ std::optional<std::string> CommservState::Login(std::string_view username,
   std::string token = NewToken();
   std::lock_guard lock(mu_);
   std::erase_if(tokens_, [&](const auto& entry) {
-    return now - entry.second.last_used >= options_.token_ttl + options_.renew_grace;
+    return !entry.second.api &&
+           now - entry.second.last_used >= options_.token_ttl + options_.renew_grace;
   });
   tokens_[token] = Token{now};
   return token;
@@ -101,7 +106,7 @@ bool CommservState::Authenticate(std::string_view token) {
   std::lock_guard lock(mu_);
   const auto it = tokens_.find(token);
   if (it == tokens_.end() || it->second.force_expired ||
-      now - it->second.last_used >= options_.token_ttl) {
+      (!it->second.api && now - it->second.last_used >= options_.token_ttl)) {
     return false;
   }
   it->second.last_used = now;

@@ -45,6 +45,9 @@ struct StateOptions {
   std::chrono::milliseconds visibility_delay{0};  // New jobs are hidden from queries this long.
   int64_t first_job_id = 2100;
   int64_t first_task_id = 400;
+  // Pre-issued API access tokens (as a CommServe administrator creates them): valid without a
+  // Login and without the inactivity timeout, until the admin API expires or clears tokens.
+  std::vector<std::string> api_tokens;
 };
 
 // Result of a DR backup submission: `job_id` and `task_id` when the job was created, else
@@ -147,6 +150,7 @@ class CommservState {
   struct Token {
     TimePoint last_used;
     bool force_expired = false;
+    bool api = false;  // from StateOptions::api_tokens: no inactivity timeout
   };
 
   std::chrono::milliseconds PhaseOneLength() const { return options_.job_duration / 2; }

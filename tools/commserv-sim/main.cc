@@ -97,6 +97,9 @@ void DefineFlags(CLI::App& app, Flags& flags) {
   app.add_option("--first-task-id", flags.state.first_task_id, "Id of the first task")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--api-token", flags.state.api_tokens,
+                 "A pre-issued API access token (repeatable) that is valid without Login and "
+                 "without the inactivity timeout, until /_sim/expire-tokens");
   app.add_flag("--quiet", flags.quiet, "Do not log one line per request to stderr");
 }
 
