@@ -83,6 +83,17 @@ std::shared_ptr<const Authenticator> Authenticator::FromTokens(
   auto a = std::make_shared<Authenticator>();
   a->insecure_ = false;
   for (const auto& e : entries) {
+    Principal principal;
+    principal.identity = e.identity;
+    for (const auto& r : e.roles) {
+      if (r == "viewer") principal.viewer = true;
+      if (r == "operator") principal.operator_role = principal.viewer = true;
+    }
+    principal.commcells = e.commcells;
+    if (!e.certificate.empty()) {
+      a->certificates_.emplace(e.certificate, std::move(principal));
+      continue;
+    }
     Entry entry{};
     // Entries come validated (64 hex digits); anything else is skipped, never matched.
     if (e.sha256.size() != 64) continue;
@@ -94,24 +105,27 @@ std::shared_ptr<const Authenticator> Authenticator::FromTokens(
       entry.digest[i] = static_cast<unsigned char>((hi << 4) | (lo & 0xf));
     }
     if (!ok) continue;
-    entry.principal.identity = e.identity;
-    for (const auto& r : e.roles) {
-      if (r == "viewer") entry.principal.viewer = true;
-      if (r == "operator") entry.principal.operator_role = entry.principal.viewer = true;
-    }
-    entry.principal.commcells = e.commcells;
+    entry.principal = std::move(principal);
     a->entries_.push_back(std::move(entry));
   }
   return a;
 }
 
 StatusOr<Principal> Authenticator::Authenticate(std::optional<std::string_view> authorization,
-                                                const std::string& fallback_identity) const {
+                                                const std::string& certificate) const {
   if (insecure_) {
     Principal p;
-    p.identity = fallback_identity;
+    p.identity = certificate.empty() ? "anonymous" : certificate;
     p.viewer = p.operator_role = true;
     return p;
+  }
+  if ((!authorization || authorization->empty()) && !certificate.empty()) {
+    if (auto it = certificates_.find(certificate); it != certificates_.end()) return it->second;
+    // The certificate identity is public information (it was sent in the handshake).
+    return Status(StatusCode::kUnauthenticated,
+                  "client certificate \"" + certificate +
+                      "\" is not listed in auth.tokens_file; send a bearer token or add it",
+                  "UNKNOWN_CERTIFICATE");
   }
   if (!authorization || authorization->empty()) {
     return Status(StatusCode::kUnauthenticated,
@@ -216,7 +230,7 @@ Status Gate::Admit(const grpc::CallbackServerContext& context, Method method,
   if (auto it = md.find("authorization"); it != md.end()) {
     authorization = std::string_view(it->second.data(), it->second.size());
   }
-  auto p = authenticator->Authenticate(authorization, CallerIdentity(context));
+  auto p = authenticator->Authenticate(authorization, VerifiedCertificateIdentity(context));
   if (!p.ok()) return p.status();
   if (Status s = Authenticator::Authorize(*p, method, commcell); !s.ok()) return s;
   if (IsWriteMethod(method) && limiter != nullptr) {

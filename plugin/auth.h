@@ -65,11 +65,15 @@ class Authenticator {
 
   bool insecure() const { return insecure_; }
 
-  // `authorization` is the value of the `authorization` metadata, if sent. UNAUTHENTICATED with
-  // reason MISSING_CREDENTIALS or INVALID_TOKEN; messages never contain the token. In insecure
-  // mode returns an operator named `fallback_identity`.
+  // `authorization` is the value of the `authorization` metadata, if sent; `certificate` the
+  // identity of the caller's verified client certificate (mutual TLS), empty without one.
+  // A bearer token, when sent, decides alone (a wrong token fails even with a good
+  // certificate); else a certificate listed in the tokens file authenticates its entry.
+  // UNAUTHENTICATED with reason MISSING_CREDENTIALS, INVALID_TOKEN or UNKNOWN_CERTIFICATE;
+  // messages never contain the token. In insecure mode returns an operator named after the
+  // certificate, or "anonymous".
   StatusOr<Principal> Authenticate(std::optional<std::string_view> authorization,
-                                   const std::string& fallback_identity = "anonymous") const;
+                                   const std::string& certificate = "") const;
 
   // PERMISSION_DENIED with reason PERMISSION_DENIED (role) or COMMCELL_NOT_ALLOWED. A caller
   // limited to some CommCells must name one (`commcell` empty is not allowed for it).
@@ -82,6 +86,7 @@ class Authenticator {
   };
   bool insecure_ = true;
   std::vector<Entry> entries_;
+  std::map<std::string, Principal, std::less<>> certificates_;  // certificate identity -> caller
 };
 
 // A token bucket per identity: `burst` calls at once, refilled at `per_minute` per minute.

@@ -216,6 +216,9 @@ Status ServerImpl::Init(const Config& config) {
   auto credentials = MakeGrpcServerCredentials(config.grpc_tls, config.grpc_listen);
   if (!credentials.ok()) return credentials.status();
   builder.AddListeningPort(config.grpc_listen, *credentials, &grpc_port_);
+  // Requests are small; a cap keeps a hostile or broken caller from making drgate buffer
+  // megabytes per call (gRPC's default is 4 MiB). Replies (ListJobs pages) are not capped.
+  builder.SetMaxReceiveMessageSize(config.grpc_max_message_bytes);
   builder.RegisterService(service_.get());
   grpc_server_ = builder.BuildAndStart();
   if (!grpc_server_ || grpc_port_ == 0) {
@@ -252,26 +255,31 @@ Gate ServerImpl::MakeGate(const AuthConfig& auth) {
     auth_insecure_ = &prometheus::BuildGauge()
                           .Name("drgate_auth_insecure")
                           .Help(
-                              "1 when gRPC callers are not authenticated (auth.mode insecure "
-                              "or no auth section), else 0")
+                              "1 when gRPC callers are not authenticated (auth.mode: "
+                              "insecure), else 0")
                           .Register(*registry_)
                           .Add({});
   }
   auth_insecure_->Set(insecure ? 1 : 0);
   if (insecure) {
     spdlog::warn(
-        "SECURITY: caller authentication is OFF ({}): anyone who can reach the gRPC port can "
-        "start and cancel DR backups; set auth.mode: tokens (see README, Security)",
-        auth.section_present ? "auth.mode: insecure" : "no auth section in the configuration");
+        "SECURITY: caller authentication is OFF (auth.mode: insecure): anyone who can reach the "
+        "gRPC port can start and cancel DR backups; set auth.mode: tokens (see README, "
+        "Security)");
     limiter_.reset();
     return Gate{Authenticator::Insecure(), nullptr};
   }
   if (limiter_ == nullptr || !(limiter_->config() == auth.rate_limit)) {
     limiter_ = std::make_shared<RateLimiter>(auth.rate_limit, clock_);
   }
-  spdlog::info("auth: {} caller token(s) from {}; write calls limited to {}/min, burst {}",
-               auth.tokens.size(), auth.tokens_file, auth.rate_limit.triggers_per_minute,
-               auth.rate_limit.burst);
+  const auto certificates =
+      std::count_if(auth.tokens.begin(), auth.tokens.end(),
+                    [](const AuthTokenEntry& e) { return !e.certificate.empty(); });
+  spdlog::info(
+      "auth: {} caller token(s) and {} client certificate(s) from {}; write calls limited to "
+      "{}/min, burst {}",
+      auth.tokens.size() - certificates, certificates, auth.tokens_file,
+      auth.rate_limit.triggers_per_minute, auth.rate_limit.burst);
   return Gate{Authenticator::FromTokens(auth.tokens), limiter_};
 }
 

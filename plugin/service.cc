@@ -29,7 +29,7 @@ jobs::Orchestrator::TriggerCallback AnswerTrigger(grpc::ServerUnaryReactor* reac
 
 }  // namespace
 
-std::string CallerIdentity(const grpc::CallbackServerContext& context) {
+std::string VerifiedCertificateIdentity(const grpc::CallbackServerContext& context) {
   auto* auth = context.auth_context().get();
   if (auth != nullptr && auth->IsPeerAuthenticated()) {
     // A verified client certificate (mutual TLS): its URI or DNS name, else its CN.
@@ -37,7 +37,7 @@ std::string CallerIdentity(const grpc::CallbackServerContext& context) {
     auto ids = auth->GetPeerIdentity();
     if (!ids.empty()) return std::string(ids.front().data(), ids.front().size());
   }
-  return "anonymous";
+  return "";
 }
 
 Status DrBackupServiceImpl::Admit(const grpc::CallbackServerContext& context, Method method,

@@ -65,9 +65,8 @@ class DrBackupServiceImpl final : public v1::DrBackupService::CallbackService {
   Gate gate_;  // guarded by gate_mu_
 };
 
-// The transport's view of the caller: the authenticated peer identity when the transport has one
-// (mutual TLS), else "anonymous". Recorded as requested_by when auth.mode is insecure; with
-// tokens the token's identity is recorded instead.
-std::string CallerIdentity(const grpc::CallbackServerContext& context);
+// The identity of the caller's verified client certificate (its first URI SAN, else DNS SAN,
+// else CN), or empty when the caller presented none.
+std::string VerifiedCertificateIdentity(const grpc::CallbackServerContext& context);
 
 }  // namespace drgate::plugin

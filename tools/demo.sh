@@ -53,6 +53,8 @@ registry:
   path: drgate.db          # relative to this file: .state/demo/drgate.db
 tracking:
   poll_interval: 1s        # the simulator's jobs take 3 s; production keeps the 10 s default
+auth:
+  mode: insecure           # loopback-only demo; production uses mode: tokens (README, Security)
 commcells:
   - name: demo
     url: $sim_url/commandcenter/api

@@ -246,7 +246,6 @@ Status GetStringList(const YAML::Node& node, const std::string& key,
 Status ParseAuth(const YAML::Node& a, const std::string& base_dir, Config& config) {
   if (Status s = CheckKeys(a, "auth", {"mode", "tokens_file", "rate_limit"}); !s.ok()) return s;
   AuthConfig& auth = config.auth;
-  auth.section_present = true;
   if (!a["mode"]) return ConfigError("auth.mode", "is required: tokens or insecure");
   if (Status s = Get(a["mode"], "auth.mode", auth.mode); !s.ok()) return s;
   if (auth.mode != "tokens" && auth.mode != "insecure") {
@@ -312,26 +311,46 @@ StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_te
     if (!list || !list.IsSequence() || list.size() == 0) {
       return ConfigError(key + ": tokens", "at least one entry is required");
     }
-    std::set<std::string> hashes, identities;
+    std::set<std::string> hashes, certificates, identities;
     for (std::size_t i = 0; i < list.size(); ++i) {
       const std::string k = key + ": tokens[" + std::to_string(i) + "]";
       const YAML::Node& n = list[i];
-      if (Status s = CheckKeys(n, k, {"sha256", "identity", "roles", "commcells"}); !s.ok()) {
+      if (Status s = CheckKeys(n, k, {"sha256", "certificate", "identity", "roles", "commcells"});
+          !s.ok()) {
         return s;
       }
       AuthTokenEntry e;
       for (Status s : {Get(n["sha256"], k + ".sha256", e.sha256),
+                       Get(n["certificate"], k + ".certificate", e.certificate),
                        Get(n["identity"], k + ".identity", e.identity),
                        GetStringList(n["roles"], k + ".roles", e.roles),
                        GetStringList(n["commcells"], k + ".commcells", e.commcells)}) {
         if (!s.ok()) return s;
       }
-      if (!IsLowerHex64(e.sha256)) {
-        return ConfigError(k + ".sha256",
-                           "must be the 64 lowercase hex digits of the token's SHA-256 (see "
-                           "drgatectl token hash)");
+      if (e.sha256.empty() == e.certificate.empty()) {
+        return ConfigError(k,
+                           "needs exactly one of sha256 (a bearer token) or certificate (a "
+                           "client certificate identity)");
       }
-      if (!hashes.insert(e.sha256).second) return ConfigError(k + ".sha256", "duplicate hash");
+      if (!e.sha256.empty()) {
+        if (!IsLowerHex64(e.sha256)) {
+          return ConfigError(k + ".sha256",
+                             "must be the 64 lowercase hex digits of the token's SHA-256 (see "
+                             "drgatectl token hash)");
+        }
+        if (!hashes.insert(e.sha256).second) return ConfigError(k + ".sha256", "duplicate hash");
+      } else {
+        const bool printable = std::all_of(e.certificate.begin(), e.certificate.end(),
+                                           [](char c) { return c > ' ' && c < 0x7f; });
+        if (!printable || e.certificate.size() > 1024) {
+          return ConfigError(k + ".certificate",
+                             "must be the certificate's URI or DNS name or CN: 1-1024 printable "
+                             "characters without spaces");
+        }
+        if (!certificates.insert(e.certificate).second) {
+          return ConfigError(k + ".certificate", "duplicate certificate identity");
+        }
+      }
       if (!ValidName(e.identity)) {
         return ConfigError(k + ".identity",
                            "must be 1-63 characters of letters, digits, '.', '_' or '-'");
@@ -412,8 +431,18 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
       return s;
     }
     if (auto g = root["grpc"]) {
-      if (Status s = CheckKeys(g, "grpc", {"listen", "tls"}); !s.ok()) return s;
+      if (Status s = CheckKeys(g, "grpc", {"listen", "tls", "max_message_bytes"}); !s.ok()) {
+        return s;
+      }
       if (Status s = Get(g["listen"], "grpc.listen", config.grpc_listen); !s.ok()) return s;
+      if (Status s =
+              Get(g["max_message_bytes"], "grpc.max_message_bytes", config.grpc_max_message_bytes);
+          !s.ok()) {
+        return s;
+      }
+      if (config.grpc_max_message_bytes < 1024 || config.grpc_max_message_bytes > 16 << 20) {
+        return ConfigError("grpc.max_message_bytes", "must be 1024-16777216");
+      }
       if (auto t = g["tls"]) {
         auto tls = ParseGrpcTls(t, base_dir);
         if (!tls.ok()) return tls.status();
@@ -529,8 +558,21 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
       }
       config.commcells.push_back(std::move(*cell));
     }
-    if (auto a = root["auth"]) {
-      if (Status s = ParseAuth(a, base_dir, config); !s.ok()) return s;
+    // No silent default: who may start a DR backup is a decision the configuration must state.
+    auto a = root["auth"];
+    if (!a) {
+      return ConfigError("auth",
+                         "is required: `auth: {mode: tokens, tokens_file: ...}`, or "
+                         "`auth: {mode: insecure}` to let every caller do everything");
+    }
+    if (Status s = ParseAuth(a, base_dir, config); !s.ok()) return s;
+    for (std::size_t i = 0; i < config.auth.tokens.size(); ++i) {
+      if (!config.auth.tokens[i].certificate.empty() &&
+          (!config.grpc_tls || config.grpc_tls->client_ca_file.empty())) {
+        return ConfigError("auth.tokens_file: tokens[" + std::to_string(i) + "].certificate",
+                           "needs mutual TLS (grpc.tls.client_ca_file), or no client "
+                           "certificate can ever match");
+      }
     }
     // An intent younger than intent_grace belongs to a trigger still waiting for its answer;
     // reconciling it earlier could adopt the wrong job.

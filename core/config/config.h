@@ -56,8 +56,11 @@ struct TrackingConfig {
 
 // One caller of the gRPC API, from auth.tokens_file. Only the SHA-256 of the bearer token is
 // known to drgate; the token itself is never stored.
+// One caller in auth.tokens_file: known either by a bearer token (its SHA-256) or, with mutual
+// TLS, by the identity of its verified client certificate. Exactly one of the two is set.
 struct AuthTokenEntry {
   std::string sha256;                  // 64 lowercase hex digits
+  std::string certificate;             // URI SAN, else DNS SAN, else subject CN of the client cert
   std::string identity;                // recorded as requested_by; unique
   std::vector<std::string> roles;      // "viewer" | "operator"
   std::vector<std::string> commcells;  // empty: every CommCell
@@ -71,11 +74,10 @@ struct RateLimitConfig {
 };
 
 struct AuthConfig {
-  // "tokens": every call needs a bearer token listed in tokens_file. "insecure": no caller
-  // authentication (every caller is an operator on every CommCell). An absent `auth` section is
-  // insecure, for existing configurations; drgate warns loudly at startup.
+  // "tokens": every call needs a bearer token, or a client certificate, listed in tokens_file.
+  // "insecure": no caller authentication (every caller is an operator on every CommCell); it has
+  // to be written out, and drgate warns loudly at startup. The `auth` section is required.
   std::string mode = "insecure";
-  bool section_present = false;
   std::string tokens_file;
   std::vector<AuthTokenEntry> tokens;  // read from tokens_file
   RateLimitConfig rate_limit;
@@ -95,6 +97,9 @@ struct GrpcTlsConfig {
 struct Config {
   std::string grpc_listen = "127.0.0.1:50051";
   std::optional<GrpcTlsConfig> grpc_tls;  // unset: plaintext gRPC
+  // Largest request message drgate accepts (grpc.max_message_bytes); larger ones are refused with
+  // RESOURCE_EXHAUSTED before they are parsed. drgate's requests are a few hundred bytes.
+  int grpc_max_message_bytes = 64 * 1024;
   std::string metrics_listen = "127.0.0.1:9464";
   // Optional TLS (certificate and key, PEM) and basic auth for /metrics. /healthz and /readyz
   // stay open so probes need no credentials.

@@ -44,6 +44,7 @@ expect "scrape annotation" 'prometheus.io/scrape: "true"'
 expect "no service account token" 'automountServiceAccountToken: false'
 expect "registry path in the config" 'path: /var/lib/drgate/drgate.db'
 expect "password file in the config" 'password_file: /run/secrets/drgate/password'
+expect "caller tokens in the config" "tokens_file: /run/secrets/drgate/tokens.yaml"
 if grep -Eq '^kind: Secret$' <<<"$out"; then
   echo "check_kustomize: the base renders a Secret: credentials must not be part of it" >&2
   status=1

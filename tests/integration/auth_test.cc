@@ -2,7 +2,6 @@
 // tokens) in front of commserv-sim, the tokens file made with drgatectl token hash.
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <fstream>
 #include <sstream>
@@ -17,19 +16,6 @@ namespace {
 constexpr char kViewerToken[] = "viewer-TOKEN-7f3a9c1e5b2d4086";
 constexpr char kLimitedToken[] = "limited-TOKEN-0c4e8a2f6b1d3957";
 constexpr char kWrongToken[] = "wrong-TOKEN-d41d8cd98f00b204e98";
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[32];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : digest) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 0xf]);
-  }
-  return out;
-}
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

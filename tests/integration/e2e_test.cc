@@ -32,6 +32,7 @@ class EndToEndTest : public ::testing::Test {
     std::string yaml =
         "registry: {path: state/drgate.db}\n"
         "shutdown_grace: 5s\n"
+        "auth: {mode: insecure}\n"
         "commcells:\n"
         "  - name: cs1\n"
         "    url: " +
@@ -158,6 +159,20 @@ TEST_F(EndToEndTest, LoginBodyIsDocumentedAndTheTokenIsReused) {
   for (const auto& post : sim_->Requests("/CommServ/DRBackup")) {
     EXPECT_TRUE(post["has_authtoken"].get<bool>());
   }
+}
+
+// Requests are a few hundred bytes; anything above grpc.max_message_bytes (64 KiB by default) is
+// refused before it is parsed, and never reaches the CommServe.
+TEST_F(EndToEndTest, OversizedRequestIsResourceExhausted) {
+  StartSim();
+  StartDrgate();
+  v1::TriggerBackupResponse resp;
+  grpc::Status big = Trigger(BACKUP_TYPE_FULL, false, &resp, "cs1", std::string(70 * 1024, 'x'));
+  EXPECT_EQ(big.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << big.error_message();
+  EXPECT_EQ(sim_->EndpointCount("DRBackup"), 0);
+  // The server goes on serving.
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, false, &resp).ok());
+  EXPECT_EQ(sim_->EndpointCount("DRBackup"), 1);
 }
 
 TEST_F(EndToEndTest, GetJobFindsTheJobAfterARestart) {

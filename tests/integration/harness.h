@@ -4,6 +4,7 @@
 // a gRPC stub, and a small HTTP client for the simulator's admin API and /metrics.
 
 #include <grpcpp/grpcpp.h>
+#include <openssl/evp.h>
 #include <poll.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -73,10 +74,12 @@ class HttpClient {
   std::thread thread_;
 };
 
-// A commserv-sim process with user admin / password s3cret.
+// A commserv-sim process with user admin / password `password` (s3cret unless a test needs a
+// canary).
 class Sim {
  public:
-  Sim(const TempDir& dir, std::vector<std::string> extra_args = {}, bool tls = true) {
+  Sim(const TempDir& dir, std::vector<std::string> extra_args = {}, bool tls = true,
+      const std::string& password = "s3cret") {
     const std::string cert_dir = dir.File("sim-cert");
     std::filesystem::create_directories(cert_dir);
     std::vector<std::string> argv = {DRGATE_BIN_DIR "/commserv-sim",
@@ -86,7 +89,7 @@ class Sim {
                                      "--username",
                                      "admin",
                                      "--password",
-                                     "s3cret"};
+                                     password};
     if (tls) {
       argv.push_back("--cert-out");
       argv.push_back(cert_dir);
@@ -240,6 +243,21 @@ inline CommandResult RunCommand(const std::vector<std::string>& argv,
   waitpid(pid, &status, 0);
   result.exit_code = !timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Lowercase hex SHA-256, as a tokens file lists a caller's token (computed here independently of
+// drgate's own code).
+inline std::string Sha256Hex(const std::string& data) {
+  unsigned char digest[32];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : digest) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xf]);
+  }
+  return out;
 }
 
 // The ErrorInfo of a failed call (empty reason when there is none).

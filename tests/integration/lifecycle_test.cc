@@ -64,7 +64,8 @@ class LifecycleTest : public ::testing::Test {
     dir_.Write("password", "s3cret\n");
     std::string yaml =
         "registry: {path: state/drgate.db}\n"
-        "shutdown_grace: 5s\n" +
+        "shutdown_grace: 5s\n"
+        "auth: {mode: insecure}\n" +
         std::string(kTracking) +
         "commcells:\n"
         "  - name: cs1\n"

@@ -114,6 +114,7 @@ Issued ClientCert(const std::string& cn, const Issued& ca, const std::string& sa
 struct TlsOptions {
   bool mutual = false;
   std::string require_client_cert;  // "", "true" or "false"
+  std::string tokens;               // non-empty: auth.mode tokens with this tokens file
 };
 
 class TlsTest : public ::testing::Test {
@@ -143,6 +144,12 @@ class TlsTest : public ::testing::Test {
     if (o.mutual) yaml += "    client_ca_file: tls/client-ca.crt\n";
     if (!o.require_client_cert.empty()) {
       yaml += "    require_client_cert: " + o.require_client_cert + "\n";
+    }
+    if (o.tokens.empty()) {
+      yaml += "auth: {mode: insecure}\n";
+    } else {
+      dir_.Write("tokens.yaml", o.tokens);
+      yaml += "auth: {mode: tokens, tokens_file: tokens.yaml}\n";
     }
     yaml +=
         "commcells:\n"
@@ -258,6 +265,68 @@ TEST_F(TlsTest, MutualTlsCallerIdentityComesFromTheCertificate) {
     EXPECT_EQ(resp.job().requested_by(), want);
     std::this_thread::sleep_for(300ms);  // the job ends before the next trigger
   }
+}
+
+// With mutual TLS and auth.mode tokens, a client certificate listed in the tokens file stands
+// for its entry: identity, roles and CommCells, as a bearer token would.
+TEST_F(TlsTest, ClientCertificateIdentityMapsToRolesThroughTheTokensFile) {
+  const std::string token = "cert-test-operator-token-0123456789";
+  Start({.mutual = true,
+         .require_client_cert = "",
+         .tokens = "tokens:\n"
+                   "  - certificate: spiffe://example.com/upgrader\n"
+                   "    identity: upgrader\n"
+                   "    roles: [operator]\n"
+                   "  - certificate: dashboards.example.com\n"
+                   "    identity: dashboards\n"
+                   "    roles: [viewer]\n"
+                   "  - sha256: " +
+                   Sha256Hex(token) +
+                   "\n"
+                   "    identity: runbook\n"
+                   "    roles: [operator]\n"},
+        {"--job-duration-ms", "50"});
+  const Issued op = ClientCert("x", ca1_, "URI:spiffe://example.com/upgrader");
+  const Issued viewer = ClientCert("x", ca1_, "DNS:dashboards.example.com");
+  const Issued unknown = ClientCert("stranger", ca1_);
+
+  auto trigger = [&](const Issued& client, const std::string& bearer,
+                     v1::TriggerBackupResponse* resp) {
+    v1::TriggerBackupRequest req;
+    req.set_commcell("cs1");
+    req.set_backup_type(v1::BACKUP_TYPE_FULL);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 20s);
+    if (!bearer.empty()) ctx.AddMetadata("authorization", "Bearer " + bearer);
+    return v1::DrBackupService::NewStub(TlsChannel(ca1_, &client))->TriggerBackup(&ctx, req, resp);
+  };
+
+  v1::TriggerBackupResponse resp;
+  grpc::Status s = trigger(op, "", &resp);
+  ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  EXPECT_EQ(resp.job().requested_by(), "upgrader");
+  std::this_thread::sleep_for(300ms);  // the job ends before the next trigger
+
+  // The viewer's certificate may read but not trigger.
+  EXPECT_TRUE(ListCommCells(TlsChannel(ca1_, &viewer)).ok());
+  s = trigger(viewer, "", &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_EQ(ErrorInfoOf(s).reason(), "PERMISSION_DENIED");
+
+  // A certificate from the trusted CA that the tokens file does not list is not a caller.
+  s = ListCommCells(TlsChannel(ca1_, &unknown));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_EQ(ErrorInfoOf(s).reason(), "UNKNOWN_CERTIFICATE");
+  EXPECT_NE(s.error_message().find("\"stranger\""), std::string::npos) << s.error_message();
+
+  // A bearer token decides when sent: a valid one works over any permitted certificate, a wrong
+  // one fails even with the operator's certificate.
+  s = trigger(unknown, token, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  EXPECT_EQ(resp.job().requested_by(), "runbook");
+  s = trigger(op, "not-the-token", &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_EQ(ErrorInfoOf(s).reason(), "INVALID_TOKEN");
 }
 
 TEST_F(TlsTest, OptionalClientCertificate) {

@@ -18,7 +18,10 @@ constexpr char kAbcSha256[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb
 
 AuthTokenEntry Entry(const std::string& token, const std::string& identity,
                      std::vector<std::string> roles, std::vector<std::string> commcells = {}) {
-  return AuthTokenEntry{Sha256Hex(token), identity, std::move(roles), std::move(commcells)};
+  return AuthTokenEntry{.sha256 = Sha256Hex(token),
+                        .identity = identity,
+                        .roles = std::move(roles),
+                        .commcells = std::move(commcells)};
 }
 
 std::shared_ptr<const Authenticator> MakeAuth() {
@@ -175,6 +178,69 @@ TEST(StatusMappingTest, RetryAfterBecomesRetryInfo) {
     }
   }
   EXPECT_TRUE(found);
+}
+
+TEST(AuthenticatorTest, ClientCertificateStandsForItsEntry) {
+  auto auth =
+      Authenticator::FromTokens({Entry("operator-token-0123456789", "ci", {"operator"}),
+                                 AuthTokenEntry{.certificate = "spiffe://example.com/upgrader",
+                                                .identity = "upgrader",
+                                                .roles = {"viewer"},
+                                                .commcells = {"cs-a"}}});
+  auto p = auth->Authenticate(std::nullopt, "spiffe://example.com/upgrader");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->identity, "upgrader");
+  EXPECT_TRUE(p->viewer);
+  EXPECT_FALSE(p->operator_role);
+  EXPECT_EQ(p->commcells, std::vector<std::string>{"cs-a"});
+
+  auto unknown = auth->Authenticate(std::nullopt, "spiffe://example.com/other");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(unknown.status().reason(), "UNKNOWN_CERTIFICATE");
+  // A sent token decides alone: a wrong one is not rescued by a listed certificate.
+  auto wrong = auth->Authenticate("Bearer nope-0123456789", "spiffe://example.com/upgrader");
+  EXPECT_EQ(wrong.status().reason(), "INVALID_TOKEN");
+  auto token = auth->Authenticate("Bearer operator-token-0123456789", "spiffe://x/other");
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(token->identity, "ci");
+  // In insecure mode the certificate names the caller.
+  auto insecure = Authenticator::Insecure()->Authenticate(std::nullopt, "ops.example.com");
+  ASSERT_TRUE(insecure.ok());
+  EXPECT_EQ(insecure->identity, "ops.example.com");
+  EXPECT_EQ(Authenticator::Insecure()->Authenticate(std::nullopt)->identity, "anonymous");
+}
+
+TEST(TokensFileTest, CertificateEntries) {
+  auto ok = ParseTokensFile(
+      "tokens:\n  - {certificate: spiffe://example.com/a, identity: a, roles: [operator]}\n",
+      "auth.tokens_file", {"cs1"});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ((*ok)[0].certificate, "spiffe://example.com/a");
+  EXPECT_TRUE((*ok)[0].sha256.empty());
+
+  auto both = ParseTokensFile(std::string("tokens:\n  - {sha256: ") + kAbcSha256 +
+                                  ", certificate: a.example.com, identity: a, roles: [viewer]}\n",
+                              "auth.tokens_file", {"cs1"});
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(both.status().message().rfind("auth.tokens_file: tokens[0]: needs exactly one", 0), 0u)
+      << both.status().message();
+  auto neither =
+      ParseTokensFile("tokens:\n  - {identity: a, roles: [viewer]}\n", "auth.tokens_file", {});
+  ASSERT_FALSE(neither.ok());
+  EXPECT_NE(neither.status().message().find("needs exactly one"), std::string::npos);
+  auto dup = ParseTokensFile(
+      "tokens:\n  - {certificate: a.example.com, identity: a, roles: [viewer]}\n"
+      "  - {certificate: a.example.com, identity: b, roles: [viewer]}\n",
+      "auth.tokens_file", {});
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.status().message().rfind("auth.tokens_file: tokens[1].certificate:", 0), 0u)
+      << dup.status().message();
+  auto spaced =
+      ParseTokensFile("tokens:\n  - {certificate: 'CN=a b', identity: a, roles: [viewer]}\n",
+                      "auth.tokens_file", {});
+  ASSERT_FALSE(spaced.ok());
+  EXPECT_NE(spaced.status().message().find("tokens[0].certificate"), std::string::npos);
 }
 
 TEST(TokensFileTest, ParsesAndNamesTheKeyOnErrors) {

@@ -241,6 +241,7 @@ def main():
         with open(config, "w") as f:
             f.write("registry: {path: state/drgate.db}\n"
                     "shutdown_grace: 2s\n"
+                    "auth: {mode: insecure}\n"
                     "tracking: {poll_interval: 200ms, intent_grace: 31s, intent_give_up: 60s}\n"
                     "commcells:\n"
                     "  - name: cs1\n"

@@ -31,6 +31,7 @@ class ConfigTest : public ::testing::Test {
 };
 
 constexpr char kMinimal[] = R"(
+auth: {mode: insecure}
 commcells:
   - name: cs1
     url: https://cs1.example.com/commandcenter/api
@@ -63,6 +64,7 @@ metrics: {listen: "127.0.0.1:0"}
 registry: {path: /var/lib/drgate/jobs.db}
 log: {level: debug}
 shutdown_grace: 3s
+auth: {mode: insecure}
 commcells:
   - name: prod.cs-1
     url: https://cs1/webconsole/api
@@ -174,6 +176,7 @@ commcells:
 TEST_F(ConfigTest, IntentGraceMustOutlastTheSlowestTrigger) {
   ExpectError(R"(
 tracking: {intent_grace: 30s}
+auth: {mode: insecure}
 commcells:
   - name: a
     url: https://x/api
@@ -182,6 +185,25 @@ commcells:
     request_timeout: 20s
 )",
               "tracking.intent_grace", "2 x connect_timeout + 2 x request_timeout = 50 s");
+}
+
+// Who may start a DR backup is never a silent default: an absent `auth` section is an error that
+// shows both ways to write it.
+TEST_F(ConfigTest, AuthSectionIsRequired) {
+  const std::string without_auth = std::string(kMinimal).substr(sizeof("\nauth: {mode: insecure}"));
+  ExpectError("\n" + without_auth, "auth", "auth: {mode: insecure}");
+  ExpectError("auth: {}\n" + without_auth, "auth.mode", "tokens or insecure");
+}
+
+TEST_F(ConfigTest, MaxMessageBytes) {
+  auto c = Parse(kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->grpc_max_message_bytes, 65536);
+  c = Parse(std::string("grpc: {max_message_bytes: 2048}") + kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->grpc_max_message_bytes, 2048);
+  ExpectError(std::string("grpc: {max_message_bytes: 100}") + kMinimal, "grpc.max_message_bytes",
+              "1024-16777216");
 }
 
 TEST_F(ConfigTest, SyntaxErrorNamesTheLine) {
@@ -220,6 +242,7 @@ TEST(ParseDurationTest, AcceptsUnitsAndSums) {
 TEST_F(ConfigTest, LoadConfigResolvesAgainstTheFilesFolder) {
   const std::string path = dir_.Write("etc/drgate.yaml", R"(
 registry: {path: state/jobs.db}
+auth: {mode: insecure}
 commcells:
   - name: cs1
     url: https://cs1/commandcenter/api

@@ -11,6 +11,7 @@ namespace {
 using drgate::testing::TempDir;
 
 constexpr char kCommCells[] = R"(
+auth: {mode: insecure}
 commcells:
   - name: cs1
     url: https://cs1.example.com/commandcenter/api
@@ -86,6 +87,31 @@ TEST_F(TlsConfigTest, ErrorsNameTheKey) {
   ExpectError("  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key, require_client_cert: 3}\n",
               "grpc.tls.require_client_cert", "true or false");
   ExpectError("  tls: {cert: tls/tls.crt}\n", "grpc.tls.cert", "unknown key");
+}
+
+// A tokens-file entry naming a client certificate can only ever match under mutual TLS.
+TEST_F(TlsConfigTest, CertificateCallersNeedMutualTls) {
+  dir_.Write("tokens.yaml",
+             "tokens:\n  - {certificate: spiffe://example.com/a, identity: a, roles: [viewer]}\n");
+  const std::string cells = std::string(kCommCells).substr(sizeof("\nauth: {mode: insecure}"));
+  const std::string auth = "auth: {mode: tokens, tokens_file: tokens.yaml}\n";
+  auto plain =
+      ParseConfig("grpc:\n  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key}\n" + auth + cells,
+                  dir_.path().string());
+  ASSERT_FALSE(plain.ok());
+  EXPECT_EQ(plain.status().message().rfind("auth.tokens_file: tokens[0].certificate: needs mutual "
+                                           "TLS (grpc.tls.client_ca_file)",
+                                           0),
+            0u)
+      << plain.status().message();
+  auto mutual = ParseConfig(
+      "grpc:\n  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key, client_ca_file: "
+      "tls/ca.crt}\n" +
+          auth + cells,
+      dir_.path().string());
+  ASSERT_TRUE(mutual.ok()) << mutual.status().ToString();
+  ASSERT_EQ(mutual->auth.tokens.size(), 1u);
+  EXPECT_EQ(mutual->auth.tokens[0].certificate, "spiffe://example.com/a");
 }
 
 }  // namespace
