@@ -310,6 +310,9 @@ def scenario_go(args, tmp):
 
 
 def scenario_ansible(args, tmp):
+    # Ansible's temporary files stay in this run's folder, not in $HOME.
+    CHILD_ENV.update({"ANSIBLE_LOCAL_TEMP": os.path.join(tmp, "ansible-local"),
+                      "ANSIBLE_REMOTE_TEMP": os.path.join(tmp, "ansible-remote")})
     stack = Stack(args, tmp, tokens=True)
     try:
         sim = stack.sim
