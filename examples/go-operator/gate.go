@@ -167,7 +167,7 @@ func (g *Gate) EnsureBackup(ctx context.Context, upgradeID string, acceptErrors 
 	// is a read: repeating it is always safe) and starts with the job's current state.
 	watchCtx, cancel := context.WithTimeout(ctx, g.WaitTimeout)
 	defer cancel()
-	err = g.retry(watchCtx, "WatchJob", func(ctx context.Context) error {
+	err = g.retry(watchCtx, "WatchJob of job "+job.GetJobId(), func(ctx context.Context) error {
 		stream, err := g.Client.WatchJob(ctx, &drgatev1.WatchJobRequest{
 			Commcell: job.GetCommcell(),
 			JobId:    job.GetJobId(),

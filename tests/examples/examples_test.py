@@ -223,10 +223,17 @@ class Stack:
                 print(f"--- {p.name} (exit {rc}), last lines:\n{p.output()}", file=sys.stderr)
 
 
-def run(argv, timeout=60):
-    """Runs a client to its end; returns (exit code, stdout, stderr)."""
-    r = subprocess.run(argv, capture_output=True, text=True, env=CHILD_ENV,
-                       timeout=max(1, min(timeout, DEADLINE - time.monotonic())))
+def run(argv, timeout=20):
+    """Runs a client that must end by itself (no job left to finish); returns
+    (exit code, stdout, stderr)."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, env=CHILD_ENV,
+                           timeout=max(1, min(timeout, DEADLINE - time.monotonic())))
+    except subprocess.TimeoutExpired as e:
+        out = "".join(x.decode(errors="replace") if isinstance(x, bytes) else x
+                      for x in (e.stdout or "", e.stderr or ""))
+        raise Failure(f"{argv[0]} still running after {e.timeout:.0f}s (waiting for a job that "
+                      f"should not exist?):\n{out}") from e
     return r.returncode, r.stdout, r.stderr
 
 
