@@ -13,6 +13,12 @@ packages=(
   libsqlite3-dev sqlite3 nlohmann-json3-dev libpugixml-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libfmt-dev
   prometheus clang-format
+  # examples/ and their tests: the Go operator (offline GOPATH build), Ansible, Python clients.
+  # golang-github-golang-protobuf-1-5-dev is named so apt does not pick -1-3-dev for grpc-go:
+  # that one cannot marshal the messages protoc-gen-go 1.28 generates (a panic at run time).
+  golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-google-genproto-dev
+  golang-github-golang-protobuf-1-5-dev
+  protoc-gen-go protoc-gen-go-grpc ansible-core python3-grpcio python3-protobuf
 )
 
 missing=()
