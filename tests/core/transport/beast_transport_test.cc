@@ -16,19 +16,20 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include "tests/core/transport/test_cert.h"
 #include "tests/core/transport/test_server.h"
+#include "tests/fakes/temp_dir.h"
+#include "tests/fakes/test_pki.h"
 
 namespace drgate::commserv {
 namespace {
 
+using drgate::testing::Issued;
+using drgate::testing::SelfSigned;
+using drgate::testing::TempDir;
 using ::testing::HasSubstr;
-using testing::MakeSelfSignedCert;
 using ::testing::Not;
 using testing::Reply;
 using ::testing::StartsWith;
-using testing::TempDir;
-using testing::TestCert;
 using testing::TestServer;
 using namespace std::chrono_literals;
 
@@ -169,7 +170,7 @@ TEST_F(BeastTransportTest, PlainHttpRoundTripCarriesRequestAndResponse) {
 }
 
 TEST_F(BeastTransportTest, HttpsRoundTripTrustsCaFileAndSendsSni) {
-  const TestCert cert = MakeSelfSignedCert("localhost", {"localhost"}, {"127.0.0.1"});
+  const Issued cert = SelfSigned("localhost", "DNS:localhost,IP:127.0.0.1");
   TempDir dir;
   TestServer server([](const testing::ReceivedRequest&) { return Ok(R"({"ok":1})"); }, &cert);
   TransportOptions options = FastOptions();
@@ -187,7 +188,7 @@ TEST_F(BeastTransportTest, HttpsRoundTripTrustsCaFileAndSendsSni) {
 }
 
 TEST_F(BeastTransportTest, HttpsByIpAddressVerifiesIpSanWithoutSni) {
-  const TestCert cert = MakeSelfSignedCert("localhost", {"localhost"}, {"127.0.0.1"});
+  const Issued cert = SelfSigned("localhost", "DNS:localhost,IP:127.0.0.1");
   TempDir dir;
   TestServer server([](const testing::ReceivedRequest&) { return Ok(); }, &cert);
   TransportOptions options = FastOptions();
@@ -201,7 +202,7 @@ TEST_F(BeastTransportTest, HttpsByIpAddressVerifiesIpSanWithoutSni) {
 }
 
 TEST_F(BeastTransportTest, UntrustedCertificateIsTlsError) {
-  const TestCert cert = MakeSelfSignedCert("localhost", {"localhost"}, {"127.0.0.1"});
+  const Issued cert = SelfSigned("localhost", "DNS:localhost,IP:127.0.0.1");
   TestServer server([](const testing::ReceivedRequest&) { return Ok(); }, &cert);
   auto transport = Make(TlsEndpoint(server.port(), "localhost"), FastOptions());
 
@@ -213,7 +214,7 @@ TEST_F(BeastTransportTest, UntrustedCertificateIsTlsError) {
 }
 
 TEST_F(BeastTransportTest, IpAddressMissingFromCertificateIsTlsError) {
-  const TestCert cert = MakeSelfSignedCert("other.example", {"other.example"}, {});
+  const Issued cert = SelfSigned("other.example", "DNS:other.example");
   TempDir dir;
   TestServer server([](const testing::ReceivedRequest&) { return Ok(); }, &cert);
   TransportOptions options = FastOptions();
@@ -228,7 +229,7 @@ TEST_F(BeastTransportTest, IpAddressMissingFromCertificateIsTlsError) {
 }
 
 TEST_F(BeastTransportTest, HostNameMissingFromCertificateIsTlsError) {
-  const TestCert cert = MakeSelfSignedCert("other.example", {"other.example"}, {"127.0.0.1"});
+  const Issued cert = SelfSigned("other.example", "DNS:other.example,IP:127.0.0.1");
   TempDir dir;
   TestServer server([](const testing::ReceivedRequest&) { return Ok(); }, &cert);
   TransportOptions options = FastOptions();
@@ -242,7 +243,7 @@ TEST_F(BeastTransportTest, HostNameMissingFromCertificateIsTlsError) {
 }
 
 TEST_F(BeastTransportTest, InsecureSkipVerifyAcceptsUntrustedCertificate) {
-  const TestCert cert = MakeSelfSignedCert("other.example", {"other.example"}, {});
+  const Issued cert = SelfSigned("other.example", "DNS:other.example");
   TestServer server([](const testing::ReceivedRequest&) { return Ok(); }, &cert);
   TransportOptions options = FastOptions();
   options.insecure_skip_verify = true;
@@ -266,7 +267,7 @@ TEST_F(BeastTransportTest, KeepAliveReusesOneConnection) {
 }
 
 TEST_F(BeastTransportTest, KeepAliveReusesOneTlsConnection) {
-  const TestCert cert = MakeSelfSignedCert("localhost", {"localhost"}, {"127.0.0.1"});
+  const Issued cert = SelfSigned("localhost", "DNS:localhost,IP:127.0.0.1");
   TempDir dir;
   TestServer server([](const testing::ReceivedRequest&) { return Ok(); }, &cert);
   TransportOptions options = FastOptions();
@@ -523,7 +524,7 @@ TEST_F(BeastTransportTest, CaFileWithoutCertificatesIsInvalidArgumentNamingIt) {
 
 TEST_F(BeastTransportTest, AMatchingClientCertificateAndKeyLoad) {
   TempDir dir;
-  const TestCert client = MakeSelfSignedCert("drgate-client", {"drgate.example.com"}, {});
+  const Issued client = SelfSigned("drgate-client", "DNS:drgate.example.com");
   TransportOptions options;
   options.client_cert_file = dir.Write("client.pem", client.cert_pem);
   options.client_key_file = dir.Write("client.key", client.key_pem);
@@ -535,8 +536,8 @@ TEST_F(BeastTransportTest, AMatchingClientCertificateAndKeyLoad) {
 
 TEST_F(BeastTransportTest, AClientKeyOfAnotherCertificateIsInvalidArgumentNamingBoth) {
   TempDir dir;
-  const TestCert client = MakeSelfSignedCert("drgate-client", {"drgate.example.com"}, {});
-  const TestCert other = MakeSelfSignedCert("other", {"other.example.com"}, {});
+  const Issued client = SelfSigned("drgate-client", "DNS:drgate.example.com");
+  const Issued other = SelfSigned("other", "DNS:other.example.com");
   TransportOptions options;
   options.client_cert_file = dir.Write("client.pem", client.cert_pem);
   options.client_key_file = dir.Write("other.key", other.key_pem);

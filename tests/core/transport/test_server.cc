@@ -20,7 +20,7 @@ namespace ssl = boost::asio::ssl;
 namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 
-TestServer::TestServer(Handler handler, const TestCert* cert)
+TestServer::TestServer(Handler handler, const drgate::testing::Issued* cert)
     : handler_(std::move(handler)),
       tls_(cert != nullptr),
       ssl_ctx_(ssl::context::tls_server),

@@ -22,7 +22,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 
-#include "tests/core/transport/test_cert.h"
+#include "tests/fakes/test_pki.h"
 
 namespace drgate::commserv::testing {
 
@@ -55,7 +55,7 @@ using Handler = std::function<Reply(const ReceivedRequest&)>;
 class TestServer {
  public:
   // HTTPS when `cert` is given, plain HTTP otherwise.
-  explicit TestServer(Handler handler, const TestCert* cert = nullptr);
+  explicit TestServer(Handler handler, const drgate::testing::Issued* cert = nullptr);
   ~TestServer();  // Stop()
   TestServer(const TestServer&) = delete;
   TestServer& operator=(const TestServer&) = delete;
