@@ -155,7 +155,10 @@ int RunLoad(const LoadOptions& options) {
     std::string first_error;
     const Samples samples = runner.Merged(&errors, &first_error);
     const double rate = static_cast<double>(samples.size()) / options.seconds;
-    const std::string scenario = "read " + options.method + " @" + std::to_string(concurrency);
+    const std::string name = options.method == "GetJob"
+                                 ? options.method
+                                 : options.method + "/" + std::to_string(options.page_size);
+    const std::string scenario = "read " + name + " @" + std::to_string(concurrency);
     const bool p99_ok = samples.Quantile(0.99) < 2000;
     Row(scenario, "throughput (calls/s, " + Fixed(options.seconds, 1) + " s)", Fixed(rate, 0),
         concurrency >= 16 ? ">= 20,000/s on 2 cores" : "",
@@ -176,8 +179,10 @@ int RunLoad(const LoadOptions& options) {
       Row(scenario, "errors", std::to_string(errors) + " (" + first_error + ")");
     }
     if (!options.out.empty()) {
-      samples.Write(options.out + "/read-" + options.method + "-" + std::to_string(concurrency) +
-                    ".txt");
+      const std::string page =
+          options.method == "GetJob" ? "" : "-" + std::to_string(options.page_size);
+      samples.Write(options.out + "/read-" + options.method + page + "-" +
+                    std::to_string(concurrency) + ".txt");
     }
     std::cerr << scenario << ": " << samples.size() << " calls\n";
     if (samples.empty()) return 1;

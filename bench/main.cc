@@ -88,8 +88,6 @@ int main(int argc, char** argv) {
   tr->add_option("--rounds", trigger.rounds)->capture_default_str();
   tr->add_option("--per-round", trigger.per_round)->capture_default_str();
   tr->add_option("--runbook-per-round", trigger.runbook_per_round)->capture_default_str();
-  tr->add_option("--scratch-db", trigger.scratch_db,
-                 "registry file to time a trigger's two durable writes alone");
   tr->add_option("--out", trigger.out);
 
   std::string seed_db, seed_prefix = "cs", seed_sim, seed_ca, seed_password;

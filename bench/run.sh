@@ -155,9 +155,11 @@ start_target="< 1 s"
 verdict=$( ((startup_ms < 1000)) && echo meets || echo MISSES)
 echo "| registry $biggest jobs | drgate process start to serving gRPC | $startup_ms ms | $start_target | $verdict |" |
   tee -a "$rows"
-for method in GetJob ListJobs; do
-  echo "bench: read path $method" >&2
-  "$bench" load --target "$grpc" --method "$method" --concurrency 1 16 256 \
+# ListJobs with the default page (50 jobs), and with pages of 10 (a dashboard's "latest jobs").
+for load in "GetJob 50" "ListJobs 50" "ListJobs 10"; do
+  read -r method page <<<"$load"
+  echo "bench: read path $method (page $page)" >&2
+  "$bench" load --target "$grpc" --method "$method" --page-size "$page" --concurrency 1 16 256 \
     --seconds "$load_seconds" --warmup "$load_warmup" --jobs "$biggest" --pid "$drgate_pid" \
     --out "$out" | tee -a "$rows"
 done
@@ -181,8 +183,7 @@ fi
 "$bench" trigger --sim "$sim_url" --ca "$sim_cert" --password "$password" --target "$trigger_grpc" \
   "${tmpfs_args[@]}" \
   --runbook "$root/bench/runbook.sh" --rounds "$rounds" --per-round "$per_round" \
-  --runbook-per-round "$runbook_per_round" --scratch-db "$state/scratch.db" --out "$out" |
-  tee -a "$rows"
+  --runbook-per-round "$runbook_per_round" --out "$out" | tee -a "$rows"
 stop "$trigger_pid"
 if ((${#tmpfs_args[@]})); then
   stop "$drgate_pid"

@@ -54,9 +54,6 @@ struct TriggerOptions {
   int rounds = 5;
   int per_round = 60;         // (b) and (c) samples per round
   int runbook_per_round = 6;  // (a) and (b0) samples per round
-  // A scratch registry on the same file system as drgate's, to time the two durable writes of a
-  // trigger (intent, then job + intent closed) without the network. Empty: not measured.
-  std::string scratch_db;
   std::string out;
 };
 int RunTrigger(const TriggerOptions& options);

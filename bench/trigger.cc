@@ -20,13 +20,11 @@
 
 #include <fcntl.h>
 
-#include <filesystem>
 #include <iostream>
 
 #include "bench/common.h"
 #include "bench/scenarios.h"
 #include "core/commserv/codec.h"
-#include "core/registry/sqlite_job_store.h"
 #include "drgate/v1/drgate.grpc.pb.h"
 
 extern char** environ;
@@ -88,35 +86,6 @@ void RunRunbook(const TriggerOptions& options) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     throw std::runtime_error("the runbook failed (exit status " + std::to_string(status) + ")");
   }
-}
-
-// The registry's share of a trigger: AddIntent, then PutJobs closing the intent, each a
-// committed (fsync'd) transaction, as the orchestrator does around the POST.
-Samples TimeRegistryWrites(const std::string& path, int count) {
-  std::filesystem::remove(path);
-  std::filesystem::remove(path + "-wal");
-  std::filesystem::remove(path + "-shm");
-  auto store = SqliteJobStore::Open(path);
-  if (!store.ok()) throw std::runtime_error(store.status().ToString());
-  Samples samples;
-  for (int i = 0; i < count; ++i) {
-    const auto start = SteadyClock::now();
-    TriggerIntent intent;
-    intent.commcell = "bench";
-    intent.request_id = "scratch-" + std::to_string(i);
-    intent.create_time = std::chrono::system_clock::now();
-    auto id = (*store)->AddIntent(intent);
-    if (!id.ok()) throw std::runtime_error(id.status().ToString());
-    Job job;
-    job.commcell = "bench";
-    job.job_id = std::to_string(i + 1);
-    job.request_id = intent.request_id;
-    job.create_time = intent.create_time;
-    job.update_time = intent.create_time;
-    if (Status s = (*store)->PutJobs({job}, *id); !s.ok()) throw std::runtime_error(s.ToString());
-    samples.Add(MicrosSince(start));
-  }
-  return samples;
 }
 
 std::string PercentileCell(const Samples& s) {
@@ -241,13 +210,6 @@ int RunTrigger(const TriggerOptions& options) {
   }
   Row(scenario, "b0/c at p50 (a direct client that logs in per call, vs drgate)",
       Fixed(b0.Quantile(0.5) / c.Quantile(0.5), 1));
-  if (!options.scratch_db.empty()) {
-    const Samples writes = TimeRegistryWrites(options.scratch_db, static_cast<int>(c.size()));
-    Row(scenario,
-        "registry writes of one trigger alone (intent + job, 2 fsync'd commits), p50 / p99",
-        FormatMicros(writes.Quantile(0.5)) + " / " + FormatMicros(writes.Quantile(0.99)));
-    if (!options.out.empty()) writes.Write(options.out + "/trigger-registry-writes.txt");
-  }
   if (!options.out.empty()) {
     a.Write(options.out + "/trigger-a-runbook.txt");
     b0.Write(options.out + "/trigger-b0-beast-cold.txt");
