@@ -1,6 +1,6 @@
 #include "plugin/http_admin.h"
 
-#include <prometheus/text_serializer.h>
+#include "core/metrics/text_format.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -65,7 +65,7 @@ http::response<http::string_body> Answer(const Handlers& h,
   } else if (path == "/metrics") {
     res.result(http::status::ok);
     res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-    res.body() = prometheus::TextSerializer().Serialize(h.registry->Collect());
+    res.body() = SerializeTextFormat(h.registry->Collect());
   } else if (path == "/healthz") {
     res.result(http::status::ok);
     res.set(http::field::content_type, "text/plain");

@@ -1,0 +1,193 @@
+// drgate-bench load: closed-loop read load on drgate's gRPC port. `concurrency` calls are always
+// outstanding on gRPC's callback API (each completion starts the next call), so a few library
+// threads drive hundreds of concurrent calls. Per level: throughput, latency percentiles, and
+// drgate's CPU time per call (from /proc), which says what two dedicated cores would sustain
+// even when the client and other work share this machine's cores.
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <iostream>
+#include <mutex>
+#include <random>
+
+#include "bench/common.h"
+#include "bench/scenarios.h"
+#include "drgate/v1/drgate.grpc.pb.h"
+
+namespace drgate::bench {
+namespace {
+
+// Channels that do not share one TCP connection (each has its own subchannel pool).
+std::vector<std::unique_ptr<v1::DrBackupService::Stub>> MakeStubs(const std::string& target,
+                                                                  int channels) {
+  std::vector<std::unique_ptr<v1::DrBackupService::Stub>> stubs;
+  for (int i = 0; i < channels; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("drgate.bench.channel", i);
+    stubs.push_back(v1::DrBackupService::NewStub(
+        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args)));
+  }
+  return stubs;
+}
+
+// One closed loop: a call at a time, the next one started from the previous one's callback.
+struct Loop {
+  v1::DrBackupService::Stub* stub = nullptr;
+  std::mt19937_64 random;
+  std::unique_ptr<grpc::ClientContext> context;
+  v1::GetJobRequest get_request;
+  v1::Job get_response;
+  v1::ListJobsRequest list_request;
+  v1::ListJobsResponse list_response;
+  SteadyClock::time_point started;
+  Samples samples;  // only this loop's callback writes it
+  int64_t errors = 0;
+  std::string first_error;
+};
+
+class Runner {
+ public:
+  Runner(const LoadOptions& options, int concurrency,
+         const std::vector<std::unique_ptr<v1::DrBackupService::Stub>>& stubs)
+      : options_(options), loops_(concurrency) {
+    for (int i = 0; i < concurrency; ++i) {
+      loops_[i].stub = stubs[i % stubs.size()].get();
+      loops_[i].random.seed(1000 + i);
+    }
+    // The window is fixed here, before any thread reads it.
+    const auto now = SteadyClock::now();
+    measure_from_ = now + std::chrono::duration_cast<SteadyClock::duration>(
+                              std::chrono::duration<double>(options_.warmup_seconds));
+    stop_at_ = measure_from_ + std::chrono::duration_cast<SteadyClock::duration>(
+                                   std::chrono::duration<double>(options_.seconds));
+  }
+
+  void Run() {
+    running_ = static_cast<int>(loops_.size());
+    for (auto& loop : loops_) Issue(loop);
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return running_ == 0; });
+  }
+
+  SteadyClock::time_point measure_from() const { return measure_from_; }
+  SteadyClock::time_point stop_at() const { return stop_at_; }
+  Samples Merged(int64_t* errors, std::string* first_error) const {
+    Samples all;
+    for (const auto& loop : loops_) {
+      all.Append(loop.samples);
+      *errors += loop.errors;
+      if (first_error->empty()) *first_error = loop.first_error;
+    }
+    return all;
+  }
+
+ private:
+  void Issue(Loop& loop) {
+    loop.context = std::make_unique<grpc::ClientContext>();
+    loop.context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    loop.started = SteadyClock::now();
+    auto done = [this, &loop](grpc::Status status) { Done(loop, status); };
+    if (options_.method == "GetJob") {
+      std::uniform_int_distribution<int64_t> pick(0, options_.jobs - 1);
+      loop.get_request.set_commcell(options_.commcell);
+      loop.get_request.set_job_id(std::to_string(kFirstFilledJobId + pick(loop.random)));
+      loop.stub->async()->GetJob(loop.context.get(), &loop.get_request, &loop.get_response,
+                                 std::move(done));
+    } else {
+      loop.list_request.set_commcell(options_.commcell);
+      loop.list_request.set_page_size(options_.page_size);
+      loop.stub->async()->ListJobs(loop.context.get(), &loop.list_request, &loop.list_response,
+                                   std::move(done));
+    }
+  }
+
+  void Done(Loop& loop, const grpc::Status& status) {
+    const auto now = SteadyClock::now();
+    // Calls that started in the measured window and ended in it count.
+    if (loop.started >= measure_from_ && now <= stop_at_) {
+      if (status.ok()) {
+        loop.samples.Add(std::chrono::duration<double, std::micro>(now - loop.started).count());
+      } else {
+        if (loop.first_error.empty()) loop.first_error = status.error_message();
+        ++loop.errors;
+      }
+    }
+    if (now < stop_at_) {
+      Issue(loop);
+      return;
+    }
+    std::lock_guard lock(mu_);
+    if (--running_ == 0) cv_.notify_all();
+  }
+
+  const LoadOptions& options_;
+  std::vector<Loop> loops_;
+  SteadyClock::time_point measure_from_;  // set by the constructor
+  SteadyClock::time_point stop_at_;       // set by the constructor
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int running_ = 0;  // guarded by mu_
+};
+
+}  // namespace
+
+int RunLoad(const LoadOptions& options) {
+  const auto stubs = MakeStubs(options.target, options.channels);
+  for (int concurrency : options.concurrency) {
+    Runner runner(options, concurrency, stubs);
+    // CPU time is read at the edges of the measured window, from a helper thread.
+    std::thread sampler;
+    std::optional<ProcSample> cpu_start, cpu_end;
+    if (options.pid > 0) {
+      sampler = std::thread([&] {
+        std::this_thread::sleep_until(runner.measure_from());
+        cpu_start = ReadProc(options.pid);
+        std::this_thread::sleep_until(runner.stop_at());
+        cpu_end = ReadProc(options.pid);
+      });
+    }
+    runner.Run();
+    if (sampler.joinable()) sampler.join();
+
+    int64_t errors = 0;
+    std::string first_error;
+    const Samples samples = runner.Merged(&errors, &first_error);
+    const double rate = static_cast<double>(samples.size()) / options.seconds;
+    const std::string name = options.method == "GetJob"
+                                 ? options.method
+                                 : options.method + "/" + std::to_string(options.page_size);
+    const std::string scenario = "read " + name + " @" + std::to_string(concurrency);
+    const bool p99_ok = samples.Quantile(0.99) < 2000;
+    Row(scenario, "throughput (calls/s, " + Fixed(options.seconds, 1) + " s)", Fixed(rate, 0),
+        concurrency >= 16 ? ">= 20,000/s on 2 cores" : "",
+        concurrency >= 16 ? Verdict(rate >= 20000) : "");
+    Row(scenario, "latency p50 / p90 / p99 / max",
+        FormatMicros(samples.Quantile(0.5)) + " / " + FormatMicros(samples.Quantile(0.9)) + " / " +
+            FormatMicros(samples.Quantile(0.99)) + " / " + FormatMicros(samples.Max()),
+        "p99 < 2 ms", Verdict(p99_ok));
+    if (cpu_start && cpu_end && !samples.empty()) {
+      const double cpu_us = (cpu_end->cpu_seconds - cpu_start->cpu_seconds) * 1e6 /
+                            static_cast<double>(samples.size());
+      const double capacity = cpu_us > 0 ? 2e6 / cpu_us : 0;
+      Row(scenario, "drgate CPU per call (capacity of 2 dedicated cores)",
+          FormatMicros(cpu_us) + " (" + Fixed(capacity, 0) + "/s)", ">= 20,000/s on 2 cores",
+          Verdict(capacity >= 20000));
+    }
+    if (errors > 0) {
+      Row(scenario, "errors", std::to_string(errors) + " (" + first_error + ")");
+    }
+    if (!options.out.empty()) {
+      const std::string page =
+          options.method == "GetJob" ? "" : "-" + std::to_string(options.page_size);
+      samples.Write(options.out + "/read-" + options.method + page + "-" +
+                    std::to_string(concurrency) + ".txt");
+    }
+    std::cerr << scenario << ": " << samples.size() << " calls\n";
+    if (samples.empty()) return 1;
+  }
+  return 0;
+}
+
+}  // namespace drgate::bench
