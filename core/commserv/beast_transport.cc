@@ -328,8 +328,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       case Phase::kRead: t = options().read_timeout; break;
     }
     if (deadline_) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(*deadline_ - Clock::now());
+      // Rounded up: the timer must not fire before the deadline, so whoever set it can tell
+      // "the deadline ended this" from "the phase timed out".
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - Clock::now());
       t = std::max(std::chrono::milliseconds(1), std::min(t, left));
     }
     phase_timeout_ = t;
