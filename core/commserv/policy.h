@@ -35,8 +35,8 @@ struct CircuitBreakerPolicy {
 };
 
 struct ClientPolicy {
-  // The most one call (token, retries and back-off included) may take; a caller's earlier
-  // deadline wins.
+  // The most one call (retries and back-off included) may take; a caller's earlier deadline
+  // wins. A login the call waits for has a request_timeout of its own.
   std::chrono::milliseconds request_timeout{60000};
   RetryPolicy retry;
   CircuitBreakerPolicy circuit_breaker;

@@ -12,11 +12,13 @@
 // Resending after a 401 is safe for a POST: the CommServe answered, so it did not act on it.
 //
 // Policies (ClientPolicy, per CommCell; README "Upstream faults"):
-//   - Deadline: one call (token, retries and back-off included) ends by the caller's deadline
-//     (DrBackupRequest::deadline) or after request_timeout, whichever comes first. Each HTTP
-//     exchange carries that deadline to the transport. When the caller's deadline is what ends
-//     it, the error is DEADLINE_EXCEEDED (reason DEADLINE_EXCEEDED), keeping the transport's
-//     "phase" and "request_sent"; a call whose deadline has passed is not sent at all.
+//   - Deadline: one call (retries and back-off included) ends by the caller's deadline
+//     (DrBackupRequest::deadline) or request_timeout after it started, whichever comes first.
+//     Each HTTP exchange carries that deadline to the transport. A login or renewal the call
+//     waits for is shared with other calls and bounded by its own request_timeout. When the
+//     caller's deadline is what ends it, the error is DEADLINE_EXCEEDED (reason DEADLINE_EXCEEDED),
+//     keeping the transport's "phase" and "request_sent"; a call whose deadline has passed is not
+//     sent at all.
 //   - Retries, with exponential back-off and full jitter (FullJitterBackoff), only where a
 //     second request cannot start a second job: reads (GET job list, GET job) after a transport
 //     failure, a 5xx or a 429 (waiting at least Retry-After); any request after a failure that
