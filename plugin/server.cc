@@ -289,7 +289,12 @@ bool SameConnection(const CommCellConfig& a, const CommCellConfig& b) {
          a.ca_file == b.ca_file && a.insecure_skip_verify == b.insecure_skip_verify &&
          a.client_cert_file == b.client_cert_file && a.client_key_file == b.client_key_file &&
          a.device_id == b.device_id && a.connect_timeout == b.connect_timeout &&
-         a.request_timeout == b.request_timeout;
+         a.request_timeout == b.request_timeout && a.retry_max_attempts == b.retry_max_attempts &&
+         a.retry_initial_backoff == b.retry_initial_backoff &&
+         a.retry_max_backoff == b.retry_max_backoff &&
+         a.breaker_failure_threshold == b.breaker_failure_threshold &&
+         a.breaker_open_for == b.breaker_open_for && a.max_response_bytes == b.max_response_bytes &&
+         a.max_pending_requests == b.max_pending_requests;
 }
 
 StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& config) {
@@ -317,6 +322,7 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
     topts.insecure_skip_verify = c.insecure_skip_verify;
     topts.client_cert_file = c.client_cert_file;
     topts.client_key_file = c.client_key_file;
+    topts.max_response_bytes = static_cast<std::size_t>(c.max_response_bytes);
     if (c.insecure_skip_verify && endpoint->tls) {
       spdlog::warn(
           "commcell {}: insecure_skip_verify is set: the CommServe's TLS certificate is "
@@ -338,8 +344,14 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
     sopts.password = c.password;
     sopts.token = c.token;
     sopts.device_id = c.device_id;
+    sopts.policy.request_timeout = c.request_timeout;
+    sopts.policy.retry = {c.retry_max_attempts, c.retry_initial_backoff, c.retry_max_backoff};
+    sopts.policy.circuit_breaker = {c.breaker_failure_threshold, c.breaker_open_for};
+    sopts.policy.max_response_bytes = static_cast<std::size_t>(c.max_response_bytes);
+    sopts.policy.max_pending_requests = static_cast<std::size_t>(c.max_pending_requests);
     auto client =
-        commserv::SessionClient::Create(std::move(sopts), std::move(*transport), *metrics_, clock_);
+        commserv::SessionClient::Create(std::move(sopts), std::move(*transport), *metrics_, clock_,
+                                        commserv::MakeAsioScheduler(io_));
     next.emplace(c.name, Built{c, endpoint->ToString(), client});
     cells.push_back(jobs::CommCell{c.name, endpoint->ToString(), client, on_active});
   }

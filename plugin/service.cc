@@ -27,6 +27,15 @@ jobs::Orchestrator::TriggerCallback AnswerTrigger(grpc::ServerUnaryReactor* reac
   };
 }
 
+// The caller's gRPC deadline; nullopt when it set none (grpc reports that as the far future).
+std::optional<TimePoint> CallerDeadline(const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline >= std::chrono::system_clock::time_point::max() - std::chrono::hours(24 * 365)) {
+    return std::nullopt;
+  }
+  return deadline;
+}
+
 }  // namespace
 
 std::string VerifiedCertificateIdentity(const grpc::CallbackServerContext& context) {
@@ -66,6 +75,7 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::TriggerBackup(
   r.compression = request->compression();
   r.request_id = request->request_id();
   r.requested_by = caller.identity;
+  r.deadline = CallerDeadline(*context);
 
   auto* reactor = context->DefaultReactor();
   orchestrator_.TriggerBackup(std::move(r), AnswerTrigger(reactor, response));
@@ -289,6 +299,7 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
   r.backup_type = *type;
   r.request_id = request->request_id();
   r.requested_by = caller.identity;
+  r.deadline = CallerDeadline(*context);
 
   auto* reactor = context->DefaultReactor();
   orchestrator_.EnsureRecentBackup(std::move(r), max_age, AnswerTrigger(reactor, response));

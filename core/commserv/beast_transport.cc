@@ -183,11 +183,13 @@ class Pool;
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(std::shared_ptr<Pool> pool, std::shared_ptr<Connection> conn, bool fresh,
-           http::request<http::string_body> request, HttpTransport::Callback done)
+           http::request<http::string_body> request, std::optional<Clock::time_point> deadline,
+           HttpTransport::Callback done)
       : pool_(std::move(pool)),
         conn_(std::move(conn)),
         fresh_(fresh),
         request_(std::move(request)),
+        deadline_(deadline),
         done_(std::move(done)),
         resolver_(conn_->executor()),
         resolve_timer_(conn_->executor()) {}
@@ -214,7 +216,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     resolve_settled_ = true;
     resolve_timer_.cancel();
     if (ec) return Fail(Phase::kResolve, ec);
-    conn_->Tcp().expires_after(options().connect_timeout);
+    conn_->Tcp().expires_after(TimeoutFor(Phase::kConnect));
     conn_->Tcp().async_connect(
         results, [self = shared_from_this()](const ErrorCode& ec, const tcp::endpoint&) {
           self->OnConnect(ec);
@@ -224,7 +226,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void OnConnect(const ErrorCode& ec) {
     if (ec) return Fail(Phase::kConnect, ec);
     if (conn_->Tls() == nullptr) return Write();
-    conn_->Tcp().expires_after(options().handshake_timeout);
+    conn_->Tcp().expires_after(TimeoutFor(Phase::kHandshake));
     conn_->Tls()->async_handshake(
         ssl::stream_base::client,
         [self = shared_from_this()](const ErrorCode& ec) { self->OnHandshake(ec); });
@@ -245,7 +247,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void Write() {
-    conn_->Tcp().expires_after(options().write_timeout);
+    conn_->Tcp().expires_after(TimeoutFor(Phase::kWrite));
     conn_->WithStream([this](auto& stream) {
       http::async_write(
           stream, request_,
@@ -259,7 +261,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     parser_->body_limit(options().max_response_bytes);
     parser_->header_limit(kHeaderLimit);
     // One deadline for the whole response, however many reads it takes.
-    conn_->Tcp().expires_after(options().read_timeout);
+    conn_->Tcp().expires_after(TimeoutFor(Phase::kRead));
     // The header is read on its own first: Beast 1.74's eager parse (async_read) loses the
     // body_limit error for a Content-Length over the limit when header and body arrive in one
     // read. async_read_header parses non-eagerly and reports it.
@@ -309,19 +311,30 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void Fail(Phase phase, const ErrorCode& ec) {
-    if (ec == beast::error::timeout) return Finish(TimeoutError(phase, TimeoutFor(phase)));
+    if (ec == beast::error::timeout) return Finish(TimeoutError(phase, phase_timeout_));
     Finish(PhaseError(phase, "UPSTREAM_UNREACHABLE", ec.message()));
   }
 
-  std::chrono::milliseconds TimeoutFor(Phase phase) const {
+  // The phase's configured timeout, cut to the time left before the request's deadline (at
+  // least 1 ms, so an expired deadline still fails through the ordinary timeout path). Computed
+  // when the phase starts; Fail() reports the same figure.
+  std::chrono::milliseconds TimeoutFor(Phase phase) {
+    std::chrono::milliseconds t{0};
     switch (phase) {
-      case Phase::kResolve: return options().resolve_timeout;
-      case Phase::kConnect: return options().connect_timeout;
-      case Phase::kHandshake: return options().handshake_timeout;
-      case Phase::kWrite: return options().write_timeout;
-      case Phase::kRead: return options().read_timeout;
+      case Phase::kResolve: t = options().resolve_timeout; break;
+      case Phase::kConnect: t = options().connect_timeout; break;
+      case Phase::kHandshake: t = options().handshake_timeout; break;
+      case Phase::kWrite: t = options().write_timeout; break;
+      case Phase::kRead: t = options().read_timeout; break;
     }
-    return std::chrono::milliseconds(0);
+    if (deadline_) {
+      // Rounded up: the timer must not fire before the deadline, so whoever set it can tell
+      // "the deadline ended this" from "the phase timed out".
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - Clock::now());
+      t = std::max(std::chrono::milliseconds(1), std::min(t, left));
+    }
+    phase_timeout_ = t;
+    return t;
   }
 
   // Hands the connection back (or closes it) before calling `done_`, so that a Send() issued
@@ -332,6 +345,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::shared_ptr<Connection> conn_;
   const bool fresh_;
   http::request<http::string_body> request_;
+  const std::optional<Clock::time_point> deadline_;
+  std::chrono::milliseconds phase_timeout_{0};  // of the phase under way, for its timeout error
   HttpTransport::Callback done_;
   tcp::resolver resolver_;
   net::steady_timer resolve_timer_;
@@ -370,14 +385,15 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
   // Thread-safe. Builds the request on the caller's thread, then continues on the strand.
   void Send(HttpRequest request, HttpTransport::Callback done) {
+    const std::optional<Clock::time_point> deadline = request.deadline;
     StatusOr<http::request<http::string_body>> built = Build(std::move(request));
-    net::post(strand_, [self = shared_from_this(), built = std::move(built),
+    net::post(strand_, [self = shared_from_this(), built = std::move(built), deadline,
                         done = std::move(done)]() mutable {
       if (!built.ok()) {
         done(built.status());
         return;
       }
-      self->Dispatch(std::move(built).value(), std::move(done));
+      self->Dispatch(std::move(built).value(), deadline, std::move(done));
     });
   }
 
@@ -446,7 +462,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // On strand_. Picks the most recently used idle connection that is still usable (LIFO keeps
   // the warmest connections and lets the others age out), or opens a new one. There is no cap
   // on open connections beyond the number of concurrent Sends: callers bound their concurrency.
-  void Dispatch(http::request<http::string_body> request, HttpTransport::Callback done) {
+  void Dispatch(http::request<http::string_body> request, std::optional<Clock::time_point> deadline,
+                HttpTransport::Callback done) {
     std::shared_ptr<Connection> conn;
     const auto now = Clock::now();
     while (!idle_.empty() && conn == nullptr) {
@@ -469,7 +486,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
     const bool fresh = conn == nullptr;
     if (fresh) conn = NewConnection();
     auto exchange = std::make_shared<Exchange>(shared_from_this(), conn, fresh, std::move(request),
-                                               std::move(done));
+                                               deadline, std::move(done));
     net::post(conn->executor(), [exchange] { exchange->Start(); });
   }
 
@@ -518,12 +535,12 @@ const Endpoint& Exchange::endpoint() const {
 }
 
 void Exchange::Resolve() {
-  resolve_timer_.expires_after(options().resolve_timeout);
+  resolve_timer_.expires_after(TimeoutFor(Phase::kResolve));
   resolve_timer_.async_wait([self = shared_from_this()](const ErrorCode& ec) {
     if (ec || self->resolve_settled_) return;
     self->resolve_settled_ = true;
     self->resolver_.cancel();
-    self->Finish(TimeoutError(Phase::kResolve, self->options().resolve_timeout));
+    self->Finish(TimeoutError(Phase::kResolve, self->phase_timeout_));
   });
   resolver_.async_resolve(
       pool_->host(), endpoint().port,
@@ -601,7 +618,27 @@ StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const TransportOptions& o
   return ctx;
 }
 
+class AsioScheduler final : public Scheduler {
+ public:
+  explicit AsioScheduler(net::io_context& io) : io_(io) {}
+  void RunAfter(std::chrono::milliseconds delay, std::function<void()> task) override {
+    if (delay.count() <= 0) {
+      net::post(io_, std::move(task));
+      return;
+    }
+    auto timer = std::make_shared<net::steady_timer>(io_, delay);
+    timer->async_wait([timer, task = std::move(task)](const ErrorCode&) { task(); });
+  }
+
+ private:
+  net::io_context& io_;
+};
+
 }  // namespace
+
+std::shared_ptr<Scheduler> MakeAsioScheduler(boost::asio::io_context& io) {
+  return std::make_shared<AsioScheduler>(io);
+}
 
 StatusOr<std::unique_ptr<HttpTransport>> MakeBeastTransport(boost::asio::io_context& io,
                                                             Endpoint endpoint,

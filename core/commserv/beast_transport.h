@@ -25,6 +25,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "core/commserv/policy.h"
 #include "core/commserv/transport.h"
 
 namespace drgate::commserv {
@@ -34,5 +35,9 @@ namespace drgate::commserv {
 StatusOr<std::unique_ptr<HttpTransport>> MakeBeastTransport(boost::asio::io_context& io,
                                                             Endpoint endpoint,
                                                             TransportOptions options);
+
+// A Scheduler on `io`'s threads (one steady_timer per task). Tasks still waiting when the
+// io_context stops are dropped, never run. The io_context must outlive every task.
+std::shared_ptr<Scheduler> MakeAsioScheduler(boost::asio::io_context& io);
 
 }  // namespace drgate::commserv

@@ -52,6 +52,9 @@ const char* ContentTypeOf(WireFormat format);
 struct DrBackupRequest {
   BackupType backup_type = BackupType::kFull;
   bool compression = false;
+  // Not on the wire: the caller's deadline (from its gRPC deadline). The client gives up by
+  // then, or after its request_timeout when that comes first. nullopt: request_timeout only.
+  std::optional<TimePoint> deadline{};
 };
 
 struct DrBackupResult {

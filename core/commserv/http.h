@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "core/common/status.h"
@@ -35,6 +36,9 @@ struct HttpRequest {
   // travel here and nowhere else: the transport never logs headers.
   std::map<std::string, std::string> headers;
   std::string body;
+  // When set, no phase of the exchange runs past this instant: each phase's timeout is cut to
+  // the time left (the failure then reads "<phase>: timed out after <N> ms", N being that cut).
+  std::optional<std::chrono::steady_clock::time_point> deadline;
 };
 
 struct HttpResponse {

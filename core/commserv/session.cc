@@ -1,5 +1,8 @@
 #include "core/commserv/session.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -12,22 +15,118 @@ bool IsAuthFailure(const Status& s) {
   return s.reason() == "UPSTREAM_AUTH_FAILED" || s.reason() == "UPSTREAM_LOGIN_FAILED";
 }
 
+// Failures drgate decided locally, without an answer from the CommServe about this call: they
+// say nothing new about its reachability.
+bool IsLocalFastFailure(const Status& s) {
+  // DEADLINE_EXCEEDED is the caller's impatience (also when it cut a request short).
+  return s.reason() == "CIRCUIT_OPEN" || s.reason() == "UPSTREAM_QUEUE_FULL" ||
+         s.reason() == "DEADLINE_EXCEEDED";
+}
+
+bool MetadataIs(const Status& s, const std::string& key, const std::string& value) {
+  auto it = s.metadata().find(key);
+  return it != s.metadata().end() && it->second == value;
+}
+
+// Whether the CommServe failed to answer usefully: what opens the circuit breaker.
+bool IsUpstreamFailure(const StatusOr<HttpResponse>& response) {
+  if (response.ok()) return response->status >= 500;
+  const std::string& r = response.status().reason();
+  return r == "UPSTREAM_UNREACHABLE" || r == "UPSTREAM_TIMEOUT" || r == "UPSTREAM_TLS_ERROR";
+}
+
+// The retry rule of session.h: reads, and requests that never left drgate.
+bool Retryable(const std::string& method, const StatusOr<HttpResponse>& response) {
+  const bool read = method == "GET";
+  if (response.ok()) return read && (response->status >= 500 || response->status == 429);
+  const Status& s = response.status();
+  if (s.code() != StatusCode::kUnavailable || s.reason() == "UPSTREAM_RESPONSE_TOO_LARGE") {
+    return false;
+  }
+  if (s.reason() == "UPSTREAM_TLS_ERROR" &&
+      s.message().find("certificate verify failed") != std::string::npos) {
+    return false;
+  }
+  return read || MetadataIs(s, "request_sent", "false");
+}
+
+// Retry-After in seconds (RFC 9110 also allows an HTTP date: not used by the CommServe).
+std::chrono::milliseconds RetryAfter(const StatusOr<HttpResponse>& response) {
+  if (!response.ok()) return std::chrono::milliseconds(0);
+  auto it = response->headers.find("retry-after");
+  if (it == response->headers.end() || it->second.empty() || it->second.size() > 6 ||
+      it->second.find_first_not_of("0123456789") != std::string::npos) {
+    return std::chrono::milliseconds(0);
+  }
+  return std::chrono::seconds(std::stoll(it->second));
+}
+
+// The same failure, told as what it is for the caller: their deadline ran out.
+Status CallerDeadline(const Status& s) {
+  Status out(StatusCode::kDeadlineExceeded, s.message() + " (the caller's deadline ran out)",
+             "DEADLINE_EXCEEDED");
+  for (const auto& [k, v] : s.metadata()) out.With(k, v);
+  return out;
+}
+
+// Retry-After as milliseconds too: the gRPC edge turns retry_after_ms into a RetryInfo.
+Status WithRetryAfterMs(Status s) {
+  auto it = s.metadata().find("retry_after_seconds");
+  if (it != s.metadata().end() && s.metadata().count("retry_after_ms") == 0) {
+    s.With("retry_after_ms", std::to_string(std::stoll(it->second) * 1000));
+  }
+  return s;
+}
+
 }  // namespace
 
 std::shared_ptr<SessionClient> SessionClient::Create(SessionOptions options,
                                                      std::unique_ptr<HttpTransport> transport,
-                                                     Metrics& metrics, const Clock& clock) {
-  return std::shared_ptr<SessionClient>(
-      new SessionClient(std::move(options), std::move(transport), metrics, clock));
+                                                     Metrics& metrics, const Clock& clock,
+                                                     std::shared_ptr<Scheduler> scheduler,
+                                                     std::shared_ptr<Random> random) {
+  if (!random) random = std::make_shared<DefaultRandom>();
+  return std::shared_ptr<SessionClient>(new SessionClient(std::move(options), std::move(transport),
+                                                          metrics, clock, std::move(scheduler),
+                                                          std::move(random)));
 }
 
 SessionClient::SessionClient(SessionOptions options, std::unique_ptr<HttpTransport> transport,
-                             Metrics& metrics, const Clock& clock)
+                             Metrics& metrics, const Clock& clock,
+                             std::shared_ptr<Scheduler> scheduler, std::shared_ptr<Random> random)
     : options_(std::move(options)),
       transport_(std::move(transport)),
       metrics_(metrics),
-      clock_(clock) {
+      clock_(clock),
+      scheduler_(std::move(scheduler)),
+      random_(std::move(random)),
+      breaker_(options_.policy.circuit_breaker, clock) {
   if (!options_.token.empty()) token_ = NormalizeToken(options_.token.value);
+  breaker_.set_observer([&metrics = metrics_, commcell = options_.commcell](bool open) {
+    metrics.SetCircuitOpen(commcell, open);
+    if (open) {
+      spdlog::warn(
+          "commcell {}: circuit breaker open: the CommServe keeps failing; calls fail "
+          "fast until a probe succeeds",
+          commcell);
+    } else {
+      spdlog::info("commcell {}: circuit breaker closed: the CommServe answers again", commcell);
+    }
+  });
+}
+
+SessionClient::Budget SessionClient::MakeBudget(std::optional<TimePoint> caller_deadline) const {
+  std::chrono::milliseconds limit = options_.policy.request_timeout;
+  bool from_caller = false;
+  if (caller_deadline) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(*caller_deadline - clock_.Now());
+    if (left < limit) {
+      limit = std::max(left, std::chrono::milliseconds(0));
+      from_caller = true;
+    }
+  }
+  return Budget{std::chrono::steady_clock::now() + limit, from_caller};
 }
 
 Reachability SessionClient::reachability() const {
@@ -52,19 +151,47 @@ void SessionClient::Record(const Status& status) {
 template <typename T>
 void SessionClient::Authenticated(CommServEndpoint endpoint, HttpRequest request,
                                   std::function<StatusOr<T>(const HttpResponse&)> decode,
-                                  Callback<T> done) {
-  Call(endpoint, std::move(request), 0,
-       [self = shared_from_this(), decode = std::move(decode),
-        done = std::move(done)](StatusOr<HttpResponse> response) {
-         if (!response.ok()) {
-           self->Record(response.status());
-           done(response.status());
-           return;
-         }
-         StatusOr<T> result = decode(*response);
-         self->Record(result.status());
-         done(std::move(result));
-       });
+                                  Callback<T> done, std::optional<TimePoint> caller_deadline) {
+  auto finish = [self = shared_from_this(), decode = std::move(decode),
+                 done = std::move(done)](StatusOr<HttpResponse> response) {
+    StatusOr<T> result = response.ok() ? decode(*response) : StatusOr<T>(response.status());
+    if (!result.ok() && !IsLocalFastFailure(result.status())) self->Record(result.status());
+    if (result.ok()) self->Record(Status::Ok());
+    self->pending_.fetch_sub(1);
+    if (!result.ok()) {
+      done(WithRetryAfterMs(result.status()));
+      return;
+    }
+    done(std::move(result));
+  };
+  const std::size_t limit = options_.policy.max_pending_requests;
+  if (pending_.fetch_add(1) >= limit) {
+    metrics_.CountCommServRejected(options_.commcell, "queue_full");
+    FailLater(Status(StatusCode::kResourceExhausted,
+                     std::to_string(limit) + " calls to the CommServe of CommCell \"" +
+                         options_.commcell +
+                         "\" are already in progress (max_pending_requests); retry later",
+                     "UPSTREAM_QUEUE_FULL")
+                  .With("request_sent", "false"),
+              std::move(finish));
+    return;
+  }
+  const Budget budget = MakeBudget(caller_deadline);
+  if (budget.from_caller && std::chrono::steady_clock::now() >= budget.deadline) {
+    metrics_.CountCommServRejected(options_.commcell, "deadline_exceeded");
+    FailLater(
+        Status(StatusCode::kDeadlineExceeded,
+               "the caller's deadline ran out before the CommServe was called", "DEADLINE_EXCEEDED")
+            .With("request_sent", "false"),
+        std::move(finish));
+    return;
+  }
+  Call(endpoint, std::move(request), budget, 0, std::move(finish));
+}
+
+void SessionClient::FailLater(Status status, ResponseCallback done) {
+  scheduler_->RunAfter(std::chrono::milliseconds(0),
+                       [status = std::move(status), done = std::move(done)] { done(status); });
 }
 
 HttpRequest SessionClient::JsonRequest(const std::string& method, const std::string& path) const {
@@ -86,8 +213,17 @@ void SessionClient::TriggerDrBackup(const DrBackupRequest& request, Callback<DrB
   const WireFormat format = options_.format;
   Authenticated<DrBackupResult>(
       CommServEndpoint::kDrBackup, std::move(http),
-      [format](const HttpResponse& r) { return DecodeDrBackupResponse(r, format); },
-      std::move(done));
+      [format](const HttpResponse& r) -> StatusOr<DrBackupResult> {
+        StatusOr<DrBackupResult> result = DecodeDrBackupResponse(r, format);
+        if (!result.ok() && r.status >= 200 && r.status <= 299 &&
+            result.status().reason() == "MALFORMED_UPSTREAM_RESPONSE") {
+          // A 2xx we cannot read may still be "job started": let reconciliation find out.
+          Status s = result.status();
+          return s.With("request_sent", "true");
+        }
+        return result;
+      },
+      std::move(done), request.deadline);
 }
 
 void SessionClient::ListDrJobs(std::chrono::seconds lookback,
@@ -128,9 +264,9 @@ void SessionClient::KillJob(const std::string& job_id, std::function<void(Status
       [done = std::move(done)](StatusOr<bool> r) { done(r.status()); });
 }
 
-void SessionClient::Call(CommServEndpoint endpoint, HttpRequest request, int attempt,
+void SessionClient::Call(CommServEndpoint endpoint, HttpRequest request, Budget budget, int attempt,
                          ResponseCallback done) {
-  WithToken([self = shared_from_this(), endpoint, request = std::move(request), attempt,
+  WithToken([self = shared_from_this(), endpoint, request = std::move(request), budget, attempt,
              done = std::move(done)](StatusOr<std::string> token) mutable {
     if (!token.ok()) {
       done(token.status());
@@ -138,8 +274,8 @@ void SessionClient::Call(CommServEndpoint endpoint, HttpRequest request, int att
     }
     request.headers["Authtoken"] = *token;
     HttpRequest copy = request;
-    self->Send(endpoint, std::move(copy),
-               [self, endpoint, request = std::move(request), attempt, stale = *token,
+    self->Send(endpoint, std::move(copy), budget,
+               [self, endpoint, request = std::move(request), budget, attempt, stale = *token,
                 done = std::move(done)](StatusOr<HttpResponse> response) mutable {
                  if (!response.ok() || response->status != 401) {
                    done(std::move(response));
@@ -156,13 +292,13 @@ void SessionClient::Call(CommServEndpoint endpoint, HttpRequest request, int att
                  // First 401: renew the token; second: log in again.
                  const bool renew = attempt == 0;
                  self->Refresh(stale, renew,
-                               [self, endpoint, request = std::move(request), attempt,
+                               [self, endpoint, request = std::move(request), budget, attempt,
                                 done = std::move(done)](StatusOr<std::string> fresh) mutable {
                                  if (!fresh.ok()) {
                                    done(fresh.status());
                                    return;
                                  }
-                                 self->Call(endpoint, std::move(request), attempt + 1,
+                                 self->Call(endpoint, std::move(request), budget, attempt + 1,
                                             std::move(done));
                                });
                });
@@ -208,7 +344,7 @@ void SessionClient::Refresh(const std::string& stale, bool renew, TokenCallback 
   http.headers["Accept"] = "application/json";
   http.headers["Content-Type"] = "application/json";
   http.body = EncodeRenewRequest(stale, options_.device_id);
-  Send(CommServEndpoint::kRenew, std::move(http),
+  Send(CommServEndpoint::kRenew, std::move(http), MakeBudget(std::nullopt),
        [self = shared_from_this()](StatusOr<HttpResponse> response) {
          StatusOr<std::string> token = response.ok() ? DecodeRenewResponse(*response)
                                                      : StatusOr<std::string>(response.status());
@@ -239,11 +375,13 @@ void SessionClient::Login(TokenCallback done) {
   http.headers["Accept"] = "application/json";
   http.headers["Content-Type"] = "application/json";
   http.body = EncodeLoginRequest(options_.username, options_.password.value, options_.device_id);
-  Send(CommServEndpoint::kLogin, std::move(http),
+  Send(CommServEndpoint::kLogin, std::move(http), MakeBudget(std::nullopt),
        [self = shared_from_this(), done = std::move(done)](StatusOr<HttpResponse> response) {
          if (!response.ok()) {
-           self->Record(response.status());
-           self->metrics_.CountLogin(self->options_.commcell, false);
+           if (!IsLocalFastFailure(response.status())) {
+             self->Record(response.status());
+             self->metrics_.CountLogin(self->options_.commcell, false);
+           }
            done(response.status().WithContext("login"));
            return;
          }
@@ -281,15 +419,79 @@ void SessionClient::FinishRefresh(StatusOr<std::string> token) {
   for (auto& w : waiters) w(token);
 }
 
-void SessionClient::Send(CommServEndpoint endpoint, HttpRequest request, ResponseCallback done) {
+void SessionClient::Send(CommServEndpoint endpoint, HttpRequest request, Budget budget,
+                         ResponseCallback done) {
+  Attempt(endpoint, std::move(request), budget, 1, std::move(done));
+}
+
+void SessionClient::Attempt(CommServEndpoint endpoint, HttpRequest request, Budget budget,
+                            int attempt, ResponseCallback done) {
+  if (std::chrono::steady_clock::now() >= budget.deadline) {
+    // Only reachable after a token refresh used up the time: nothing of this request was sent.
+    metrics_.CountCommServRejected(options_.commcell, "deadline_exceeded");
+    Status s = budget.from_caller
+                   ? Status(StatusCode::kDeadlineExceeded,
+                            "the caller's deadline ran out before the CommServe was called",
+                            "DEADLINE_EXCEEDED")
+                   : Unavailable("request_timeout (" +
+                                     std::to_string(options_.policy.request_timeout.count()) +
+                                     " ms) ran out before the request was sent",
+                                 "UPSTREAM_TIMEOUT");
+    FailLater(s.With("request_sent", "false"), std::move(done));
+    return;
+  }
+  StatusOr<CircuitBreaker::Ticket> ticket = breaker_.Admit(options_.commcell);
+  if (!ticket.ok()) {
+    metrics_.CountCommServRejected(options_.commcell, "circuit_open");
+    FailLater(ticket.status(), std::move(done));
+    return;
+  }
+  HttpRequest copy = request;
+  copy.deadline = budget.deadline;
   const auto started = std::chrono::steady_clock::now();
-  transport_->Send(std::move(request), [self = shared_from_this(), endpoint, started,
-                                        done = std::move(done)](StatusOr<HttpResponse> response) {
-    self->metrics_.CountCommServRequest(self->options_.commcell, endpoint,
-                                        response.ok() ? response->status : 0);
-    self->metrics_.ObserveCommServRequest(
-        self->options_.commcell, endpoint,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  transport_->Send(std::move(copy), [self = shared_from_this(), endpoint,
+                                     request = std::move(request), budget, attempt,
+                                     ticket = *ticket, started, done = std::move(done)](
+                                        StatusOr<HttpResponse> response) mutable {
+    const std::string& commcell = self->options_.commcell;
+    self->metrics_.CountCommServRequest(commcell, endpoint, response.ok() ? response->status : 0);
+    const auto now = std::chrono::steady_clock::now();
+    self->metrics_.ObserveCommServRequest(commcell, endpoint,
+                                          std::chrono::duration<double>(now - started).count());
+    // A timeout at the caller's deadline is the caller's impatience, not the CommServe's fault.
+    const bool cut_by_caller = !response.ok() && budget.from_caller && now >= budget.deadline &&
+                               response.status().reason() == "UPSTREAM_TIMEOUT";
+    if (cut_by_caller) {
+      self->breaker_.OnNeutral(ticket);
+    } else if (IsUpstreamFailure(response)) {
+      self->breaker_.OnFailure(ticket);
+    } else if (response.ok() || response.status().reason() == "UPSTREAM_RESPONSE_TOO_LARGE") {
+      self->breaker_.OnSuccess(ticket);
+    } else {
+      self->breaker_.OnNeutral(ticket);
+    }
+    const RetryPolicy& retry = self->options_.policy.retry;
+    if (!cut_by_caller && attempt < retry.max_attempts && Retryable(request.method, response)) {
+      const auto delay =
+          std::max(FullJitterBackoff(retry, attempt, *self->random_), RetryAfter(response));
+      if (now + delay < budget.deadline) {
+        self->metrics_.CountCommServRetry(commcell, endpoint);
+        spdlog::debug("commcell {}: {} attempt {} failed ({}); retrying in {} ms", commcell,
+                      CommServEndpointName(endpoint), attempt,
+                      response.ok() ? "HTTP " + std::to_string(response->status)
+                                    : response.status().ToString(),
+                      delay.count());
+        self->scheduler_->RunAfter(delay, [self, endpoint, request = std::move(request), budget,
+                                           attempt, done = std::move(done)]() mutable {
+          self->Attempt(endpoint, std::move(request), budget, attempt + 1, std::move(done));
+        });
+        return;
+      }
+    }
+    if (cut_by_caller) {
+      done(CallerDeadline(response.status()));
+      return;
+    }
     done(std::move(response));
   });
 }

@@ -41,7 +41,9 @@ class HttpTransport {
   // ...", "handshake: certificate verify failed ..."), and metadata "phase" plus "request_sent"
   // ("true" when any byte of the request may have reached the server: a POST must then not be
   // retried blindly). Before an idle keep-alive connection is reused, the transport checks that
-  // the peer has not closed it; the transport itself never resends a request.
+  // the peer has not closed it; the transport itself never resends a request. With
+  // `request.deadline` set, every phase's timeout is cut to the time left before it.
+  // `max_response_bytes` bounds the body (UPSTREAM_RESPONSE_TOO_LARGE).
   virtual void Send(HttpRequest request, Callback done) = 0;
 };
 

@@ -97,12 +97,70 @@ bool ValidName(const std::string& name) {
   return true;
 }
 
+// retry, circuit_breaker, max_response_bytes, max_pending_requests of one CommCell.
+Status ParsePolicies(const YAML::Node& node, const std::string& key, CommCellConfig& c) {
+  if (auto r = node["retry"]) {
+    const std::string k = key + ".retry";
+    if (Status s = CheckKeys(r, k, {"max_attempts", "initial_backoff", "max_backoff"}); !s.ok()) {
+      return s;
+    }
+    for (Status s :
+         {Get(r["max_attempts"], k + ".max_attempts", c.retry_max_attempts),
+          GetDuration(r["initial_backoff"], k + ".initial_backoff", c.retry_initial_backoff),
+          GetDuration(r["max_backoff"], k + ".max_backoff", c.retry_max_backoff)}) {
+      if (!s.ok()) return s;
+    }
+    if (c.retry_max_attempts < 1 || c.retry_max_attempts > 10) {
+      return ConfigError(k + ".max_attempts", "must be 1-10 (1 = no retries), got " +
+                                                  std::to_string(c.retry_max_attempts));
+    }
+    if (c.retry_initial_backoff.count() <= 0) {
+      return ConfigError(k + ".initial_backoff", "must be > 0");
+    }
+    if (c.retry_max_backoff < c.retry_initial_backoff) {
+      return ConfigError(k + ".max_backoff", "must be at least " + k + ".initial_backoff");
+    }
+  }
+  if (auto b = node["circuit_breaker"]) {
+    const std::string k = key + ".circuit_breaker";
+    if (Status s = CheckKeys(b, k, {"failure_threshold", "open_for"}); !s.ok()) return s;
+    for (Status s :
+         {Get(b["failure_threshold"], k + ".failure_threshold", c.breaker_failure_threshold),
+          GetDuration(b["open_for"], k + ".open_for", c.breaker_open_for)}) {
+      if (!s.ok()) return s;
+    }
+    if (c.breaker_failure_threshold < 1 || c.breaker_failure_threshold > 1000) {
+      return ConfigError(k + ".failure_threshold",
+                         "must be 1-1000, got " + std::to_string(c.breaker_failure_threshold));
+    }
+    if (c.breaker_open_for < std::chrono::milliseconds(100)) {
+      return ConfigError(k + ".open_for", "must be at least 100ms");
+    }
+  }
+  for (Status s :
+       {Get(node["max_response_bytes"], key + ".max_response_bytes", c.max_response_bytes),
+        Get(node["max_pending_requests"], key + ".max_pending_requests", c.max_pending_requests)}) {
+    if (!s.ok()) return s;
+  }
+  if (c.max_response_bytes < 1024 || c.max_response_bytes > (std::int64_t{1} << 30)) {
+    return ConfigError(key + ".max_response_bytes", "must be 1024-1073741824 (bytes), got " +
+                                                        std::to_string(c.max_response_bytes));
+  }
+  if (c.max_pending_requests < 1 || c.max_pending_requests > 100000) {
+    return ConfigError(key + ".max_pending_requests",
+                       "must be 1-100000, got " + std::to_string(c.max_pending_requests));
+  }
+  return Status::Ok();
+}
+
 StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string& key,
                                        const std::string& base_dir) {
-  if (Status s = CheckKeys(node, key,
-                           {"name", "url", "format", "username", "password_file", "token_file",
-                            "ca_file", "insecure_skip_verify", "device_id", "connect_timeout",
-                            "request_timeout", "on_active", "client_cert_file", "client_key_file"});
+  if (Status s =
+          CheckKeys(node, key,
+                    {"name", "url", "format", "username", "password_file", "token_file", "ca_file",
+                     "insecure_skip_verify", "device_id", "connect_timeout", "request_timeout",
+                     "on_active", "client_cert_file", "client_key_file", "retry", "circuit_breaker",
+                     "max_response_bytes", "max_pending_requests"});
       !s.ok()) {
     return s;
   }
@@ -180,6 +238,7 @@ StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string
   }
   if (c.connect_timeout.count() <= 0) return ConfigError(key + ".connect_timeout", "must be > 0");
   if (c.request_timeout.count() <= 0) return ConfigError(key + ".request_timeout", "must be > 0");
+  if (Status s = ParsePolicies(node, key, c); !s.ok()) return s;
   return c;
 }
 

@@ -6,6 +6,7 @@
 // errors or logs.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,15 @@ struct CommCellConfig {
   std::chrono::milliseconds request_timeout{60000};
   // "reject" | "reuse": answer to a trigger the CommServe refuses because a DR job is running.
   std::string on_active = "reject";
+  // Upstream fault policies (README, "Upstream faults"). retry.max_attempts counts the first
+  // attempt; circuit_breaker opens after failure_threshold consecutive failures for open_for.
+  int retry_max_attempts = 3;
+  std::chrono::milliseconds retry_initial_backoff{200};
+  std::chrono::milliseconds retry_max_backoff{2000};
+  int breaker_failure_threshold = 5;
+  std::chrono::milliseconds breaker_open_for{30000};
+  std::int64_t max_response_bytes = 4 * 1024 * 1024;
+  std::int64_t max_pending_requests = 64;
 };
 
 // How drgate follows jobs to their end (see core/jobs/tracker.h).

@@ -179,7 +179,7 @@ void Orchestrator::Start(CellPtr cell, TriggerRequest request, TriggerCallback d
       return;
     }
     const auto started = std::chrono::steady_clock::now();
-    commserv::DrBackupRequest upstream{request.backup_type, request.compression};
+    commserv::DrBackupRequest upstream{request.backup_type, request.compression, request.deadline};
     cc.client->TriggerDrBackup(
         upstream,
         [this, cell, request, intent_id = *intent_id, intent_time = intent.create_time, started,

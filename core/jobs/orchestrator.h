@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +41,9 @@ struct TriggerRequest {
   bool compression = false;
   std::string request_id;    // optional idempotency key
   std::string requested_by;  // caller identity (never a credential)
+  // The caller's deadline (its gRPC deadline), handed to the CommServe client, which gives up
+  // by then. nullopt: the CommCell's request_timeout alone bounds the upstream call.
+  std::optional<TimePoint> deadline{};
 };
 
 struct TriggerOutcome {

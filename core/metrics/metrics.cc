@@ -46,7 +46,14 @@ constexpr const char* kFailureReasons[] = {"unreachable",
                                            "upstream_error",
                                            "malformed_response",
                                            "registry",
+                                           "overloaded",
                                            "other"};
+
+constexpr const char* kRejectReasons[] = {"circuit_open", "queue_full", "deadline_exceeded"};
+
+constexpr CommServEndpoint kRetriedEndpoints[] = {
+    CommServEndpoint::kLogin, CommServEndpoint::kRenew,   CommServEndpoint::kDrBackup,
+    CommServEndpoint::kJob,   CommServEndpoint::kJobList, CommServEndpoint::kKill};
 
 // HTTP codes that get their own series at startup; others are created on first use.
 constexpr int kKnownHttpCodes[] = {200, 401, 500};
@@ -104,6 +111,21 @@ Metrics::Metrics(prometheus::Registry& registry)
                   .Name("drgate_commserv_logins_total")
                   .Help("Logins to the CommServe by result (success, failure).")
                   .Register(registry)),
+      commserv_retries_(prometheus::BuildCounter()
+                            .Name("drgate_commserv_retries_total")
+                            .Help("CommServe requests sent again after a failure that is safe to "
+                                  "retry (reads; writes that never left drgate), by endpoint.")
+                            .Register(registry)),
+      circuit_open_(prometheus::BuildGauge()
+                        .Name("drgate_commserv_circuit_open")
+                        .Help("1 while the CommCell's circuit breaker is open or half-open "
+                              "(calls fail fast), 0 when closed.")
+                        .Register(registry)),
+      commserv_rejected_(prometheus::BuildCounter()
+                             .Name("drgate_commserv_rejected_total")
+                             .Help("Calls drgate failed without sending them to the CommServe, by "
+                                   "reason (circuit_open, queue_full, deadline_exceeded).")
+                             .Register(registry)),
       jobs_finished_(prometheus::BuildCounter()
                          .Name("drgate_backup_jobs_finished_total")
                          .Help("DR backup jobs drgate started that reached a terminal state.")
@@ -143,6 +165,13 @@ void Metrics::RegisterCommCell(const std::string& commcell) {
   commserv_up_.Add({{"commcell", commcell}});
   logins_.Add({{"commcell", commcell}, {"result", "success"}});
   logins_.Add({{"commcell", commcell}, {"result", "failure"}});
+  circuit_open_.Add({{"commcell", commcell}});
+  for (CommServEndpoint e : kRetriedEndpoints) {
+    commserv_retries_.Add({{"commcell", commcell}, {"endpoint", CommServEndpointName(e)}});
+  }
+  for (const char* reason : kRejectReasons) {
+    commserv_rejected_.Add({{"commcell", commcell}, {"reason", reason}});
+  }
   for (CommServEndpoint e :
        {CommServEndpoint::kLogin, CommServEndpoint::kRenew, CommServEndpoint::kDrBackup,
         CommServEndpoint::kJob, CommServEndpoint::kJobList, CommServEndpoint::kKill}) {
@@ -183,6 +212,19 @@ void Metrics::ObserveCommServRequest(const std::string& commcell, CommServEndpoi
 
 void Metrics::SetCommServUp(const std::string& commcell, bool up) {
   commserv_up_.Add({{"commcell", commcell}}).Set(up ? 1 : 0);
+}
+
+void Metrics::CountCommServRetry(const std::string& commcell, CommServEndpoint endpoint) {
+  commserv_retries_.Add({{"commcell", commcell}, {"endpoint", CommServEndpointName(endpoint)}})
+      .Increment();
+}
+
+void Metrics::SetCircuitOpen(const std::string& commcell, bool open) {
+  circuit_open_.Add({{"commcell", commcell}}).Set(open ? 1 : 0);
+}
+
+void Metrics::CountCommServRejected(const std::string& commcell, const char* reason) {
+  commserv_rejected_.Add({{"commcell", commcell}, {"reason", reason}}).Increment();
 }
 
 void Metrics::CountLogin(const std::string& commcell, bool success) {
@@ -263,6 +305,7 @@ const char* Metrics::TriggerFailureReason(const Status& status) {
   }
   if (r == "MALFORMED_UPSTREAM_RESPONSE") return "malformed_response";
   if (r.rfind("REGISTRY", 0) == 0) return "registry";
+  if (r == "UPSTREAM_QUEUE_FULL") return "overloaded";
   return "other";
 }
 

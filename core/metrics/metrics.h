@@ -64,6 +64,13 @@ class Metrics {
   // 1 when the last login or call reached the CommServe and was accepted, else 0.
   void SetCommServUp(const std::string& commcell, bool up);
   void CountLogin(const std::string& commcell, bool success);
+  // A request sent again after a failure known to be safe to retry (core/commserv/session.h).
+  void CountCommServRetry(const std::string& commcell, CommServEndpoint endpoint);
+  // 1 while the CommCell's circuit breaker is open or half-open, 0 when closed.
+  void SetCircuitOpen(const std::string& commcell, bool open);
+  // A call that drgate failed without sending it, by reason: circuit_open, queue_full,
+  // deadline_exceeded.
+  void CountCommServRejected(const std::string& commcell, const char* reason);
 
   // A job reached a terminal state: finished count, duration (when start and end are known),
   // last-finished and last-success timestamps.
@@ -74,7 +81,7 @@ class Metrics {
 
   // The fixed reason label for a failed trigger: one of unreachable, timeout, tls,
   // authentication, rejected, already_running, upstream_error, malformed_response, registry,
-  // other.
+  // overloaded, other.
   static const char* TriggerFailureReason(const Status& status);
 
  private:
@@ -86,6 +93,9 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& commserv_duration_;
   prometheus::Family<prometheus::Gauge>& commserv_up_;
   prometheus::Family<prometheus::Counter>& logins_;
+  prometheus::Family<prometheus::Counter>& commserv_retries_;
+  prometheus::Family<prometheus::Gauge>& circuit_open_;
+  prometheus::Family<prometheus::Counter>& commserv_rejected_;
   prometheus::Family<prometheus::Counter>& jobs_finished_;
   prometheus::Family<prometheus::Histogram>& job_duration_;
   prometheus::Family<prometheus::Gauge>& jobs_active_;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -502,6 +503,68 @@ TEST(CommservSimTest, FaultsCanAnswerRateLimitsErrorCodesUnauthorizedAndDelays) 
   EXPECT_EQ(client.Get(std::string(kBase) + "/Job/1", auth).Json().at("totalRecordsWithoutPaging"),
             0);
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+}
+
+TEST(CommservSimTest, FaultsMangleAnswersAfterTheSideEffectAndCountPerRequest) {
+  // Jobs end at once, so the concurrency rule never refuses a full backup here.
+  SimProcess sim({"--plain", "--quiet", "--job-duration-ms", "0"});
+  Client admin(sim.port());
+  const Headers auth = LogIn(admin);
+  const json rules =
+      json::array({{{"endpoint", "DRBackup"}, {"action", "malformed"}, {"skip", 1}},
+                   {{"endpoint", "DRBackup"}, {"action", "truncate"}, {"after_side_effect", true}},
+                   {{"endpoint", "DRBackup"}, {"action", "wrong_content_type"}},
+                   {{"endpoint", "DRBackup"}, {"action", "oversized"}, {"size_bytes", 5000}},
+                   {{"endpoint", "DRBackup"}, {"action", "reset"}, {"after_side_effect", true}}});
+  ASSERT_EQ(admin.Post("/_sim/faults", rules.dump()).status(), 200);
+
+  Client client(sim.port());
+  // skip 1: the first DRBackup passes untouched (job 2100), the second is malformed (no job).
+  EXPECT_EQ(PostFullBackup(client, auth).Json().at("jobIds").at(0), "2100");
+  const Answer malformed = PostFullBackup(client, auth);
+  EXPECT_EQ(malformed.status(), 200);
+  EXPECT_TRUE(json::parse(malformed.response.body(), nullptr, false).is_discarded());
+  // truncate: Content-Length promises more than arrives, then the connection closes (job 2101).
+  EXPECT_EQ(PostFullBackup(client, auth).error, http::error::partial_message);
+  Client second(sim.port());
+  const Answer html = PostFullBackup(second, auth);  // the real answer (job 2102), as text/html
+  EXPECT_EQ(html.response[http::field::content_type], "text/html");
+  EXPECT_EQ(html.Json().at("jobIds").at(0), "2102");
+  const Answer big = PostFullBackup(second, auth);
+  EXPECT_EQ(big.response.body().size(), 5000u);
+  EXPECT_TRUE(json::parse(big.response.body(), nullptr, false).is_object());
+  EXPECT_EQ(PostFullBackup(second, auth).error, asio::error::connection_reset);  // job 2103
+  EXPECT_EQ(admin.Get("/_sim/jobs").Json().size(), 4u);
+  EXPECT_EQ(admin.Get("/_sim/stats").Json().at("faults_applied"), 5);
+}
+
+TEST(CommservSimTest, InvalidFaultRulesAreRefusedNamingTheProblem) {
+  SimProcess sim({"--plain", "--quiet"});
+  Client admin(sim.port());
+  const Answer tls =
+      admin.Post("/_sim/faults", R"([{"endpoint":"Login","action":"tls_handshake_failure"}])");
+  EXPECT_EQ(tls.status(), 400);
+  EXPECT_NE(tls.response.body().find("endpoint must be"), std::string::npos) << tls.response.body();
+  const Answer unknown = admin.Post("/_sim/faults", R"({"action":"explode"})");
+  EXPECT_EQ(unknown.status(), 400);
+  EXPECT_NE(unknown.response.body().find("unknown action: explode"), std::string::npos);
+  EXPECT_EQ(admin.Get("/_sim/faults").Json().size(), 0u);
+}
+
+TEST(CommservSimTest, FaultsFileIsLoadedAtStartup) {
+  const std::string path =
+      std::filesystem::temp_directory_path() / ("sim-faults-" + std::to_string(getpid()) + ".json");
+  {
+    std::ofstream file(path);
+    file << R"([{"endpoint":"DRBackup","action":"status","http_status":503,"count":2}])";
+  }
+  SimProcess sim({"--plain", "--quiet", "--faults", path});
+  std::filesystem::remove(path);
+  Client client(sim.port());
+  const Headers auth = LogIn(client);
+  EXPECT_EQ(PostFullBackup(client, auth).status(), 503);
+  EXPECT_EQ(PostFullBackup(client, auth).status(), 503);
+  EXPECT_EQ(PostFullBackup(client, auth).status(), 200);
 }
 
 TEST(CommservSimTest, ServesManyConcurrentKeepAliveConnections) {

@@ -101,6 +101,48 @@ CertificateFiles WriteSelfSignedCertificate(const std::filesystem::path& dir) {
   return files;
 }
 
+std::filesystem::path WriteExpiredCertificate(const CertificateFiles& valid,
+                                              const std::filesystem::path& dir) {
+  CertPtr cert;
+  {
+    FilePtr file(std::fopen(valid.cert.c_str(), "r"));
+    Check(file != nullptr, "read certificate");
+    cert.reset(PEM_read_X509(file.get(), nullptr, nullptr, nullptr));
+    Check(cert != nullptr, "parse certificate");
+  }
+  KeyPtr key;
+  {
+    FilePtr file(std::fopen(valid.key.c_str(), "r"));
+    Check(file != nullptr, "read key");
+    key.reset(PEM_read_PrivateKey(file.get(), nullptr, nullptr, nullptr));
+    Check(key != nullptr, "parse key");
+  }
+  // Issued by the valid certificate (same key), under a subject of its own: a self-issued copy
+  // would only be reported as "self-signed", not as expired.
+  Check(X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) == 1, "issuer");
+  X509_NAME* subject = X509_NAME_new();
+  Check(subject != nullptr && X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
+                                                         reinterpret_cast<const unsigned char*>(
+                                                             "commserv-sim expired certificate"),
+                                                         -1, -1, 0) == 1,
+        "subject");
+  const bool subject_set = X509_set_subject_name(cert.get(), subject) == 1;
+  X509_NAME_free(subject);
+  Check(subject_set, "subject");
+  Check(ASN1_INTEGER_set(X509_get_serialNumber(cert.get()),
+                         static_cast<long>(std::time(nullptr)) + 1) == 1,
+        "serial");
+  Check(X509_gmtime_adj(X509_getm_notBefore(cert.get()), -2 * kValiditySeconds) != nullptr,
+        "notBefore");
+  Check(X509_gmtime_adj(X509_getm_notAfter(cert.get()), -kValiditySeconds) != nullptr, "notAfter");
+  Check(X509_sign(cert.get(), key.get(), EVP_sha256()) > 0, "sign");
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path path = dir / "expired-cert.pem";
+  FilePtr file = OpenForWrite(path, 0644);
+  Check(PEM_write_X509(file.get(), cert.get()) == 1, "write certificate");
+  return path;
+}
+
 std::filesystem::path MakeTempDirectory() {
   std::string pattern = (std::filesystem::temp_directory_path() / "commserv-sim-XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");

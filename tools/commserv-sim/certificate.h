@@ -16,6 +16,13 @@ struct CertificateFiles {
 // key.pem (creating `dir` if needed). Throws std::runtime_error on failure.
 CertificateFiles WriteSelfSignedCertificate(const std::filesystem::path& dir);
 
+// Writes `dir`/expired-cert.pem: a certificate issued by `valid.cert` with its key (same
+// extensions and names, subject "commserv-sim expired certificate"), so a client that trusts
+// `valid.cert` builds the chain, whose validity ended a day ago and began two days ago. A client
+// verifying it fails with "certificate has expired". Throws std::runtime_error on failure.
+std::filesystem::path WriteExpiredCertificate(const CertificateFiles& valid,
+                                              const std::filesystem::path& dir);
+
 // Creates a fresh private directory under the system temp directory. Throws std::runtime_error.
 std::filesystem::path MakeTempDirectory();
 

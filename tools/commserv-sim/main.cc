@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <nlohmann/json.hpp>
 
 #include "tools/commserv-sim/certificate.h"
 #include "tools/commserv-sim/commserv_state.h"
@@ -38,6 +39,8 @@ struct Flags {
   int64_t token_ttl_seconds = 1800;
   int64_t job_duration_ms = 2000;
   int64_t visibility_delay_ms = 0;
+  std::string faults_file;
+  bool expired_cert = false;
   StateOptions state;
   ServiceOptions service;
 };
@@ -101,6 +104,51 @@ void DefineFlags(CLI::App& app, Flags& flags) {
                  "A pre-issued API access token (repeatable) that is valid without Login and "
                  "without the inactivity timeout, until /_sim/expire-tokens");
   app.add_flag("--quiet", flags.quiet, "Do not log one line per request to stderr");
+  app.add_option("--faults", flags.faults_file,
+                 "JSON file with fault rules to install at startup (the body POST /_sim/faults "
+                 "accepts: an array of rules, or one rule); see the fault rules below")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--expired-cert", flags.expired_cert,
+               "Serve an expired copy of the certificate (same name and key, so a client that "
+               "trusts the printed certificate fails with \"certificate has expired\")")
+      ->excludes(plain);
+  app.footer(R"(Fault rules (POST /_sim/faults, GET to list, DELETE to clear; or --faults FILE):
+  {"endpoint": E, "action": A, "count": N, "skip": K, ...options}
+  endpoint  Login, RenewLoginToken, Logout, DRBackup, Job, JobList, Kill, Pause, Resume,
+            JobDetails, NotFound, or "*" (default): which requests the rule matches.
+  count     matching requests (connections, for connection-level actions) affected; default 1,
+            -1 = forever. skip: matching requests let through first (default 0), so
+            {"skip": 2, "count": 1} hits the third one.
+  after_side_effect  true: the request's real work happens first (e.g. the DR job starts),
+            then the fault replaces the answer; default false (nothing happens).
+  The first rule that matches decides; each application counts in GET /_sim/stats
+  "faults_applied".
+Actions:
+  delay               answer normally after delay_ms (added latency).
+  hang                send nothing and hold the connection open for delay_ms (default 600000),
+                      then close (no answer).
+  close               close the connection without answering (FIN).
+  reset               reset the connection (TCP RST) without answering; with after_side_effect
+                      the job has started, so the client cannot know whether it did.
+  status              answer http_status (default 500) with content_type (default text/plain),
+                      body and headers, e.g. 500 text/html "<title>Down</title>", or 429 with
+                      headers {"Retry-After": "2"}.
+  unauthorized        401 {"errorCode":5,"errorMessage":"Access denied"}; with count N on "*"
+                      (Login included) or on one endpoint: a 401 storm of N requests.
+  error_code          200 with {"errorCode": error_code, "errorMessage": message} (XML when the
+                      request asked for XML).
+  malformed           200 with a syntactically broken JSON (or XML) body.
+  truncate            Content-Length promises missing_bytes (default 16) more than is sent, then
+                      the connection closes; the body is the real answer with after_side_effect.
+  wrong_content_type  the real answer (its side effect happens) with Content-Type content_type
+                      (default text/html).
+  oversized           200 with a well-formed body of size_bytes (default 16777216).
+  tls_handshake_failure  connection-level (endpoint "*"): the next count TLS connections get
+                      bytes that are not TLS and are closed; their handshake fails.
+  expired_cert        connection-level (endpoint "*"): the next count TLS connections are served
+                      an expired copy of the certificate (see --expired-cert).
+Connection-level rules count connections, not requests: clients that keep connections alive
+meet them only when they open a new one.)");
 }
 
 std::string ReadPassword(const std::string& path) {
@@ -153,15 +201,35 @@ int Run(Flags flags) {
     }
     tls = MakeServerTlsContext(certificate.cert, certificate.key);
   }
+  // The expired copy serves the expired_cert fault (and --expired-cert from the start).
+  std::shared_ptr<asio::ssl::context> expired_tls;
+  if (tls) {
+    const auto expired = WriteExpiredCertificate(
+        certificate,
+        flags.cert_out.empty() ? MakeTempDirectory() : std::filesystem::path(flags.cert_out));
+    expired_tls = MakeServerTlsContext(expired, certificate.key);
+    if (flags.expired_cert) tls = expired_tls;
+  }
 
   CommservState state(flags.state, std::make_unique<SystemClock>());
   Service service(state, flags.service);
+  if (!flags.faults_file.empty()) {
+    std::ifstream file(flags.faults_file, std::ios::binary);
+    const auto rules = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+    if (rules.is_discarded()) throw std::runtime_error(flags.faults_file + ": not valid JSON");
+    try {
+      service.AddFaults(rules);
+    } catch (const std::invalid_argument& error) {
+      throw std::runtime_error(flags.faults_file + ": " + error.what());
+    }
+  }
   asio::io_context io_context(kIoThreads);
   // Signals are caught before the address is announced, so a caller may stop us at any time.
   asio::signal_set signals(io_context, SIGINT, SIGTERM);
   Server server(
       io_context, ResolveListen(io_context, flags.listen), tls,
-      [&service](const HttpRequest& request) { return service.Handle(request); }, !flags.quiet);
+      [&service](const HttpRequest& request) { return service.Handle(request); }, !flags.quiet,
+      [&service] { return service.OnConnection(); }, expired_tls);
   signals.async_wait([&](const boost::system::error_code& ec, int) {
     if (!ec) server.Stop([&io_context] { io_context.stop(); });
   });

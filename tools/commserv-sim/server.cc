@@ -5,12 +5,14 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -32,7 +34,23 @@ constexpr size_t kBodyLimit = 1 << 20;
 struct SessionContext {
   Handler handler;
   bool log_requests = true;
+  ConnectionHook connection_hook;
 };
+
+constexpr std::string_view kNotTls =
+    "commserv-sim: this is not TLS (simulated handshake failure)\r\n";
+
+// Answers a TLS ClientHello with bytes that are not TLS, then closes: the client's handshake
+// fails ("wrong version number" or similar), before any request byte was sent.
+void FailHandshake(tcp::socket socket) {
+  auto shared = std::make_shared<tcp::socket>(std::move(socket));
+  asio::async_write(*shared, asio::buffer(kNotTls.data(), kNotTls.size()),
+                    [shared](beast::error_code, size_t) {
+                      beast::error_code ignored;
+                      shared->shutdown(tcp::socket::shutdown_both, ignored);
+                      shared->close(ignored);
+                    });
+}
 
 std::string EndpointText(const tcp::endpoint& endpoint) {
   std::ostringstream out;
@@ -100,10 +118,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       });
       return;
     }
+    if (reply.raw) {
+      Log("raw bytes, then closed");
+      raw_ = std::move(*reply.raw);
+      Socket().expires_after(kIoTimeout);
+      // Through the stream (inside TLS when there is one), with no HTTP framing added.
+      asio::async_write(stream_, asio::buffer(raw_),
+                        [self = this->shared_from_this()](beast::error_code, size_t) {
+                          beast::error_code ignored;
+                          self->Socket().socket().shutdown(tcp::socket::shutdown_both, ignored);
+                          self->Socket().close();
+                        });
+      return;
+    }
     if (!reply.response) {
-      Log("closed without answer");
       beast::error_code ignored;
-      Socket().socket().shutdown(tcp::socket::shutdown_both, ignored);
+      if (reply.reset) {
+        Log("reset");
+        Socket().socket().set_option(asio::socket_base::linger(true, 0), ignored);
+      } else {
+        Log("closed without answer");
+        Socket().socket().shutdown(tcp::socket::shutdown_both, ignored);
+      }
       Socket().close();
       return;
     }
@@ -155,6 +191,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpRequest request_;
   HttpResponse response_;
+  std::string raw_;
   std::chrono::steady_clock::time_point started_;
 };
 
@@ -176,10 +213,12 @@ std::shared_ptr<ssl::context> MakeServerTlsContext(const std::filesystem::path& 
 class Server::Listener : public std::enable_shared_from_this<Listener> {
  public:
   Listener(asio::io_context& io_context, const tcp::endpoint& endpoint,
-           std::shared_ptr<ssl::context> tls, std::shared_ptr<const SessionContext> context)
+           std::shared_ptr<ssl::context> tls, std::shared_ptr<ssl::context> expired_tls,
+           std::shared_ptr<const SessionContext> context)
       : io_context_(io_context),
         acceptor_(asio::make_strand(io_context)),
         tls_(std::move(tls)),
+        expired_tls_(std::move(expired_tls)),
         context_(std::move(context)) {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -211,9 +250,18 @@ class Server::Listener : public std::enable_shared_from_this<Listener> {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       const std::string peer = EndpointText(socket.remote_endpoint(ignored));
-      if (tls_) {
+      const ConnectionFault fault =
+          tls_ && context_->connection_hook ? context_->connection_hook() : ConnectionFault::kNone;
+      if (fault == ConnectionFault::kHandshakeFailure ||
+          (fault == ConnectionFault::kExpiredCertificate && !expired_tls_)) {
+        if (context_->log_requests) {
+          std::cerr << "commserv-sim: " << peer << " TLS handshake failure (fault)\n" << std::flush;
+        }
+        FailHandshake(std::move(socket));
+      } else if (tls_) {
+        auto& ctx = fault == ConnectionFault::kExpiredCertificate ? *expired_tls_ : *tls_;
         std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(context_, peer,
-                                                                        std::move(socket), *tls_)
+                                                                        std::move(socket), ctx)
             ->Run();
       } else {
         std::make_shared<Session<beast::tcp_stream>>(context_, peer, std::move(socket))->Run();
@@ -225,14 +273,17 @@ class Server::Listener : public std::enable_shared_from_this<Listener> {
   asio::io_context& io_context_;
   tcp::acceptor acceptor_;
   const std::shared_ptr<ssl::context> tls_;
+  const std::shared_ptr<ssl::context> expired_tls_;  // may be null
   const std::shared_ptr<const SessionContext> context_;
 };
 
 Server::Server(asio::io_context& io_context, const tcp::endpoint& endpoint,
-               std::shared_ptr<ssl::context> tls, Handler handler, bool log_requests)
-    : listener_(std::make_shared<Listener>(io_context, endpoint, std::move(tls),
-                                           std::make_shared<const SessionContext>(SessionContext{
-                                               std::move(handler), log_requests}))) {}
+               std::shared_ptr<ssl::context> tls, Handler handler, bool log_requests,
+               ConnectionHook connection_hook, std::shared_ptr<ssl::context> expired_tls)
+    : listener_(std::make_shared<Listener>(
+          io_context, endpoint, std::move(tls), std::move(expired_tls),
+          std::make_shared<const SessionContext>(
+              SessionContext{std::move(handler), log_requests, std::move(connection_hook)}))) {}
 
 Server::~Server() = default;
 

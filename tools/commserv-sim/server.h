@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -20,19 +21,42 @@ namespace commserv_sim {
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
 
-// What to do with one request: answer it, close the connection without answering, or wait and
-// then ask `deferred` for the real Reply.
+// What to do with one request: answer it, close the connection without answering (politely, or
+// with a TCP reset), write raw bytes and close, or wait and then ask `deferred` for the real
+// Reply.
 struct Reply {
-  std::optional<HttpResponse> response;  // nullopt (and no `deferred`): close the connection.
+  std::optional<HttpResponse> response;  // nullopt (and no `deferred`, no `raw`): close.
   std::chrono::milliseconds delay{0};
   std::function<Reply()> deferred;  // When set, called after `delay` on the connection's strand.
+  bool reset = false;               // Close with a TCP RST (SO_LINGER 0) instead of a FIN.
+  std::optional<std::string>
+      raw{};  // Written as is (no framing added), then the connection closes.
 
   static Reply Answer(HttpResponse response) { return Reply{std::move(response), {}, {}}; }
   static Reply Close() { return Reply{}; }
+  static Reply Reset() {
+    Reply r;
+    r.reset = true;
+    return r;
+  }
+  static Reply Raw(std::string bytes) {
+    Reply r;
+    r.raw = std::move(bytes);
+    return r;
+  }
   static Reply After(std::chrono::milliseconds delay, std::function<Reply()> deferred) {
     return Reply{std::nullopt, delay, std::move(deferred)};
   }
 };
+
+// What happens to a new TLS connection before any request (connection-level faults).
+enum class ConnectionFault {
+  kNone,
+  kHandshakeFailure,    // Bytes that are not TLS, then close: the client's handshake fails.
+  kExpiredCertificate,  // The handshake serves the expired certificate.
+};
+// Asked once per accepted TLS connection. Must be thread-safe.
+using ConnectionHook = std::function<ConnectionFault()>;
 
 // Turns a request into a Reply. Called concurrently from several connections: must be
 // thread-safe. The server sets the version, keep-alive and Content-Length of the answer.
@@ -52,8 +76,13 @@ class Server {
  public:
   // Binds and listens at once (so LocalEndpoint() knows the port when port 0 was asked).
   // `tls` may be null for plain HTTP. Throws boost::system::system_error when binding fails.
+  // `connection_hook` (optional, TLS only) picks a connection-level fault per connection;
+  // `expired_tls` is the context served for kExpiredCertificate (without it, that fault is
+  // served as kHandshakeFailure).
   Server(boost::asio::io_context& io_context, const boost::asio::ip::tcp::endpoint& endpoint,
-         std::shared_ptr<boost::asio::ssl::context> tls, Handler handler, bool log_requests);
+         std::shared_ptr<boost::asio::ssl::context> tls, Handler handler, bool log_requests,
+         ConnectionHook connection_hook = nullptr,
+         std::shared_ptr<boost::asio::ssl::context> expired_tls = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -180,12 +180,19 @@ Reply Service::Handle(const HttpRequest& request) {
       if (route.endpoint == Endpoint::kDrBackup) ++drbackup_posts_;
       if (route.endpoint == Endpoint::kLogin) ++logins_;
     }
-    const auto it = std::find_if(faults_.begin(), faults_.end(), [&](const Fault& rule) {
-      return rule.remaining != 0 && (rule.endpoint == "*" || rule.endpoint == route.name);
-    });
-    if (it != faults_.end()) {
-      fault = *it;
-      if (it->remaining > 0) --it->remaining;
+    for (Fault& rule : faults_) {
+      if (rule.connection_level() || rule.remaining == 0 ||
+          (rule.endpoint != "*" && rule.endpoint != route.name)) {
+        continue;
+      }
+      if (rule.skip > 0) {
+        --rule.skip;  // This request passes; the rule stays first in line for the next ones.
+        break;
+      }
+      fault = rule;
+      if (rule.remaining > 0) --rule.remaining;
+      ++faults_applied_;
+      break;
     }
   }
 
@@ -196,11 +203,87 @@ Reply Service::Handle(const HttpRequest& request) {
       return Reply::Answer(Respond(route, *saved, query));
     });
   }
-  if (fault->after_side_effect) Respond(route, request, query);
-  return FaultReply(*fault, request);
+  std::optional<HttpResponse> real;
+  if (fault->after_side_effect || fault->action == Fault::Action::kWrongContentType) {
+    real = Respond(route, request, query);
+  }
+  return FaultReply(*fault, request, std::move(real));
 }
 
-Reply Service::FaultReply(const Fault& fault, const HttpRequest& request) const {
+ConnectionFault Service::OnConnection() {
+  std::lock_guard lock(mu_);
+  for (Fault& rule : faults_) {
+    if (!rule.connection_level() || rule.remaining == 0) continue;
+    if (rule.skip > 0) {
+      --rule.skip;
+      return ConnectionFault::kNone;
+    }
+    if (rule.remaining > 0) --rule.remaining;
+    ++faults_applied_;
+    return rule.action == Fault::Action::kExpiredCert ? ConnectionFault::kExpiredCertificate
+                                                      : ConnectionFault::kHandshakeFailure;
+  }
+  return ConnectionFault::kNone;
+}
+
+namespace {
+
+// An HTTP/1.1 response written by hand: `promised` in Content-Length, `body` sent.
+std::string RawResponse(const HttpResponse& response, size_t promised) {
+  std::string out = "HTTP/1.1 " + std::to_string(response.result_int()) + " " +
+                    std::string(response.reason()) + "\r\n";
+  for (const auto& field : response) {
+    if (field.name() == http::field::content_length || field.name() == http::field::connection) {
+      continue;
+    }
+    out += std::string(field.name_string()) + ": " + std::string(field.value()) + "\r\n";
+  }
+  out += "Content-Length: " + std::to_string(promised) + "\r\nConnection: close\r\n\r\n";
+  out += response.body();
+  return out;
+}
+
+}  // namespace
+
+Reply Service::FaultReply(const Fault& fault, const HttpRequest& request,
+                          std::optional<HttpResponse> real) const {
+  const Format format = AnswerFormat(request);
+  switch (fault.action) {
+    case Fault::Action::kHang: {
+      // Nothing is sent; the connection stays open until the hold ends (or the client leaves).
+      return Reply::After(fault.delay, [] { return Reply::Close(); });
+    }
+    case Fault::Action::kReset: return Reply::Reset();
+    case Fault::Action::kMalformed:
+      return Reply::Answer(InFormat(format, format == Format::kXml
+                                                ? "<TMMsg_CreateTaskResp taskId=\"4\"><jobIds val="
+                                                : "{\"taskId\": 4, \"jobIds\": [\"21"));
+    case Fault::Action::kTruncate: {
+      HttpResponse response =
+          real ? std::move(*real)
+               : InFormat(format, EncodeGenericResponse(format, 0, "truncated by commserv-sim"));
+      const size_t promised = response.body().size() + static_cast<size_t>(fault.missing_bytes);
+      return Reply::Raw(RawResponse(response, promised));
+    }
+    case Fault::Action::kWrongContentType: {
+      HttpResponse response = std::move(*real);
+      response.set(http::field::content_type, fault.content_type);
+      return Reply::Answer(std::move(response));
+    }
+    case Fault::Action::kOversized: {
+      // A well-formed answer in the right format, padded past any sensible size limit.
+      const size_t size = static_cast<size_t>(fault.size_bytes);
+      std::string body = format == Format::kXml ? "<TMMsg_CreateTaskResp taskId=\"4\"><!--"
+                                                : "{\"taskId\": 4, \"padding\": \"";
+      const std::string tail = format == Format::kXml ? "--></TMMsg_CreateTaskResp>" : "\"}";
+      if (size > body.size() + tail.size()) body.append(size - body.size() - tail.size(), 'x');
+      body += tail;
+      return Reply::Answer(InFormat(format, std::move(body)));
+    }
+    case Fault::Action::kTlsHandshakeFailure:
+    case Fault::Action::kExpiredCert: break;  // Connection-level: never matched to a request.
+    default: break;
+  }
   switch (fault.action) {
     case Fault::Action::kStatus: {
       HttpResponse response = MakeResponse(static_cast<http::status>(fault.http_status),
@@ -210,15 +293,12 @@ Reply Service::FaultReply(const Fault& fault, const HttpRequest& request) const 
       return Reply::Answer(std::move(response));
     }
     case Fault::Action::kErrorCode: {
-      const Format format = AnswerFormat(request);
       return Reply::Answer(
           InFormat(format, EncodeGenericResponse(format, fault.error_code, fault.message)));
     }
     case Fault::Action::kUnauthorized:
       return Reply::Answer(Json(EncodeAccessDenied(), http::status::unauthorized));
-    case Fault::Action::kClose:
-    case Fault::Action::kDelay:  // Handled by the caller; closing is the safe reading.
-      break;
+    default: break;  // kClose; kDelay is handled by the caller: closing is the safe reading.
   }
   return Reply::Close();
 }
@@ -405,6 +485,7 @@ HttpResponse Service::AdminReset(std::string_view query) {
     endpoint_counts_.clear();
     drbackup_posts_ = 0;
     logins_ = 0;
+    faults_applied_ = 0;
   }
   state_.ClearJobs();
   if (QueryParam(query, "tokens") == "1") state_.ClearTokens();
@@ -469,9 +550,32 @@ Service::Fault Service::ParseFault(const json& rule) {
     fault.action = Fault::Action::kDelay;
   } else if (action == "close") {
     fault.action = Fault::Action::kClose;
+  } else if (action == "hang") {
+    fault.action = Fault::Action::kHang;
+  } else if (action == "reset") {
+    fault.action = Fault::Action::kReset;
+  } else if (action == "malformed") {
+    fault.action = Fault::Action::kMalformed;
+  } else if (action == "truncate") {
+    fault.action = Fault::Action::kTruncate;
+  } else if (action == "wrong_content_type") {
+    fault.action = Fault::Action::kWrongContentType;
+    fault.content_type = "text/html";
+  } else if (action == "oversized") {
+    fault.action = Fault::Action::kOversized;
+  } else if (action == "tls_handshake_failure") {
+    fault.action = Fault::Action::kTlsHandshakeFailure;
+  } else if (action == "expired_cert") {
+    fault.action = Fault::Action::kExpiredCert;
   } else {
     throw std::invalid_argument("unknown action: " + action);
   }
+  if (fault.connection_level() && fault.endpoint != "*") {
+    throw std::invalid_argument(action +
+                                " happens before any request is read: endpoint must be \"*\"");
+  }
+  fault.skip = rule.value("skip", int64_t{0});
+  if (fault.skip < 0) throw std::invalid_argument("skip must not be negative");
   fault.http_status = rule.value("http_status", 500u);
   if (fault.http_status < 100 || fault.http_status > 999) {
     throw std::invalid_argument("http_status out of range");
@@ -484,8 +588,16 @@ Service::Fault Service::ParseFault(const json& rule) {
   }
   fault.error_code = rule.value("error_code", fault.error_code);
   fault.message = rule.value("message", fault.message);
-  fault.delay = std::chrono::milliseconds(rule.value("delay_ms", int64_t{0}));
+  fault.delay = std::chrono::milliseconds(
+      rule.value("delay_ms", fault.action == Fault::Action::kHang ? int64_t{600000} : int64_t{0}));
+  if (fault.delay.count() < 0) throw std::invalid_argument("delay_ms must not be negative");
   fault.after_side_effect = rule.value("after_side_effect", false);
+  fault.size_bytes = rule.value("size_bytes", fault.size_bytes);
+  if (fault.size_bytes < 0 || fault.size_bytes > (int64_t{1} << 30)) {
+    throw std::invalid_argument("size_bytes must be 0-1073741824");
+  }
+  fault.missing_bytes = rule.value("missing_bytes", fault.missing_bytes);
+  if (fault.missing_bytes < 1) throw std::invalid_argument("missing_bytes must be at least 1");
   return fault;
 }
 
@@ -493,25 +605,44 @@ HttpResponse Service::AdminAddFaults(const HttpRequest& request) {
   json body = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
   if (body.is_object()) body = json::array({body});
   if (!body.is_array()) return AdminError(http::status::bad_request, "expected a JSON array");
-  std::vector<Fault> parsed;
   try {
-    for (const json& rule : body) parsed.push_back(ParseFault(rule));
+    AddFaults(body);
   } catch (const std::exception& error) {
     return AdminError(http::status::bad_request, error.what());
   }
-  std::lock_guard lock(mu_);
-  faults_.insert(faults_.end(), parsed.begin(), parsed.end());
   return AdminOk();
 }
 
+void Service::AddFaults(const json& rules) {
+  const json list = rules.is_object() ? json::array({rules}) : rules;
+  if (!list.is_array()) throw std::invalid_argument("expected a JSON array of fault rules");
+  std::vector<Fault> parsed;
+  for (size_t i = 0; i < list.size(); ++i) {
+    try {
+      parsed.push_back(ParseFault(list[i]));
+    } catch (const std::exception& error) {
+      throw std::invalid_argument("fault rule " + std::to_string(i) + ": " + error.what());
+    }
+  }
+  std::lock_guard lock(mu_);
+  faults_.insert(faults_.end(), parsed.begin(), parsed.end());
+}
+
 HttpResponse Service::AdminFaults() {
-  static constexpr std::array<std::string_view, 5> kActionNames = {
-      "status", "error_code", "unauthorized", "delay", "close"};
+  static constexpr std::array<std::string_view, 13> kActionNames = {
+      "status",       "error_code",
+      "unauthorized", "delay",
+      "close",        "hang",
+      "reset",        "malformed",
+      "truncate",     "wrong_content_type",
+      "oversized",    "tls_handshake_failure",
+      "expired_cert"};
   json list = json::array();
   std::lock_guard lock(mu_);
   for (const Fault& fault : faults_) {
     list.push_back({{"endpoint", fault.endpoint},
                     {"count", fault.remaining},
+                    {"skip", fault.skip},
                     {"action", kActionNames[static_cast<size_t>(fault.action)]}});
   }
   return Json(list.dump());
@@ -519,11 +650,11 @@ HttpResponse Service::AdminFaults() {
 
 HttpResponse Service::AdminStats() {
   std::lock_guard lock(mu_);
-  return Json(json{
-      {"requests_by_endpoint", endpoint_counts_},
-      {"drbackup_posts", drbackup_posts_},
-      {"logins",
-       logins_}}.dump());
+  return Json(json{{"requests_by_endpoint", endpoint_counts_},
+                   {"drbackup_posts", drbackup_posts_},
+                   {"logins", logins_},
+                   {"faults_applied", faults_applied_}}
+                  .dump());
 }
 
 }  // namespace commserv_sim

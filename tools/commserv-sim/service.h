@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,6 +30,10 @@ struct ServiceOptions {
 //
 // Faults apply before the request's side effect unless the rule says `after_side_effect`.
 // Each API request is recorded (never with its Authtoken value) before faults are applied.
+// Fault rules (POST /_sim/faults, or --faults FILE at startup) are described by
+// `commserv-sim --help` and README.md ("Fault injection"); the first rule that matches a request
+// (endpoint, count left, skip used up) decides. Connection-level rules (tls_handshake_failure,
+// expired_cert) apply to the next TLS connections instead of requests.
 //
 // The class is thread-safe; `state` must outlive it.
 class Service {
@@ -36,6 +41,11 @@ class Service {
   Service(CommservState& state, ServiceOptions options);
 
   Reply Handle(const HttpRequest& request);
+  // Asked for every new TLS connection: the connection-level fault to apply, if any.
+  ConnectionFault OnConnection();
+  // Adds fault rules (an array of rule objects, or one object). Throws std::invalid_argument
+  // naming the first invalid rule.
+  void AddFaults(const nlohmann::json& rules);
 
  private:
   enum class Endpoint {
@@ -60,9 +70,24 @@ class Service {
   };
 
   struct Fault {
-    enum class Action { kStatus, kErrorCode, kUnauthorized, kDelay, kClose };
+    enum class Action {
+      kStatus,
+      kErrorCode,
+      kUnauthorized,
+      kDelay,
+      kClose,
+      kHang,
+      kReset,
+      kMalformed,
+      kTruncate,
+      kWrongContentType,
+      kOversized,
+      kTlsHandshakeFailure,
+      kExpiredCert,
+    };
     std::string endpoint;   // A route name or "*".
     int64_t remaining = 1;  // Matching requests still affected; -1 means forever.
+    int64_t skip = 0;       // Matching requests to let through before the rule applies.
     Action action = Action::kStatus;
     unsigned http_status = 500;
     std::string content_type = "text/plain";
@@ -72,6 +97,11 @@ class Service {
     std::string message = "Simulated error";
     std::chrono::milliseconds delay{0};
     bool after_side_effect = false;
+    int64_t size_bytes = 16 * 1024 * 1024;  // kOversized: body size.
+    int64_t missing_bytes = 16;             // kTruncate: promised but never sent.
+    bool connection_level() const {
+      return action == Action::kTlsHandshakeFailure || action == Action::kExpiredCert;
+    }
   };
 
   struct RecordedRequest {
@@ -95,7 +125,10 @@ class Service {
   HttpResponse HandleJobList(const HttpRequest& request, std::string_view query);
   HttpResponse HandleJobAction(const Route& route);
   HttpResponse HandleJobDetails(const HttpRequest& request);
-  Reply FaultReply(const Fault& fault, const HttpRequest& request) const;
+  // `real` is the endpoint's own answer when its side effect already ran (after_side_effect,
+  // wrong_content_type), else nullopt.
+  Reply FaultReply(const Fault& fault, const HttpRequest& request,
+                   std::optional<HttpResponse> real) const;
 
   HttpResponse HandleAdmin(const HttpRequest& request, std::string_view path,
                            std::string_view query);
@@ -116,6 +149,7 @@ class Service {
   std::map<std::string, int64_t, std::less<>> endpoint_counts_;  // Guarded by mu_.
   int64_t drbackup_posts_ = 0;                                   // Guarded by mu_.
   int64_t logins_ = 0;                                           // Guarded by mu_.
+  int64_t faults_applied_ = 0;                                   // Guarded by mu_.
 };
 
 }  // namespace commserv_sim

@@ -260,3 +260,65 @@ commcells:
 
 }  // namespace
 }  // namespace drgate
+
+namespace drgate {
+namespace {
+
+// Upstream fault policies per CommCell (README, "Upstream faults").
+std::string WithPolicy(const std::string& extra) {
+  return std::string(kMinimal) + extra;
+}
+
+TEST_F(ConfigTest, UpstreamPoliciesHaveDocumentedDefaults) {
+  auto c = Parse(kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const auto& cell = c->commcells[0];
+  EXPECT_EQ(cell.retry_max_attempts, 3);
+  EXPECT_EQ(cell.retry_initial_backoff, std::chrono::milliseconds(200));
+  EXPECT_EQ(cell.retry_max_backoff, std::chrono::seconds(2));
+  EXPECT_EQ(cell.breaker_failure_threshold, 5);
+  EXPECT_EQ(cell.breaker_open_for, std::chrono::seconds(30));
+  EXPECT_EQ(cell.max_response_bytes, 4 * 1024 * 1024);
+  EXPECT_EQ(cell.max_pending_requests, 64);
+}
+
+TEST_F(ConfigTest, UpstreamPoliciesAreReadPerCommCell) {
+  auto c = Parse(WithPolicy(R"(    retry: {max_attempts: 5, initial_backoff: 50ms, max_backoff: 1s}
+    circuit_breaker: {failure_threshold: 2, open_for: 2s}
+    max_response_bytes: 65536
+    max_pending_requests: 8
+)"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const auto& cell = c->commcells[0];
+  EXPECT_EQ(cell.retry_max_attempts, 5);
+  EXPECT_EQ(cell.retry_initial_backoff, std::chrono::milliseconds(50));
+  EXPECT_EQ(cell.retry_max_backoff, std::chrono::seconds(1));
+  EXPECT_EQ(cell.breaker_failure_threshold, 2);
+  EXPECT_EQ(cell.breaker_open_for, std::chrono::seconds(2));
+  EXPECT_EQ(cell.max_response_bytes, 65536);
+  EXPECT_EQ(cell.max_pending_requests, 8);
+}
+
+TEST_F(ConfigTest, InvalidUpstreamPoliciesNameTheKey) {
+  ExpectError(WithPolicy("    retry: {max_attempts: 0}\n"), "commcells[0].retry.max_attempts",
+              "must be 1-10");
+  ExpectError(WithPolicy("    retry: {max_attempts: many}\n"), "commcells[0].retry.max_attempts",
+              "wrong type");
+  ExpectError(WithPolicy("    retry: {attempts: 2}\n"), "commcells[0].retry.attempts",
+              "unknown key");
+  ExpectError(WithPolicy("    retry: {initial_backoff: 2s, max_backoff: 1s}\n"),
+              "commcells[0].retry.max_backoff", "at least");
+  ExpectError(WithPolicy("    retry: {initial_backoff: soon}\n"),
+              "commcells[0].retry.initial_backoff", "invalid duration");
+  ExpectError(WithPolicy("    circuit_breaker: {failure_threshold: 0}\n"),
+              "commcells[0].circuit_breaker.failure_threshold", "must be 1-1000");
+  ExpectError(WithPolicy("    circuit_breaker: {open_for: 10ms}\n"),
+              "commcells[0].circuit_breaker.open_for", "at least 100ms");
+  ExpectError(WithPolicy("    max_response_bytes: 100\n"), "commcells[0].max_response_bytes",
+              "must be 1024-1073741824");
+  ExpectError(WithPolicy("    max_pending_requests: 0\n"), "commcells[0].max_pending_requests",
+              "must be 1-100000");
+}
+
+}  // namespace
+}  // namespace drgate

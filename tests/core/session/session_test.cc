@@ -5,6 +5,7 @@
 
 #include <future>
 
+#include "tests/fakes/fake_scheduler.h"
 #include "tests/fakes/fake_transport.h"
 #include "tests/fakes/manual_clock.h"
 
@@ -59,7 +60,8 @@ class SessionTest : public ::testing::Test {
     opts.commcell = "cs1";
     opts.endpoint = *ParseEndpoint("https://cs1.example.com/commandcenter/api");
     if (opts.device_id.empty()) opts.device_id = "drgate-cs1";
-    return SessionClient::Create(std::move(opts), std::move(transport), metrics_, clock_);
+    return SessionClient::Create(std::move(opts), std::move(transport), metrics_, clock_,
+                                 scheduler_);
   }
   std::shared_ptr<SessionClient> PasswordClient() {
     SessionOptions o;
@@ -83,6 +85,8 @@ class SessionTest : public ::testing::Test {
 
   // Declared first so it is destroyed last: answers in flight still reach live objects.
   ThreadPool pool_{2};
+  std::shared_ptr<drgate::testing::FakeScheduler> scheduler_ =
+      std::make_shared<drgate::testing::FakeScheduler>(pool_);
   ScriptedCommServ cs_;
   prometheus::Registry registry_;
   Metrics metrics_{registry_};

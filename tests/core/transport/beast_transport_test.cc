@@ -354,6 +354,27 @@ TEST_F(BeastTransportTest, SilentServerTimesOutInReadAfterSending) {
   EXPECT_LT(elapsed, 2s);
 }
 
+TEST_F(BeastTransportTest, RequestDeadlineCutsTheReadTimeoutAndIsNotAnsweredEarly) {
+  TestServer server([](const testing::ReceivedRequest&) {
+    Reply r;
+    r.kind = Reply::Kind::kHang;
+    return r;
+  });
+  TransportOptions options = FastOptions();
+  options.read_timeout = 10s;
+  auto transport = Make(PlainEndpoint(server.port()), options);
+  HttpRequest request = Get();
+  const auto start = std::chrono::steady_clock::now();
+  request.deadline = start + 300ms;
+
+  StatusOr<HttpResponse> result = SendAndWait(*transport, request);
+
+  const auto ended = std::chrono::steady_clock::now();
+  ExpectPhaseError(result, "UPSTREAM_TIMEOUT", "read", "true");
+  EXPECT_GE(ended, *request.deadline) << "a deadline-cut timeout never fires early";
+  EXPECT_LT(ended - start, 2s);
+}
+
 TEST_F(BeastTransportTest, ServerClosingAfterRequestIsUnreachableAfterSending) {
   TestServer server([](const testing::ReceivedRequest&) {
     Reply r;
