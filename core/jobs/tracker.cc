@@ -36,14 +36,16 @@ bool LevelMatches(const std::string& level, BackupType type) {
 }  // namespace
 
 Tracker::Tracker(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
-                 const Clock& clock, WatchHub& hub, TrackerOptions options)
+                 const Clock& clock, WatchHub& hub, TrackerOptions options,
+                 const LeaderElection* leader)
     : commcells_(std::make_shared<const std::vector<CommCell>>(std::move(commcells))),
       store_(store),
       metrics_(metrics),
       clock_(clock),
       hub_(hub),
       options_(options),
-      started_at_(clock.Now()) {}
+      started_at_(clock.Now()),
+      leader_(leader) {}
 
 Tracker::~Tracker() {
   Stop();
@@ -100,6 +102,11 @@ void Tracker::Loop() {
 
 void Tracker::RunRound(bool force) {
   std::lock_guard round(round_mu_);
+  if (leader_ != nullptr && !leader_->IsLeader()) {
+    // Another replica polls; a new leader starts with a full round (its election pokes us).
+    cells_.clear();
+    return;
+  }
   auto active = store_.ListActiveJobs();
   auto intents = store_.ListOpenIntents();
   if (!active.ok() || !intents.ok()) {
@@ -269,7 +276,7 @@ void Tracker::Reconcile(const CommCell& cell, const std::vector<TriggerIntent>& 
             [](const auto& a, const auto& b) { return a.create_time < b.create_time; });
   for (const TriggerIntent& intent : sorted) {
     // Intents of this process younger than the grace belong to triggers still in flight.
-    const bool from_earlier_process = intent.create_time < started_at_;
+    const bool from_earlier_process = !options_.shared_registry && intent.create_time < started_at_;
     if (!from_earlier_process && now - intent.create_time < options_.intent_grace) continue;
 
     const JobSummary* match = nullptr;

@@ -3,7 +3,9 @@
 // The job registry: every DR backup job drgate started, durable across restarts.
 //
 // Implementations are thread-safe. Every write returns only once it is durable (for SQLite: WAL
-// with synchronous=FULL), so a job acknowledged to a caller survives a crash.
+// with synchronous=FULL; for PostgreSQL: a committed transaction), so a job acknowledged to a
+// caller survives a crash. Implementations: SqliteJobStore (embedded, one process) and
+// PostgresJobStore (shared by several replicas).
 
 #include <cstdint>
 #include <optional>
@@ -85,6 +87,11 @@ class JobStore {
   virtual StatusOr<int64_t> PruneTerminalJobs(TimePoint finished_before, int max_rows) = 0;
 
   // Intent journal.
+  // At most one intent per (commcell, request_id) is open at a time, enforced by the database:
+  // while one is open, adding another with the same non-empty request id writes nothing and is
+  // ALREADY_EXISTS (reason REQUEST_ID_IN_FLIGHT). This is what lets replicas sharing a registry
+  // race with one request id and send one upstream POST. Intents without a request id never
+  // conflict.
   virtual StatusOr<int64_t> AddIntent(const TriggerIntent& intent) = 0;
   // Closes an intent without jobs (the trigger failed with a known outcome). NOT_FOUND (reason
   // INTENT_NOT_FOUND) for an unknown id, here and in PutJobs (which then writes nothing);
