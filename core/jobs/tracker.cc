@@ -102,13 +102,16 @@ void Tracker::Loop() {
 
 void Tracker::RunRound(bool force) {
   std::lock_guard round(round_mu_);
-  if (leader_ != nullptr && !leader_->IsLeader()) {
-    // Another replica polls; a new leader starts with a full round (its election pokes us).
-    cells_.clear();
-    return;
+  // Replicas sharing a registry: only the leader follows jobs and settles intents (a new leader
+  // starts with a forced round: its election pokes the tracker). The others still probe idle
+  // CommCells, so that their readiness and drgate_commserv_up tell the truth.
+  const bool leading = leader_ == nullptr || leader_->IsLeader();
+  StatusOr<std::vector<Job>> active = std::vector<Job>();
+  StatusOr<std::vector<TriggerIntent>> intents = std::vector<TriggerIntent>();
+  if (leading) {
+    active = store_.ListActiveJobs();
+    intents = store_.ListOpenIntents();
   }
-  auto active = store_.ListActiveJobs();
-  auto intents = store_.ListOpenIntents();
   if (!active.ok() || !intents.ok()) {
     spdlog::warn("tracker: cannot read the registry: {}",
                  (!active.ok() ? active.status() : intents.status()).ToString());
@@ -131,7 +134,7 @@ void Tracker::RunRound(bool force) {
     }
     CellState& state = cells_[cell.name];
     if (jobs.empty() && open.empty()) {
-      metrics_.SetActiveJobs(cell.name, 0);
+      if (leading) metrics_.SetActiveJobs(cell.name, 0);
       if (options_.probe_interval.count() > 0 &&
           now - state.last_probe >= options_.probe_interval) {
         // Nothing to follow: one cheap request now and then keeps reachability current.
@@ -149,7 +152,7 @@ void Tracker::RunRound(bool force) {
     if (!due) continue;
     PollCell(cell, jobs, open);
   }
-  if (options_.retention.count() > 0 && now - last_prune_ >= std::chrono::hours(1)) {
+  if (leading && options_.retention.count() > 0 && now - last_prune_ >= std::chrono::hours(1)) {
     last_prune_ = now;
     Prune();
   }

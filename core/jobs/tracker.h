@@ -58,8 +58,9 @@ struct TrackerOptions {
 
 class Tracker {
  public:
-  // Every reference must outlive the tracker. With `leader` (replicas sharing a registry), rounds
-  // run only while leader->IsLeader(): one replica polls the CommServe; null: always.
+  // Every reference must outlive the tracker. With `leader` (replicas sharing a registry), jobs
+  // and intents are followed only while leader->IsLeader(): one replica polls the CommServe for
+  // them (the others only probe, see probe_interval); null: always.
   Tracker(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics, const Clock& clock,
           WatchHub& hub, TrackerOptions options, const LeaderElection* leader = nullptr);
   ~Tracker();
@@ -75,8 +76,8 @@ class Tracker {
   // Replaces the CommCells to follow (configuration reload); takes effect at the next round.
   void SetCommCells(std::vector<CommCell> commcells);
 
-  // One synchronous round over every CommCell that is due (all of them when `force`). Does
-  // nothing on a replica that is not the leader.
+  // One synchronous round over every CommCell that is due (all of them when `force`). On a
+  // replica that is not the leader, only the probes of idle CommCells.
   void RunRound(bool force = true);
 
   // Applies what the CommServe reports of one job: updates the registry when something

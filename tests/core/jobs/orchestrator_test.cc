@@ -362,15 +362,15 @@ class SharedRegistryTest : public OrchestratorTest {
     std::vector<CommCell> a = {CommCell{"cs1", "https://cs1/api", client_}};
     std::vector<CommCell> b = {CommCell{"cs1", "https://cs1/api", client_b_}};
     tracker_b_ = std::make_unique<Tracker>(b, *store_, metrics_b_, clock_, hub_, TrackerOptions{});
-    orchestrator_ = std::make_unique<Orchestrator>(a, *store_, metrics_, clock_, pool_, *tracker_,
-                                                   options);
+    orchestrator_ =
+        std::make_unique<Orchestrator>(a, *store_, metrics_, clock_, pool_, *tracker_, options);
     orchestrator_b_ = std::make_unique<Orchestrator>(b, *store_, metrics_b_, clock_, pool_b_,
                                                      *tracker_b_, options);
   }
   StatusOr<TriggerOutcome> TriggerOnB(TriggerRequest r) {
     std::promise<StatusOr<TriggerOutcome>> p;
-    orchestrator_b_->TriggerBackup(
-        std::move(r), [&p](StatusOr<TriggerOutcome> o) { p.set_value(std::move(o)); });
+    orchestrator_b_->TriggerBackup(std::move(r),
+                                   [&p](StatusOr<TriggerOutcome> o) { p.set_value(std::move(o)); });
     return p.get_future().get();
   }
   // An intent as replica A writes it before its POST.
@@ -396,12 +396,10 @@ TEST_F(SharedRegistryTest, ConcurrentTriggersWithOneRequestIdOnTwoReplicasSendOn
   constexpr int kCallsEach = 100;
   std::vector<std::promise<StatusOr<TriggerOutcome>>> ps(2 * kCallsEach);
   for (int i = 0; i < kCallsEach; ++i) {
-    orchestrator_->TriggerBackup(Request("cs1", "one-key"), [&p = ps[2 * i]](auto o) {
-      p.set_value(std::move(o));
-    });
-    orchestrator_b_->TriggerBackup(Request("cs1", "one-key"), [&p = ps[2 * i + 1]](auto o) {
-      p.set_value(std::move(o));
-    });
+    orchestrator_->TriggerBackup(Request("cs1", "one-key"),
+                                 [&p = ps[2 * i]](auto o) { p.set_value(std::move(o)); });
+    orchestrator_b_->TriggerBackup(Request("cs1", "one-key"),
+                                   [&p = ps[2 * i + 1]](auto o) { p.set_value(std::move(o)); });
   }
   client_->Release();
   client_b_->Release();
@@ -449,7 +447,8 @@ TEST_F(SharedRegistryTest, AFailedTriggerOnAnotherReplicaIsReportedNotRepeated) 
   std::promise<StatusOr<TriggerOutcome>> p;
   orchestrator_b_->TriggerBackup(Request("cs1", "upgrade-8"),
                                  [&p](auto o) { p.set_value(std::move(o)); });
-  ASSERT_TRUE(store_->ResolveIntent(intent, "failed: FAILED_PRECONDITION [UPSTREAM_REJECTED]").ok());
+  ASSERT_TRUE(
+      store_->ResolveIntent(intent, "failed: FAILED_PRECONDITION [UPSTREAM_REJECTED]").ok());
 
   auto out = p.get_future().get();
 
