@@ -124,6 +124,10 @@ StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const PostgresEndp
     return Status(StatusCode::kUnavailable, endpoint.Describe() + ": connect: " + message,
                   kReasonUnavailable);
   }
+  // Server notices ("relation ... already exists, skipping") are not errors: libpq would print
+  // them to stderr, outside drgate's log format.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<PgConnection>(new PgConnection(conn, endpoint));
 }
 
