@@ -412,6 +412,11 @@ Status ServerImpl::Reload(const Config& config) {
                    before, after);
     }
   }
+  if (config.registry_postgres.has_value() != config_.registry_postgres.has_value() ||
+      (config.registry_postgres && config_.registry_postgres &&
+       config.registry_postgres->dsn != config_.registry_postgres->dsn)) {
+    spdlog::warn("reload: registry.postgres changed; it takes effect after a restart");
+  }
   if (config.grpc_tls.has_value() != config_.grpc_tls.has_value()) {
     spdlog::warn("reload: grpc.tls was {}; it takes effect after a restart",
                  config.grpc_tls ? "added" : "removed");

@@ -230,5 +230,33 @@ TEST_F(ReplicasTest, KillingTheLeaderHandsTrackingToTheOtherWithinTheLease) {
             follower_lists_before);
 }
 
+TEST_F(ReplicasTest, WhileTheDatabaseIsAwayCallsAreUnavailableAndNothingIsSentUpstream) {
+  StartSim(60000);
+  auto a = StartReplica();
+  v1::TriggerBackupResponse before;
+  ASSERT_TRUE(Ok(Trigger(*a, "", &before)));
+  const std::string job_id = before.job().job_id();
+
+  pg_.Stop();
+  v1::TriggerBackupResponse resp;
+  const grpc::Status with_id = Trigger(*a, "during-the-outage", &resp);
+  const grpc::Status without_id = Trigger(*a, "", &resp);
+  v1::Job job;
+  const grpc::Status read = GetJob(*a, job_id, &job);
+  pg_.Start();
+
+  for (const grpc::Status& s : {with_id, without_id, read}) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+    EXPECT_EQ(ErrorInfoOf(s).reason(), "REGISTRY_UNAVAILABLE") << s.error_message();
+    EXPECT_NE(s.error_message().find("PostgreSQL registry host=127.0.0.1"), std::string::npos)
+        << s.error_message();
+    EXPECT_EQ(s.error_message().find(pg_.password()), std::string::npos);
+  }
+  EXPECT_EQ(sim_->EndpointCount("DRBackup"), 1);  // only the trigger before the outage
+  // The database is back: the same replica serves again, without a restart.
+  ASSERT_TRUE(Eventually([&] { return GetJob(*a, job_id, &job).ok(); }, 10s));
+  EXPECT_EQ(job.job_id(), job_id);
+}
+
 }  // namespace
 }  // namespace drgate::testing
