@@ -77,6 +77,9 @@ class ServerImpl final : public Server {
     if (refresher_) refresher_->Stop();
     // After the tracker: the lease goes to another replica once this one polls no more.
     if (leader_) leader_->Stop();
+    // Triggers waiting for another replica's outcome are answered now, while the blocking
+    // pool still runs.
+    if (orchestrator_) orchestrator_->StopWaiting();
     // Calls have ended; let transport callbacks and registry writes that are still queued
     // finish, then stop the io threads.
     work_guard_.reset();

@@ -62,6 +62,10 @@ Orchestrator::Orchestrator(std::vector<CommCell> commcells, JobStore& store, Met
 }
 
 Orchestrator::~Orchestrator() {
+  StopWaiting();
+}
+
+void Orchestrator::StopWaiting() {
   std::vector<Adoption> left;
   {
     std::lock_guard lock(adopt_mu_);

@@ -78,8 +78,11 @@ class Orchestrator {
   Orchestrator(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
                const Clock& clock, Executor& blocking, Tracker& tracker,
                OrchestratorOptions options = {});
-  // Answers triggers still waiting for another replica's outcome with UNAVAILABLE.
+  // Calls StopWaiting.
   ~Orchestrator();
+  // Answers triggers still waiting for another replica's outcome with UNAVAILABLE, and answers
+  // later ones so at once. Call before the Executor stops running tasks. Idempotent.
+  void StopWaiting();
   Orchestrator(const Orchestrator&) = delete;
   Orchestrator& operator=(const Orchestrator&) = delete;
 

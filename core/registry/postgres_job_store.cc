@@ -30,6 +30,10 @@ constexpr char kJobColumns[] =
     "percent_complete, failure_reason, request_id, requested_by, create_time_ms, start_time_ms, "
     "end_time_ms, update_time_ms";
 
+// A transaction lock per (commcell, request_id), released at COMMIT or ROLLBACK.
+constexpr char kLockRequestIdSql[] =
+    "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 0))";
+
 // The states for which IsTerminal() is false, and those it is true for, as stored.
 constexpr char kActiveStates[] = "('submitted', 'queued', 'running', 'suspended', 'unknown')";
 constexpr char kPrunableStates[] = "('succeeded', 'succeeded_with_errors', 'failed', 'killed')";
@@ -335,6 +339,18 @@ Status PostgresJobStore::PutJobs(const std::vector<Job>& jobs,
   // A single statement commits atomically by itself: no BEGIN/COMMIT round trips.
   const bool transaction = rows.size() > kRowsPerStatement || resolved_intent.has_value();
   return Run(kOperation, transaction, [&](PgConnection& conn) -> Status {
+    if (resolved_intent) {
+      // Closing a trigger's intent: exclusive with AddIntent of the same request id, so a racing
+      // replica sees either this intent open or this job recorded, never neither.
+      if (Status lock = conn.Exec("SELECT pg_advisory_xact_lock(hashtextextended(commcell || "
+                                  "chr(1) || request_id, 0)) FROM intents WHERE id = $1::bigint "
+                                  "AND request_id <> ''",
+                                  {Int(*resolved_intent)}, kOperation)
+                            .status();
+          !lock.ok()) {
+        return lock;
+      }
+    }
     for (std::size_t start = 0; start < rows.size(); start += kRowsPerStatement) {
       const std::size_t n = std::min(kRowsPerStatement, rows.size() - start);
       Params params;
@@ -356,7 +372,25 @@ Status PostgresJobStore::PutJobs(const std::vector<Job>& jobs,
 StatusOr<int64_t> PostgresJobStore::AddIntent(const TriggerIntent& intent) {
   static const std::string kOperation = "record trigger intent";
   int64_t id = 0;
-  Status s = Run(kOperation, false, [&](PgConnection& conn) -> Status {
+  // With a request id: under the request id's transaction lock (which PutJobs closing such an
+  // intent takes too), no job recorded for it and no open intent (unique key) -> insert. Without
+  // one: a single insert.
+  const bool keyed = !intent.request_id.empty();
+  Status s = Run(kOperation, keyed, [&](PgConnection& conn) -> Status {
+    if (keyed) {
+      if (Status lock =
+              conn.Exec(kLockRequestIdSql, {intent.commcell, intent.request_id}, kOperation)
+                  .status();
+          !lock.ok()) {
+        return lock;
+      }
+      StatusOr<PgResult> taken = conn.Exec(
+          "SELECT 1 FROM jobs WHERE commcell = $1 AND request_id = $2 AND request_id <> '' "
+          "LIMIT 1",
+          {intent.commcell, intent.request_id}, kOperation);
+      if (!taken.ok()) return taken.status();
+      if (taken->rows() > 0) return registry::RequestIdInFlight(intent);
+    }
     StatusOr<PgResult> r = conn.Exec(
         "INSERT INTO intents (commcell, backup_type, compression, request_id, requested_by, "
         "create_time_ms) VALUES ($1, $2, $3::integer, $4, $5, $6::bigint) RETURNING id",

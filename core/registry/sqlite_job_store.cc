@@ -67,6 +67,7 @@ struct Sql {
   std::string add_intent;
   std::string resolve_intent;
   std::string intent_exists;
+  std::string request_id_taken;
   std::string list_open_intents;
 };
 
@@ -177,6 +178,9 @@ const Sql& Statements() {
         "UPDATE intents SET resolved = 1, outcome = :outcome, resolved_time_ms = :time "
         "WHERE id = :id AND resolved = 0";
     s->intent_exists = "SELECT 1 FROM intents WHERE id = :id";
+    s->request_id_taken =
+        "SELECT 1 FROM jobs INDEXED BY jobs_by_request WHERE commcell = :commcell AND "
+        "request_id = :request_id AND request_id <> '' LIMIT 1";
     s->list_open_intents =
         "SELECT id, commcell, backup_type, compression, request_id, requested_by, create_time_ms "
         "FROM intents INDEXED BY intents_open WHERE resolved = 0 ORDER BY id";
@@ -633,6 +637,18 @@ StatusOr<int64_t> SqliteJobStore::AddIntent(const TriggerIntent& intent) {
   static constexpr char kOperation[] = "record trigger intent";
   int64_t id = 0;
   Status s = WriteTransaction(kOperation, [&](Connection& conn) -> Status {
+    if (!intent.request_id.empty()) {
+      // A job already recorded for this request id: its trigger is over (see JobStore).
+      StatusOr<sqlite3_stmt*> taken =
+          conn.Prepare(Statements().request_id_taken.c_str(), kOperation);
+      if (!taken.ok()) return taken.status();
+      Statement select(conn.db(), *taken, kOperation);
+      select.Bind(":commcell", intent.commcell);
+      select.Bind(":request_id", intent.request_id);
+      StatusOr<bool> row = select.Step();
+      if (!row.ok()) return row.status();
+      if (*row) return registry::RequestIdInFlight(intent);
+    }
     StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().add_intent.c_str(), kOperation);
     if (!stmt.ok()) return stmt.status();
     Statement insert(conn.db(), *stmt, kOperation);

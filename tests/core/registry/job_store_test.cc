@@ -1056,6 +1056,18 @@ TEST_P(JobStoreContractTest, SecondOpenIntentWithTheSameRequestIdIsAlreadyExists
   EXPECT_TRUE(store_->AddIntent(MakeIntent("cc1", "req-1")).ok());
 }
 
+TEST_P(JobStoreContractTest, IntentForARequestIdWithARecordedJobIsAlreadyExists) {
+  int64_t first = *store_->AddIntent(MakeIntent("cc1", "req-1001"));
+  ASSERT_TRUE(store_->PutJobs({MakeJob("cc1", "1001")}, first).ok());  // request_id "req-1001"
+
+  StatusOr<int64_t> again = store_->AddIntent(MakeIntent("cc1", "req-1001"));
+
+  EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(again.status().reason(), "REQUEST_ID_IN_FLIGHT");
+  EXPECT_THAT(*store_->ListOpenIntents(), IsEmpty());
+  EXPECT_TRUE(store_->AddIntent(MakeIntent("cc2", "req-1001")).ok());
+}
+
 TEST_P(JobStoreContractTest, ConcurrentIntentsWithOneRequestIdLeaveExactlyOneOpen) {
   constexpr int kThreads = 8;
   std::atomic<int> added{0};
