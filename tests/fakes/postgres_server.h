@@ -35,7 +35,10 @@ class PostgresServer {
 
   // Creates the cluster and starts the server; throws std::runtime_error when it cannot.
   PostgresServer() {
-    std::string pattern = std::filesystem::temp_directory_path().string() + "/drgate-pg-XXXXXX";
+    // As root the folder must be reachable by the postgres user: /tmp, whatever TMPDIR says.
+    const std::string base =
+        geteuid() == 0 ? std::string("/tmp") : std::filesystem::temp_directory_path().string();
+    std::string pattern = base + "/drgate-pg-XXXXXX";
     if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp " + pattern);
     dir_ = pattern;
     data_ = dir_ + "/data";
