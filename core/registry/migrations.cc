@@ -125,10 +125,20 @@ CREATE INDEX intents_resolved ON intents (create_time_ms) WHERE resolved = 1;
      R"sql(
 -- AddIntent: at most one open trigger per (CommCell, request id), enforced by the database, so
 -- two callers racing with one request id cause one upstream POST (see JobStore::AddIntent).
+-- drgate never opened two such intents, but should a database hold them, the oldest stays open
+-- (for reconciliation) and the others are closed, rather than the migration failing.
+UPDATE intents SET resolved = 1, outcome = 'closed by schema version 3: duplicate open intent'
+  WHERE resolved = 0 AND request_id <> '' AND id NOT IN
+    (SELECT min(id) FROM intents WHERE resolved = 0 AND request_id <> ''
+     GROUP BY commcell, request_id);
 CREATE UNIQUE INDEX intents_open_request ON intents (commcell, request_id)
   WHERE resolved = 0 AND request_id <> '';
 )sql",
      R"sql(
+UPDATE intents SET resolved = 1, outcome = 'closed by schema version 3: duplicate open intent'
+  WHERE resolved = 0 AND request_id <> '' AND id NOT IN
+    (SELECT min(id) FROM intents WHERE resolved = 0 AND request_id <> ''
+     GROUP BY commcell, request_id);
 CREATE UNIQUE INDEX intents_open_request ON intents (commcell, request_id)
   WHERE resolved = 0 AND request_id <> '';
 -- Leader election of replicas sharing this database (core/registry/postgres_leader_election.h):

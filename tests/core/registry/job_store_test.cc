@@ -1403,6 +1403,28 @@ TEST_F(SqliteJobStoreTest, VersionOneDatabaseIsMigratedKeepingItsRows) {
   EXPECT_EQ(s.ResolveIntent(2, "again").reason(), "INTENT_NOT_FOUND");
 }
 
+TEST_F(SqliteJobStoreTest, MigrationToVersion3KeepsTheOldestOfDuplicateOpenIntentsOpen) {
+  {
+    RawDb raw(DbPath());
+    raw.Exec(kSchemaVersion1);
+    for (int i = 0; i < 3; ++i) {
+      raw.Exec(
+          "INSERT INTO intents (commcell, backup_type, compression, request_id, requested_by, "
+          "create_time_ms) VALUES ('cc1', 'full', 0, 'req-dup', 'runbook', 1)");
+    }
+  }
+
+  auto store = SqliteJobStore::Open(DbPath());
+
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  StatusOr<std::vector<TriggerIntent>> open = (*store)->ListOpenIntents();
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].id, 1);
+  EXPECT_EQ((*store)->AddIntent(MakeIntent("cc1", "req-dup")).status().reason(),
+            "REQUEST_ID_IN_FLIGHT");
+}
+
 TEST_F(SqliteJobStoreTest, DatabaseOfANewerVersionIsRefusedAndLeftAlone) {
   const int newer = SqliteJobStore::kSchemaVersion + 1;
   RawDb(DbPath()).Query("PRAGMA user_version = " + std::to_string(newer));
