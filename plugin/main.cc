@@ -100,8 +100,9 @@ int main(int argc, char** argv) {
             << (*server)->grpc_port() << "\n"
             << "drgate: metrics listening on " << HostOf(config->metrics_listen) << ":"
             << (*server)->metrics_port() << std::endl;
-  spdlog::info("drgate started with {} CommCell(s), registry {}", config->commcells.size(),
-               config->registry_path);
+  spdlog::info(
+      "drgate started with {} CommCell(s), registry {}", config->commcells.size(),
+      config->registry_postgres ? "PostgreSQL (registry.postgres)" : config->registry_path);
 
   // SIGHUP, or a change of the configuration file (a Kubernetes ConfigMap update swaps the
   // mounted file), reloads the configuration; SIGTERM/SIGINT stop.

@@ -25,7 +25,11 @@
 #include "core/jobs/orchestrator.h"
 #include "core/jobs/tracker.h"
 #include "core/jobs/watch_hub.h"
+#include "core/jobs/watch_refresher.h"
 #include "core/metrics/metrics.h"
+#include "core/registry/leader_election.h"
+#include "core/registry/postgres_job_store.h"
+#include "core/registry/postgres_leader_election.h"
 #include "core/registry/sqlite_job_store.h"
 #include "plugin/auth.h"
 #include "plugin/grpc_metrics.h"
@@ -70,6 +74,12 @@ class ServerImpl final : public Server {
     }
     if (admin_) admin_->Stop();
     if (tracker_) tracker_->Stop();
+    if (refresher_) refresher_->Stop();
+    // After the tracker: the lease goes to another replica once this one polls no more.
+    if (leader_) leader_->Stop();
+    // Triggers waiting for another replica's outcome are answered now, while the blocking
+    // pool still runs.
+    if (orchestrator_) orchestrator_->StopWaiting();
     // Calls have ended; let transport callbacks and registry writes that are still queued
     // finish, then stop the io threads.
     work_guard_.reset();
@@ -79,6 +89,8 @@ class ServerImpl final : public Server {
     io_threads_.clear();
     orchestrator_.reset();
     tracker_.reset();
+    refresher_.reset();
+    leader_.reset();
     {
       std::lock_guard lock(clients_mu_);
       built_.clear();
@@ -102,6 +114,7 @@ class ServerImpl final : public Server {
   }
 
   Status Init(const Config& config);
+  Status OpenRegistry(const Config& config);
   Status Reload(const Config& config) override;
 
  private:
@@ -125,6 +138,8 @@ class ServerImpl final : public Server {
   std::mutex reload_mu_;                // one reload at a time
   Config config_;                       // guarded by reload_mu_ after Init
   jobs::WatchHub hub_;
+  std::unique_ptr<LeaderElection> leader_;
+  std::unique_ptr<jobs::WatchRefresher> refresher_;  // replicas sharing a registry only
   std::unique_ptr<jobs::Tracker> tracker_;
   std::unique_ptr<jobs::Orchestrator> orchestrator_;
   std::unique_ptr<DrBackupServiceImpl> service_;
@@ -147,8 +162,26 @@ class ServerImpl final : public Server {
   bool shut_down_ = false;  // guarded by shutdown_mu_
 };
 
-Status ServerImpl::Init(const Config& config) {
-  // Registry first: without it nothing can be acknowledged.
+// The registry and who leads: SQLite (one process, always the leader) or PostgreSQL shared by
+// replicas (a lease decides which one polls the CommServe).
+Status ServerImpl::OpenRegistry(const Config& config) {
+  if (config.registry_postgres) {
+    const PostgresRegistryConfig& pg = *config.registry_postgres;
+    registry::PostgresEndpoint endpoint{pg.dsn, pg.password.value};
+    PostgresStoreOptions options;
+    options.endpoint = endpoint;
+    options.pool_size = pg.pool_size;
+    auto store = PostgresJobStore::Open(std::move(options));
+    if (!store.ok()) return store.status().WithContext("registry.postgres");
+    spdlog::info("registry: {} (pool of {} connections, leader lease {} ms)",
+                 (*store)->description(), pg.pool_size, pg.leader_lease.count());
+    store_ = std::move(*store);
+    PostgresLeaderOptions leader;
+    leader.endpoint = endpoint;
+    leader.lease = pg.leader_lease;
+    leader_ = std::make_unique<PostgresLeaderElection>(std::move(leader));
+    return Status::Ok();
+  }
   if (config.registry_path != ":memory:") {
     const auto dir = std::filesystem::path(config.registry_path).parent_path();
     std::error_code ec;
@@ -162,6 +195,14 @@ Status ServerImpl::Init(const Config& config) {
   auto store = SqliteJobStore::Open(config.registry_path);
   if (!store.ok()) return store.status().WithContext("registry.path " + config.registry_path);
   store_ = std::move(*store);
+  leader_ = std::make_unique<AlwaysLeader>();
+  return Status::Ok();
+}
+
+Status ServerImpl::Init(const Config& config) {
+  // Registry first: without it nothing can be acknowledged.
+  if (Status s = OpenRegistry(config); !s.ok()) return s;
+  const bool shared = config.registry_postgres.has_value();
 
   metrics_ = std::make_unique<Metrics>(*registry_);
   work_guard_.emplace(io_.get_executor());
@@ -180,9 +221,23 @@ Status ServerImpl::Init(const Config& config) {
   tracking.intent_give_up = config.tracking.intent_give_up;
   tracking.retention = config.tracking.retention;
   tracking.probe_interval = config.tracking.probe_interval;
-  tracker_ = std::make_unique<jobs::Tracker>(cells, *store_, *metrics_, clock_, hub_, tracking);
+  tracking.shared_registry = shared;
+  tracker_ = std::make_unique<jobs::Tracker>(cells, *store_, *metrics_, clock_, hub_, tracking,
+                                             leader_.get());
+  jobs::OrchestratorOptions orchestration;
+  if (shared) {
+    // A trigger racing another replica's with one request_id waits for it as long as that one
+    // may take: the slowest CommCell's connect and request timeouts, twice, and a margin.
+    std::chrono::milliseconds slowest{0};
+    for (const auto& c : config.commcells) {
+      slowest = std::max(slowest, 2 * c.connect_timeout + 2 * c.request_timeout);
+    }
+    orchestration.shared_wait = slowest + std::chrono::seconds(5);
+    refresher_ = std::make_unique<jobs::WatchRefresher>(*store_, hub_,
+                                                        config.registry_postgres->watch_interval);
+  }
   orchestrator_ = std::make_unique<jobs::Orchestrator>(std::move(cells), *store_, *metrics_, clock_,
-                                                       *blocking_, *tracker_);
+                                                       *blocking_, *tracker_, orchestration);
   // "Last success" survives restarts: seed it from the registry.
   for (const auto& c : config.commcells) {
     for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {
@@ -228,7 +283,13 @@ Status ServerImpl::Init(const Config& config) {
   health_ = grpc_server_->GetHealthCheckService();
   health_->SetServingStatus("liveness", true);
   health_->SetServingStatus("readiness", false);
+  // The leader polls; a replica that becomes leader starts with a full round at once.
+  leader_->Start([this](bool leading) {
+    metrics_->SetRegistryLeader(leading);
+    if (leading && tracker_) tracker_->Poke();
+  });
   tracker_->Start();
+  if (refresher_) refresher_->Start();
   // Readiness follows the CommCells' reachability (the tracker probes them).
   health_thread_ = std::thread([this] {
     bool last = false;
@@ -373,6 +434,11 @@ Status ServerImpl::Reload(const Config& config) {
       spdlog::warn("reload: {} changed from {} to {}; it takes effect after a restart", what,
                    before, after);
     }
+  }
+  if (config.registry_postgres.has_value() != config_.registry_postgres.has_value() ||
+      (config.registry_postgres && config_.registry_postgres &&
+       config.registry_postgres->dsn != config_.registry_postgres->dsn)) {
+    spdlog::warn("reload: registry.postgres changed; it takes effect after a restart");
   }
   if (config.grpc_tls.has_value() != config_.grpc_tls.has_value()) {
     spdlog::warn("reload: grpc.tls was {}; it takes effect after a restart",

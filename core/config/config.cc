@@ -1,5 +1,7 @@
 #include "core/config/config.h"
 
+#include "core/registry/postgres_connection.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -472,6 +474,49 @@ StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
   return total;
 }
 
+namespace {
+
+StatusOr<PostgresRegistryConfig> ParsePostgresRegistry(const YAML::Node& p,
+                                                       const std::string& base_dir) {
+  if (Status s = CheckKeys(p, "registry.postgres",
+                           {"dsn", "password_file", "pool_size", "leader_lease", "watch_interval"});
+      !s.ok()) {
+    return s;
+  }
+  PostgresRegistryConfig pg;
+  for (Status s :
+       {Get(p["dsn"], "registry.postgres.dsn", pg.dsn),
+        Get(p["password_file"], "registry.postgres.password_file", pg.password_file),
+        Get(p["pool_size"], "registry.postgres.pool_size", pg.pool_size),
+        GetDuration(p["leader_lease"], "registry.postgres.leader_lease", pg.leader_lease),
+        GetDuration(p["watch_interval"], "registry.postgres.watch_interval", pg.watch_interval)}) {
+    if (!s.ok()) return s;
+  }
+  if (pg.dsn.empty()) return ConfigError("registry.postgres.dsn", "is required");
+  // The message never echoes the DSN: it might hold a password by mistake.
+  if (Status s = registry::PostgresEndpoint::Validate(pg.dsn); !s.ok()) {
+    return ConfigError("registry.postgres.dsn", s.message());
+  }
+  if (pg.pool_size < 1 || pg.pool_size > 100) {
+    return ConfigError("registry.postgres.pool_size", "must be between 1 and 100");
+  }
+  if (pg.leader_lease < std::chrono::seconds(1)) {
+    return ConfigError("registry.postgres.leader_lease", "must be at least 1s");
+  }
+  if (pg.watch_interval < std::chrono::milliseconds(50)) {
+    return ConfigError("registry.postgres.watch_interval", "must be at least 50ms");
+  }
+  if (!pg.password_file.empty()) {
+    pg.password_file = Resolve(base_dir, pg.password_file);
+    auto secret = ReadSecretFile("registry.postgres.password_file", pg.password_file);
+    if (!secret.ok()) return secret.status();
+    pg.password = std::move(*secret);
+  }
+  return pg;
+}
+
+}  // namespace
+
 StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& base_dir) {
   YAML::Node root;
   try {
@@ -548,8 +593,17 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
       }
     }
     if (auto r = root["registry"]) {
-      if (Status s = CheckKeys(r, "registry", {"path"}); !s.ok()) return s;
+      if (Status s = CheckKeys(r, "registry", {"path", "postgres"}); !s.ok()) return s;
       if (Status s = Get(r["path"], "registry.path", config.registry_path); !s.ok()) return s;
+      if (auto p = r["postgres"]) {
+        if (r["path"]) {
+          return ConfigError("registry.postgres",
+                             "cannot be combined with registry.path (one registry per drgate)");
+        }
+        auto pg = ParsePostgresRegistry(p, base_dir);
+        if (!pg.ok()) return pg.status();
+        config.registry_postgres = std::move(*pg);
+      }
     }
     if (auto l = root["log"]) {
       if (Status s = CheckKeys(l, "log", {"level", "format"}); !s.ok()) return s;

@@ -104,6 +104,20 @@ struct GrpcTlsConfig {
   std::chrono::milliseconds reload_interval{60000};  // how often the files are re-read, >= 1s
 };
 
+// registry.postgres: the job registry in a shared PostgreSQL database, for several replicas
+// (README, "Several replicas on PostgreSQL"). Absent: the embedded SQLite file registry.path.
+struct PostgresRegistryConfig {
+  std::string dsn;            // libpq "host=... port=... dbname=... user=...", no password
+  std::string password_file;  // optional (trust or client certificates need none)
+  Secret password;            // read from password_file
+  int pool_size = 8;          // connections per replica, 1..100
+  // Leader election (one tracker at a time): a replica that died is replaced as leader within
+  // about 4/3 of this.
+  std::chrono::milliseconds leader_lease{15000};
+  // How often a replica re-reads the jobs its WatchJob streams follow (the leader writes them).
+  std::chrono::milliseconds watch_interval{500};
+};
+
 struct Config {
   std::string grpc_listen = "127.0.0.1:50051";
   std::optional<GrpcTlsConfig> grpc_tls;  // unset: plaintext gRPC
@@ -119,7 +133,8 @@ struct Config {
   std::string metrics_password_file;
   Secret metrics_password;  // read from metrics_password_file
   std::string registry_path = "drgate.db";
-  std::string log_level = "info";   // trace|debug|info|warn|error
+  std::optional<PostgresRegistryConfig> registry_postgres;  // set: PostgreSQL instead of SQLite
+  std::string log_level = "info";                           // trace|debug|info|warn|error
   std::string log_format = "auto";  // json|text|auto (text on a terminal, else JSON)
   std::chrono::milliseconds shutdown_grace{10000};
   TrackingConfig tracking;

@@ -50,9 +50,42 @@ Job SubmittedJob(const std::string& commcell, const std::string& job_id,
 }  // namespace
 
 Orchestrator::Orchestrator(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
-                           const Clock& clock, Executor& blocking, Tracker& tracker)
-    : store_(store), metrics_(metrics), clock_(clock), blocking_(blocking), tracker_(tracker) {
+                           const Clock& clock, Executor& blocking, Tracker& tracker,
+                           OrchestratorOptions options)
+    : store_(store),
+      metrics_(metrics),
+      clock_(clock),
+      blocking_(blocking),
+      tracker_(tracker),
+      options_(options) {
   SetCommCells(std::move(commcells));
+}
+
+Orchestrator::~Orchestrator() {
+  StopWaiting();
+}
+
+void Orchestrator::StopWaiting() {
+  std::vector<Adoption> left;
+  {
+    std::lock_guard lock(adopt_mu_);
+    adopt_stopping_ = true;
+  }
+  adopt_cv_.notify_all();
+  if (adopter_.joinable()) adopter_.join();
+  {
+    std::lock_guard lock(adopt_mu_);
+    left.swap(adoptions_);
+  }
+  for (Adoption& a : left) {
+    Complete(a.cell->name, a.request,
+             Annotate(Unavailable("drgate is shutting down while waiting for another replica's "
+                                  "trigger with request_id \"" +
+                                      a.request.request_id + "\"; retry with the same request_id",
+                                  "TRIGGER_OUTCOME_PENDING"),
+                      a.cell->name),
+             std::move(a.done));
+  }
 }
 
 void Orchestrator::SetCommCells(std::vector<CommCell> commcells) {
@@ -125,6 +158,18 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
       } else {
         for (const auto& intent : *intents) {
           if (intent.commcell == cc.name && intent.request_id == request.request_id) {
+            const auto age = clock_.Now() - intent.create_time;
+            if (options_.shared_wait.count() > 0 && age < options_.shared_wait) {
+              // Probably in flight on another replica: wait for its outcome.
+              in_flight[key];
+              lock.unlock();
+              AwaitOtherReplica(*cell, std::move(request),
+                                std::chrono::steady_clock::now() +
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        options_.shared_wait - age),
+                                std::move(done));
+              return;
+            }
             pending = Unavailable("an earlier trigger with request_id \"" + request.request_id +
                                       "\" may have reached the CommServe and is being "
                                       "reconciled; retry later with the same request_id",
@@ -170,6 +215,22 @@ void Orchestrator::Start(CellPtr cell, TriggerRequest request, TriggerCallback d
     intent.requested_by = request.requested_by;
     intent.create_time = clock_.Now();
     auto intent_id = store_.AddIntent(intent);
+    if (!intent_id.ok() && intent_id.status().reason() == "REQUEST_ID_IN_FLIGHT") {
+      // Another replica took this request id's intent first: its POST is the only one.
+      if (options_.shared_wait.count() > 0) {
+        AwaitOtherReplica(cell, std::move(request),
+                          std::chrono::steady_clock::now() + options_.shared_wait, std::move(done));
+        return;
+      }
+      Complete(cc.name, request,
+               Annotate(Unavailable("an earlier trigger with request_id \"" + request.request_id +
+                                        "\" has not finished yet; retry later with the same "
+                                        "request_id",
+                                    "TRIGGER_OUTCOME_PENDING"),
+                        cc.name),
+               std::move(done));
+      return;
+    }
     if (!intent_id.ok()) {
       // Nothing was sent upstream: a clean failure the caller may retry.
       Status s = Annotate(intent_id.status(), cc.name);
@@ -292,6 +353,86 @@ void Orchestrator::ReuseActive(const CommCell& cc, const TriggerRequest& request
   metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kDeduplicated);
   tracker_.Poke();
   Complete(cc.name, request, TriggerOutcome{std::move(job), true}, std::move(done));
+}
+
+void Orchestrator::AwaitOtherReplica(CellPtr cell, TriggerRequest request,
+                                     std::chrono::steady_clock::time_point deadline,
+                                     TriggerCallback done) {
+  spdlog::debug("trigger commcell={} request_id=\"{}\": in flight on another replica, waiting",
+                cell->name, request.request_id);
+  {
+    std::lock_guard lock(adopt_mu_);
+    if (!adopt_stopping_) {
+      adoptions_.push_back(
+          Adoption{std::move(cell), std::move(request), deadline, std::move(done)});
+      if (!adopter_.joinable()) adopter_ = std::thread([this] { AdoptLoop(); });
+      adopt_cv_.notify_all();
+      return;
+    }
+  }
+  Complete(cell->name, request,
+           Annotate(Unavailable("drgate is shutting down", "TRIGGER_OUTCOME_PENDING"), cell->name),
+           std::move(done));
+}
+
+void Orchestrator::AdoptLoop() {
+  std::unique_lock lock(adopt_mu_);
+  for (;;) {
+    adopt_cv_.wait_for(lock, options_.shared_poll, [this] { return adopt_stopping_; });
+    if (adopt_stopping_) return;
+    std::vector<Adoption> waiting;
+    waiting.swap(adoptions_);
+    lock.unlock();
+    std::vector<Adoption> still;
+    for (Adoption& a : waiting) {
+      const std::string& name = a.cell->name;
+      const std::string& rid = a.request.request_id;
+      // Intents first, then the job: the other replica records its job and closes its intent in
+      // one transaction, so an intent seen closed with no job seen afterwards means that trigger
+      // failed (nothing was started).
+      auto intents = store_.ListOpenIntents();
+      bool open = false;
+      if (intents.ok()) {
+        for (const auto& i : *intents) open = open || (i.commcell == name && i.request_id == rid);
+      }
+      auto job = store_.FindByRequestId(name, rid);
+      StatusOr<TriggerOutcome> outcome = Status();
+      bool answered = true;
+      if (job.ok() && job->has_value()) {
+        metrics_.CountTrigger(name, (*job)->backup_type, TriggerResult::kDeduplicated);
+        spdlog::info(
+            "audit: trigger commcell={} type={} request_id=\"{}\" caller=\"{}\" job={} "
+            "outcome=deduplicated (triggered by another replica)",
+            name, BackupTypeName(a.request.backup_type), rid, a.request.requested_by,
+            (*job)->job_id);
+        outcome = TriggerOutcome{std::move(**job), true};
+      } else if (intents.ok() && job.ok() && !open) {
+        outcome = Annotate(Unavailable("a concurrent trigger with request_id \"" + rid +
+                                           "\" on another drgate replica failed before starting "
+                                           "a job; retry with the same request_id",
+                                       "CONCURRENT_TRIGGER_FAILED"),
+                           name);
+      } else if (std::chrono::steady_clock::now() >= a.deadline) {
+        outcome = Annotate(
+            Unavailable("an earlier trigger with request_id \"" + rid +
+                            "\" may have reached the CommServe and is being reconciled; retry "
+                            "later with the same request_id",
+                        "TRIGGER_OUTCOME_PENDING"),
+            name);
+      } else {
+        answered = false;
+      }
+      if (!answered) {
+        still.push_back(std::move(a));
+        continue;
+      }
+      blocking_.Post([this, a = std::move(a), outcome = std::move(outcome)]() mutable {
+        Complete(a.cell->name, a.request, std::move(outcome), std::move(a.done));
+      });
+    }
+    lock.lock();
+    for (Adoption& a : still) adoptions_.push_back(std::move(a));
+  }
 }
 
 void Orchestrator::Complete(const std::string& commcell, const TriggerRequest& request,

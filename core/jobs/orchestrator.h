@@ -14,12 +14,15 @@
 // The class is thread-safe. Blocking registry writes run on the injected Executor; callbacks run
 // there too, never on the caller's thread.
 
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -60,13 +63,32 @@ struct CommCellInfo {
 // At most 36 printable ASCII characters.
 constexpr std::size_t kMaxRequestIdLength = 36;
 
+struct OrchestratorOptions {
+  // Replicas sharing a registry (PostgreSQL): a trigger whose request_id another replica is
+  // triggering right now (an open intent, or AddIntent answering REQUEST_ID_IN_FLIGHT) waits up to
+  // this long, reading the registry every `shared_poll`, for that trigger's job and answers it
+  // (deduplicated), instead of sending a second POST. Should be at least the slowest trigger. 0
+  // (one process, SQLite): an open intent this process is not sending is answered
+  // TRIGGER_OUTCOME_PENDING at once, as it can only be a lost answer.
+  std::chrono::milliseconds shared_wait{0};
+  std::chrono::milliseconds shared_poll{100};
+};
+
 class Orchestrator {
  public:
   using TriggerCallback = std::function<void(StatusOr<TriggerOutcome>)>;
 
   // Every reference must outlive the orchestrator.
   Orchestrator(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
-               const Clock& clock, Executor& blocking, Tracker& tracker);
+               const Clock& clock, Executor& blocking, Tracker& tracker,
+               OrchestratorOptions options = {});
+  // Calls StopWaiting.
+  ~Orchestrator();
+  // Answers triggers still waiting for another replica's outcome with UNAVAILABLE, and answers
+  // later ones so at once. Call before the Executor stops running tasks. Idempotent.
+  void StopWaiting();
+  Orchestrator(const Orchestrator&) = delete;
+  Orchestrator& operator=(const Orchestrator&) = delete;
 
   // Errors: INVALID_ARGUMENT (COMMCELL_REQUIRED, INVALID_REQUEST_ID), NOT_FOUND
   // (COMMCELL_NOT_FOUND), UNAVAILABLE (REGISTRY_UNAVAILABLE before anything was sent; upstream
@@ -109,6 +131,11 @@ class Orchestrator {
   // Answers the trigger and every duplicate that joined it while it was in flight.
   void Complete(const std::string& commcell, const TriggerRequest& request,
                 StatusOr<TriggerOutcome> outcome, TriggerCallback first);
+  // Waits (on adopter_) for the outcome of the trigger with request.request_id that another
+  // replica is sending; `request` is already registered in in_flight_.
+  void AwaitOtherReplica(CellPtr cell, TriggerRequest request,
+                         std::chrono::steady_clock::time_point deadline, TriggerCallback done);
+  void AdoptLoop();
   static std::string CoalesceKey(const TriggerRequest& request);
   Status Annotate(Status status, const std::string& commcell) const;
 
@@ -130,6 +157,20 @@ class Orchestrator {
   // Triggers in flight, and the duplicates waiting for their answer.
   std::map<Key, std::vector<TriggerCallback>> in_flight_;  // guarded by mu_: by request_id
   std::map<Key, std::vector<TriggerCallback>> coalesced_;  // guarded by mu_: without one
+
+  const OrchestratorOptions options_;
+  // Triggers waiting for another replica's outcome (AwaitOtherReplica), checked by adopter_.
+  struct Adoption {
+    CellPtr cell;
+    TriggerRequest request;
+    std::chrono::steady_clock::time_point deadline;
+    TriggerCallback done;
+  };
+  std::mutex adopt_mu_;
+  std::condition_variable adopt_cv_;
+  std::vector<Adoption> adoptions_;  // guarded by adopt_mu_
+  bool adopt_stopping_ = false;      // guarded by adopt_mu_
+  std::thread adopter_;              // started with the first adoption
 };
 
 }  // namespace drgate::jobs

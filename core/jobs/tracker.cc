@@ -36,14 +36,16 @@ bool LevelMatches(const std::string& level, BackupType type) {
 }  // namespace
 
 Tracker::Tracker(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
-                 const Clock& clock, WatchHub& hub, TrackerOptions options)
+                 const Clock& clock, WatchHub& hub, TrackerOptions options,
+                 const LeaderElection* leader)
     : commcells_(std::make_shared<const std::vector<CommCell>>(std::move(commcells))),
       store_(store),
       metrics_(metrics),
       clock_(clock),
       hub_(hub),
       options_(options),
-      started_at_(clock.Now()) {}
+      started_at_(clock.Now()),
+      leader_(leader) {}
 
 Tracker::~Tracker() {
   Stop();
@@ -100,8 +102,16 @@ void Tracker::Loop() {
 
 void Tracker::RunRound(bool force) {
   std::lock_guard round(round_mu_);
-  auto active = store_.ListActiveJobs();
-  auto intents = store_.ListOpenIntents();
+  // Replicas sharing a registry: only the leader follows jobs and settles intents (a new leader
+  // starts with a forced round: its election pokes the tracker). The others still probe idle
+  // CommCells, so that their readiness and drgate_commserv_up tell the truth.
+  const bool leading = leader_ == nullptr || leader_->IsLeader();
+  StatusOr<std::vector<Job>> active = std::vector<Job>();
+  StatusOr<std::vector<TriggerIntent>> intents = std::vector<TriggerIntent>();
+  if (leading) {
+    active = store_.ListActiveJobs();
+    intents = store_.ListOpenIntents();
+  }
   if (!active.ok() || !intents.ok()) {
     spdlog::warn("tracker: cannot read the registry: {}",
                  (!active.ok() ? active.status() : intents.status()).ToString());
@@ -124,7 +134,7 @@ void Tracker::RunRound(bool force) {
     }
     CellState& state = cells_[cell.name];
     if (jobs.empty() && open.empty()) {
-      metrics_.SetActiveJobs(cell.name, 0);
+      if (leading) metrics_.SetActiveJobs(cell.name, 0);
       if (options_.probe_interval.count() > 0 &&
           now - state.last_probe >= options_.probe_interval) {
         // Nothing to follow: one cheap request now and then keeps reachability current.
@@ -142,7 +152,7 @@ void Tracker::RunRound(bool force) {
     if (!due) continue;
     PollCell(cell, jobs, open);
   }
-  if (options_.retention.count() > 0 && now - last_prune_ >= std::chrono::hours(1)) {
+  if (leading && options_.retention.count() > 0 && now - last_prune_ >= std::chrono::hours(1)) {
     last_prune_ = now;
     Prune();
   }
@@ -269,7 +279,7 @@ void Tracker::Reconcile(const CommCell& cell, const std::vector<TriggerIntent>& 
             [](const auto& a, const auto& b) { return a.create_time < b.create_time; });
   for (const TriggerIntent& intent : sorted) {
     // Intents of this process younger than the grace belong to triggers still in flight.
-    const bool from_earlier_process = intent.create_time < started_at_;
+    const bool from_earlier_process = !options_.shared_registry && intent.create_time < started_at_;
     if (!from_earlier_process && now - intent.create_time < options_.intent_grace) continue;
 
     const JobSummary* match = nullptr;

@@ -31,6 +31,7 @@
 #include "core/jobs/watch_hub.h"
 #include "core/metrics/metrics.h"
 #include "core/registry/job_store.h"
+#include "core/registry/leader_election.h"
 
 namespace drgate::jobs {
 
@@ -49,13 +50,19 @@ struct TrackerOptions {
   std::chrono::milliseconds probe_interval{60000};
   // Terminal jobs that ended longer ago than this are pruned (0: never).
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};
+  // The registry is shared with other replicas (PostgreSQL): an open intent may belong to a
+  // trigger still in flight on another replica, so every intent gets `intent_grace`, also one
+  // older than this process.
+  bool shared_registry = false;
 };
 
 class Tracker {
  public:
-  // Every reference must outlive the tracker.
+  // Every reference must outlive the tracker. With `leader` (replicas sharing a registry), jobs
+  // and intents are followed only while leader->IsLeader(): one replica polls the CommServe for
+  // them (the others only probe, see probe_interval); null: always.
   Tracker(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics, const Clock& clock,
-          WatchHub& hub, TrackerOptions options);
+          WatchHub& hub, TrackerOptions options, const LeaderElection* leader = nullptr);
   ~Tracker();
   Tracker(const Tracker&) = delete;
   Tracker& operator=(const Tracker&) = delete;
@@ -69,7 +76,8 @@ class Tracker {
   // Replaces the CommCells to follow (configuration reload); takes effect at the next round.
   void SetCommCells(std::vector<CommCell> commcells);
 
-  // One synchronous round over every CommCell that is due (all of them when `force`).
+  // One synchronous round over every CommCell that is due (all of them when `force`). On a
+  // replica that is not the leader, only the probes of idle CommCells.
   void RunRound(bool force = true);
 
   // Applies what the CommServe reports of one job: updates the registry when something
@@ -100,7 +108,8 @@ class Tracker {
   const Clock& clock_;
   WatchHub& hub_;
   const TrackerOptions options_;
-  const TimePoint started_at_;  // intents older than this were left by an earlier process
+  const TimePoint started_at_;          // intents older than this were left by an earlier process
+  const LeaderElection* const leader_;  // null: always lead
 
   std::mutex apply_mu_;  // serialises Apply: read, merge, write of one job at a time
 

@@ -43,4 +43,14 @@ std::size_t WatchHub::watcher_count() const {
   return keys_.size();
 }
 
+std::vector<std::pair<std::string, std::string>> WatchHub::WatchedJobs() const {
+  std::lock_guard lock(mu_);
+  std::vector<Key> keys;
+  keys.reserve(listeners_.size());
+  for (const auto& [key, listeners] : listeners_) {
+    if (!listeners.empty()) keys.push_back(key);
+  }
+  return keys;
+}
+
 }  // namespace drgate::jobs

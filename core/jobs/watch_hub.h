@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/common/job.h"
 
@@ -27,6 +28,8 @@ class WatchHub {
   void Unsubscribe(uint64_t handle);
   void Publish(const Job& job);
   std::size_t watcher_count() const;
+  // The (commcell, job_id) of every job with at least one watcher.
+  std::vector<std::pair<std::string, std::string>> WatchedJobs() const;
 
  private:
   using Key = std::pair<std::string, std::string>;  // (commcell, job_id)

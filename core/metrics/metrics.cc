@@ -147,8 +147,18 @@ Metrics::Metrics(prometheus::Registry& registry)
                          .Name("drgate_backup_last_finished_timestamp_seconds")
                          .Help("End time (Unix seconds) of the last DR backup that finished in "
                                "this state; 0 when none has.")
-                         .Register(registry)) {
+                         .Register(registry)),
+      registry_leader_(prometheus::BuildGauge()
+                           .Name("drgate_registry_leader")
+                           .Help("1 while this replica is the leader that polls the CommServe "
+                                 "(always with the embedded registry), else 0.")
+                           .Register(registry)
+                           .Add({})) {
   build_info_.Add({{"version", DRGATE_VERSION}, {"revision", DRGATE_REVISION}}).Set(1);
+}
+
+void Metrics::SetRegistryLeader(bool leader) {
+  registry_leader_.Set(leader ? 1 : 0);
 }
 
 void Metrics::RegisterCommCell(const std::string& commcell) {

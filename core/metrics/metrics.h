@@ -78,6 +78,9 @@ class Metrics {
   // Seeds drgate_backup_last_success_timestamp_seconds from the registry at startup.
   void SetLastSuccess(const std::string& commcell, BackupType type, TimePoint when);
   void SetActiveJobs(const std::string& commcell, int64_t count);
+  // drgate_registry_leader: 1 while this replica leads (polls the CommServe), else 0. Always 1
+  // with the embedded registry.
+  void SetRegistryLeader(bool leader);
 
   // The fixed reason label for a failed trigger: one of unreachable, timeout, tls,
   // authentication, rejected, already_running, upstream_error, malformed_response, registry,
@@ -101,6 +104,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& jobs_active_;
   prometheus::Family<prometheus::Gauge>& last_success_;
   prometheus::Family<prometheus::Gauge>& last_finished_;
+  prometheus::Gauge& registry_leader_;
 };
 
 }  // namespace drgate

@@ -3,7 +3,9 @@
 // The job registry: every DR backup job drgate started, durable across restarts.
 //
 // Implementations are thread-safe. Every write returns only once it is durable (for SQLite: WAL
-// with synchronous=FULL), so a job acknowledged to a caller survives a crash.
+// with synchronous=FULL; for PostgreSQL: a committed transaction), so a job acknowledged to a
+// caller survives a crash. Implementations: SqliteJobStore (embedded, one process) and
+// PostgresJobStore (shared by several replicas).
 
 #include <cstdint>
 #include <optional>
@@ -85,6 +87,13 @@ class JobStore {
   virtual StatusOr<int64_t> PruneTerminalJobs(TimePoint finished_before, int max_rows) = 0;
 
   // Intent journal.
+  // A request id is taken by one trigger at a time, enforced by the database: while an intent
+  // with the same commcell and non-empty request_id is open, or once a job with them is
+  // recorded, adding one writes nothing and is ALREADY_EXISTS (reason REQUEST_ID_IN_FLIGHT). The
+  // check and the insert are atomic with PutJobs closing an intent of that request id, so of
+  // replicas sharing a registry and racing with one request id exactly one sends the upstream
+  // POST. Intents without a request id never conflict; after an intent closed without a job (its
+  // trigger failed), the request id may be tried again.
   virtual StatusOr<int64_t> AddIntent(const TriggerIntent& intent) = 0;
   // Closes an intent without jobs (the trigger failed with a known outcome). NOT_FOUND (reason
   // INTENT_NOT_FOUND) for an unknown id, here and in PutJobs (which then writes nothing);

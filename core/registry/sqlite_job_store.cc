@@ -13,8 +13,21 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/registry/migrations.h"
+#include "core/registry/store_util.h"
+
 namespace drgate {
 namespace {
+
+using registry::CeilMillis;
+using registry::CreateTimeRange;
+using registry::Cursor;
+using registry::DecodePageToken;
+using registry::EncodePageToken;
+using registry::FilterFingerprint;
+using registry::FromMillis;
+using registry::MillisRange;
+using registry::ToMillis;
 
 // How long a connection waits for a lock held by another connection (or process) before the call
 // fails with UNAVAILABLE.
@@ -37,76 +50,7 @@ constexpr char kReasonInvalidPageToken[] = "INVALID_PAGE_TOKEN";
 constexpr char kReasonInvalidPageSize[] = "INVALID_PAGE_SIZE";
 constexpr char kReasonInvalidMaxRows[] = "INVALID_MAX_ROWS";
 
-struct Migration {
-  int version;
-  const char* description;
-  const char* sql;
-};
-
-// Applied in order, each in its own transaction, from the database's user_version up to the last
-// one. A released step is never edited: a schema change is a new step at the end (and
-// SqliteJobStore::kSchemaVersion moves with it).
-constexpr Migration kMigrations[] = {
-    {1, "jobs and intents", R"sql(
-CREATE TABLE jobs (
-  commcell TEXT NOT NULL,
-  job_id TEXT NOT NULL,
-  task_id INTEGER NOT NULL,
-  backup_type TEXT NOT NULL,
-  compression INTEGER NOT NULL,
-  state TEXT NOT NULL,
-  commserv_status TEXT NOT NULL,
-  percent_complete INTEGER NOT NULL,
-  failure_reason TEXT NOT NULL,
-  request_id TEXT NOT NULL,
-  requested_by TEXT NOT NULL,
-  create_time_ms INTEGER NOT NULL,
-  start_time_ms INTEGER,
-  end_time_ms INTEGER,
-  update_time_ms INTEGER NOT NULL,
-  PRIMARY KEY (commcell, job_id)
-);
--- FindByRequestId. The implicit rowid at the end of each entry orders one key's jobs by insertion.
-CREATE INDEX jobs_by_request ON jobs (commcell, request_id) WHERE request_id <> '';
--- ListJobs: one index per filter combination, so that every page is one range scan.
-CREATE INDEX jobs_by_time ON jobs (create_time_ms, commcell, job_id);
-CREATE INDEX jobs_by_commcell_time ON jobs (commcell, create_time_ms, job_id);
-CREATE INDEX jobs_by_state_time ON jobs (state, create_time_ms, commcell, job_id);
-CREATE INDEX jobs_by_commcell_state_time ON jobs (commcell, state, create_time_ms, job_id);
--- ListActiveJobs: the states for which IsTerminal() is false; few rows at any time.
-CREATE INDEX jobs_active ON jobs (create_time_ms, commcell, job_id)
-  WHERE state IN ('submitted', 'queued', 'running', 'suspended', 'unknown');
-
-CREATE TABLE intents (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  commcell TEXT NOT NULL,
-  backup_type TEXT NOT NULL,
-  compression INTEGER NOT NULL,
-  request_id TEXT NOT NULL,
-  requested_by TEXT NOT NULL,
-  create_time_ms INTEGER NOT NULL,
-  resolved INTEGER NOT NULL DEFAULT 0,
-  outcome TEXT,
-  resolved_time_ms INTEGER
-);
--- ListOpenIntents at startup stays cheap however many intents were resolved.
-CREATE INDEX intents_open ON intents (id) WHERE resolved = 0;
-)sql"},
-    {2, "indexes for backup type filter, latest job and pruning", R"sql(
--- ListJobs filtered by CommCell and backup type (the other combinations with a type filter scan
--- an index of version 1 and skip the jobs of the other type).
-CREATE INDEX jobs_by_commcell_type_time ON jobs (commcell, backup_type, create_time_ms, job_id);
--- LatestJob: one seek per requested state to that state's most recent job.
-CREATE INDEX jobs_latest
-  ON jobs (commcell, backup_type, state, coalesce(end_time_ms, create_time_ms), job_id);
--- PruneTerminalJobs: the terminal states (IsTerminal() true; 'unknown' is not one), oldest
--- finished first.
-CREATE INDEX jobs_prunable ON jobs (coalesce(end_time_ms, update_time_ms))
-  WHERE state IN ('succeeded', 'succeeded_with_errors', 'failed', 'killed');
-CREATE INDEX intents_resolved ON intents (create_time_ms) WHERE resolved = 1;
-)sql"},
-};
-static_assert(std::size(kMigrations) == SqliteJobStore::kSchemaVersion);
+static_assert(registry::kSchemaVersion == SqliteJobStore::kSchemaVersion);
 
 // All statements the store runs. Built once; Connection caches prepared statements keyed by the
 // address of these strings, so they must live as long as the process.
@@ -123,6 +67,7 @@ struct Sql {
   std::string add_intent;
   std::string resolve_intent;
   std::string intent_exists;
+  std::string request_id_taken;
   std::string list_open_intents;
 };
 
@@ -233,6 +178,9 @@ const Sql& Statements() {
         "UPDATE intents SET resolved = 1, outcome = :outcome, resolved_time_ms = :time "
         "WHERE id = :id AND resolved = 0";
     s->intent_exists = "SELECT 1 FROM intents WHERE id = :id";
+    s->request_id_taken =
+        "SELECT 1 FROM jobs INDEXED BY jobs_by_request WHERE commcell = :commcell AND "
+        "request_id = :request_id AND request_id <> '' LIMIT 1";
     s->list_open_intents =
         "SELECT id, commcell, backup_type, compression, request_id, requested_by, create_time_ms "
         "FROM intents INDEXED BY intents_open WHERE resolved = 0 ORDER BY id";
@@ -258,20 +206,6 @@ Status SqliteError(sqlite3* db, int rc, std::string_view operation) {
       return Status(StatusCode::kUnavailable, std::move(message), kReasonUnavailable);
     default: return Status(StatusCode::kInternal, std::move(message), kReasonError);
   }
-}
-
-int64_t ToMillis(TimePoint t) {
-  return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-// The stored times are whole milliseconds (ToMillis at write), so `stored < t` holds exactly when
-// `stored_ms < CeilMillis(t)`, and `stored >= t` when `stored_ms >= CeilMillis(t)`.
-int64_t CeilMillis(TimePoint t) {
-  return std::chrono::ceil<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-TimePoint FromMillis(int64_t ms) {
-  return TimePoint(std::chrono::milliseconds(ms));
 }
 
 // One use of a cached prepared statement. Resets it on destruction so that the connection's read
@@ -371,176 +305,6 @@ StatusOr<Job> ReadJob(const Statement& row) {
   job.end_time = row.OptionalTime(13);
   job.update_time = FromMillis(row.Int(14));
   return job;
-}
-
-// ---- Page tokens --------------------------------------------------------------------------------
-// A token is base64url (no padding) of:
-//   u8 version | u64 filter fingerprint | i64 create_time_ms | u16 len, commcell |
-//   u16 len, job_id | u32 checksum (FNV-1a of everything before it)
-// The cursor is the last row returned; the next page starts strictly after it.
-
-constexpr uint8_t kTokenVersion = 1;
-
-struct Cursor {
-  uint64_t fingerprint = 0;
-  int64_t create_time_ms = 0;
-  std::string commcell;
-  std::string job_id;
-};
-
-uint64_t Fnv1a64(std::string_view data, uint64_t hash = 14695981039346656037ull) {
-  for (unsigned char c : data) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
-// The create_time range of a filter in stored milliseconds, both ends inclusive; the whole int64
-// range for an unset end.
-struct MillisRange {
-  int64_t from = std::numeric_limits<int64_t>::min();
-  int64_t until = std::numeric_limits<int64_t>::max();
-};
-
-MillisRange CreateTimeRange(const JobFilter& filter) {
-  MillisRange range;
-  if (filter.created_after) range.from = CeilMillis(*filter.created_after);
-  if (filter.created_before) range.until = CeilMillis(*filter.created_before) - 1;
-  return range;
-}
-
-// Fields are appended only when set, so a filter without the newer fields keeps the fingerprint
-// (and its tokens stay valid) across an upgrade. The time range enters in stored milliseconds:
-// two filters that select the same rows share tokens.
-uint64_t FilterFingerprint(const JobFilter& filter) {
-  std::string key = "commcell=" + filter.commcell + '\0' +
-                    "state=" + (filter.state ? JobStateName(*filter.state) : "*");
-  auto append = [&key](std::string_view name, const std::string& value) {
-    key += '\0';
-    key += name;
-    key += '=';
-    key += value;
-  };
-  const MillisRange range = CreateTimeRange(filter);
-  if (filter.backup_type) append("type", BackupTypeName(*filter.backup_type));
-  if (filter.created_after) append("from", std::to_string(range.from));
-  if (filter.created_before) append("until", std::to_string(range.until));
-  return Fnv1a64(key);
-}
-
-void PutUint(std::string& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-bool GetUint(std::string_view& in, int bytes, uint64_t& v) {
-  if (in.size() < static_cast<size_t>(bytes)) return false;
-  v = 0;
-  for (int i = 0; i < bytes; ++i)
-    v |= static_cast<uint64_t>(static_cast<uint8_t>(in[i])) << (8 * i);
-  in.remove_prefix(bytes);
-  return true;
-}
-
-bool GetString(std::string_view& in, std::string& s) {
-  uint64_t len = 0;
-  if (!GetUint(in, 2, len) || in.size() < len) return false;
-  s.assign(in.substr(0, len));
-  in.remove_prefix(len);
-  return true;
-}
-
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string Base64UrlEncode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kBase64Url[(acc >> bits) & 0x3f]);
-    }
-  }
-  if (bits > 0) out.push_back(kBase64Url[(acc << (6 - bits)) & 0x3f]);
-  return out;
-}
-
-std::optional<std::string> Base64UrlDecode(std::string_view in) {
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char ch : in) {
-    int v;
-    if (ch >= 'A' && ch <= 'Z') {
-      v = ch - 'A';
-    } else if (ch >= 'a' && ch <= 'z') {
-      v = ch - 'a' + 26;
-    } else if (ch >= '0' && ch <= '9') {
-      v = ch - '0' + 52;
-    } else if (ch == '-') {
-      v = 62;
-    } else if (ch == '_') {
-      v = 63;
-    } else {
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  // Non-canonical trailing bits mean the text was not produced by the encoder.
-  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
-  return out;
-}
-
-std::string EncodePageToken(const Cursor& cursor) {
-  std::string raw;
-  PutUint(raw, kTokenVersion, 1);
-  PutUint(raw, cursor.fingerprint, 8);
-  PutUint(raw, static_cast<uint64_t>(cursor.create_time_ms), 8);
-  PutUint(raw, cursor.commcell.size(), 2);
-  raw += cursor.commcell;
-  PutUint(raw, cursor.job_id.size(), 2);
-  raw += cursor.job_id;
-  PutUint(raw, Fnv1a64(raw) & 0xffffffffu, 4);
-  return Base64UrlEncode(raw);
-}
-
-StatusOr<Cursor> DecodePageToken(const std::string& token, const JobFilter& filter) {
-  Status malformed = InvalidArgument(
-      "page_token is malformed; pass the next_page_token of the previous page unchanged",
-      kReasonInvalidPageToken);
-  std::optional<std::string> raw = Base64UrlDecode(token);
-  if (!raw || raw->size() < 4) return malformed;
-  std::string_view body(raw->data(), raw->size() - 4);
-  std::string_view tail(raw->data() + body.size(), 4);
-  uint64_t checksum = 0;
-  if (!GetUint(tail, 4, checksum) || checksum != (Fnv1a64(body) & 0xffffffffu)) return malformed;
-
-  Cursor cursor;
-  uint64_t version = 0;
-  uint64_t time = 0;
-  if (!GetUint(body, 1, version) || version != kTokenVersion ||
-      !GetUint(body, 8, cursor.fingerprint) || !GetUint(body, 8, time) ||
-      !GetString(body, cursor.commcell) || !GetString(body, cursor.job_id) || !body.empty()) {
-    return malformed;
-  }
-  cursor.create_time_ms = static_cast<int64_t>(time);
-  if (cursor.fingerprint != FilterFingerprint(filter)) {
-    return InvalidArgument(
-        "page_token was issued for a different filter (commcell, state, backup type or time "
-        "range); repeat the filter of the first page, or start again without a token",
-        kReasonInvalidPageToken);
-  }
-  return cursor;
 }
 
 }  // namespace
@@ -709,7 +473,7 @@ StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string
     return s;
   }
 
-  for (const Migration& m : kMigrations) {
+  for (const registry::MigrationStep& m : registry::Migrations()) {
     if (m.version <= *version) continue;
     const std::string operation = "migrate schema to version " + std::to_string(m.version) + " (" +
                                   m.description + ")" + where;
@@ -718,7 +482,7 @@ StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string
     StatusOr<int> current = conn.QueryInt("PRAGMA user_version", operation);
     Status s = current.status();
     if (s.ok() && *current < m.version) {
-      s = conn.Exec(m.sql, operation);
+      s = conn.Exec(m.sqlite_sql, operation);
       if (s.ok()) {
         const std::string set_version = "PRAGMA user_version=" + std::to_string(m.version);
         s = conn.Exec(set_version.c_str(), operation);
@@ -873,6 +637,18 @@ StatusOr<int64_t> SqliteJobStore::AddIntent(const TriggerIntent& intent) {
   static constexpr char kOperation[] = "record trigger intent";
   int64_t id = 0;
   Status s = WriteTransaction(kOperation, [&](Connection& conn) -> Status {
+    if (!intent.request_id.empty()) {
+      // A job already recorded for this request id: its trigger is over (see JobStore).
+      StatusOr<sqlite3_stmt*> taken =
+          conn.Prepare(Statements().request_id_taken.c_str(), kOperation);
+      if (!taken.ok()) return taken.status();
+      Statement select(conn.db(), *taken, kOperation);
+      select.Bind(":commcell", intent.commcell);
+      select.Bind(":request_id", intent.request_id);
+      StatusOr<bool> row = select.Step();
+      if (!row.ok()) return row.status();
+      if (*row) return registry::RequestIdInFlight(intent);
+    }
     StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().add_intent.c_str(), kOperation);
     if (!stmt.ok()) return stmt.status();
     Statement insert(conn.db(), *stmt, kOperation);
@@ -882,7 +658,12 @@ StatusOr<int64_t> SqliteJobStore::AddIntent(const TriggerIntent& intent) {
     insert.Bind(":request_id", intent.request_id);
     insert.Bind(":requested_by", intent.requested_by);
     insert.Bind(":create_time_ms", ToMillis(intent.create_time));
-    if (Status s = insert.Run(); !s.ok()) return s;
+    if (Status s = insert.Run(); !s.ok()) {
+      if (sqlite3_extended_errcode(conn.db()) == SQLITE_CONSTRAINT_UNIQUE) {
+        return registry::RequestIdInFlight(intent);
+      }
+      return s;
+    }
     id = sqlite3_last_insert_rowid(conn.db());
     return Status();
   });

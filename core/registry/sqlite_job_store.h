@@ -3,7 +3,8 @@
 // The embedded job registry: a JobStore on one SQLite database file.
 //
 // Durability: the file runs in WAL mode with synchronous=FULL, so every write has reached the disk
-// when its method returns. Schema: versioned migrations applied by Open (PRAGMA user_version).
+// when its method returns. Schema: the versioned migrations of core/registry/migrations.h, applied
+// by Open (PRAGMA user_version).
 
 #include <condition_variable>
 #include <cstdint>
@@ -26,7 +27,7 @@ namespace drgate {
 class SqliteJobStore final : public JobStore {
  public:
   // The schema version this build creates and understands.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion. The parent folder
   // must exist (creating it is the deployment's job): FAILED_PRECONDITION, reason

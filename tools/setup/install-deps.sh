@@ -10,7 +10,7 @@ packages=(
   golang-github-gogo-googleapis-dev
   libboost-dev libboost-system-dev libssl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev
-  libsqlite3-dev sqlite3 nlohmann-json3-dev libpugixml-dev libyaml-cpp-dev libcli11-dev
+  libsqlite3-dev sqlite3 libpq-dev postgresql nlohmann-json3-dev libpugixml-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libfmt-dev
   prometheus clang-format
   # examples/ and their tests: the Go operator (offline GOPATH build), Ansible, Python clients.

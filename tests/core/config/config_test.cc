@@ -320,5 +320,78 @@ TEST_F(ConfigTest, InvalidUpstreamPoliciesNameTheKey) {
               "must be 1-100000");
 }
 
+class PostgresRegistryConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.Write("secrets/password", "s3cret-pw\n");
+    dir_.Write("secrets/pg", "pg-s3cret\n");
+  }
+  StatusOr<Config> Parse(const std::string& registry) {
+    return ParseConfig(registry + R"(
+auth: {mode: insecure}
+commcells:
+  - name: cs1
+    url: https://cs1.example.com/commandcenter/api
+    username: admin
+    password_file: secrets/password
+)",
+                       dir_.path().string());
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(PostgresRegistryConfigTest, SelectsPostgresWithThePasswordFromItsFile) {
+  auto c = Parse(R"(
+registry:
+  postgres:
+    dsn: "host=db port=5432 dbname=drgate user=drgate"
+    password_file: secrets/pg
+    pool_size: 4
+    leader_lease: 5s
+    watch_interval: 200ms
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE(c->registry_postgres.has_value());
+  EXPECT_EQ(c->registry_postgres->dsn, "host=db port=5432 dbname=drgate user=drgate");
+  EXPECT_EQ(c->registry_postgres->password.value, "pg-s3cret");
+  EXPECT_EQ(c->registry_postgres->pool_size, 4);
+  EXPECT_EQ(c->registry_postgres->leader_lease, std::chrono::seconds(5));
+  EXPECT_EQ(c->registry_postgres->watch_interval, std::chrono::milliseconds(200));
+}
+
+TEST_F(PostgresRegistryConfigTest, SqliteStaysTheDefault) {
+  auto c = Parse("");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->registry_postgres.has_value());
+  EXPECT_EQ(c->registry_path, (dir_.path() / "drgate.db").string());
+}
+
+TEST_F(PostgresRegistryConfigTest, ErrorsNameTheKeyAndNeverEchoTheDsn) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"registry: {postgres: {password_file: secrets/pg}}", "registry.postgres.dsn: is required"},
+      {"registry: {postgres: {dsn: \"host=db password=dsn-s3cret\"}}",
+       "registry.postgres.dsn: must not contain a password"},
+      {"registry: {postgres: {dsn: \"host=db nonsense=1\"}}",
+       "registry.postgres.dsn: is not a libpq connection string"},
+      {"registry: {postgres: {dsn: \"host=db\", pool_size: 0}}",
+       "registry.postgres.pool_size: must be between 1 and 100"},
+      {"registry: {postgres: {dsn: \"host=db\", leader_lease: 500ms}}",
+       "registry.postgres.leader_lease: must be at least 1s"},
+      {"registry: {postgres: {dsn: \"host=db\", password_file: secrets/missing}}",
+       "registry.postgres.password_file: cannot read file"},
+      {"registry: {path: x.db, postgres: {dsn: \"host=db\"}}",
+       "registry.postgres: cannot be combined with registry.path"},
+      {"registry: {postgres: {dsn: \"host=db\", typo: 1}}", "registry.postgres"},
+  };
+  for (const auto& [yaml, want] : cases) {
+    auto c = Parse(yaml);
+    ASSERT_FALSE(c.ok()) << yaml;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << yaml;
+    EXPECT_EQ(c.status().message().rfind(want, 0), 0u) << c.status().message();
+    EXPECT_EQ(c.status().message().find("dsn-s3cret"), std::string::npos);
+    EXPECT_EQ(c.status().message().find("pg-s3cret"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace drgate

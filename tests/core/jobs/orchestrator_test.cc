@@ -342,5 +342,139 @@ TEST_F(OrchestratorTest, AnOlderRecordWithTheSameJobIdIsReplaced) {
   EXPECT_EQ(store_->GetJob("cs1", "2141")->request_id, "mine");
 }
 
+// ---- Replicas sharing one registry --------------------------------------------------------------
+
+// Two orchestrators ("replicas"), each with its own CommServe client, tracker and threads, on one
+// registry, as drgate replicas on one PostgreSQL database (the registry's unique key on open
+// intents is the same on SQLite, so the race is decided the same way).
+class SharedRegistryTest : public OrchestratorTest {
+ protected:
+  void SetUp() override {
+    OrchestratorTest::SetUp();
+    OrchestratorOptions options;
+    options.shared_wait = std::chrono::seconds(10);
+    options.shared_poll = std::chrono::milliseconds(5);
+    BuildShared(options);
+  }
+  void BuildShared(OrchestratorOptions options) {
+    orchestrator_.reset();
+    orchestrator_b_.reset();
+    std::vector<CommCell> a = {CommCell{"cs1", "https://cs1/api", client_}};
+    std::vector<CommCell> b = {CommCell{"cs1", "https://cs1/api", client_b_}};
+    tracker_b_ = std::make_unique<Tracker>(b, *store_, metrics_b_, clock_, hub_, TrackerOptions{});
+    orchestrator_ =
+        std::make_unique<Orchestrator>(a, *store_, metrics_, clock_, pool_, *tracker_, options);
+    orchestrator_b_ = std::make_unique<Orchestrator>(b, *store_, metrics_b_, clock_, pool_b_,
+                                                     *tracker_b_, options);
+  }
+  StatusOr<TriggerOutcome> TriggerOnB(TriggerRequest r) {
+    std::promise<StatusOr<TriggerOutcome>> p;
+    orchestrator_b_->TriggerBackup(std::move(r),
+                                   [&p](StatusOr<TriggerOutcome> o) { p.set_value(std::move(o)); });
+    return p.get_future().get();
+  }
+  // An intent as replica A writes it before its POST.
+  int64_t OpenIntentOfA(const std::string& request_id) {
+    TriggerIntent intent;
+    intent.commcell = "cs1";
+    intent.request_id = request_id;
+    intent.create_time = clock_.Now();
+    return *store_->AddIntent(intent);
+  }
+
+  std::shared_ptr<FakeCommServClient> client_b_ = std::make_shared<FakeCommServClient>();
+  prometheus::Registry registry_b_;
+  Metrics metrics_b_{registry_b_};
+  ThreadPool pool_b_{2};
+  std::unique_ptr<Tracker> tracker_b_;
+  std::unique_ptr<Orchestrator> orchestrator_b_;
+};
+
+TEST_F(SharedRegistryTest, ConcurrentTriggersWithOneRequestIdOnTwoReplicasSendOnePost) {
+  client_->Hold();
+  client_b_->Hold();
+  constexpr int kCallsEach = 100;
+  std::vector<std::promise<StatusOr<TriggerOutcome>>> ps(2 * kCallsEach);
+  for (int i = 0; i < kCallsEach; ++i) {
+    orchestrator_->TriggerBackup(Request("cs1", "one-key"),
+                                 [&p = ps[2 * i]](auto o) { p.set_value(std::move(o)); });
+    orchestrator_b_->TriggerBackup(Request("cs1", "one-key"),
+                                   [&p = ps[2 * i + 1]](auto o) { p.set_value(std::move(o)); });
+  }
+  client_->Release();
+  client_b_->Release();
+
+  std::set<std::string> ids;
+  int deduplicated = 0;
+  for (auto& p : ps) {
+    auto o = p.get_future().get();
+    ASSERT_TRUE(o.ok()) << o.status().ToString();
+    ids.insert(o->job.job_id);
+    deduplicated += o->deduplicated;
+  }
+  EXPECT_EQ(client_->calls() + client_b_->calls(), 1);
+  EXPECT_EQ(ids, std::set<std::string>{"2141"});
+  EXPECT_EQ(deduplicated, 2 * kCallsEach - 1);
+}
+
+TEST_F(SharedRegistryTest, ATriggerInFlightOnAnotherReplicaIsAwaitedAndItsJobAnswered) {
+  const int64_t intent = OpenIntentOfA("upgrade-7");
+  std::promise<StatusOr<TriggerOutcome>> p;
+  orchestrator_b_->TriggerBackup(Request("cs1", "upgrade-7"),
+                                 [&p](auto o) { p.set_value(std::move(o)); });
+  // Replica A's answer arrives: job and intent closure in one transaction.
+  Job job;
+  job.commcell = "cs1";
+  job.job_id = "777";
+  job.request_id = "upgrade-7";
+  job.create_time = clock_.Now();
+  job.update_time = clock_.Now();
+  ASSERT_TRUE(store_->PutJobs({job}, intent).ok());
+
+  auto out = p.get_future().get();
+
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->job.job_id, "777");
+  EXPECT_TRUE(out->deduplicated);
+  EXPECT_EQ(client_b_->calls(), 0);
+  EXPECT_EQ(MetricValue(registry_b_, "drgate_backup_triggers_total",
+                        {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "deduplicated"}}),
+            1);
+}
+
+TEST_F(SharedRegistryTest, AFailedTriggerOnAnotherReplicaIsReportedNotRepeated) {
+  const int64_t intent = OpenIntentOfA("upgrade-8");
+  std::promise<StatusOr<TriggerOutcome>> p;
+  orchestrator_b_->TriggerBackup(Request("cs1", "upgrade-8"),
+                                 [&p](auto o) { p.set_value(std::move(o)); });
+  ASSERT_TRUE(
+      store_->ResolveIntent(intent, "failed: FAILED_PRECONDITION [UPSTREAM_REJECTED]").ok());
+
+  auto out = p.get_future().get();
+
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(out.status().reason(), "CONCURRENT_TRIGGER_FAILED");
+  EXPECT_EQ(out.status().metadata().at("commcell"), "cs1");
+  EXPECT_EQ(client_b_->calls(), 0);
+}
+
+TEST_F(SharedRegistryTest, TheWaitForAnotherReplicaIsBounded) {
+  OrchestratorOptions options;
+  options.shared_wait = std::chrono::milliseconds(200);
+  options.shared_poll = std::chrono::milliseconds(5);
+  BuildShared(options);
+  OpenIntentOfA("never-answered");
+  const auto start = std::chrono::steady_clock::now();
+
+  auto out = TriggerOnB(Request("cs1", "never-answered"));
+
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(200));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(out.status().reason(), "TRIGGER_OUTCOME_PENDING");
+  EXPECT_EQ(client_b_->calls(), 0);
+}
+
 }  // namespace
 }  // namespace drgate::jobs

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
+#include <functional>
+
 #include "core/registry/sqlite_job_store.h"
 #include "tests/fakes/fake_commserv_client.h"
 #include "tests/fakes/manual_clock.h"
@@ -205,6 +208,49 @@ TEST_F(TrackerTest, AnIdleCommCellIsProbedAtTheProbeInterval) {
   clock_.Advance(std::chrono::minutes(1));
   tracker_->RunRound();
   EXPECT_EQ(client_->list_calls(), 2);
+}
+
+// A LeaderElection the test flips by hand.
+class ManualLeader final : public LeaderElection {
+ public:
+  bool IsLeader() const override { return leading; }
+  void Start(std::function<void(bool)>) override {}
+  void Stop() override {}
+  std::atomic<bool> leading{false};
+};
+
+TEST_F(TrackerTest, AFollowerLeavesJobsToTheLeaderAndFollowsThemOnceItLeads) {
+  ManualLeader leader;
+  tracker_ = std::make_unique<Tracker>(std::vector<CommCell>{CommCell{"cs1", "u", client_}},
+                                       *store_, metrics_, clock_, hub_, options_, &leader);
+  AddJob("2141");
+  client_->SetJob(Summary("2141", "Running", 40));
+
+  tracker_->RunRound();
+
+  EXPECT_EQ(client_->list_calls(), 0);
+  EXPECT_EQ(client_->get_calls(), 0);
+  EXPECT_EQ(Stored("2141").state, JobState::kSubmitted);
+
+  leader.leading = true;
+  tracker_->RunRound();
+
+  EXPECT_EQ(client_->list_calls(), 1);
+  EXPECT_EQ(Stored("2141").state, JobState::kRunning);
+}
+
+TEST_F(TrackerTest, AFollowerStillProbesItsCommCells) {
+  options_.probe_interval = std::chrono::minutes(1);
+  ManualLeader leader;
+  tracker_ = std::make_unique<Tracker>(std::vector<CommCell>{CommCell{"cs1", "u", client_}},
+                                       *store_, metrics_, clock_, hub_, options_, &leader);
+  AddJob("2141");
+
+  tracker_->RunRound();
+  tracker_->RunRound();  // not due again within the probe interval
+
+  EXPECT_EQ(client_->list_calls(), 1);
+  EXPECT_EQ(Stored("2141").state, JobState::kSubmitted);
 }
 
 }  // namespace

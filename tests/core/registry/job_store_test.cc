@@ -1,5 +1,11 @@
-// The JobStore contract, run against every implementation (a factory per implementation), plus
-// the SQLite-specific behaviour: pragmas, schema versions, file errors.
+// The JobStore contract, run against every implementation (a factory per implementation): SQLite
+// and PostgreSQL (a real server from Debian's postgresql package, started by the test on a
+// loopback port, tests/fakes/postgres_server.h). Then what is specific to each: SQLite's pragmas,
+// schema versions and file errors; PostgreSQL's errors when the server is away, concurrent
+// migrations, and leader election.
+//
+// The PostgreSQL tests (names starting with "Postgres") share one server per process, so CTest
+// runs them as one test (registry_postgres_test) rather than one process each.
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -11,6 +17,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -23,7 +30,11 @@
 #include "core/common/job.h"
 #include "core/common/status.h"
 #include "core/registry/job_store.h"
+#include "core/registry/migrations.h"
+#include "core/registry/postgres_job_store.h"
+#include "core/registry/postgres_leader_election.h"
 #include "core/registry/sqlite_job_store.h"
+#include "tests/fakes/postgres_server.h"
 
 namespace drgate {
 namespace {
@@ -46,6 +57,49 @@ std::unique_ptr<JobStore> OpenSqlite(const std::string& location) {
   StatusOr<std::unique_ptr<SqliteJobStore>> store = SqliteJobStore::Open(location);
   if (!store.ok()) {
     ADD_FAILURE() << "SqliteJobStore::Open(" << location << "): " << store.status().ToString();
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+// One PostgreSQL server for every test of the process, started at first use.
+testing::PostgresServer& SharedPostgres() {
+  static auto* server = new testing::PostgresServer();
+  static const bool stop_at_exit = [] {
+    std::atexit([] { delete server; });
+    return true;
+  }();
+  (void)stop_at_exit;
+  return *server;
+}
+
+PostgresStoreOptions PostgresOptions(const std::string& dbname) {
+  PostgresStoreOptions options;
+  options.endpoint.dsn = SharedPostgres().Dsn(dbname);
+  options.endpoint.password = SharedPostgres().password();
+  return options;
+}
+
+// Each location is one schema of one database, created at its first open (a schema costs far
+// less than a database; the store finds its tables through search_path).
+std::unique_ptr<JobStore> OpenPostgres(const std::string& location) {
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : location) hash = (hash ^ c) * 1099511628211ull;
+  const std::string schema = "t" + std::to_string(hash);
+  static std::mutex mu;
+  static std::set<std::string> created;
+  {
+    std::lock_guard lock(mu);
+    if (created.empty()) SharedPostgres().Exec("CREATE DATABASE contract");
+    if (created.insert(schema).second) {
+      SharedPostgres().Exec("CREATE SCHEMA " + schema, "contract");
+    }
+  }
+  PostgresStoreOptions options = PostgresOptions("contract");
+  options.endpoint.dsn += " options='-c search_path=" + schema + "'";
+  StatusOr<std::unique_ptr<PostgresJobStore>> store = PostgresJobStore::Open(options);
+  if (!store.ok()) {
+    ADD_FAILURE() << "PostgresJobStore::Open(" << schema << "): " << store.status().ToString();
     return nullptr;
   }
   return std::move(*store);
@@ -914,8 +968,11 @@ TEST_P(JobStoreContractTest, PruneDeletesOldResolvedIntentsAndNeverAnOpenOne) {
   TriggerIntent old_intent = MakeIntent("cc1", "req-old");  // created at kT0
   TriggerIntent new_intent = MakeIntent("cc1", "req-new");
   new_intent.create_time = Ms(kT0 + 1000);
+  // One open intent per request id (AddIntent's contract): three request ids of the same age.
   int64_t old_open = *store_->AddIntent(old_intent);
+  old_intent.request_id = "req-old-2";
   int64_t old_resolved = *store_->AddIntent(old_intent);
+  old_intent.request_id = "req-old-3";
   int64_t old_resolved_by_jobs = *store_->AddIntent(old_intent);
   int64_t new_resolved = *store_->AddIntent(new_intent);
   ASSERT_TRUE(store_->ResolveIntent(old_resolved, "failed").ok());
@@ -977,6 +1034,64 @@ TEST_P(JobStoreContractTest, AddedIntentsAreOpenWithTheirFields) {
   EXPECT_EQ(got.requested_by, want.requested_by);
   EXPECT_EQ(got.create_time, want.create_time);
   EXPECT_EQ((*open)[1].id, *second);
+}
+
+TEST_P(JobStoreContractTest, SecondOpenIntentWithTheSameRequestIdIsAlreadyExists) {
+  int64_t first = *store_->AddIntent(MakeIntent("cc1", "req-1"));
+
+  StatusOr<int64_t> again = store_->AddIntent(MakeIntent("cc1", "req-1"));
+
+  EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(again.status().reason(), "REQUEST_ID_IN_FLIGHT");
+  EXPECT_EQ(again.status().metadata().at("request_id"), "req-1");
+  // Other CommCells and intents without a request id never conflict.
+  EXPECT_TRUE(store_->AddIntent(MakeIntent("cc2", "req-1")).ok());
+  EXPECT_TRUE(store_->AddIntent(MakeIntent("cc1", "")).ok());
+  EXPECT_TRUE(store_->AddIntent(MakeIntent("cc1", "")).ok());
+  StatusOr<std::vector<TriggerIntent>> open = store_->ListOpenIntents();
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(open->size(), 4u);
+  // Once the first is resolved, the request id may be tried again (its trigger failed).
+  ASSERT_TRUE(store_->ResolveIntent(first, "failed: before send").ok());
+  EXPECT_TRUE(store_->AddIntent(MakeIntent("cc1", "req-1")).ok());
+}
+
+TEST_P(JobStoreContractTest, IntentForARequestIdWithARecordedJobIsAlreadyExists) {
+  int64_t first = *store_->AddIntent(MakeIntent("cc1", "req-1001"));
+  ASSERT_TRUE(store_->PutJobs({MakeJob("cc1", "1001")}, first).ok());  // request_id "req-1001"
+
+  StatusOr<int64_t> again = store_->AddIntent(MakeIntent("cc1", "req-1001"));
+
+  EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(again.status().reason(), "REQUEST_ID_IN_FLIGHT");
+  EXPECT_THAT(*store_->ListOpenIntents(), IsEmpty());
+  EXPECT_TRUE(store_->AddIntent(MakeIntent("cc2", "req-1001")).ok());
+}
+
+TEST_P(JobStoreContractTest, ConcurrentIntentsWithOneRequestIdLeaveExactlyOneOpen) {
+  constexpr int kThreads = 8;
+  std::atomic<int> added{0};
+  std::atomic<int> conflicts{0};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      StatusOr<int64_t> id = store_->AddIntent(MakeIntent("cc1", "req-race"));
+      if (id.ok()) {
+        ++added;
+      } else if (id.status().code() == StatusCode::kAlreadyExists) {
+        ++conflicts;
+      } else {
+        ++errors;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  EXPECT_EQ(added.load(), 1);
+  EXPECT_EQ(conflicts.load(), kThreads - 1);
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(store_->ListOpenIntents()->size(), 1u);
 }
 
 TEST_P(JobStoreContractTest, ResolvedIntentIsNoLongerOpen) {
@@ -1101,6 +1216,18 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, ListJobsTypeAndTimeFilterTest,
                          [](const auto& info) { return info.param.name; });
 INSTANTIATE_TEST_SUITE_P(Sqlite, ListJobsPagingTest,
                          ::testing::Values(JobStoreImpl{"Sqlite", OpenSqlite}),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Postgres, JobStoreContractTest,
+                         ::testing::Values(JobStoreImpl{"Postgres", OpenPostgres}),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Postgres, ListJobsFilterTest,
+                         ::testing::Values(JobStoreImpl{"Postgres", OpenPostgres}),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Postgres, ListJobsTypeAndTimeFilterTest,
+                         ::testing::Values(JobStoreImpl{"Postgres", OpenPostgres}),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Postgres, ListJobsPagingTest,
+                         ::testing::Values(JobStoreImpl{"Postgres", OpenPostgres}),
                          [](const auto& info) { return info.param.name; });
 
 // ---- SQLite only ----------------------------------------------------------------------------
@@ -1251,7 +1378,7 @@ TEST_F(SqliteJobStoreTest, VersionOneDatabaseIsMigratedKeepingItsRows) {
 
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   RawDb raw(DbPath());
-  EXPECT_EQ(raw.Query("PRAGMA user_version"), "2");
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), std::to_string(SqliteJobStore::kSchemaVersion));
   EXPECT_EQ(raw.Query("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
                       "('jobs_by_commcell_type_time', 'jobs_latest', 'jobs_prunable', "
                       "'intents_resolved')"),
@@ -1274,6 +1401,28 @@ TEST_F(SqliteJobStoreTest, VersionOneDatabaseIsMigratedKeepingItsRows) {
   EXPECT_EQ(*s.PruneTerminalJobs(Ms(kT0 + 60'001), 10), 1);
   EXPECT_EQ(s.GetJob("cc1", "1001").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(s.ResolveIntent(2, "again").reason(), "INTENT_NOT_FOUND");
+}
+
+TEST_F(SqliteJobStoreTest, MigrationToVersion3KeepsTheOldestOfDuplicateOpenIntentsOpen) {
+  {
+    RawDb raw(DbPath());
+    raw.Exec(kSchemaVersion1);
+    for (int i = 0; i < 3; ++i) {
+      raw.Exec(
+          "INSERT INTO intents (commcell, backup_type, compression, request_id, requested_by, "
+          "create_time_ms) VALUES ('cc1', 'full', 0, 'req-dup', 'runbook', 1)");
+    }
+  }
+
+  auto store = SqliteJobStore::Open(DbPath());
+
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  StatusOr<std::vector<TriggerIntent>> open = (*store)->ListOpenIntents();
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].id, 1);
+  EXPECT_EQ((*store)->AddIntent(MakeIntent("cc1", "req-dup")).status().reason(),
+            "REQUEST_ID_IN_FLIGHT");
 }
 
 TEST_F(SqliteJobStoreTest, DatabaseOfANewerVersionIsRefusedAndLeftAlone) {
@@ -1336,6 +1485,185 @@ TEST_F(SqliteJobStoreTest, InMemoryDatabaseWorks) {
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(*got, job);
   EXPECT_EQ((*store)->ListJobs({}, 10, "")->jobs.size(), 1u);
+}
+
+// ---- PostgreSQL only --------------------------------------------------------------------------
+
+class PostgresJobStoreTest : public ::testing::Test {
+ protected:
+  // A new, empty database.
+  std::string NewDatabase() {
+    static int n = 0;
+    const std::string name = "pg_only_" + std::to_string(getpid()) + "_" + std::to_string(++n);
+    SharedPostgres().Exec("CREATE DATABASE " + name);
+    return name;
+  }
+  std::string QueryOne(const std::string& dbname, const std::string& sql) {
+    registry::PostgresEndpoint endpoint{SharedPostgres().Dsn(dbname), SharedPostgres().password()};
+    auto conn = registry::PgConnection::Connect(endpoint);
+    if (!conn.ok()) return "connect failed: " + conn.status().ToString();
+    auto r = (*conn)->Exec(sql, {}, "test query");
+    if (!r.ok()) return "query failed: " + r.status().ToString();
+    return r->rows() > 0 ? r->Text(0, 0) : "(no row)";
+  }
+};
+
+TEST_F(PostgresJobStoreTest, UnreachableServerIsUnavailableNamingTheRegistryNotThePassword) {
+  PostgresStoreOptions options;
+  options.endpoint.dsn = "host=127.0.0.1 port=1 dbname=drgate user=drgate";
+  options.endpoint.password = "never-shown-secret";
+
+  auto store = PostgresJobStore::Open(options);
+
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(store.status().reason(), "REGISTRY_UNAVAILABLE");
+  EXPECT_THAT(store.status().message(),
+              HasSubstr("PostgreSQL registry host=127.0.0.1 port=1 dbname=drgate user=drgate"));
+  EXPECT_THAT(store.status().message(), ::testing::Not(HasSubstr("never-shown-secret")));
+}
+
+TEST_F(PostgresJobStoreTest, WrongPasswordIsUnavailableWithoutThePassword) {
+  PostgresStoreOptions options = PostgresOptions("postgres");
+  options.endpoint.password = "wrong-secret-4711";
+
+  auto store = PostgresJobStore::Open(options);
+
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(store.status().reason(), "REGISTRY_UNAVAILABLE");
+  EXPECT_THAT(store.status().message(), HasSubstr("password authentication failed"));
+  EXPECT_THAT(store.status().message(), ::testing::Not(HasSubstr("wrong-secret-4711")));
+}
+
+TEST_F(PostgresJobStoreTest, PasswordInTheDsnIsRefusedWithoutEchoingIt) {
+  PostgresStoreOptions options = PostgresOptions("postgres");
+  options.endpoint.dsn += " password=dsn-secret-99";
+
+  auto store = PostgresJobStore::Open(options);
+
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("password_file"));
+  EXPECT_THAT(store.status().message(), ::testing::Not(HasSubstr("dsn-secret-99")));
+}
+
+TEST_F(PostgresJobStoreTest, CallsAreUnavailableWhileTheServerIsDownAndWorkOnceItIsBack) {
+  auto store = PostgresJobStore::Open(PostgresOptions(NewDatabase()));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  JobStore& s = **store;
+  ASSERT_TRUE(s.PutJobs({MakeJob("cc1", "1001")}).ok());
+
+  SharedPostgres().Stop();
+  StatusOr<Job> read = s.GetJob("cc1", "1001");
+  StatusOr<int64_t> intent = s.AddIntent(MakeIntent("cc1", "req-down"));
+  Status write = s.PutJobs({MakeJob("cc1", "1002")});
+  SharedPostgres().Start();
+
+  for (const Status& st : {read.status(), intent.status(), write}) {
+    EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+    EXPECT_EQ(st.reason(), "REGISTRY_UNAVAILABLE") << st.ToString();
+    EXPECT_THAT(st.message(), HasSubstr("PostgreSQL registry host=127.0.0.1"));
+    EXPECT_THAT(st.message(), ::testing::Not(HasSubstr(SharedPostgres().password())));
+  }
+  // Back: the pool replaces its dead connections; nothing of the failed calls was written.
+  StatusOr<Job> again = s.GetJob("cc1", "1001");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(s.GetJob("cc1", "1002").status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(*s.ListOpenIntents(), IsEmpty());
+}
+
+TEST_F(PostgresJobStoreTest, ReplicasOpeningTogetherMigrateOnce) {
+  const std::string db = NewDatabase();
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      if (!PostgresJobStore::Open(PostgresOptions(db)).ok()) ++failures;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(QueryOne(db, "SELECT string_agg(version::text, ',') FROM drgate_schema_version"),
+            std::to_string(registry::kSchemaVersion));
+}
+
+TEST_F(PostgresJobStoreTest, DatabaseOfANewerVersionIsRefusedAndLeftAlone) {
+  const std::string db = NewDatabase();
+  ASSERT_TRUE(PostgresJobStore::Open(PostgresOptions(db)).ok());
+  SharedPostgres().Exec("UPDATE drgate_schema_version SET version = 99", db);
+
+  auto store = PostgresJobStore::Open(PostgresOptions(db));
+
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store.status().reason(), "REGISTRY_SCHEMA_TOO_NEW");
+  EXPECT_EQ(QueryOne(db, "SELECT version FROM drgate_schema_version"), "99");
+}
+
+// Waits up to `timeout` for `condition`; true when it held.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return condition();
+}
+
+class PostgresLeaderElectionTest : public PostgresJobStoreTest {
+ protected:
+  void SetUp() override {
+    db_ = NewDatabase();
+    ASSERT_TRUE(PostgresJobStore::Open(PostgresOptions(db_)).ok());  // creates the lease table
+  }
+  std::unique_ptr<PostgresLeaderElection> Election(const std::string& holder) {
+    PostgresLeaderOptions options;
+    options.endpoint = PostgresOptions(db_).endpoint;
+    options.lease = kLease;
+    options.holder = holder;
+    return std::make_unique<PostgresLeaderElection>(options);
+  }
+  static constexpr std::chrono::milliseconds kLease{1000};
+  std::string db_;
+};
+
+TEST_F(PostgresLeaderElectionTest, ExactlyOneLeadsAndAnotherTakesOverAtOnceWhenItStops) {
+  auto a = Election("a");
+  auto b = Election("b");
+  std::atomic<int> a_changes{0};
+  a->Start([&](bool) { ++a_changes; });
+  b->Start(nullptr);
+
+  EXPECT_TRUE(a->IsLeader());
+  EXPECT_FALSE(b->IsLeader());
+  EXPECT_EQ(QueryOne(db_, "SELECT holder FROM leader_leases WHERE name = 'tracker'"), "a");
+
+  const auto stopped = std::chrono::steady_clock::now();
+  a->Stop();
+  EXPECT_FALSE(a->IsLeader());
+  EXPECT_EQ(a_changes.load(), 2);  // true at start, false at stop
+  // A clean stop gives the lease up: the next attempt (every lease / 3) takes it.
+  ASSERT_TRUE(WaitFor([&] { return b->IsLeader(); }, kLease));
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped, kLease);
+}
+
+TEST_F(PostgresLeaderElectionTest, ALeaseOfAVanishedLeaderIsTakenOverOnlyOnceItRunsOut) {
+  // A leader that died without a word: its lease row stays until it expires.
+  SharedPostgres().Exec(
+      "INSERT INTO leader_leases (name, holder, expires_at) "
+      "VALUES ('tracker', 'ghost', now() + interval '800 milliseconds')",
+      db_);
+  const auto start = std::chrono::steady_clock::now();
+  auto b = Election("b");
+  b->Start(nullptr);
+
+  EXPECT_FALSE(b->IsLeader());
+  ASSERT_TRUE(WaitFor([&] { return b->IsLeader(); }, 3 * kLease));
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, std::chrono::milliseconds(700));
+  EXPECT_LE(took, std::chrono::milliseconds(800) + kLease / 3 + std::chrono::milliseconds(300));
 }
 
 }  // namespace
