@@ -13,6 +13,9 @@ packages=(
   libsqlite3-dev sqlite3 nlohmann-json3-dev libpugixml-dev libyaml-cpp-dev libcli11-dev
   libspdlog-dev libfmt-dev
   prometheus clang-format
+  # Reliability tests (issue 6): clang-14 + libclang-rt-14-dev (libFuzzer's runtime and clang's
+  # sanitizer runtimes) build the fuzz targets; python3 runs the crash test driver and the soak.
+  clang-14 libclang-rt-14-dev python3
 )
 
 missing=()
