@@ -161,9 +161,12 @@ Status ServerImpl::Init(const Config& config) {
   }
   auto store = SqliteJobStore::Open(config.registry_path);
   if (!store.ok()) return store.status().WithContext("registry.path " + config.registry_path);
-  store_ = std::move(*store);
 
   metrics_ = std::make_unique<Metrics>(*registry_);
+  (*store)->SetWriteFailureObserver([metrics = metrics_.get()](const std::string& problem) {
+    metrics->CountRegistryWriteFailure(problem);
+  });
+  store_ = std::move(*store);
   work_guard_.emplace(io_.get_executor());
   for (int i = 0; i < kIoThreads; ++i) io_threads_.emplace_back([this] { io_.run(); });
   blocking_ = std::make_unique<ThreadPool>(kBlockingThreads);

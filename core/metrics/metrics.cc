@@ -48,6 +48,10 @@ constexpr const char* kFailureReasons[] = {"unreachable",
                                            "registry",
                                            "other"};
 
+// The reason label of drgate_registry_write_failures_total (SqliteJobStore's problem classes).
+constexpr const char* kRegistryProblems[] = {"disk_full", "read_only",     "io_error",
+                                             "busy",      "out_of_memory", "other"};
+
 // HTTP codes that get their own series at startup; others are created on first use.
 constexpr int kKnownHttpCodes[] = {200, 401, 500};
 
@@ -125,7 +129,15 @@ Metrics::Metrics(prometheus::Registry& registry)
                          .Name("drgate_backup_last_finished_timestamp_seconds")
                          .Help("End time (Unix seconds) of the last DR backup that finished in "
                                "this state; 0 when none has.")
-                         .Register(registry)) {
+                         .Register(registry)),
+      registry_write_failures_(
+          prometheus::BuildCounter()
+              .Name("drgate_registry_write_failures_total")
+              .Help("Registry writes that failed, by problem: disk_full, read_only, io_error, "
+                    "busy, out_of_memory, other. A trigger whose intent cannot be written fails "
+                    "before anything is sent to the CommServe.")
+              .Register(registry)) {
+  for (const char* problem : kRegistryProblems) registry_write_failures_.Add({{"reason", problem}});
   build_info_.Add({{"version", DRGATE_VERSION}, {"revision", DRGATE_REVISION}}).Set(1);
 }
 
@@ -264,6 +276,16 @@ const char* Metrics::TriggerFailureReason(const Status& status) {
   if (r == "MALFORMED_UPSTREAM_RESPONSE") return "malformed_response";
   if (r.rfind("REGISTRY", 0) == 0) return "registry";
   return "other";
+}
+
+void Metrics::CountRegistryWriteFailure(const std::string& problem) {
+  for (const char* known : kRegistryProblems) {
+    if (problem == known) {
+      registry_write_failures_.Add({{"reason", known}}).Increment();
+      return;
+    }
+  }
+  registry_write_failures_.Add({{"reason", "other"}}).Increment();
 }
 
 }  // namespace drgate
