@@ -21,6 +21,7 @@ using drgate::testing::MetricValue;
 
 class OrchestratorTest : public ::testing::Test {
  protected:
+  ~OrchestratorTest() override { client_->WaitIdle(); }
   void SetUp() override {
     store_ = std::move(*SqliteJobStore::Open(":memory:"));
     Build({"cs1"});

@@ -29,6 +29,7 @@ commserv::JobSummary Summary(const std::string& id, const std::string& status, i
 
 class TrackerTest : public ::testing::Test {
  protected:
+  ~TrackerTest() override { client_->WaitIdle(); }
   void SetUp() override {
     store_ = std::move(*SqliteJobStore::Open(":memory:"));
     metrics_.RegisterCommCell("cs1");
