@@ -96,11 +96,15 @@ def wait_line(proc, pattern, timeout=60):
 
 
 def rss_kib(pid):
+    """(VmRSS, RssAnon, RssFile) in KiB. RssFile includes the registry pages drgate's read
+    connections map (they grow with the database, not with leaks); RssAnon is the heap."""
+    values = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                values[key] = int(rest.split()[0])
+    return (values.get("VmRSS", -1), values.get("RssAnon", -1), values.get("RssFile", -1))
 
 
 class Counters:
@@ -291,7 +295,9 @@ def slope_kib_per_min(points):
 
 
 def summary(args, c, samples, faults, alive, tmp):
-    steady = [s for s in samples if s[0] >= args.warmup] or samples
+    steady_all = [s for s in samples if s[0] >= args.warmup] or samples
+    steady = [(t, v[0]) for t, v in steady_all]
+    anon = [(t, v[1]) for t, v in steady_all]
     rss = [s[1] for s in steady]
     expected = {k: v for k, v in c.errors.items() if k[1] in EXPECTED}
     unexpected = {k: v for k, v in c.errors.items() if k[1] not in EXPECTED}
@@ -311,6 +317,14 @@ def summary(args, c, samples, faults, alive, tmp):
               f"max {max(rss)}, min {min(rss)}; slope {slope:+.1f} KiB/min "
               f"({slope * 10 / max(1, rss[0]) * 100:+.2f}% of start per 10 min); "
               f"{len(steady)} samples")
+        half = len(anon) // 2
+        print(f"  heap (RssAnon, KiB): start {anon[0][1]}, end {anon[-1][1]}, max "
+              f"{max(v for _, v in anon)}; slope {slope_kib_per_min(anon):+.1f} KiB/min, "
+              f"first half {slope_kib_per_min(anon[:half]):+.1f}, second half "
+              f"{slope_kib_per_min(anon[half:]):+.1f}")
+        print("  RSS/RssAnon/RssFile (KiB) each minute:",
+              " ".join(f"{t / 60:.0f}m:{v[0]}/{v[1]}/{v[2]}" for t, v in samples
+                       if int(t) % 60 < args.sample))
     print(f"  drgate {'still serving' if alive else 'DIED'} at the end")
     return 0 if alive and not unexpected else 1
 
