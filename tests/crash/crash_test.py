@@ -341,9 +341,11 @@ commcells:
         sim_base = sim_url
         registry = {}
         while True:
+            # Intents first, then the list: an intent is closed in the same transaction that
+            # records its job, so a list taken after the count sees every settled job.
+            open_intents = intent_count(os.path.join(tmp, "registry", "drgate.db"))
             listed = ctl.run("jobs", "list", "--commcell", COMMCELL, "--all", "--page-size", "1000")
             jobs = listed.get("jobs", []) if "error" not in listed else []
-            open_intents = intent_count(os.path.join(tmp, "registry", "drgate.db"))
             if "error" not in listed and open_intents == 0:
                 break
             if time.monotonic() > deadline:
