@@ -194,6 +194,11 @@ Status ServerImpl::OpenRegistry(const Config& config) {
   }
   auto store = SqliteJobStore::Open(config.registry_path);
   if (!store.ok()) return store.status().WithContext("registry.path " + config.registry_path);
+  // Counted once metrics_ exists (Init creates it right after the registry; no write comes
+  // earlier).
+  (*store)->SetWriteFailureObserver([this](const std::string& problem) {
+    if (metrics_ != nullptr) metrics_->CountRegistryWriteFailure(problem);
+  });
   store_ = std::move(*store);
   leader_ = std::make_unique<AlwaysLeader>();
   return Status::Ok();

@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite: set-up, build, then every CTest test (unit and integration, which start
-# commserv-sim and drgate on loopback ports chosen at run time).
+# commserv-sim and drgate on loopback ports chosen at run time; the crash test; the time-boxed
+# fuzz run), then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan)
+# and the concurrency tests under ThreadSanitizer (build-tsan), see tools/sanitizers.sh.
 # Usage: tools/test.sh [extra ctest arguments, e.g. -L unit or -R Codec]
+#   With extra arguments only the selected tests of build/ run (no sanitizer stages).
+#   DRGATE_QUICK=1 skips the sanitizer stages too (for a developer's quick loop; CI runs them).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 bash tools/build.sh
 ctest --test-dir build --output-on-failure --timeout 300 -j "${DRGATE_TEST_JOBS:-2}" "$@"
+
+if [[ ${DRGATE_QUICK:-0} == 1 || $# -gt 0 ]]; then
+  exit 0
+fi
+for stage in asan tsan; do
+  start=$SECONDS
+  bash tools/sanitizers.sh "$stage"
+  echo "drgate test: $stage stage took $((SECONDS - start)) s"
+done

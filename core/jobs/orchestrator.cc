@@ -232,8 +232,12 @@ void Orchestrator::Start(CellPtr cell, TriggerRequest request, TriggerCallback d
       return;
     }
     if (!intent_id.ok()) {
-      // Nothing was sent upstream: a clean failure the caller may retry.
-      Status s = Annotate(intent_id.status(), cc.name);
+      // Nothing was sent upstream: a clean failure the caller may retry (a full or read-only
+      // registry is UNAVAILABLE, reason REGISTRY_UNWRITABLE).
+      Status s = Annotate(
+          intent_id.status().WithContext("trigger not sent to the CommServe, its intent could "
+                                         "not be recorded"),
+          cc.name);
       metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kFailed);
       metrics_.CountTriggerFailure(cc.name, s);
       Complete(cc.name, request, s, std::move(done));

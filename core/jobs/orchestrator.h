@@ -91,10 +91,10 @@ class Orchestrator {
   Orchestrator& operator=(const Orchestrator&) = delete;
 
   // Errors: INVALID_ARGUMENT (COMMCELL_REQUIRED, INVALID_REQUEST_ID), NOT_FOUND
-  // (COMMCELL_NOT_FOUND), UNAVAILABLE (REGISTRY_UNAVAILABLE before anything was sent; upstream
-  // errors), FAILED_PRECONDITION (credentials, upstream refusals), ABORTED
-  // (DR_JOB_ALREADY_RUNNING), INTERNAL (MALFORMED_UPSTREAM_RESPONSE), each with metadata
-  // "commcell".
+  // (COMMCELL_NOT_FOUND), UNAVAILABLE (REGISTRY_UNWRITABLE or REGISTRY_UNAVAILABLE when the
+  // intent cannot be written: nothing was sent; upstream errors), FAILED_PRECONDITION (credentials,
+  // upstream refusals), ABORTED (DR_JOB_ALREADY_RUNNING), INTERNAL (MALFORMED_UPSTREAM_RESPONSE),
+  // each with metadata "commcell".
   void TriggerBackup(TriggerRequest request, TriggerCallback done);
 
   // Answers a job that succeeded (also with errors) and ended within `max_age`, else one of this

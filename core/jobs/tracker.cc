@@ -13,6 +13,11 @@ namespace {
 
 using commserv::JobSummary;
 
+// How much earlier than the oldest trigger in flight an upstream job must have started to be
+// adopted for an older intent: 1 s because the CommServe's start times are whole seconds, and the
+// rest for a CommServe clock a little ahead of drgate's.
+constexpr std::chrono::seconds kInFlightMargin{5};
+
 TimePoint FromEpochSeconds(int64_t seconds) {
   return TimePoint(std::chrono::seconds(seconds));
 }
@@ -228,7 +233,7 @@ void Tracker::PollCell(const CommCell& cell, const std::vector<Job>& active,
     }
   }
   metrics_.SetActiveJobs(cell.name, still_active);
-  Reconcile(cell, intents, *list);
+  Reconcile(cell, *list);
 }
 
 StatusOr<Job> Tracker::Apply(Job job, const JobSummary& summary) {
@@ -270,24 +275,58 @@ StatusOr<Job> Tracker::Apply(Job job, const JobSummary& summary) {
   return updated;
 }
 
-void Tracker::Reconcile(const CommCell& cell, const std::vector<TriggerIntent>& intents,
-                        const std::vector<JobSummary>& upstream) {
+void Tracker::Reconcile(const CommCell& cell, const std::vector<JobSummary>& upstream) {
   const TimePoint now = clock_.Now();
-  std::set<std::string> taken;
-  std::vector<TriggerIntent> sorted = intents;
+  // The open intents as of now, read after the job list arrived: a trigger whose POST created a
+  // job in `upstream` wrote its intent before that POST, so it is either still open here or has
+  // already recorded its job (which the "known" check below then sees).
+  auto all_open = store_.ListOpenIntents();
+  if (!all_open.ok()) {
+    spdlog::warn("tracker: commcell {}: cannot read trigger intents: {}", cell.name,
+                 all_open.status().ToString());
+    return;
+  }
+  std::vector<TriggerIntent> sorted;
+  for (const TriggerIntent& i : *all_open) {
+    if (i.commcell == cell.name) sorted.push_back(i);
+  }
   std::sort(sorted.begin(), sorted.end(),
             [](const auto& a, const auto& b) { return a.create_time < b.create_time; });
+  // Intents younger than the grace belong to triggers still in flight: this process's own, or
+  // with a shared registry (PostgreSQL) any replica's, also one older than this process. A job
+  // that started after the oldest of them (of the same type) may be one of their answers, about
+  // to be recorded: it must not be handed to an older intent (that would give one job to two
+  // request ids). Such jobs wait for a later round, when those triggers have recorded theirs.
+  std::map<BackupType, TimePoint> in_flight_since;
+  auto in_flight = [&](const TriggerIntent& i) {
+    return (options_.shared_registry || i.create_time >= started_at_) &&
+           now - i.create_time < options_.intent_grace;
+  };
+  for (const TriggerIntent& i : sorted) {
+    if (in_flight(i) && !in_flight_since.count(i.backup_type)) {
+      in_flight_since[i.backup_type] = i.create_time;
+    }
+  }
+  std::set<std::string> taken;
   for (const TriggerIntent& intent : sorted) {
-    // Intents of this process younger than the grace belong to triggers still in flight.
-    const bool from_earlier_process = !options_.shared_registry && intent.create_time < started_at_;
-    if (!from_earlier_process && now - intent.create_time < options_.intent_grace) continue;
+    if (in_flight(intent)) continue;
+    const auto floor = in_flight_since.find(intent.backup_type);
 
     const JobSummary* match = nullptr;
+    bool deferred = false;  // a candidate waits for the triggers in flight: do not give up yet
     for (const JobSummary& s : upstream) {
       if (taken.count(s.job_id) || !LevelMatches(s.backup_level, intent.backup_type)) continue;
       // The CommServe's clock may be a little off from ours: allow two minutes of skew.
       if (s.start_time > 0 &&
           FromEpochSeconds(s.start_time) < intent.create_time - std::chrono::minutes(2)) {
+        continue;
+      }
+      // Start times are whole seconds (rounded down), hence the margin: a job of a trigger in
+      // flight started at or after `floor`, so its start time reads later than floor - 1 s.
+      if (floor != in_flight_since.end() &&
+          (s.start_time <= 0 || FromEpochSeconds(s.start_time) + kInFlightMargin > floor->second)) {
+        auto known = store_.GetJob(cell.name, s.job_id);
+        if (!known.ok() && known.status().code() == StatusCode::kNotFound) deferred = true;
         continue;
       }
       auto known = store_.GetJob(cell.name, s.job_id);
@@ -316,7 +355,7 @@ void Tracker::Reconcile(const CommCell& cell, const std::vector<TriggerIntent>& 
           "(request id \"{}\")",
           job.job_id, cell.name, intent.request_id);
       (void)Apply(job, *match);
-    } else if (now - intent.create_time >= options_.intent_give_up) {
+    } else if (!deferred && now - intent.create_time >= options_.intent_give_up) {
       job.job_id = "unknown-" + std::to_string(intent.id);
       job.state = JobState::kUnknown;
       job.failure_reason =

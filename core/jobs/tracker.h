@@ -97,8 +97,11 @@ class Tracker {
   void Loop();
   void PollCell(const CommCell& cell, const std::vector<Job>& active,
                 const std::vector<TriggerIntent>& intents);
-  void Reconcile(const CommCell& cell, const std::vector<TriggerIntent>& intents,
-                 const std::vector<commserv::JobSummary>& upstream);
+  // Settles the CommCell's open intents against `upstream` (its DR job list, just fetched):
+  // adopts an unrecorded job of the same type for an intent left by a crash or a lost answer, or
+  // records an UNKNOWN job after intent_give_up. Never hands a job to an older intent while a
+  // trigger in flight may be about to record it as its own answer.
+  void Reconcile(const CommCell& cell, const std::vector<commserv::JobSummary>& upstream);
   void RecordFinished(const Job& job);
   void Prune();
 

@@ -55,6 +55,10 @@ constexpr CommServEndpoint kRetriedEndpoints[] = {
     CommServEndpoint::kLogin, CommServEndpoint::kRenew,   CommServEndpoint::kDrBackup,
     CommServEndpoint::kJob,   CommServEndpoint::kJobList, CommServEndpoint::kKill};
 
+// The reason label of drgate_registry_write_failures_total (SqliteJobStore's problem classes).
+constexpr const char* kRegistryProblems[] = {"disk_full", "read_only",     "io_error",
+                                             "busy",      "out_of_memory", "other"};
+
 // HTTP codes that get their own series at startup; others are created on first use.
 constexpr int kKnownHttpCodes[] = {200, 401, 500};
 
@@ -153,7 +157,15 @@ Metrics::Metrics(prometheus::Registry& registry)
                            .Help("1 while this replica is the leader that polls the CommServe "
                                  "(always with the embedded registry), else 0.")
                            .Register(registry)
-                           .Add({})) {
+                           .Add({})),
+      registry_write_failures_(
+          prometheus::BuildCounter()
+              .Name("drgate_registry_write_failures_total")
+              .Help("Registry writes that failed, by problem: disk_full, read_only, io_error, "
+                    "busy, out_of_memory, other. A trigger whose intent cannot be written fails "
+                    "before anything is sent to the CommServe.")
+              .Register(registry)) {
+  for (const char* problem : kRegistryProblems) registry_write_failures_.Add({{"reason", problem}});
   build_info_.Add({{"version", DRGATE_VERSION}, {"revision", DRGATE_REVISION}}).Set(1);
 }
 
@@ -317,6 +329,16 @@ const char* Metrics::TriggerFailureReason(const Status& status) {
   if (r.rfind("REGISTRY", 0) == 0) return "registry";
   if (r == "UPSTREAM_QUEUE_FULL") return "overloaded";
   return "other";
+}
+
+void Metrics::CountRegistryWriteFailure(const std::string& problem) {
+  for (const char* known : kRegistryProblems) {
+    if (problem == known) {
+      registry_write_failures_.Add({{"reason", known}}).Increment();
+      return;
+    }
+  }
+  registry_write_failures_.Add({{"reason", "other"}}).Increment();
 }
 
 }  // namespace drgate

@@ -87,6 +87,10 @@ class Metrics {
   // overloaded, other.
   static const char* TriggerFailureReason(const Status& status);
 
+  // A registry write failed; `problem` is the store's class of it (disk_full, read_only,
+  // io_error, busy, out_of_memory, other): drgate_registry_write_failures_total{reason}.
+  void CountRegistryWriteFailure(const std::string& problem);
+
  private:
   prometheus::Family<prometheus::Counter>& triggers_;
   prometheus::Family<prometheus::Histogram>& trigger_duration_;
@@ -105,6 +109,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& last_success_;
   prometheus::Family<prometheus::Gauge>& last_finished_;
   prometheus::Gauge& registry_leader_;
+  prometheus::Family<prometheus::Counter>& registry_write_failures_;
 };
 
 }  // namespace drgate

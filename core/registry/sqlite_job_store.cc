@@ -44,6 +44,8 @@ constexpr char kReadConnectionPragmas[] = "PRAGMA query_only=ON; PRAGMA mmap_siz
 
 constexpr char kReasonUnavailable[] = "REGISTRY_UNAVAILABLE";
 constexpr char kReasonError[] = "REGISTRY_ERROR";
+constexpr char kReasonUnwritable[] = "REGISTRY_UNWRITABLE";
+constexpr char kProblemKey[] = "registry_error";
 constexpr char kReasonPathInvalid[] = "REGISTRY_PATH_INVALID";
 constexpr char kReasonSchemaTooNew[] = "REGISTRY_SCHEMA_TOO_NEW";
 constexpr char kReasonInvalidPageToken[] = "INVALID_PAGE_TOKEN";
@@ -189,23 +191,43 @@ const Sql& Statements() {
   return *sql;
 }
 
+// The problem class of an SQLite result code: the metadata "registry_error" of every SQLite error
+// and the reason label of drgate_registry_write_failures_total.
+const char* ProblemOf(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_FULL: return "disk_full";
+    case SQLITE_READONLY: return "read_only";
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL: return "io_error";
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return "busy";
+    case SQLITE_NOMEM: return "out_of_memory";
+    default: return "other";
+  }
+}
+
 // UNAVAILABLE where trying again later may succeed, INTERNAL for everything else (a bug, a corrupt
 // file). `operation` says what drgate was doing.
 Status SqliteError(sqlite3* db, int rc, std::string_view operation) {
   std::string message = std::string(operation) + ": " +
                         (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)) +
                         " (SQLite code " + std::to_string(rc) + ")";
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-    case SQLITE_FULL:
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-    case SQLITE_PROTOCOL:
-    case SQLITE_NOMEM:
-      return Status(StatusCode::kUnavailable, std::move(message), kReasonUnavailable);
-    default: return Status(StatusCode::kInternal, std::move(message), kReasonError);
+  const char* problem = ProblemOf(rc);
+  if (std::string_view(problem) == "other") {
+    return Status(StatusCode::kInternal, std::move(message), kReasonError)
+        .With(kProblemKey, problem);
   }
+  return Status(StatusCode::kUnavailable, std::move(message), kReasonUnavailable)
+      .With(kProblemKey, problem);
+}
+
+// What an operator reads first when a write fails because of the file system.
+const char* UnwritableText(std::string_view problem) {
+  if (problem == "disk_full") return "the disk is full";
+  if (problem == "read_only") return "the file or its file system is read-only";
+  if (problem == "io_error") return "the file system reports an I/O error";
+  return nullptr;
 }
 
 // One use of a cached prepared statement. Resets it on destruction so that the connection's read
@@ -549,13 +571,36 @@ template <typename Body>
 Status SqliteJobStore::WriteTransaction(const char* operation, Body body) {
   std::lock_guard<std::mutex> lock(write_mu_);
   Connection& conn = *writer_;
-  if (Status s = conn.Run("BEGIN IMMEDIATE", operation); !s.ok()) return s;
-  Status s = body(conn);
+  Status s = conn.Run("BEGIN IMMEDIATE", operation);
+  if (s.ok()) s = body(conn);
   if (s.ok()) s = conn.Run("COMMIT", operation);
   if (!s.ok() && sqlite3_get_autocommit(conn.db()) == 0) {
     (void)conn.Run("ROLLBACK", operation);
   }
+  if (s.ok()) return s;
+  auto problem = s.metadata().find(kProblemKey);
+  if (problem == s.metadata().end()) return s;  // not SQLite's (a bad argument, no such intent)
+  if (write_failure_observer_) write_failure_observer_(problem->second);
+  if (const char* text = UnwritableText(problem->second); text != nullptr) {
+    // The file system, not drgate, must be fixed: say so first, with the path (never a secret).
+    Status unwritable(
+        StatusCode::kUnavailable,
+        "registry database '" + path_ + "' cannot be written (" + text + "): " + s.message(),
+        kReasonUnwritable);
+    for (const auto& [k, v] : s.metadata()) unwritable.With(k, v);
+    return unwritable;
+  }
   return s;
+}
+
+void SqliteJobStore::SetWriteFailureObserver(
+    std::function<void(const std::string& problem)> observer) {
+  write_failure_observer_ = std::move(observer);
+}
+
+Status SqliteJobStore::ExecOnWriterForTesting(const std::string& sql) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return writer_->Exec(sql.c_str(), "test statement");
 }
 
 // ---- Writes -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,8 +43,13 @@ class SqliteJobStore final : public JobStore {
   SqliteJobStore& operator=(const SqliteJobStore&) = delete;
 
   // JobStore. Errors from SQLite are UNAVAILABLE (reason REGISTRY_UNAVAILABLE) when retrying may
-  // help (busy, locked, disk full, I/O error), INTERNAL (reason REGISTRY_ERROR) otherwise; the
-  // message names the operation and carries SQLite's own text.
+  // help (busy, locked, disk full, read-only, I/O error), INTERNAL (reason REGISTRY_ERROR)
+  // otherwise; the message names the operation and carries SQLite's own text, and the metadata
+  // "registry_error" classifies the problem: disk_full, read_only, io_error, busy, out_of_memory
+  // or other. A write that fails because the disk is full, the file system is read-only or
+  // reports an I/O error is UNAVAILABLE with reason REGISTRY_UNWRITABLE, and its message starts
+  // with "registry database '<path>' cannot be written (<the problem>)". Nothing of a failed
+  // write is kept, and writes succeed again once the file system does (no reopen needed).
   //
   // PutJobs: INVALID_ARGUMENT when a job has an empty commcell or job_id. `resolved_intent` gets
   // the outcome "jobs:<id>,<id>..."; NOT_FOUND (reason INTENT_NOT_FOUND) and nothing written when
@@ -76,6 +82,14 @@ class SqliteJobStore final : public JobStore {
   // Oldest first.
   StatusOr<std::vector<TriggerIntent>> ListOpenIntents() override;
 
+  // Called (on the writing thread, after the rollback) with the "registry_error" class of every
+  // write that SQLite failed, e.g. to count it in a metric. Set it before the store is shared.
+  void SetWriteFailureObserver(std::function<void(const std::string& problem)> observer);
+
+  // Runs `sql` on the write connection, e.g. "PRAGMA max_page_count=..." to make the database
+  // full or "PRAGMA query_only=ON" to make it refuse writes as a read-only file would. Tests only.
+  Status ExecOnWriterForTesting(const std::string& sql);
+
   // PRAGMA synchronous of the write connection (2 = FULL). Tests only.
   StatusOr<int> SynchronousForTesting();
 
@@ -106,6 +120,8 @@ class SqliteJobStore final : public JobStore {
   std::condition_variable pool_cv_;
   std::vector<std::unique_ptr<Connection>> idle_readers_ ABSL_GUARDED_BY(pool_mu_);
   int open_readers_ ABSL_GUARDED_BY(pool_mu_) = 0;  // idle + lent out
+
+  std::function<void(const std::string&)> write_failure_observer_;  // set before use
 };
 
 }  // namespace drgate

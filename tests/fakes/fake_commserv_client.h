@@ -29,7 +29,7 @@ class FakeCommServClient final : public commserv::CommServClient {
   void TriggerDrBackup(const commserv::DrBackupRequest& request,
                        Callback<commserv::DrBackupResult> done) override {
     const int n = ++calls_;
-    pool_.Post([this, request, n, done = std::move(done)] {
+    Answer([this, request, n, done = std::move(done)] {
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [this] { return !held_; });
@@ -73,7 +73,7 @@ class FakeCommServClient final : public commserv::CommServClient {
         }
       }
     }
-    pool_.Post([done = std::move(done), result = std::move(result)] { done(result); });
+    Answer([done = std::move(done), result = std::move(result)] { done(result); });
   }
   void GetJob(const std::string& id, Callback<std::optional<commserv::JobSummary>> done) override {
     ++get_calls_;
@@ -82,7 +82,7 @@ class FakeCommServClient final : public commserv::CommServClient {
       std::lock_guard lock(mu_);
       if (auto it = jobs_.find(id); it != jobs_.end()) found = it->second;
     }
-    pool_.Post([done = std::move(done), found] { done(found); });
+    Answer([done = std::move(done), found] { done(found); });
   }
   void KillJob(const std::string& id, std::function<void(Status)> done) override {
     ++kill_calls_;
@@ -90,11 +90,20 @@ class FakeCommServClient final : public commserv::CommServClient {
       std::lock_guard lock(mu_);
       if (auto it = jobs_.find(id); it != jobs_.end()) it->second.status = "Killed";
     }
-    pool_.Post([done = std::move(done)] { done(Status::Ok()); });
+    Answer([done = std::move(done)] { done(Status::Ok()); });
   }
   commserv::Reachability reachability() const override { return {}; }
 
   int calls() const { return calls_; }
+  // Returns once every answer has been delivered and its callback destroyed. A fixture calls it
+  // before it goes away: a callback may hold the last reference to the CommCell list that owns
+  // this client, and the client must not be destroyed on its own thread (joining itself).
+  // Held answers are released first.
+  void WaitIdle() {
+    Release();
+    std::unique_lock lock(mu_);
+    idle_cv_.wait(lock, [this] { return pending_ == 0; });
+  }
   // While held, answers wait.
   void Hold() {
     std::lock_guard lock(mu_);
@@ -109,11 +118,28 @@ class FakeCommServClient final : public commserv::CommServClient {
   }
 
  private:
+  // Runs `answer` on the pool; its captures (the caller's callback) are destroyed before the
+  // answer counts as delivered.
+  void Answer(std::function<void()> answer) {
+    {
+      std::lock_guard lock(mu_);
+      ++pending_;
+    }
+    pool_.Post([this, answer = std::move(answer)]() mutable {
+      answer();
+      answer = nullptr;
+      std::lock_guard lock(mu_);
+      if (--pending_ == 0) idle_cv_.notify_all();
+    });
+  }
+
   Script script_;
   std::atomic<int> calls_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool held_ = false;                                 // guarded by mu_
+  bool held_ = false;  // guarded by mu_
+  int pending_ = 0;    // guarded by mu_: answers not delivered
+  std::condition_variable idle_cv_;
   std::map<std::string, commserv::JobSummary> jobs_;  // guarded by mu_
   std::set<std::string> hidden_;                      // guarded by mu_
   std::optional<Status> list_error_;                  // guarded by mu_

@@ -19,6 +19,9 @@ packages=(
   golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-google-genproto-dev
   golang-github-golang-protobuf-1-5-dev
   protoc-gen-go protoc-gen-go-grpc ansible-core python3-grpcio python3-protobuf
+  # Reliability tests (issue 6): clang-14 + libclang-rt-14-dev (libFuzzer's runtime and clang's
+  # sanitizer runtimes) build the fuzz targets; python3 runs the crash test driver and the soak.
+  clang-14 libclang-rt-14-dev python3
 )
 
 missing=()

@@ -1,5 +1,6 @@
 #include "core/jobs/orchestrator.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
@@ -20,6 +21,7 @@ using drgate::testing::MetricValue;
 
 class OrchestratorTest : public ::testing::Test {
  protected:
+  ~OrchestratorTest() override { client_->WaitIdle(); }
   void SetUp() override {
     store_ = std::move(*SqliteJobStore::Open(":memory:"));
     Build({"cs1"});
@@ -240,6 +242,69 @@ TEST_F(OrchestratorTest, AnOpenIntentBlocksARetryWithTheSameRequestId) {
   EXPECT_EQ(out.status().reason(), "TRIGGER_OUTCOME_PENDING");
   EXPECT_EQ(client_->calls(), 0);
 }
+
+// Graceful degradation: a registry that cannot take the intent fails the trigger before anything
+// reaches the CommServe, reads keep working, and triggers work again once writes do. The real
+// SQLite error paths: max_page_count makes the database full (SQLITE_FULL, as a full disk), and
+// query_only makes it refuse writes (SQLITE_READONLY, as a read-only file system).
+class UnwritableRegistryTest
+    : public OrchestratorTest,
+      public ::testing::WithParamInterface<std::pair<const char*, const char*>> {};
+
+TEST_P(UnwritableRegistryTest, TriggerFailsBeforeAnythingIsSentAndRecovers) {
+  auto* sqlite = static_cast<SqliteJobStore*>(store_.get());
+  auto first = Trigger(Request("cs1", "before"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const int calls_before = client_->calls();
+  const auto [problem, break_sql] = GetParam();
+  ASSERT_TRUE(sqlite->ExecOnWriterForTesting(break_sql).ok());
+  // An intent larger than a page (a long caller identity): its row needs a new page, so the
+  // database capped at its current size cannot take it, whatever free space its pages have.
+  TriggerRequest request = Request("cs1", "while-broken");
+  request.requested_by = std::string(5000, 'a');
+
+  auto out = Trigger(request);
+
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(out.status().reason(), "REGISTRY_UNWRITABLE");
+  EXPECT_EQ(out.status().metadata().at("registry_error"), problem);
+  EXPECT_EQ(out.status().metadata().at("commcell"), "cs1");
+  EXPECT_THAT(out.status().message(),
+              ::testing::StartsWith("trigger not sent to the CommServe, its intent could not be "
+                                    "recorded: registry database ':memory:' cannot be written"));
+  EXPECT_EQ(client_->calls(), calls_before);  // nothing went upstream
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_trigger_failures_total",
+                        {{"commcell", "cs1"}, {"reason", "registry"}}),
+            1);
+  // Reads keep working.
+  auto job = orchestrator_->GetJob("cs1", first->job.job_id);
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_EQ(job->request_id, "before");
+  auto page = orchestrator_->ListJobs({}, 10, "");
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->jobs.size(), 1u);
+
+  // Space returns (or the file system is writable again): the same request id works, once.
+  ASSERT_TRUE(
+      sqlite->ExecOnWriterForTesting("PRAGMA max_page_count=1073741823; PRAGMA query_only=OFF")
+          .ok());
+  auto retried = Trigger(request);
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  EXPECT_FALSE(retried->deduplicated);
+  EXPECT_EQ(client_->calls(), calls_before + 1);
+  auto open = store_->ListOpenIntents();
+  ASSERT_TRUE(open.ok());
+  EXPECT_TRUE(open->empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Problems, UnwritableRegistryTest,
+    ::testing::Values(
+        // max_page_count below the current size is raised to it: the next new page fails.
+        std::pair<const char*, const char*>{"disk_full", "PRAGMA max_page_count=1"},
+        std::pair<const char*, const char*>{"read_only", "PRAGMA query_only=ON"}),
+    [](const auto& info) { return std::string(info.param.first); });
 
 TEST_F(OrchestratorTest, EnsureRecentBackupAnswersARecentSuccessWithoutTriggering) {
   Job done;

@@ -32,6 +32,7 @@ commserv::JobSummary Summary(const std::string& id, const std::string& status, i
 
 class TrackerTest : public ::testing::Test {
  protected:
+  ~TrackerTest() override { client_->WaitIdle(); }
   void SetUp() override {
     store_ = std::move(*SqliteJobStore::Open(":memory:"));
     metrics_.RegisterCommCell("cs1");
@@ -197,6 +198,52 @@ TEST_F(TrackerTest, AnIntentWithNoUpstreamJobBecomesUnknownAfterGivingUp) {
   Job unknown = Stored("unknown-" + std::to_string(*id));
   EXPECT_EQ(unknown.state, JobState::kUnknown);
   EXPECT_EQ(unknown.request_id, "nothing-upstream");
+}
+
+// Found by tests/crash: after a restart, an intent the killed process never sent must not adopt
+// the job of a trigger this process has in flight (about to record it under its own request id):
+// one job would belong to two request ids. The job waits; the old intent gives up only once no
+// such job is left unrecorded.
+TEST_F(TrackerTest, AnOldIntentDoesNotAdoptTheJobOfATriggerInFlight) {
+  TriggerIntent never_sent;
+  never_sent.commcell = "cs1";
+  never_sent.request_id = "never-sent";
+  never_sent.create_time = clock_.Now();
+  ASSERT_TRUE(store_->AddIntent(never_sent).ok());
+  clock_.Advance(options_.intent_give_up);
+  MakeTracker();  // restarted after the kill
+  clock_.Advance(std::chrono::seconds(1));
+  TriggerIntent in_flight;
+  in_flight.commcell = "cs1";
+  in_flight.request_id = "in-flight";
+  in_flight.create_time = clock_.Now();
+  auto in_flight_id = store_->AddIntent(in_flight);
+  ASSERT_TRUE(in_flight_id.ok());
+  const auto started =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count();
+  client_->SetJob(Summary("6000", "Running", 5, started));  // the POST of "in-flight" answered
+
+  tracker_->RunRound();
+
+  EXPECT_EQ(store_->GetJob("cs1", "6000").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListOpenIntents()->size(), 2u);  // not adopted, not given up
+
+  // The trigger records its answer; the old intent then finds nothing and gives up.
+  Job job;
+  job.commcell = "cs1";
+  job.job_id = "6000";
+  job.request_id = "in-flight";
+  job.create_time = in_flight.create_time;
+  job.update_time = in_flight.create_time;
+  ASSERT_TRUE(store_->PutJobs({job}, *in_flight_id).ok());
+  clock_.Advance(options_.poll_interval);
+  tracker_->RunRound();
+
+  EXPECT_EQ(Stored("6000").request_id, "in-flight");
+  EXPECT_TRUE(store_->ListOpenIntents()->empty());
+  auto settled = store_->FindByRequestId("cs1", "never-sent");
+  ASSERT_TRUE(settled.ok() && settled->has_value());
+  EXPECT_EQ((*settled)->state, JobState::kUnknown);
 }
 
 TEST_F(TrackerTest, AnIdleCommCellIsProbedAtTheProbeInterval) {

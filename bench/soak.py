@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Soak: drgate under mixed load with upstream faults, sampling its memory.
+
+Starts commserv-sim and drgate (from --bin-dir), then for --duration runs, through drgatectl:
+  - triggers with fresh request ids (some repeated, to exercise deduplication), full and
+    differential;
+  - GetJob and ListJobs readers;
+  - a watcher that follows the newest job with WatchJob until it ends;
+and every --fault-every seconds injects one simulator fault from a fixed rotation (HTTP 500 with
+HTML, 200 with errorCode, 429 with Retry-After, a connection closed before the answer, a slow
+job list, a 401 storm). drgate's RSS is sampled from /proc every --sample seconds.
+
+The summary prints calls by type, every error by code/reason split into expected (what the
+injected faults and the 2 full + 1 differential rule can cause) and unexpected ones, and RSS at
+start (after a warm-up), end and maximum, with the slope of a least-squares line through the
+samples after the warm-up. Exit code 1 when an unexpected error occurred.
+
+Only the Python standard library is used.
+  bench/soak.py --bin-dir build/bin                 # 10 minutes
+  bench/soak.py --bin-dir build/bin --duration 60   # a quick try
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+COMMCELL = "cs1"
+
+# (name, fault rules for POST /_sim/faults). Counts are small: each fault affects a few requests.
+FAULTS = [
+    ("drbackup_500_html", [{"endpoint": "DRBackup", "action": "status", "http_status": 500,
+                            "content_type": "text/html", "count": 3,
+                            "body": "<html><head><title>Internal Server Error</title></head>"
+                                    "<body>boom</body></html>"}]),
+    ("drbackup_error_code", [{"endpoint": "DRBackup", "action": "error_code", "count": 3,
+                              "error_code": 2, "message": "Simulated refusal"}]),
+    ("drbackup_429", [{"endpoint": "DRBackup", "action": "status", "http_status": 429,
+                       "headers": {"Retry-After": "1"}, "count": 3}]),
+    ("drbackup_close", [{"endpoint": "DRBackup", "action": "close", "count": 2}]),
+    ("joblist_slow", [{"endpoint": "JobList", "action": "delay", "delay_ms": 1500, "count": 3}]),
+    ("drbackup_401_storm", [{"endpoint": "DRBackup", "action": "unauthorized", "count": 4}]),
+]
+
+# Errors a caller can get from the load above while those faults are injected. Anything else
+# (INTERNAL, NOT_FOUND for a job drgate acknowledged, DEADLINE_EXCEEDED, a drgate that does not
+# answer) is unexpected.
+EXPECTED = {
+    "ABORTED/DR_JOB_ALREADY_RUNNING",      # the CommServe's 2 full + 1 differential rule
+    "UNAVAILABLE/UPSTREAM_HTTP_5XX",
+    "UNAVAILABLE/UPSTREAM_RATE_LIMITED",
+    "UNAVAILABLE/UPSTREAM_UNREACHABLE",    # connection closed before the answer
+    "UNAVAILABLE/UPSTREAM_TIMEOUT",
+    "UNAVAILABLE/TRIGGER_OUTCOME_PENDING",  # a retry of a request id whose answer was lost
+    "UNAVAILABLE/CIRCUIT_OPEN",            # a circuit breaker, where the client has one
+    "FAILED_PRECONDITION/UPSTREAM_REJECTED",
+    "FAILED_PRECONDITION/UPSTREAM_AUTH_FAILED",  # a 401 storm longer than one renewal
+}
+
+
+def log(*args):
+    print("soak:", *args, flush=True)
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_line(proc, pattern, timeout=60):
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise RuntimeError(f"process exited before {pattern!r}")
+            continue
+        m = rx.search(line.decode(errors="replace"))
+        if m:
+            return m.group(1)
+    raise RuntimeError(f"timed out waiting for {pattern!r}")
+
+
+def rss_kib(pid):
+    """(VmRSS, RssAnon, RssFile) in KiB. RssFile includes the registry pages drgate's read
+    connections map (they grow with the database, not with leaks); RssAnon is the heap."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                values[key] = int(rest.split()[0])
+    return (values.get("VmRSS", -1), values.get("RssAnon", -1), values.get("RssFile", -1))
+
+
+class Counters:
+    def __init__(self):
+        self.mu = threading.Lock()
+        self.calls = {}
+        self.errors = {}
+        self.jobs = []  # acknowledged job ids, newest last
+
+    def call(self, kind):
+        with self.mu:
+            self.calls[kind] = self.calls.get(kind, 0) + 1
+
+    def error(self, kind, reply):
+        err = reply.get("error", {})
+        key = err.get("code", "NO_ANSWER")
+        if err.get("reason"):
+            key += "/" + err["reason"]
+        with self.mu:
+            self.errors[(kind, key)] = self.errors.get((kind, key), 0) + 1
+
+
+class Ctl:
+    def __init__(self, exe, server):
+        self.exe, self.server = exe, server
+
+    def run(self, *args, timeout="10s", wall=60):
+        argv = [self.exe, "--server", self.server, "--output", "json", "--timeout", timeout, *args]
+        try:
+            out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 timeout=wall).stdout
+        except subprocess.TimeoutExpired:
+            return {"error": {"code": "CLIENT_TIMEOUT"}}
+        try:
+            return json.loads(out) if out.strip() else {"error": {"code": "NO_OUTPUT"}}
+        except ValueError:
+            return {"error": {"code": "BAD_OUTPUT"}}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin-dir", default=os.path.join(os.path.dirname(__file__), "..", "build",
+                                                     "bin"))
+    ap.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
+    ap.add_argument("--fault-every", type=float, default=15, help="seconds between faults")
+    ap.add_argument("--sample", type=float, default=5, help="seconds between RSS samples")
+    ap.add_argument("--warmup", type=float, default=30, help="seconds before the RSS baseline")
+    ap.add_argument("--readers", type=int, default=3)
+    ap.add_argument("--triggers-per-second", type=float, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    bin_dir = os.path.abspath(args.bin_dir)
+    tmp = tempfile.mkdtemp(prefix="drgate-soak-")
+    procs = []
+    try:
+        sim = subprocess.Popen(
+            [os.path.join(bin_dir, "commserv-sim"), "--listen", "127.0.0.1:0", "--plain",
+             "--quiet", "--username", "admin", "--password", "s3cret", "--job-duration-ms",
+             "3000"], stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "sim.log"), "wb"))
+        procs.append(sim)
+        sim_url = wait_line(sim, r"commserv-sim listening on (\S+)")
+        with open(os.path.join(tmp, "password"), "w") as f:
+            f.write("s3cret")
+        config = os.path.join(tmp, "drgate.yaml")
+        with open(config, "w") as f:
+            f.write(f"""auth: {{mode: insecure}}
+registry: {{path: {tmp}/drgate.db}}
+log: {{format: json}}
+tracking: {{poll_interval: 1s, max_backoff: 5s}}
+commcells:
+  - name: {COMMCELL}
+    url: {sim_url}/commandcenter/api
+    username: admin
+    password_file: password
+    connect_timeout: 2s
+    request_timeout: 5s
+""")
+        port = free_port()
+        drgate = subprocess.Popen(
+            [os.path.join(bin_dir, "drgate"), "--config", config, "--grpc-listen",
+             f"127.0.0.1:{port}", "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"],
+            stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "drgate.log"), "wb"))
+        procs.append(drgate)
+        wait_line(drgate, r"gRPC listening on (\S+)")
+        ctl = Ctl(os.path.join(bin_dir, "drgatectl"), f"127.0.0.1:{port}")
+        c = Counters()
+        stop = threading.Event()
+
+        def triggers():
+            n = 0
+            while not stop.is_set():
+                n += 1
+                # One in five repeats an earlier request id: answered by deduplication.
+                rid = f"soak-{rng.randrange(1, n)}" if n > 5 and rng.random() < 0.2 else f"soak-{n}"
+                kind = "full" if rng.random() < 0.7 else "differential"
+                reply = ctl.run("backup", "--commcell", COMMCELL, "--type", kind,
+                                "--request-id", rid)
+                c.call("TriggerBackup")
+                if "job" in reply:
+                    with c.mu:
+                        c.jobs.append(reply["job"]["job_id"])
+                else:
+                    c.error("TriggerBackup", reply)
+                stop.wait(1.0 / args.triggers_per_second)
+
+        def reader(i):
+            r = random.Random(args.seed + i)
+            while not stop.is_set():
+                with c.mu:
+                    job = r.choice(c.jobs) if c.jobs else None
+                if job is not None and r.random() < 0.6:
+                    reply = ctl.run("jobs", "get", "--commcell", COMMCELL, job)
+                    c.call("GetJob")
+                    if "job_id" not in reply:
+                        c.error("GetJob", reply)
+                else:
+                    reply = ctl.run("jobs", "list", "--commcell", COMMCELL, "--page-size", "50")
+                    c.call("ListJobs")
+                    if "error" in reply:
+                        c.error("ListJobs", reply)
+
+        def watcher():
+            while not stop.is_set():
+                with c.mu:
+                    job = c.jobs[-1] if c.jobs else None
+                if job is None:
+                    stop.wait(0.5)
+                    continue
+                reply = ctl.run("jobs", "watch", "--commcell", COMMCELL, job, timeout="30s")
+                c.call("WatchJob")
+                if isinstance(reply, dict) and reply.get("error"):
+                    c.error("WatchJob", reply)
+
+        threads = [threading.Thread(target=triggers), threading.Thread(target=watcher)]
+        threads += [threading.Thread(target=reader, args=(i,)) for i in range(args.readers)]
+        for t in threads:
+            t.start()
+
+        start = time.monotonic()
+        samples = []  # (seconds since start, RSS KiB)
+        next_fault = start + args.fault_every
+        fault_i = 0
+        faults_injected = {}
+        while time.monotonic() - start < args.duration:
+            now = time.monotonic()
+            if drgate.poll() is not None:
+                log(f"drgate exited with {drgate.returncode}")
+                break
+            samples.append((now - start, rss_kib(drgate.pid)))
+            if now >= next_fault:
+                name, rules = FAULTS[fault_i % len(FAULTS)]
+                fault_i += 1
+                req = urllib.request.Request(sim_url + "/_sim/faults", data=json.dumps(rules).encode(),
+                                             method="POST",
+                                             headers={"Content-Type": "application/json"})
+                urllib.request.urlopen(req, timeout=10).read()
+                faults_injected[name] = faults_injected.get(name, 0) + 1
+                next_fault += args.fault_every
+            time.sleep(min(args.sample, max(0.0, start + args.duration - time.monotonic())))
+        stop.set()
+        for t in threads:
+            t.join()
+        alive = drgate.poll() is None
+        if alive:
+            samples.append((time.monotonic() - start, rss_kib(drgate.pid)))
+        return summary(args, c, samples, faults_injected, alive, tmp)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def slope_kib_per_min(points):
+    if len(points) < 2:
+        return 0.0
+    n = len(points)
+    mx = sum(p[0] for p in points) / n
+    my = sum(p[1] for p in points) / n
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    sxy = sum((p[0] - mx) * (p[1] - my) for p in points)
+    return (sxy / sxx) * 60 if sxx else 0.0
+
+
+def summary(args, c, samples, faults, alive, tmp):
+    steady_all = [s for s in samples if s[0] >= args.warmup] or samples
+    steady = [(t, v[0]) for t, v in steady_all]
+    anon = [(t, v[1]) for t, v in steady_all]
+    rss = [s[1] for s in steady]
+    expected = {k: v for k, v in c.errors.items() if k[1] in EXPECTED}
+    unexpected = {k: v for k, v in c.errors.items() if k[1] not in EXPECTED}
+    print()
+    print(f"soak summary ({args.duration:.0f} s, load average now "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print("  calls:", ", ".join(f"{k} {v}" for k, v in sorted(c.calls.items())),
+          f"({sum(c.calls.values()) / max(1.0, samples[-1][0] if samples else 1):.1f}/s)")
+    print("  faults injected:", ", ".join(f"{k} x{v}" for k, v in sorted(faults.items())) or "none")
+    print("  expected errors:", ", ".join(f"{k[0]} {k[1]}: {v}" for k, v in sorted(expected.items()))
+          or "none")
+    print("  UNEXPECTED errors:",
+          ", ".join(f"{k[0]} {k[1]}: {v}" for k, v in sorted(unexpected.items())) or "none")
+    if rss:
+        slope = slope_kib_per_min(steady)
+        print(f"  RSS (KiB) after {args.warmup:.0f} s warm-up: start {rss[0]}, end {rss[-1]}, "
+              f"max {max(rss)}, min {min(rss)}; slope {slope:+.1f} KiB/min "
+              f"({slope * 10 / max(1, rss[0]) * 100:+.2f}% of start per 10 min); "
+              f"{len(steady)} samples")
+        half = len(anon) // 2
+        print(f"  heap (RssAnon, KiB): start {anon[0][1]}, end {anon[-1][1]}, max "
+              f"{max(v for _, v in anon)}; slope {slope_kib_per_min(anon):+.1f} KiB/min, "
+              f"first half {slope_kib_per_min(anon[:half]):+.1f}, second half "
+              f"{slope_kib_per_min(anon[half:]):+.1f}")
+        print("  RSS/RssAnon/RssFile (KiB) each minute:",
+              " ".join(f"{t / 60:.0f}m:{v[0]}/{v[1]}/{v[2]}" for t, v in samples
+                       if int(t) % 60 < args.sample))
+    print(f"  drgate {'still serving' if alive else 'DIED'} at the end")
+    return 0 if alive and not unexpected else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
