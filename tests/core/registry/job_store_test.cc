@@ -1664,67 +1664,71 @@ TEST_F(PostgresLeaderElectionTest, ALeaseOfAVanishedLeaderIsTakenOverOnlyOnceItR
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took, std::chrono::milliseconds(700));
   EXPECT_LE(took, std::chrono::milliseconds(800) + kLease / 3 + std::chrono::milliseconds(300));
-  // A database that cannot grow (max_page_count, SQLite's own SQLITE_FULL path, as on a full disk)
-  // fails writes with REGISTRY_UNWRITABLE naming the file, tells the observer, keeps serving reads,
-  // and takes writes again once it may grow.
-  TEST_F(SqliteJobStoreTest, FullDatabaseFailsWritesClearlyKeepsReadsAndRecovers) {
-    auto store = SqliteJobStore::Open(DbPath());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    std::vector<std::string> observed;
-    (*store)->SetWriteFailureObserver([&](const std::string& p) { observed.push_back(p); });
-    ASSERT_TRUE((*store)->PutJobs({MakeJob("cc1", "1001")}).ok());
-    ASSERT_TRUE((*store)->ExecOnWriterForTesting("PRAGMA max_page_count=1").ok());
-    TriggerIntent big = MakeIntent("cc1", "req-big");
-    big.requested_by = std::string(5000, 'a');  // more than a page: needs a new one
+}
 
-    StatusOr<int64_t> added = (*store)->AddIntent(big);
+// ---- SQLite only: a registry that cannot be written -------------------------------------------
 
-    ASSERT_FALSE(added.ok());
-    EXPECT_EQ(added.status().code(), StatusCode::kUnavailable);
-    EXPECT_EQ(added.status().reason(), "REGISTRY_UNWRITABLE");
-    EXPECT_EQ(added.status().metadata().at("registry_error"), "disk_full");
-    EXPECT_THAT(added.status().message(),
-                ::testing::StartsWith("registry database '" + DbPath() +
-                                      "' cannot be written (the disk is full): "));
-    EXPECT_THAT(observed, ElementsAre("disk_full"));
-    EXPECT_TRUE((*store)->GetJob("cc1", "1001").ok());
-    EXPECT_THAT(*(*store)->ListOpenIntents(), IsEmpty());
+// A database that cannot grow (max_page_count, SQLite's own SQLITE_FULL path, as on a full disk)
+// fails writes with REGISTRY_UNWRITABLE naming the file, tells the observer, keeps serving reads,
+// and takes writes again once it may grow.
+TEST_F(SqliteJobStoreTest, FullDatabaseFailsWritesClearlyKeepsReadsAndRecovers) {
+  auto store = SqliteJobStore::Open(DbPath());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::vector<std::string> observed;
+  (*store)->SetWriteFailureObserver([&](const std::string& p) { observed.push_back(p); });
+  ASSERT_TRUE((*store)->PutJobs({MakeJob("cc1", "1001")}).ok());
+  ASSERT_TRUE((*store)->ExecOnWriterForTesting("PRAGMA max_page_count=1").ok());
+  TriggerIntent big = MakeIntent("cc1", "req-big");
+  big.requested_by = std::string(5000, 'a');  // more than a page: needs a new one
 
-    ASSERT_TRUE((*store)->ExecOnWriterForTesting("PRAGMA max_page_count=1073741823").ok());
-    EXPECT_TRUE((*store)->AddIntent(big).ok());
-    EXPECT_EQ((*store)->ListOpenIntents()->size(), 1u);
-  }
+  StatusOr<int64_t> added = (*store)->AddIntent(big);
 
-  TEST_F(SqliteJobStoreTest, ReadOnlyDatabaseFailsWritesClearlyAndRecovers) {
-    auto store = SqliteJobStore::Open(DbPath());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    std::vector<std::string> observed;
-    (*store)->SetWriteFailureObserver([&](const std::string& p) { observed.push_back(p); });
-    ASSERT_TRUE((*store)->ExecOnWriterForTesting("PRAGMA query_only=ON").ok());
+  ASSERT_FALSE(added.ok());
+  EXPECT_EQ(added.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(added.status().reason(), "REGISTRY_UNWRITABLE");
+  EXPECT_EQ(added.status().metadata().at("registry_error"), "disk_full");
+  EXPECT_THAT(added.status().message(),
+              ::testing::StartsWith("registry database '" + DbPath() +
+                                    "' cannot be written (the disk is full): "));
+  EXPECT_THAT(observed, ElementsAre("disk_full"));
+  EXPECT_TRUE((*store)->GetJob("cc1", "1001").ok());
+  EXPECT_THAT(*(*store)->ListOpenIntents(), IsEmpty());
 
-    Status put = (*store)->PutJobs({MakeJob("cc1", "1001")});
+  ASSERT_TRUE((*store)->ExecOnWriterForTesting("PRAGMA max_page_count=1073741823").ok());
+  EXPECT_TRUE((*store)->AddIntent(big).ok());
+  EXPECT_EQ((*store)->ListOpenIntents()->size(), 1u);
+}
 
-    EXPECT_EQ(put.code(), StatusCode::kUnavailable);
-    EXPECT_EQ(put.reason(), "REGISTRY_UNWRITABLE");
-    EXPECT_EQ(put.metadata().at("registry_error"), "read_only");
-    EXPECT_THAT(put.message(), HasSubstr("cannot be written (the file or its file system is "
-                                         "read-only)"));
-    EXPECT_THAT(observed, ElementsAre("read_only"));
-    ASSERT_TRUE((*store)->ExecOnWriterForTesting("PRAGMA query_only=OFF").ok());
-    EXPECT_TRUE((*store)->PutJobs({MakeJob("cc1", "1001")}).ok());
-    EXPECT_TRUE((*store)->GetJob("cc1", "1001").ok());
-  }
+TEST_F(SqliteJobStoreTest, ReadOnlyDatabaseFailsWritesClearlyAndRecovers) {
+  auto store = SqliteJobStore::Open(DbPath());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::vector<std::string> observed;
+  (*store)->SetWriteFailureObserver([&](const std::string& p) { observed.push_back(p); });
+  ASSERT_TRUE((*store)->ExecOnWriterForTesting("PRAGMA query_only=ON").ok());
 
-  TEST_F(SqliteJobStoreTest, FailuresThatAreNotSqlitesAreNotObserved) {
-    auto store = SqliteJobStore::Open(DbPath());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    std::vector<std::string> observed;
-    (*store)->SetWriteFailureObserver([&](const std::string& p) { observed.push_back(p); });
+  Status put = (*store)->PutJobs({MakeJob("cc1", "1001")});
 
-    EXPECT_EQ((*store)->ResolveIntent(42, "failed").reason(), "INTENT_NOT_FOUND");
+  EXPECT_EQ(put.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(put.reason(), "REGISTRY_UNWRITABLE");
+  EXPECT_EQ(put.metadata().at("registry_error"), "read_only");
+  EXPECT_THAT(put.message(), HasSubstr("cannot be written (the file or its file system is "
+                                       "read-only)"));
+  EXPECT_THAT(observed, ElementsAre("read_only"));
+  ASSERT_TRUE((*store)->ExecOnWriterForTesting("PRAGMA query_only=OFF").ok());
+  EXPECT_TRUE((*store)->PutJobs({MakeJob("cc1", "1001")}).ok());
+  EXPECT_TRUE((*store)->GetJob("cc1", "1001").ok());
+}
 
-    EXPECT_THAT(observed, IsEmpty());
-  }
+TEST_F(SqliteJobStoreTest, FailuresThatAreNotSqlitesAreNotObserved) {
+  auto store = SqliteJobStore::Open(DbPath());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::vector<std::string> observed;
+  (*store)->SetWriteFailureObserver([&](const std::string& p) { observed.push_back(p); });
+
+  EXPECT_EQ((*store)->ResolveIntent(42, "failed").reason(), "INTENT_NOT_FOUND");
+
+  EXPECT_THAT(observed, IsEmpty());
+}
 
 }  // namespace
 }  // namespace drgate
