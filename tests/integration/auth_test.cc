@@ -17,13 +17,6 @@ constexpr char kViewerToken[] = "viewer-TOKEN-7f3a9c1e5b2d4086";
 constexpr char kLimitedToken[] = "limited-TOKEN-0c4e8a2f6b1d3957";
 constexpr char kWrongToken[] = "wrong-TOKEN-d41d8cd98f00b204e98";
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class AuthTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -23,10 +23,6 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 
-std::chrono::system_clock::time_point Deadline(std::chrono::seconds s) {
-  return std::chrono::system_clock::now() + s;
-}
-
 class FullDiskTest : public ::testing::Test {
  protected:
   void SetUp() override {

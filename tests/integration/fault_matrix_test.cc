@@ -21,19 +21,6 @@ using v1::BACKUP_TYPE_DIFFERENTIAL;
 using v1::BACKUP_TYPE_FULL;
 using Json = nlohmann::json;
 
-std::chrono::system_clock::time_point In(std::chrono::milliseconds d) {
-  return std::chrono::system_clock::now() + d;
-}
-
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-}
-
 // One series of the exposition: prometheus-cpp writes labels sorted by name.
 std::string Series(const std::string& name, const std::map<std::string, std::string>& labels) {
   std::string out = name + "{";
@@ -110,7 +97,7 @@ class FaultMatrixTest : public ::testing::Test {
     req.set_backup_type(type);
     req.set_request_id(request_id);
     grpc::ClientContext ctx;
-    ctx.set_deadline(In(deadline));
+    ctx.set_deadline(Deadline(deadline));
     return drgate_->stub().TriggerBackup(&ctx, req, out);
   }
   grpc::Status GetJob(const std::string& job_id, v1::Job* out) {
@@ -118,7 +105,7 @@ class FaultMatrixTest : public ::testing::Test {
     req.set_commcell("cs1");
     req.set_job_id(job_id);
     grpc::ClientContext ctx;
-    ctx.set_deadline(In(5s));
+    ctx.set_deadline(Deadline(5s));
     return drgate_->stub().GetJob(&ctx, req, out);
   }
   // The recorded jobs carrying `request_id`.
@@ -127,7 +114,7 @@ class FaultMatrixTest : public ::testing::Test {
     req.set_commcell("cs1");
     v1::ListJobsResponse resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(In(5s));
+    ctx.set_deadline(Deadline(5s));
     grpc::Status s = drgate_->stub().ListJobs(&ctx, req, &resp);
     EXPECT_TRUE(s.ok()) << Describe(s);
     std::vector<v1::Job> out;

@@ -11,10 +11,13 @@
 #include <boost/asio/io_context.hpp>
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -243,6 +246,29 @@ inline CommandResult RunCommand(const std::vector<std::string>& argv,
   waitpid(pid, &status, 0);
   result.exit_code = !timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// A call deadline `in` from now.
+inline std::chrono::system_clock::time_point Deadline(std::chrono::milliseconds in) {
+  return std::chrono::system_clock::now() + in;
+}
+
+// Polls `condition` every 50 ms until it holds or `timeout` passes; returns its last value.
+inline bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// The whole content of a file ("" when it cannot be read).
+inline std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 // Lowercase hex SHA-256, as a tokens file lists a caller's token (computed here independently of

@@ -23,20 +23,6 @@ using v1::BACKUP_TYPE_FULL;
 constexpr char kTracking[] =
     "tracking: {poll_interval: 200ms, intent_grace: 31s, intent_give_up: 60s}\n";
 
-std::chrono::system_clock::time_point Deadline(std::chrono::milliseconds in) {
-  return std::chrono::system_clock::now() + in;
-}
-
-// Polls `condition` every 50 ms until it holds or `timeout` passes; returns its last value.
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-}
-
 // A call's status as an assertion: failures show the code, reason and message.
 ::testing::AssertionResult Ok(const grpc::Status& s) {
   if (s.ok()) return ::testing::AssertionSuccess();

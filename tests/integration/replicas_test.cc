@@ -26,23 +26,10 @@ using namespace std::chrono_literals;
 
 constexpr auto kLease = 2s;
 
-std::chrono::system_clock::time_point Deadline(std::chrono::milliseconds in) {
-  return std::chrono::system_clock::now() + in;
-}
-
 ::testing::AssertionResult Ok(const grpc::Status& s) {
   if (s.ok()) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "code " << s.error_code() << " reason "
                                        << ErrorInfoOf(s).reason() << ": " << s.error_message();
-}
-
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
 }
 
 class ReplicasTest : public ::testing::Test {

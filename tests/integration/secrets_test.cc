@@ -27,13 +27,6 @@ constexpr char kOperatorToken[] = "CANARY-caller-op-3b6f9e1d4a8c";
 constexpr char kViewerToken[] = "CANARY-caller-view-0a7c5e3b1d";
 constexpr char kWrongToken[] = "CANARY-caller-bad-8f2b4d6a0c";
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string Base64(const std::string& data) {
   std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
   const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
