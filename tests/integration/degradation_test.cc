@@ -61,21 +61,10 @@ class FullDiskTest : public ::testing::Test {
   }
 
   grpc::Status Trigger(const std::string& request_id, v1::TriggerBackupResponse* out) {
-    v1::TriggerBackupRequest req;
-    req.set_commcell("cs1");
-    req.set_backup_type(v1::BACKUP_TYPE_FULL);
-    req.set_request_id(request_id);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(20s));
-    return drgate_->stub().TriggerBackup(&ctx, req, out);
+    return drgate_->Trigger("cs1", v1::BACKUP_TYPE_FULL, request_id, out);
   }
   grpc::Status GetJob(const std::string& job_id, v1::Job* out) {
-    v1::GetJobRequest req;
-    req.set_commcell("cs1");
-    req.set_job_id(job_id);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(10s));
-    return drgate_->stub().GetJob(&ctx, req, out);
+    return drgate_->GetJob("cs1", job_id, out);
   }
   // Writes zeros into a filler file on the tmpfs until the file system refuses (ENOSPC).
   void FillDisk() {

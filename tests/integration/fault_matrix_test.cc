@@ -92,21 +92,10 @@ class FaultMatrixTest : public ::testing::Test {
   grpc::Status Trigger(const std::string& request_id, v1::TriggerBackupResponse* out,
                        v1::BackupType type = BACKUP_TYPE_FULL,
                        std::chrono::milliseconds deadline = 10s) {
-    v1::TriggerBackupRequest req;
-    req.set_commcell("cs1");
-    req.set_backup_type(type);
-    req.set_request_id(request_id);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(deadline));
-    return drgate_->stub().TriggerBackup(&ctx, req, out);
+    return drgate_->Trigger("cs1", type, request_id, out, deadline);
   }
   grpc::Status GetJob(const std::string& job_id, v1::Job* out) {
-    v1::GetJobRequest req;
-    req.set_commcell("cs1");
-    req.set_job_id(job_id);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(5s));
-    return drgate_->stub().GetJob(&ctx, req, out);
+    return drgate_->GetJob("cs1", job_id, out, 5s);
   }
   // The recorded jobs carrying `request_id`.
   std::vector<v1::Job> JobsFor(const std::string& request_id) {

@@ -171,6 +171,28 @@ class Drgate {
   }
 
   v1::DrBackupService::Stub& stub() { return *stub_; }
+
+  // TriggerBackup and GetJob as most tests call them: one CommCell, a deadline per call.
+  grpc::Status Trigger(const std::string& commcell, v1::BackupType type,
+                       const std::string& request_id, v1::TriggerBackupResponse* out,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    v1::TriggerBackupRequest req;
+    req.set_commcell(commcell);
+    req.set_backup_type(type);
+    req.set_request_id(request_id);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    return stub_->TriggerBackup(&ctx, req, out);
+  }
+  grpc::Status GetJob(const std::string& commcell, const std::string& job_id, v1::Job* out,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    v1::GetJobRequest req;
+    req.set_commcell(commcell);
+    req.set_job_id(job_id);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    return stub_->GetJob(&ctx, req, out);
+  }
   const std::shared_ptr<grpc::Channel>& channel() { return channel_; }
   const std::string& grpc_address() const { return grpc_address_; }
   std::string Metrics() { return HttpClient(metrics_url_).Call("GET", "/metrics").body; }

@@ -74,21 +74,10 @@ class LifecycleTest : public ::testing::Test {
 
   grpc::Status Trigger(v1::BackupType type, v1::TriggerBackupResponse* out,
                        const std::string& request_id = "") {
-    v1::TriggerBackupRequest req;
-    req.set_commcell("cs1");
-    req.set_backup_type(type);
-    req.set_request_id(request_id);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(20s));
-    return drgate_->stub().TriggerBackup(&ctx, req, out);
+    return drgate_->Trigger("cs1", type, request_id, out);
   }
   grpc::Status GetJob(const std::string& job_id, v1::Job* out) {
-    v1::GetJobRequest req;
-    req.set_commcell("cs1");
-    req.set_job_id(job_id);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(10s));
-    return drgate_->stub().GetJob(&ctx, req, out);
+    return drgate_->GetJob("cs1", job_id, out);
   }
   grpc::Status Cancel(const std::string& job_id, v1::Job* out) {
     v1::CancelJobRequest req;

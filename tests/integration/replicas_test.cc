@@ -75,21 +75,10 @@ class ReplicasTest : public ::testing::Test {
 
   static grpc::Status Trigger(Drgate& d, const std::string& request_id,
                               v1::TriggerBackupResponse* out) {
-    v1::TriggerBackupRequest req;
-    req.set_commcell("cs1");
-    req.set_backup_type(v1::BACKUP_TYPE_FULL);
-    req.set_request_id(request_id);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(20s));
-    return d.stub().TriggerBackup(&ctx, req, out);
+    return d.Trigger("cs1", v1::BACKUP_TYPE_FULL, request_id, out);
   }
   static grpc::Status GetJob(Drgate& d, const std::string& job_id, v1::Job* out) {
-    v1::GetJobRequest req;
-    req.set_commcell("cs1");
-    req.set_job_id(job_id);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(10s));
-    return d.stub().GetJob(&ctx, req, out);
+    return d.GetJob("cs1", job_id, out);
   }
   static std::vector<v1::Job> Watch(Drgate& d, const std::string& job_id, grpc::Status* end) {
     v1::WatchJobRequest req;
