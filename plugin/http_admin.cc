@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <iterator>
 
 namespace drgate::plugin {
 namespace {
@@ -22,7 +23,7 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 struct Handlers {
-  std::shared_ptr<prometheus::Registry> registry;
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables;
   std::function<Readiness()> readiness;
   std::string expected_authorization;  // "Basic <base64(user:password)>", empty: no auth
 };
@@ -65,7 +66,12 @@ http::response<http::string_body> Answer(const Handlers& h,
   } else if (path == "/metrics") {
     res.result(http::status::ok);
     res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-    res.body() = SerializeTextFormat(h.registry->Collect());
+    std::vector<prometheus::MetricFamily> families;
+    for (const auto& c : h.collectables) {
+      auto collected = c->Collect();
+      std::move(collected.begin(), collected.end(), std::back_inserter(families));
+    }
+    res.body() = SerializeTextFormat(families);
   } else if (path == "/healthz") {
     res.result(http::status::ok);
     res.set(http::field::content_type, "text/plain");
@@ -227,9 +233,10 @@ class HttpAdminHandle final : public HttpAdmin {
 
 StatusOr<std::unique_ptr<HttpAdmin>> HttpAdmin::Start(
     asio::io_context& io, const HttpAdminOptions& options,
-    std::shared_ptr<prometheus::Registry> registry, std::function<Readiness()> readiness) {
+    std::vector<std::shared_ptr<prometheus::Collectable>> collectables,
+    std::function<Readiness()> readiness) {
   auto handlers = std::make_shared<Handlers>();
-  handlers->registry = std::move(registry);
+  handlers->collectables = std::move(collectables);
   handlers->readiness = std::move(readiness);
   if (!options.username.empty()) {
     handlers->expected_authorization = "Basic " + Base64(options.username + ":" + options.password);

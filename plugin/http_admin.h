@@ -10,8 +10,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
-#include <prometheus/registry.h>
+#include <prometheus/collectable.h>
 
 #include "core/common/status.h"
 
@@ -34,11 +35,12 @@ struct HttpAdminOptions {
 
 class HttpAdmin {
  public:
-  // Binds the listener. `readiness` is called per /readyz request. Errors name the setting.
-  static StatusOr<std::unique_ptr<HttpAdmin>> Start(boost::asio::io_context& io,
-                                                    const HttpAdminOptions& options,
-                                                    std::shared_ptr<prometheus::Registry> registry,
-                                                    std::function<Readiness()> readiness);
+  // Binds the listener. /metrics serves what `collectables` collect, in that order; `readiness`
+  // is called per /readyz request. Errors name the setting.
+  static StatusOr<std::unique_ptr<HttpAdmin>> Start(
+      boost::asio::io_context& io, const HttpAdminOptions& options,
+      std::vector<std::shared_ptr<prometheus::Collectable>> collectables,
+      std::function<Readiness()> readiness);
   virtual ~HttpAdmin() = default;
   virtual int port() const = 0;
   virtual void Stop() = 0;

@@ -27,6 +27,7 @@
 #include "core/jobs/watch_hub.h"
 #include "core/jobs/watch_refresher.h"
 #include "core/metrics/metrics.h"
+#include "core/metrics/process_metrics.h"
 #include "core/registry/leader_election.h"
 #include "core/registry/postgres_job_store.h"
 #include "core/registry/postgres_leader_election.h"
@@ -261,7 +262,8 @@ Status ServerImpl::Init(const Config& config) {
   admin_options.key_file = config.metrics_key_file;
   admin_options.username = config.metrics_username;
   admin_options.password = config.metrics_password.value;
-  auto admin = HttpAdmin::Start(io_, admin_options, registry_, [this] { return CheckReady(); });
+  auto admin = HttpAdmin::Start(io_, admin_options, {registry_, std::make_shared<ProcessMetrics>()},
+                                [this] { return CheckReady(); });
   if (!admin.ok()) return admin.status();
   admin_ = std::move(*admin);
   metrics_port_ = admin_->port();

@@ -121,14 +121,18 @@ def main():
     for path in args.rules:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        for name in sorted(set(re.findall(r"\b(?:drgate|grpc_server)_[A-Za-z0-9_]+", text)) - known):
+        for name in sorted(set(re.findall(r"\b(?:drgate|grpc_server|process)_[A-Za-z0-9_]+", text)) - known):
             errors.append(f"{path}: unknown metric {name!r}")
 
     if args.sources:
         defined = set()
         for src in args.sources:
             with open(src, encoding="utf-8") as f:
-                defined.update(re.findall(r'\.Name\("([A-Za-z_:][A-Za-z0-9_:]*)"\)', f.read()))
+                text = f.read()
+            # prometheus-cpp builders (.Name("...")) and families built at scrape time
+            # (core/metrics/process_metrics.cc: Add(out, "...", ...)).
+            defined.update(re.findall(r'\.Name\("([A-Za-z_:][A-Za-z0-9_:]*)"\)', text))
+            defined.update(re.findall(r'\bAdd\(out, "([A-Za-z_:][A-Za-z0-9_:]*)"', text))
         for name, kind in sorted(registered.items()):
             if kind != "scrape" and name not in defined:
                 errors.append(f"{args.known}: {name!r} is not registered in {' '.join(args.sources)}")
