@@ -1,5 +1,7 @@
 #include "plugin/logging.h"
 
+#include "core/common/audit.h"
+
 #include <spdlog/formatter.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -70,7 +72,22 @@ std::string JsonLogLine(const std::string& time_iso8601, const std::string& leve
   AppendEscaped(out, level);
   out += "\",\"message\":\"";
   AppendEscaped(out, message);
-  out += "\"}";
+  out += '"';
+  // An audit record's fields become keys of their own, next to the readable message.
+  if (auto audit = ParseAuditMessage(message)) {
+    out += ",\"audit\":\"";
+    AppendEscaped(out, audit->action);
+    out += '"';
+    for (const auto& [key, value] : audit->fields) {
+      if (key == "time" || key == "level" || key == "message" || key == "audit") continue;
+      out += ",\"";
+      AppendEscaped(out, key);
+      out += "\":\"";
+      AppendEscaped(out, value);
+      out += '"';
+    }
+  }
+  out += '}';
   return out;
 }
 

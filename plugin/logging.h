@@ -2,6 +2,8 @@
 
 // Process-wide logging set-up: structured JSON (one object per line: time, level, message) by
 // default, human-readable text when stderr is a terminal. Log call sites never pass secrets.
+// Audit lines (core/common/audit.h) also carry their fields as keys: "audit" (the action), then
+// commcell, caller, request_id, job, outcome, ... as strings.
 
 #include <string>
 

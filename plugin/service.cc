@@ -267,7 +267,7 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::CancelJob(grpc::CallbackServerCon
     return Finish(context, s);
   }
   auto* reactor = context->DefaultReactor();
-  orchestrator_.CancelJob(request->commcell(), request->job_id(),
+  orchestrator_.CancelJob(request->commcell(), request->job_id(), caller.identity,
                           [reactor, response](StatusOr<Job> job) {
                             if (job.ok()) ToProto(*job, response);
                             reactor->Finish(ToGrpcStatus(job.status()));

@@ -4,8 +4,20 @@
 
 #include <chrono>
 
+#include "core/common/audit.h"
+
 namespace drgate::jobs {
 namespace {
+
+// An audit record's fields, plus the error's code, reason and text when `s` is one.
+AuditFields WithError(AuditFields fields, const Status& s) {
+  if (!s.ok()) {
+    fields.emplace_back("code", StatusCodeName(s.code()));
+    if (!s.reason().empty()) fields.emplace_back("reason", s.reason());
+    fields.emplace_back("error", s.message());
+  }
+  return fields;
+}
 
 Status ValidateRequestId(const std::string& id) {
   if (id.size() > kMaxRequestIdLength) {
@@ -188,11 +200,12 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
     if (existing->has_value()) {
       lock.unlock();
       metrics_.CountTrigger(cc.name, (*existing)->backup_type, TriggerResult::kDeduplicated);
-      spdlog::info(
-          "audit: trigger commcell={} type={} request_id=\"{}\" caller=\"{}\" job={} "
-          "outcome=deduplicated",
-          cc.name, BackupTypeName(request.backup_type), request.request_id, request.requested_by,
-          (*existing)->job_id);
+      spdlog::info(AuditMessage("trigger", {{"commcell", cc.name},
+                                            {"type", BackupTypeName(request.backup_type)},
+                                            {"request_id", request.request_id},
+                                            {"caller", request.requested_by},
+                                            {"job", (*existing)->job_id},
+                                            {"outcome", "deduplicated"}}));
       blocking_.Post([done = std::move(done), job = std::move(**existing)]() mutable {
         done(TriggerOutcome{std::move(job), true});
       });
@@ -291,9 +304,13 @@ void Orchestrator::Finish(const CellPtr& cell, const TriggerRequest& request, in
     metrics_.CountTrigger(cc.name, request.backup_type,
                           IsRefusal(s) ? TriggerResult::kRejected : TriggerResult::kFailed);
     metrics_.CountTriggerFailure(cc.name, s);
-    spdlog::info("audit: trigger commcell={} type={} request_id=\"{}\" caller=\"{}\" outcome={}",
-                 cc.name, BackupTypeName(request.backup_type), request.request_id,
-                 request.requested_by, s.ToString());
+    spdlog::info(
+        AuditMessage("trigger", WithError({{"commcell", cc.name},
+                                           {"type", BackupTypeName(request.backup_type)},
+                                           {"request_id", request.request_id},
+                                           {"caller", request.requested_by},
+                                           {"outcome", IsRefusal(s) ? "rejected" : "failed"}},
+                                          s)));
     Complete(cc.name, request, s, std::move(done));
     return;
   }
@@ -324,9 +341,13 @@ void Orchestrator::Finish(const CellPtr& cell, const TriggerRequest& request, in
     return;
   }
   metrics_.CountTrigger(cc.name, request.backup_type, TriggerResult::kSubmitted);
-  spdlog::info("audit: trigger commcell={} type={} request_id=\"{}\" caller=\"{}\" job={} task={}",
-               cc.name, BackupTypeName(request.backup_type), request.request_id,
-               request.requested_by, jobs.front().job_id, jobs.front().task_id);
+  spdlog::info(AuditMessage("trigger", {{"commcell", cc.name},
+                                        {"type", BackupTypeName(request.backup_type)},
+                                        {"request_id", request.request_id},
+                                        {"caller", request.requested_by},
+                                        {"job", jobs.front().job_id},
+                                        {"task", std::to_string(jobs.front().task_id)},
+                                        {"outcome", "submitted"}}));
   tracker_.Poke();
   Complete(cc.name, request, TriggerOutcome{std::move(jobs.front()), false}, std::move(done));
 }
@@ -404,11 +425,13 @@ void Orchestrator::AdoptLoop() {
       bool answered = true;
       if (job.ok() && job->has_value()) {
         metrics_.CountTrigger(name, (*job)->backup_type, TriggerResult::kDeduplicated);
-        spdlog::info(
-            "audit: trigger commcell={} type={} request_id=\"{}\" caller=\"{}\" job={} "
-            "outcome=deduplicated (triggered by another replica)",
-            name, BackupTypeName(a.request.backup_type), rid, a.request.requested_by,
-            (*job)->job_id);
+        spdlog::info(AuditMessage("trigger", {{"commcell", name},
+                                              {"type", BackupTypeName(a.request.backup_type)},
+                                              {"request_id", rid},
+                                              {"caller", a.request.requested_by},
+                                              {"job", (*job)->job_id},
+                                              {"outcome", "deduplicated"},
+                                              {"note", "triggered by another replica"}}));
         outcome = TriggerOutcome{std::move(**job), true};
       } else if (intents.ok() && job.ok() && !open) {
         outcome = Annotate(Unavailable("a concurrent trigger with request_id \"" + rid +
@@ -511,6 +534,7 @@ void Orchestrator::EnsureRecentBackup(TriggerRequest request, std::chrono::milli
 }
 
 void Orchestrator::CancelJob(const std::string& commcell, const std::string& job_id,
+                             const std::string& requested_by,
                              std::function<void(StatusOr<Job>)> done) {
   auto job = GetJob(commcell, job_id);
   if (!job.ok()) {
@@ -532,30 +556,33 @@ void Orchestrator::CancelJob(const std::string& commcell, const std::string& job
     blocking_.Post([done = std::move(done), s] { done(s); });
     return;
   }
-  cc.client->KillJob(
-      job_id, [this, cell_ptr, job = *job, done = std::move(done)](Status s) mutable {
-        const CommCell& cc = *cell_ptr;
-        spdlog::info("audit: cancel commcell={} job={} outcome={}", cc.name, job.job_id,
-                     s.ok() ? "OK" : s.ToString());
-        if (!s.ok()) {
-          blocking_.Post([done = std::move(done), s = Annotate(s, cc.name)] { done(s); });
-          return;
-        }
-        // Reflect the kill: read the job back from the CommServe.
-        cc.client->GetJob(
-            job.job_id, [this, job, done = std::move(done)](
-                            StatusOr<std::optional<commserv::JobSummary>> summary) mutable {
-              blocking_.Post(
-                  [this, job, summary = std::move(summary), done = std::move(done)]() mutable {
-                    if (summary.ok() && summary->has_value()) {
-                      done(tracker_.Apply(job, **summary));
-                      return;
-                    }
-                    tracker_.Poke();
-                    done(job);
-                  });
-            });
-      });
+  cc.client->KillJob(job_id, [this, cell_ptr, job = *job, requested_by,
+                              done = std::move(done)](Status s) mutable {
+    const CommCell& cc = *cell_ptr;
+    spdlog::info(AuditMessage("cancel", WithError({{"commcell", cc.name},
+                                                   {"job", job.job_id},
+                                                   {"caller", requested_by},
+                                                   {"outcome", s.ok() ? "cancelled" : "failed"}},
+                                                  s)));
+    if (!s.ok()) {
+      blocking_.Post([done = std::move(done), s = Annotate(s, cc.name)] { done(s); });
+      return;
+    }
+    // Reflect the kill: read the job back from the CommServe.
+    cc.client->GetJob(
+        job.job_id, [this, job, done = std::move(done)](
+                        StatusOr<std::optional<commserv::JobSummary>> summary) mutable {
+          blocking_.Post(
+              [this, job, summary = std::move(summary), done = std::move(done)]() mutable {
+                if (summary.ok() && summary->has_value()) {
+                  done(tracker_.Apply(job, **summary));
+                  return;
+                }
+                tracker_.Poke();
+                done(job);
+              });
+        });
+  });
 }
 
 StatusOr<Job> Orchestrator::GetJob(const std::string& commcell, const std::string& job_id) {

@@ -105,8 +105,9 @@ class Orchestrator {
   // Kills the job on the CommServe and answers its state as the CommServe reports it after the
   // kill. NOT_FOUND for a job drgate did not start; FAILED_PRECONDITION (JOB_ALREADY_FINISHED)
   // for a finished one.
+  // `requested_by` names the caller in the audit line (never a credential).
   void CancelJob(const std::string& commcell, const std::string& job_id,
-                 std::function<void(StatusOr<Job>)> done);
+                 const std::string& requested_by, std::function<void(StatusOr<Job>)> done);
 
   StatusOr<Job> GetJob(const std::string& commcell, const std::string& job_id);
 

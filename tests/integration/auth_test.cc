@@ -209,6 +209,7 @@ TEST_F(AuthTest, TokensNeverAppearInLogsMetricsErrorsOrTheRegistry) {
   grpc::Status ok = Trigger(operator_token_, "cs-a", &resp, "leak-check");
   ASSERT_TRUE(ok.ok()) << ok.error_message();
   EXPECT_EQ(resp.job().requested_by(), "ci");
+  const std::string job_id = resp.job().job_id();
   for (int i = 0; i < 4; ++i) Remember(Trigger(operator_token_, "cs-a", &resp));
   v1::ListJobsResponse list;
   ASSERT_TRUE(ListJobs(kViewerToken, "cs-a", &list).ok());
@@ -226,6 +227,12 @@ TEST_F(AuthTest, TokensNeverAppearInLogsMetricsErrorsOrTheRegistry) {
   EXPECT_NE(registry.find("leak-check"), std::string::npos);  // the job was recorded
   const std::string log = ReadAll(log_path_);
   ASSERT_FALSE(log.empty());
+  // The audit record names the caller by identity, as JSON keys a log pipeline can filter on.
+  EXPECT_NE(log.find(R"("audit":"trigger","commcell":"cs-a","type":"full",)"
+                     R"("request_id":"leak-check","caller":"ci","job":")" +
+                     job_id + R"(","task":")"),
+            std::string::npos)
+      << log;
   for (const std::string& token : {std::string(kViewerToken), std::string(kLimitedToken),
                                    std::string(kWrongToken), operator_token_}) {
     EXPECT_EQ(log.find(token), std::string::npos) << "token in the log";

@@ -16,5 +16,26 @@ TEST(JsonLogLineTest, ControlCharactersAreEscaped) {
             R"({"time":"t","level":"warn","message":"a\u0001b"})");
 }
 
+TEST(JsonLogLineTest, AuditFieldsBecomeKeysOfTheirOwn) {
+  EXPECT_EQ(JsonLogLine("t", "info",
+                        R"(audit: trigger commcell=prod type=full request_id="up 42" caller="ci" )"
+                        R"(job=2141 outcome=submitted)"),
+            R"({"time":"t","level":"info","message":"audit: trigger commcell=prod type=full )"
+            R"(request_id=\"up 42\" caller=\"ci\" job=2141 outcome=submitted","audit":"trigger",)"
+            R"("commcell":"prod","type":"full","request_id":"up 42","caller":"ci","job":"2141",)"
+            R"("outcome":"submitted"})");
+}
+
+TEST(JsonLogLineTest, AuditFieldsCannotOverwriteTheEnvelope) {
+  EXPECT_EQ(JsonLogLine("t", "info", "audit: cancel level=x job=7"),
+            R"({"time":"t","level":"info","message":"audit: cancel level=x job=7",)"
+            R"("audit":"cancel","job":"7"})");
+}
+
+TEST(JsonLogLineTest, AMalformedAuditLineStaysAPlainMessage) {
+  EXPECT_EQ(JsonLogLine("t", "info", "audit: trigger x=\"open"),
+            R"({"time":"t","level":"info","message":"audit: trigger x=\"open"})");
+}
+
 }  // namespace
 }  // namespace drgate::plugin

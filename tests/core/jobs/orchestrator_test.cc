@@ -373,7 +373,7 @@ TEST_F(OrchestratorTest, CancelKillsUpstreamAndReflectsTheState) {
   s.status = "Running";
   client_->SetJob(s);
   std::promise<StatusOr<Job>> p;
-  orchestrator_->CancelJob("cs1", "2141", [&p](StatusOr<Job> j) { p.set_value(j); });
+  orchestrator_->CancelJob("cs1", "2141", "ops", [&p](StatusOr<Job> j) { p.set_value(j); });
   auto killed = p.get_future().get();
   ASSERT_TRUE(killed.ok()) << killed.status().ToString();
   EXPECT_EQ(killed->state, JobState::kKilled);
@@ -381,13 +381,14 @@ TEST_F(OrchestratorTest, CancelKillsUpstreamAndReflectsTheState) {
   EXPECT_EQ(client_->kill_calls(), 1);
 
   std::promise<StatusOr<Job>> again;
-  orchestrator_->CancelJob("cs1", "2141", [&again](StatusOr<Job> j) { again.set_value(j); });
+  orchestrator_->CancelJob("cs1", "2141", "ops", [&again](StatusOr<Job> j) { again.set_value(j); });
   auto finished = again.get_future().get();
   EXPECT_EQ(finished.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(finished.status().reason(), "JOB_ALREADY_FINISHED");
 
   std::promise<StatusOr<Job>> missing;
-  orchestrator_->CancelJob("cs1", "404", [&missing](StatusOr<Job> j) { missing.set_value(j); });
+  orchestrator_->CancelJob("cs1", "404", "ops",
+                           [&missing](StatusOr<Job> j) { missing.set_value(j); });
   EXPECT_EQ(missing.get_future().get().status().reason(), "JOB_NOT_FOUND");
 }
 
