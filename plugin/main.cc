@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "core/config/config.h"
+#include "plugin/allocator.h"
 #include "plugin/logging.h"
 #include "plugin/server.h"
 
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   drgate::plugin::ConfigureLogging(config->log_format, config->log_level);
+  // Before any thread starts: threads pick their arena on their first allocation.
+  const int arenas = drgate::plugin::LimitMallocArenas();
 
   // Signals are taken by sigwait() below, not by handlers: block them before any thread starts
   // so every thread inherits the mask.
@@ -103,6 +106,8 @@ int main(int argc, char** argv) {
   spdlog::info(
       "drgate started with {} CommCell(s), registry {}", config->commcells.size(),
       config->registry_postgres ? "PostgreSQL (registry.postgres)" : config->registry_path);
+  spdlog::debug("malloc: {} arena(s), free memory returned to the OS every 30 s", arenas);
+  drgate::plugin::AllocatorTrimmer trimmer(std::chrono::seconds(30));
 
   // SIGHUP, or a change of the configuration file (a Kubernetes ConfigMap update swaps the
   // mounted file), reloads the configuration; SIGTERM/SIGINT stop.
@@ -164,6 +169,7 @@ int main(int argc, char** argv) {
       continue;
     }
     if (watched_files(current) != seen) reload_and_rescan("a watched file changed");
+    trimmer.MaybeTrim(std::chrono::steady_clock::now());
   }
   spdlog::info("received {}, draining calls in flight (up to {} ms)",
                sig == SIGTERM ? "SIGTERM" : "SIGINT", config->shutdown_grace.count());
