@@ -157,7 +157,11 @@ void Tracker::RunRound(bool force) {
     if (!due) continue;
     PollCell(cell, jobs, open);
   }
-  if (leading && options_.retention.count() > 0 && now - last_prune_ >= std::chrono::hours(1)) {
+  // Pruning runs hourly, or every tenth of the retention when that is shorter (a retention of
+  // minutes keeps the registry, and the memory its caches take, at a steady size).
+  const auto prune_every = std::clamp<std::chrono::milliseconds>(
+      options_.retention / 10, std::chrono::seconds(1), std::chrono::hours(1));
+  if (leading && options_.retention.count() > 0 && now - last_prune_ >= prune_every) {
     last_prune_ = now;
     Prune();
   }

@@ -48,7 +48,8 @@ struct TrackerOptions {
   // drgate_commserv_up and ListCommCells tell the truth and the session token stays alive
   // (0: never).
   std::chrono::milliseconds probe_interval{60000};
-  // Terminal jobs that ended longer ago than this are pruned (0: never).
+  // Terminal jobs that ended longer ago than this are pruned (0: never), hourly or every tenth of
+  // the retention, whichever is more often.
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};
   // The registry is shared with other replicas (PostgreSQL): an open intent may belong to a
   // trigger still in flight on another replica, so every intent gets `intent_grace`, also one

@@ -102,6 +102,35 @@ TEST_F(TrackerTest, FollowsAJobFromWaitingThroughRunningToSucceeded) {
   EXPECT_EQ(client_->list_calls(), lists);
 }
 
+TEST_F(TrackerTest, PrunesFinishedJobsPastTheRetentionEveryTenthOfIt) {
+  options_.retention = std::chrono::minutes(10);  // pruned every minute
+  MakeTracker();
+  auto finished = [this](const std::string& id, std::chrono::minutes ago) {
+    Job j = AddJob(id);
+    j.state = JobState::kSucceeded;
+    j.end_time = clock_.Now() - ago;
+    ASSERT_TRUE(store_->PutJobs({j}).ok());
+  };
+  finished("1", std::chrono::minutes(9));
+  finished("2", std::chrono::minutes(11));
+  AddJob("3");  // still running: never pruned
+  tracker_->RunRound();
+  EXPECT_TRUE(store_->GetJob("cs1", "1").ok());
+  EXPECT_EQ(store_->GetJob("cs1", "2").status().code(), StatusCode::kNotFound);
+
+  // Less than a tenth of the retention later nothing is pruned, even what has become too old.
+  clock_.Advance(std::chrono::seconds(59));
+  finished("4", std::chrono::minutes(30));
+  tracker_->RunRound();
+  EXPECT_TRUE(store_->GetJob("cs1", "4").ok());
+
+  clock_.Advance(std::chrono::seconds(2));
+  tracker_->RunRound();
+  EXPECT_EQ(store_->GetJob("cs1", "1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetJob("cs1", "4").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetJob("cs1", "3").ok());
+}
+
 TEST_F(TrackerTest, FailedJobCarriesTheCommServesReason) {
   MakeTracker();
   AddJob("7");
