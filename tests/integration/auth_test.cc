@@ -56,10 +56,7 @@ class AuthTest : public ::testing::Test {
         "  rate_limit: {triggers_per_minute: 6, burst: 3}\n"
         "commcells:\n";
     for (const char* name : {"cs-a", "cs-b"}) {
-      yaml += std::string("  - name: ") + name + "\n    url: " + sim_->base_url() +
-              "/commandcenter/api\n    username: admin\n    password_file: password\n"
-              "    request_timeout: 10s\n    ca_file: " +
-              sim_->cert_path() + "\n";
+      yaml += sim_->CommCellYaml(name, "    request_timeout: 10s\n");
     }
     log_path_ = dir_.File("drgate.stderr");
     drgate_ = std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml), "trace", log_path_);

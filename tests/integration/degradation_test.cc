@@ -42,15 +42,8 @@ class FullDiskTest : public ::testing::Test {
                                           "registry: {path: registry/drgate.db}\n"
                                           "shutdown_grace: 2s\n"
                                           "tracking: {poll_interval: 200ms, probe_interval: 0s}\n"
-                                          "commcells:\n"
-                                          "  - name: cs1\n"
-                                          "    url: " +
-                                              sim_->base_url() +
-                                              "/commandcenter/api\n"
-                                              "    username: admin\n"
-                                              "    password_file: password\n"
-                                              "    ca_file: " +
-                                              sim_->cert_path() + "\n");
+                                          "commcells:\n" +
+                                              sim_->CommCellYaml());
     drgate_ = std::make_unique<Drgate>(config);
   }
   void TearDown() override {

@@ -69,23 +69,13 @@ class FaultMatrixTest : public ::testing::Test {
         "auth: {mode: insecure}\n"
         "registry: {path: state/drgate.db}\n"
         "shutdown_grace: 2s\n" +
-        s.tracking +
-        "commcells:\n"
-        "  - name: cs1\n"
-        "    url: " +
-        sim_->base_url() +
-        "/commandcenter/api\n"
-        "    format: " +
-        s.format +
-        "\n"
-        "    username: admin\n"
-        "    password_file: password\n"
-        "    ca_file: " +
-        sim_->cert_path() +
-        "\n"
-        "    connect_timeout: 400ms\n"
-        "    request_timeout: " +
-        s.request_timeout + "\n    retry: " + s.retry + "\n" + s.extra;
+        s.tracking + "commcells:\n" +
+        sim_->CommCellYaml("cs1", "    format: " + s.format +
+                                      "\n"
+                                      "    connect_timeout: 400ms\n"
+                                      "    request_timeout: " +
+                                      s.request_timeout + "\n    retry: " + s.retry + "\n") +
+        s.extra;
     drgate_ = std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml));
   }
 

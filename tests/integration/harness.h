@@ -116,6 +116,18 @@ class Sim {
   const std::string& cert_path() const { return cert_path_; }
   HttpClient& admin() { return *admin_; }
 
+  // One entry of drgate's `commcells:` list pointing at this simulator: login admin with the
+  // password in the file "password" next to the config, the simulator's CA. `extra`: more keys,
+  // each line indented by four spaces ("    request_timeout: 10s\n").
+  std::string CommCellYaml(const std::string& name = "cs1", const std::string& extra = "") const {
+    return "  - name: " + name + "\n    url: " + base_url_ +
+           "/commandcenter/api\n"
+           "    username: admin\n"
+           "    password_file: password\n"
+           "    ca_file: " +
+           cert_path_ + "\n" + extra;
+  }
+
   // Requests the simulator received for one endpoint suffix (e.g. "/CommServ/DRBackup").
   std::vector<nlohmann::json> Requests(const std::string& suffix) {
     std::vector<nlohmann::json> out;

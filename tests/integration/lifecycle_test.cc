@@ -52,17 +52,8 @@ class LifecycleTest : public ::testing::Test {
         "registry: {path: state/drgate.db}\n"
         "shutdown_grace: 5s\n"
         "auth: {mode: insecure}\n" +
-        std::string(kTracking) +
-        "commcells:\n"
-        "  - name: cs1\n"
-        "    url: " +
-        sim_->base_url() +
-        "/commandcenter/api\n"
-        "    username: admin\n"
-        "    password_file: password\n"
-        "    request_timeout: 10s\n"
-        "    ca_file: " +
-        sim_->cert_path() + "\n";
+        std::string(kTracking) + "commcells:\n" +
+        sim_->CommCellYaml("cs1", "    request_timeout: 10s\n");
     if (!on_active.empty()) yaml += "    on_active: " + on_active + "\n";
     return dir_.Write("drgate.yaml", yaml);
   }

@@ -58,16 +58,8 @@ class ReplicasTest : public ::testing::Test {
         "shutdown_grace: 2s\n"
         "tracking: {poll_interval: 200ms, intent_grace: 31s, intent_give_up: 60s, "
         "probe_interval: 1h}\n"
-        "commcells:\n"
-        "  - name: cs1\n"
-        "    url: " +
-        sim_->base_url() +
-        "/commandcenter/api\n"
-        "    username: admin\n"
-        "    password_file: password\n"
-        "    request_timeout: 10s\n"
-        "    ca_file: " +
-        sim_->cert_path() + "\n";
+        "commcells:\n" +
+        sim_->CommCellYaml("cs1", "    request_timeout: 10s\n");
     return std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml));
   }
 

@@ -58,17 +58,7 @@ class TlsTest : public ::testing::Test {
       dir_.Write("tokens.yaml", o.tokens);
       yaml += "auth: {mode: tokens, tokens_file: tokens.yaml}\n";
     }
-    yaml +=
-        "commcells:\n"
-        "  - name: cs1\n"
-        "    url: " +
-        sim_->base_url() +
-        "/commandcenter/api\n"
-        "    username: admin\n"
-        "    password_file: password\n"
-        "    request_timeout: 10s\n"
-        "    ca_file: " +
-        sim_->cert_path() + "\n";
+    yaml += "commcells:\n" + sim_->CommCellYaml("cs1", "    request_timeout: 10s\n");
     drgate_ = std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml));
   }
 
