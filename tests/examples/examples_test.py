@@ -14,88 +14,26 @@ import json
 import os
 import re
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from proclib import CHILD_ENV, Failure, Proc, log  # noqa: E402
+
 DEADLINE = time.monotonic() + 100  # the whole scenario; CTest's TIMEOUT is above it
-PROXY_VARS = {"http_proxy", "https_proxy", "grpc_proxy", "all_proxy", "no_proxy"}
-CHILD_ENV = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARS}
 CHILD_ENV.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "false",
                   "ANSIBLE_STDOUT_CALLBACK": "default"})
 COMMCELL = "cs1"
-
-
-class Failure(Exception):
-    pass
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def check(cond, what):
     if not cond:
         raise Failure(what)
     log(f"  ok  {what.splitlines()[0]}")
-
-
-class Proc:
-    """A child process whose stdout+stderr lines are collected by a thread."""
-
-    def __init__(self, name, argv):
-        self.name = name
-        self.lines = []
-        self.cond = threading.Condition()
-        self.p = subprocess.Popen(argv, env=CHILD_ENV, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  errors="replace")
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            with self.cond:
-                self.lines.append(line.rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def wait_for(self, pattern, timeout=20):
-        rx = re.compile(pattern)
-        end = min(time.monotonic() + timeout, DEADLINE)
-        with self.cond:
-            while True:
-                for line in self.lines:
-                    m = rx.search(line)
-                    if m:
-                        return m.group(1)
-                if self.p.poll() is not None and not self.t.is_alive():
-                    raise Failure(f"{self.name} exited ({self.p.returncode}) before /{pattern}/")
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise Failure(f"{self.name}: no /{pattern}/ within {timeout}s")
-                self.cond.wait(min(left, 0.2))
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(timeout=5)
-        self.t.join(timeout=2)
-        return self.p.returncode
-
-    def output(self, last=30):
-        with self.cond:
-            return "\n".join(f"  {self.name}| {line}" for line in self.lines[-last:])
 
 
 class Sim:
@@ -205,7 +143,7 @@ class Stack:
             f"{' (TLS)' if grpc_tls else ''}{' (tokens)' if tokens else ''}")
 
     def start(self, name, argv):
-        p = Proc(name, argv)
+        p = Proc(name, argv, DEADLINE)
         self.procs.append(p)
         return p
 

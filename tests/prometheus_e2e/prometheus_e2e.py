@@ -30,88 +30,22 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from proclib import CHILD_ENV, Failure, Proc, log  # noqa: E402
+
 DEADLINE = time.monotonic() + 90  # the whole run; CTest's TIMEOUT is above it
 VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "5m",
              "$commcell": "cs1", "$job": "drgate"}
-# Everything runs on loopback: no proxy from the environment, for urllib and for the children
-# (gRPC honours http_proxy / grpc_proxy too).
-PROXY_VARS = {"http_proxy", "https_proxy", "grpc_proxy", "all_proxy", "no_proxy"}
-CHILD_ENV = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARS}
-
-
-class Failure(Exception):
-    pass
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-class Proc:
-    """A child process whose stdout+stderr lines are collected by a thread."""
-
-    def __init__(self, name, argv, cwd=None):
-        self.name = name
-        self.lines = []
-        self.cond = threading.Condition()
-        self.p = subprocess.Popen(argv, cwd=cwd, env=CHILD_ENV, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  errors="replace")
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            with self.cond:
-                self.lines.append(line.rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def wait_for(self, pattern, timeout=15):
-        rx = re.compile(pattern)
-        end = min(time.monotonic() + timeout, DEADLINE)
-        with self.cond:
-            seen = 0
-            while True:
-                for line in self.lines[seen:]:
-                    m = rx.search(line)
-                    if m:
-                        return m.group(1)
-                seen = len(self.lines)
-                if self.p.poll() is not None and not self.t.is_alive():
-                    raise Failure(f"{self.name} exited ({self.p.returncode}) before /{pattern}/")
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise Failure(f"{self.name}: no /{pattern}/ within {timeout}s")
-                self.cond.wait(min(left, 0.2))
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(timeout=5)
-        self.t.join(timeout=2)
-        return self.p.returncode
-
-    def output(self, last=40):
-        with self.cond:
-            return "\n".join(f"  {self.name}| {line}" for line in self.lines[-last:])
 
 
 def free_port():
@@ -229,7 +163,7 @@ def main():
         sim = Proc("commserv-sim", [args.sim, "--listen", "127.0.0.1:0", "--quiet",
                                     "--username", "admin", "--password", "s3cret",
                                     "--cert-out", os.path.join(tmp, "sim-cert"),
-                                    "--job-duration-ms", "1500"])
+                                    "--job-duration-ms", "1500"], DEADLINE)
         procs.append(sim)
         sim_url = sim.wait_for(r"commserv-sim listening on (\S+)")
         sim_cert = sim.wait_for(r"commserv-sim certificate (\S+)")
@@ -251,7 +185,8 @@ def main():
                     "    request_timeout: 10s\n"
                     f"    ca_file: {sim_cert}\n")
         drgate = Proc("drgate", [args.drgate, "--config", config, "--grpc-listen", "127.0.0.1:0",
-                                 "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"])
+                                 "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"],
+                      DEADLINE)
         procs.append(drgate)
         grpc_addr = drgate.wait_for(r"gRPC listening on (\S+)")
         metrics_addr = drgate.wait_for(r"metrics listening on (\S+)")
@@ -271,7 +206,7 @@ def main():
         prom = Proc("prometheus", [args.prometheus, f"--config.file={prom_cfg}",
                                    f"--storage.tsdb.path={os.path.join(tmp, 'tsdb')}",
                                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                                   "--log.level=warn"])
+                                   "--log.level=warn"], DEADLINE)
         procs.append(prom)
         api = PromAPI(f"http://127.0.0.1:{prom_port}")
         eventually("Prometheus ready", lambda: http(f"{api.base}/-/ready")[0] == 200, 20)
