@@ -329,6 +329,69 @@ StatusOr<Job> ReadJob(const Statement& row) {
   return job;
 }
 
+// Every remaining row of `select`, read with ReadJob.
+StatusOr<std::vector<Job>> ReadJobs(Statement& select) {
+  std::vector<Job> jobs;
+  while (true) {
+    StatusOr<bool> row = select.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return jobs;
+    StatusOr<Job> job = ReadJob(select);
+    if (!job.ok()) return job.status();
+    jobs.push_back(std::move(*job));
+  }
+}
+
+// The first row of `select`, if any.
+StatusOr<std::optional<Job>> ReadFirstJob(Statement& select) {
+  StatusOr<bool> row = select.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<Job>();
+  StatusOr<Job> job = ReadJob(select);
+  if (!job.ok()) return job.status();
+  return std::optional<Job>(std::move(*job));
+}
+
+// Every remaining row of `select`, read as a trigger intent.
+StatusOr<std::vector<TriggerIntent>> ReadIntents(Statement& select) {
+  std::vector<TriggerIntent> intents;
+  while (true) {
+    StatusOr<bool> row = select.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    TriggerIntent intent;
+    intent.id = select.Int(0);
+    intent.commcell = select.Text(1);
+    std::string backup_type = select.Text(2);
+    std::optional<BackupType> parsed = ParseBackupType(backup_type);
+    if (!parsed) {
+      return Internal("registry intent " + std::to_string(intent.id) +
+                          " has an unknown backup_type '" + backup_type + "'",
+                      kReasonError);
+    }
+    intent.backup_type = *parsed;
+    intent.compression = select.Int(3) != 0;
+    intent.request_id = select.Text(4);
+    intent.requested_by = select.Text(5);
+    intent.create_time = FromMillis(select.Int(6));
+    intents.push_back(std::move(intent));
+  }
+  return intents;
+}
+
+// Prepares `sql` on the read connection leased for this one call and answers what `body` makes
+// of the statement. The statement is reset before the lease hands the connection back.
+template <typename Lease, typename Body>
+auto OnReader(StatusOr<Lease> lease, const std::string& sql, const char* operation, Body body)
+    -> decltype(body(std::declval<Statement&>())) {
+  if (!lease.ok()) return lease.status();
+  auto& conn = **lease;
+  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(sql.c_str(), operation);
+  if (!stmt.ok()) return stmt.status();
+  Statement select(conn.db(), *stmt, operation);
+  return body(select);
+}
+
 }  // namespace
 
 // ---- Connection ---------------------------------------------------------------------------------
@@ -756,44 +819,30 @@ StatusOr<int64_t> SqliteJobStore::PruneTerminalJobs(TimePoint finished_before, i
 // ---- Reads --------------------------------------------------------------------------------------
 
 StatusOr<Job> SqliteJobStore::GetJob(const std::string& commcell, const std::string& job_id) {
-  static constexpr char kOperation[] = "get job";
-  StatusOr<ReadLease> lease = AcquireReader();
-  if (!lease.ok()) return lease.status();
-  Connection& conn = **lease;
-  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().get_job.c_str(), kOperation);
-  if (!stmt.ok()) return stmt.status();
-  Statement select(conn.db(), *stmt, kOperation);
-  select.Bind(":commcell", commcell);
-  select.Bind(":job_id", job_id);
-  StatusOr<bool> row = select.Step();
-  if (!row.ok()) return row.status();
-  if (!*row) {
+  auto job = OnReader(AcquireReader(), Statements().get_job, "get job", [&](Statement& select) {
+    select.Bind(":commcell", commcell);
+    select.Bind(":job_id", job_id);
+    return ReadFirstJob(select);
+  });
+  if (!job.ok()) return job.status();
+  if (!job->has_value()) {
     return NotFound("job '" + job_id + "' was not started by drgate on CommCell '" + commcell + "'",
                     "JOB_NOT_FOUND")
         .With("commcell", commcell)
         .With("job_id", job_id);
   }
-  return ReadJob(select);
+  return std::move(**job);
 }
 
 StatusOr<std::optional<Job>> SqliteJobStore::FindByRequestId(const std::string& commcell,
                                                              const std::string& request_id) {
-  static constexpr char kOperation[] = "find job by request_id";
   if (request_id.empty()) return std::optional<Job>();
-  StatusOr<ReadLease> lease = AcquireReader();
-  if (!lease.ok()) return lease.status();
-  Connection& conn = **lease;
-  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().find_by_request_id.c_str(), kOperation);
-  if (!stmt.ok()) return stmt.status();
-  Statement select(conn.db(), *stmt, kOperation);
-  select.Bind(":commcell", commcell);
-  select.Bind(":request_id", request_id);
-  StatusOr<bool> row = select.Step();
-  if (!row.ok()) return row.status();
-  if (!*row) return std::optional<Job>();
-  StatusOr<Job> job = ReadJob(select);
-  if (!job.ok()) return job.status();
-  return std::optional<Job>(std::move(*job));
+  return OnReader(AcquireReader(), Statements().find_by_request_id, "find job by request_id",
+                  [&](Statement& select) {
+                    select.Bind(":commcell", commcell);
+                    select.Bind(":request_id", request_id);
+                    return ReadFirstJob(select);
+                  });
 }
 
 StatusOr<JobPage> SqliteJobStore::ListJobs(const JobFilter& filter, int page_size,
@@ -820,44 +869,29 @@ StatusOr<JobPage> SqliteJobStore::ListJobs(const JobFilter& filter, int page_siz
         kReasonInvalidPageToken);
   }
 
-  StatusOr<ReadLease> lease = AcquireReader();
-  if (!lease.ok()) return lease.status();
-  Connection& conn = **lease;
   const std::string& sql =
       Statements().list_jobs[ListVariant(!filter.commcell.empty(), filter.state.has_value(),
                                          filter.backup_type.has_value(), cursor.has_value())];
-  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(sql.c_str(), kOperation);
-  if (!stmt.ok()) return stmt.status();
-  Statement select(conn.db(), *stmt, kOperation);
-  select.Bind(":filter_commcell", filter.commcell);
-  if (filter.state) select.Bind(":filter_state", JobStateName(*filter.state));
-  if (filter.backup_type) select.Bind(":filter_type", BackupTypeName(*filter.backup_type));
-  select.Bind(":created_from_ms", range.from);
-  select.Bind(":created_until_ms", range.until);
-  if (cursor) {
-    select.Bind(":cursor_time", cursor->create_time_ms);
-    select.Bind(":cursor_commcell", cursor->commcell);
-    select.Bind(":cursor_job_id", cursor->job_id);
-  }
-  // One row more than asked tells whether a next page exists, so the last page has no token.
-  select.Bind(":limit", int64_t{page_size} + 1);
-
-  JobPage page;
-  page.jobs.reserve(page_size);
-  bool more = false;
-  while (true) {
-    StatusOr<bool> row = select.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    if (static_cast<int>(page.jobs.size()) == page_size) {
-      more = true;
-      break;
+  auto jobs = OnReader(AcquireReader(), sql, kOperation, [&](Statement& select) {
+    select.Bind(":filter_commcell", filter.commcell);
+    if (filter.state) select.Bind(":filter_state", JobStateName(*filter.state));
+    if (filter.backup_type) select.Bind(":filter_type", BackupTypeName(*filter.backup_type));
+    select.Bind(":created_from_ms", range.from);
+    select.Bind(":created_until_ms", range.until);
+    if (cursor) {
+      select.Bind(":cursor_time", cursor->create_time_ms);
+      select.Bind(":cursor_commcell", cursor->commcell);
+      select.Bind(":cursor_job_id", cursor->job_id);
     }
-    StatusOr<Job> job = ReadJob(select);
-    if (!job.ok()) return job.status();
-    page.jobs.push_back(std::move(*job));
-  }
-  if (more) {
+    // One row more than asked tells whether a next page exists, so the last page has no token.
+    select.Bind(":limit", int64_t{page_size} + 1);
+    return ReadJobs(select);
+  });
+  if (!jobs.ok()) return jobs.status();
+  JobPage page;
+  page.jobs = std::move(*jobs);
+  if (static_cast<int>(page.jobs.size()) > page_size) {
+    page.jobs.resize(page_size);
     const Job& last = page.jobs.back();
     page.next_page_token = EncodePageToken(
         Cursor{FilterFingerprint(filter), ToMillis(last.create_time), last.commcell, last.job_id});
@@ -866,28 +900,11 @@ StatusOr<JobPage> SqliteJobStore::ListJobs(const JobFilter& filter, int page_siz
 }
 
 StatusOr<std::vector<Job>> SqliteJobStore::ListActiveJobs() {
-  static constexpr char kOperation[] = "list active jobs";
-  StatusOr<ReadLease> lease = AcquireReader();
-  if (!lease.ok()) return lease.status();
-  Connection& conn = **lease;
-  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().list_active.c_str(), kOperation);
-  if (!stmt.ok()) return stmt.status();
-  Statement select(conn.db(), *stmt, kOperation);
-  std::vector<Job> jobs;
-  while (true) {
-    StatusOr<bool> row = select.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    StatusOr<Job> job = ReadJob(select);
-    if (!job.ok()) return job.status();
-    jobs.push_back(std::move(*job));
-  }
-  return jobs;
+  return OnReader(AcquireReader(), Statements().list_active, "list active jobs", ReadJobs);
 }
 
 StatusOr<std::optional<Job>> SqliteJobStore::LatestJob(const std::string& commcell, BackupType type,
                                                        const std::vector<JobState>& states) {
-  static constexpr char kOperation[] = "find latest job";
   // Distinct states, at most one per JobState value, each bound to one parameter.
   std::vector<JobState> distinct;
   for (JobState state : states) {
@@ -901,56 +918,20 @@ StatusOr<std::optional<Job>> SqliteJobStore::LatestJob(const std::string& commce
                            " distinct states, more than the " +
                            std::to_string(std::size(kLatestJobStateParams)) + " that exist");
   }
-  StatusOr<ReadLease> lease = AcquireReader();
-  if (!lease.ok()) return lease.status();
-  Connection& conn = **lease;
-  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().latest_job.c_str(), kOperation);
-  if (!stmt.ok()) return stmt.status();
-  Statement select(conn.db(), *stmt, kOperation);
-  select.Bind(":commcell", commcell);
-  select.Bind(":backup_type", BackupTypeName(type));
-  for (size_t i = 0; i < distinct.size(); ++i) {
-    select.Bind(kLatestJobStateParams[i], JobStateName(distinct[i]));
-  }
-  StatusOr<bool> row = select.Step();
-  if (!row.ok()) return row.status();
-  if (!*row) return std::optional<Job>();
-  StatusOr<Job> job = ReadJob(select);
-  if (!job.ok()) return job.status();
-  return std::optional<Job>(std::move(*job));
+  return OnReader(AcquireReader(), Statements().latest_job, "find latest job",
+                  [&](Statement& select) {
+                    select.Bind(":commcell", commcell);
+                    select.Bind(":backup_type", BackupTypeName(type));
+                    for (size_t i = 0; i < distinct.size(); ++i) {
+                      select.Bind(kLatestJobStateParams[i], JobStateName(distinct[i]));
+                    }
+                    return ReadFirstJob(select);
+                  });
 }
 
 StatusOr<std::vector<TriggerIntent>> SqliteJobStore::ListOpenIntents() {
-  static constexpr char kOperation[] = "list open trigger intents";
-  StatusOr<ReadLease> lease = AcquireReader();
-  if (!lease.ok()) return lease.status();
-  Connection& conn = **lease;
-  StatusOr<sqlite3_stmt*> stmt = conn.Prepare(Statements().list_open_intents.c_str(), kOperation);
-  if (!stmt.ok()) return stmt.status();
-  Statement select(conn.db(), *stmt, kOperation);
-  std::vector<TriggerIntent> intents;
-  while (true) {
-    StatusOr<bool> row = select.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    TriggerIntent intent;
-    intent.id = select.Int(0);
-    intent.commcell = select.Text(1);
-    std::string backup_type = select.Text(2);
-    std::optional<BackupType> parsed = ParseBackupType(backup_type);
-    if (!parsed) {
-      return Internal("registry intent " + std::to_string(intent.id) +
-                          " has an unknown backup_type '" + backup_type + "'",
-                      kReasonError);
-    }
-    intent.backup_type = *parsed;
-    intent.compression = select.Int(3) != 0;
-    intent.request_id = select.Text(4);
-    intent.requested_by = select.Text(5);
-    intent.create_time = FromMillis(select.Int(6));
-    intents.push_back(std::move(intent));
-  }
-  return intents;
+  return OnReader(AcquireReader(), Statements().list_open_intents, "list open trigger intents",
+                  ReadIntents);
 }
 
 StatusOr<int> SqliteJobStore::SynchronousForTesting() {
