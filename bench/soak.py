@@ -8,12 +8,20 @@ Starts commserv-sim and drgate (from --bin-dir), then for --duration runs, throu
   - a watcher that follows the newest job with WatchJob until it ends;
 and every --fault-every seconds injects one simulator fault from a fixed rotation (HTTP 500 with
 HTML, 200 with errorCode, 429 with Retry-After, a connection closed before the answer, a slow
-job list, a 401 storm). drgate's RSS is sampled from /proc every --sample seconds.
+job list, a 401 storm). Every --sample seconds it reads drgate's RSS, RssAnon and RssFile from
+/proc and the live heap, allocator-free bytes, SQLite's share of the heap and the thread count
+from drgate's /metrics (drgate_malloc_*, drgate_sqlite_memory_bytes, process_threads).
+
+drgate runs with tracking.retention --retention (default 2m), so finished jobs are pruned and the
+registry reaches a steady size during the warm-up, as it does in production over its 90 days;
+with --retention 0s the registry, and SQLite's page caches over it, grow for the whole run.
 
 The summary prints calls by type, every error by code/reason split into expected (what the
-injected faults and the 2 full + 1 differential rule can cause) and unexpected ones, and RSS at
-start (after a warm-up), end and maximum, with the slope of a least-squares line through the
-samples after the warm-up. Exit code 1 when an unexpected error occurred.
+injected faults and the 2 full + 1 differential rule can cause) and unexpected ones, then for RSS,
+RssAnon and the live heap the start (after --warmup), end, maximum and the slope of a
+least-squares line through the samples after the warm-up, and a memory verdict: flat when neither
+RSS nor the live heap grows by more than 2% of its start per 10 minutes. Exit code 1 when an
+unexpected error occurred or drgate died (and, with --fail-on-growth, when memory is not flat).
 
 Only the Python standard library is used.
   bench/soak.py --bin-dir build/bin                 # 10 minutes
@@ -35,6 +43,9 @@ import time
 import urllib.request
 
 COMMCELL = "cs1"
+# Memory counts as flat when it grows by at most this much of its start per 10 minutes (a least-
+# squares slope through the samples after the warm-up).
+FLAT_PCT_PER_10_MIN = 2.0
 
 # (name, fault rules for POST /_sim/faults). Counts are small: each fault affects a few requests.
 FAULTS = [
@@ -107,12 +118,37 @@ def rss_kib(pid):
     return (values.get("VmRSS", -1), values.get("RssAnon", -1), values.get("RssFile", -1))
 
 
+def seconds(duration):
+    """drgate's duration syntax ("90s", "2m", "1h", "90d") in seconds."""
+    m = re.fullmatch(r"(\d+)(ms|s|m|h|d)", duration)
+    if not m:
+        raise SystemExit(f"soak: bad duration {duration!r} (e.g. 2m, 90s, 0s)")
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def heap_kib(metrics_url):
+    """(live heap, allocator free) in KiB from drgate's drgate_malloc_* gauges: the live heap is
+    what the program holds; free bytes are what glibc keeps for reuse (RssAnon counts both)."""
+    values = {}
+    try:
+        text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    except OSError:
+        return (-1, -1)
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("drgate_malloc_in_use_bytes", "drgate_malloc_free_bytes",
+                    "drgate_sqlite_memory_bytes", "process_threads"):
+            values[name] = int(float(value)) // (1 if name == "process_threads" else 1024)
+    return (values.get("drgate_malloc_in_use_bytes", -1), values.get("drgate_malloc_free_bytes", -1),
+            values.get("drgate_sqlite_memory_bytes", -1), values.get("process_threads", -1))
+
+
 class Counters:
     def __init__(self):
         self.mu = threading.Lock()
         self.calls = {}
         self.errors = {}
-        self.jobs = []  # acknowledged job ids, newest last
+        self.jobs = []  # (time.monotonic() when acknowledged, job id), newest last
 
     def call(self, kind):
         with self.mu:
@@ -151,7 +187,14 @@ def main():
     ap.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
     ap.add_argument("--fault-every", type=float, default=15, help="seconds between faults")
     ap.add_argument("--sample", type=float, default=5, help="seconds between RSS samples")
-    ap.add_argument("--warmup", type=float, default=30, help="seconds before the RSS baseline")
+    ap.add_argument("--warmup", type=float, default=180,
+                    help="seconds before the memory baseline (default 180: the registry reaches "
+                         "its steady size after about --retention)")
+    ap.add_argument("--fail-on-growth", action="store_true",
+                    help="exit 1 when memory is not flat")
+    ap.add_argument("--retention", default="2m",
+                    help="drgate's tracking.retention (default 2m: the registry, and its caches, "
+                         "reach a steady size within the warm-up; 0s keeps every job)")
     ap.add_argument("--readers", type=int, default=3)
     ap.add_argument("--triggers-per-second", type=float, default=2)
     ap.add_argument("--seed", type=int, default=1)
@@ -174,7 +217,7 @@ def main():
             f.write(f"""auth: {{mode: insecure}}
 registry: {{path: {tmp}/drgate.db}}
 log: {{format: json}}
-tracking: {{poll_interval: 1s, max_backoff: 5s}}
+tracking: {{poll_interval: 1s, max_backoff: 5s, retention: {args.retention}}}
 commcells:
   - name: {COMMCELL}
     url: {sim_url}/commandcenter/api
@@ -190,8 +233,10 @@ commcells:
             stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "drgate.log"), "wb"))
         procs.append(drgate)
         wait_line(drgate, r"gRPC listening on (\S+)")
+        metrics_url = "http://" + wait_line(drgate, r"metrics listening on (\S+)") + "/metrics"
         ctl = Ctl(os.path.join(bin_dir, "drgatectl"), f"127.0.0.1:{port}")
         c = Counters()
+        keep_for = seconds(args.retention) / 2
         stop = threading.Event()
 
         def triggers():
@@ -205,8 +250,10 @@ commcells:
                                 "--request-id", rid)
                 c.call("TriggerBackup")
                 if "job" in reply:
-                    with c.mu:
-                        c.jobs.append(reply["job"]["job_id"])
+                    # A deduplicated answer may be an older job, closer to its pruning.
+                    if not reply.get("deduplicated"):
+                        with c.mu:
+                            c.jobs.append((time.monotonic(), reply["job"]["job_id"]))
                 else:
                     c.error("TriggerBackup", reply)
                 stop.wait(1.0 / args.triggers_per_second)
@@ -215,7 +262,10 @@ commcells:
             r = random.Random(args.seed + i)
             while not stop.is_set():
                 with c.mu:
-                    job = r.choice(c.jobs) if c.jobs else None
+                    # Only jobs well within the retention: older ones may have been pruned.
+                    while c.jobs and keep_for and c.jobs[0][0] < time.monotonic() - keep_for:
+                        c.jobs.pop(0)
+                    job = r.choice(c.jobs)[1] if c.jobs else None
                 if job is not None and r.random() < 0.6:
                     reply = ctl.run("jobs", "get", "--commcell", COMMCELL, job)
                     c.call("GetJob")
@@ -230,7 +280,7 @@ commcells:
         def watcher():
             while not stop.is_set():
                 with c.mu:
-                    job = c.jobs[-1] if c.jobs else None
+                    job = c.jobs[-1][1] if c.jobs else None
                 if job is None:
                     stop.wait(0.5)
                     continue
@@ -254,7 +304,7 @@ commcells:
             if drgate.poll() is not None:
                 log(f"drgate exited with {drgate.returncode}")
                 break
-            samples.append((now - start, rss_kib(drgate.pid)))
+            samples.append((now - start, rss_kib(drgate.pid) + heap_kib(metrics_url)))
             if now >= next_fault:
                 name, rules = FAULTS[fault_i % len(FAULTS)]
                 fault_i += 1
@@ -270,7 +320,8 @@ commcells:
             t.join()
         alive = drgate.poll() is None
         if alive:
-            samples.append((time.monotonic() - start, rss_kib(drgate.pid)))
+            samples.append((time.monotonic() - start,
+                            rss_kib(drgate.pid) + heap_kib(metrics_url)))
         return summary(args, c, samples, faults_injected, alive, tmp)
     finally:
         for p in reversed(procs):
@@ -311,22 +362,39 @@ def summary(args, c, samples, faults, alive, tmp):
           or "none")
     print("  UNEXPECTED errors:",
           ", ".join(f"{k[0]} {k[1]}: {v}" for k, v in sorted(unexpected.items())) or "none")
+    flat = None
     if rss:
-        slope = slope_kib_per_min(steady)
-        print(f"  RSS (KiB) after {args.warmup:.0f} s warm-up: start {rss[0]}, end {rss[-1]}, "
-              f"max {max(rss)}, min {min(rss)}; slope {slope:+.1f} KiB/min "
-              f"({slope * 10 / max(1, rss[0]) * 100:+.2f}% of start per 10 min); "
-              f"{len(steady)} samples")
-        half = len(anon) // 2
-        print(f"  heap (RssAnon, KiB): start {anon[0][1]}, end {anon[-1][1]}, max "
-              f"{max(v for _, v in anon)}; slope {slope_kib_per_min(anon):+.1f} KiB/min, "
-              f"first half {slope_kib_per_min(anon[:half]):+.1f}, second half "
-              f"{slope_kib_per_min(anon[half:]):+.1f}")
-        print("  RSS/RssAnon/RssFile (KiB) each minute:",
-              " ".join(f"{t / 60:.0f}m:{v[0]}/{v[1]}/{v[2]}" for t, v in samples
-                       if int(t) % 60 < args.sample))
+        def line(label, points):
+            """start/end/max and slope of one series; its growth per 10 min as % of its start."""
+            values = [v for _, v in points]
+            slope = slope_kib_per_min(points)
+            pct = slope * 10 / max(1, values[0]) * 100
+            half = len(points) // 2
+            print(f"  {label}: start {values[0]}, end {values[-1]}, max {max(values)}; slope "
+                  f"{slope:+.1f} KiB/min ({pct:+.2f}% of start per 10 min; halves "
+                  f"{slope_kib_per_min(points[:half]):+.1f} / "
+                  f"{slope_kib_per_min(points[half:]):+.1f})")
+            return pct
+
+        print(f"  memory after the {args.warmup:.0f} s warm-up, KiB ({len(steady_all)} samples):")
+        rss_pct = line("RSS", steady)
+        line("RssAnon (heap, stacks, allocator retention)", anon)
+        live_pct = line("live heap (drgate_malloc_in_use_bytes)",
+                        [(t, v[3]) for t, v in steady_all])
+        line("SQLite's part of it (drgate_sqlite_memory_bytes)", [(t, v[5]) for t, v in steady_all])
+        print(f"  allocator free bytes: start {steady_all[0][1][4]}, end {steady_all[-1][1][4]}; "
+              f"threads: start {steady_all[0][1][6]}, end {steady_all[-1][1][6]}")
+        flat = rss_pct <= FLAT_PCT_PER_10_MIN and live_pct <= FLAT_PCT_PER_10_MIN
+        print(f"  memory: {'FLAT' if flat else 'GROWING'} (RSS {rss_pct:+.2f}%, live heap "
+              f"{live_pct:+.2f}% of start per 10 min; flat means at most "
+              f"{FLAT_PCT_PER_10_MIN:.0f}% each)")
+        print("  RSS/RssAnon/RssFile/live/free/sqlite (KiB)/threads each minute:",
+              " ".join(f"{t / 60:.0f}m:{v[0]}/{v[1]}/{v[2]}/{v[3]}/{v[4]}/{v[5]}/{v[6]}"
+                       for t, v in samples if int(t) % 60 < args.sample))
     print(f"  drgate {'still serving' if alive else 'DIED'} at the end")
-    return 0 if alive and not unexpected else 1
+    if not alive or unexpected:
+        return 1
+    return 1 if args.fail_on_growth and flat is False else 0
 
 
 if __name__ == "__main__":
