@@ -619,14 +619,9 @@ StatusOr<std::vector<TriggerIntent>> PostgresJobStore::ListOpenIntents() {
       TriggerIntent intent;
       intent.id = r->Int(i, 0);
       intent.commcell = r->Text(i, 1);
-      const std::string backup_type = r->Text(i, 2);
-      std::optional<BackupType> parsed = ParseBackupType(backup_type);
-      if (!parsed) {
-        return Internal("registry intent " + std::to_string(intent.id) +
-                            " has an unknown backup_type '" + backup_type + "'",
-                        kReasonError);
-      }
-      intent.backup_type = *parsed;
+      StatusOr<BackupType> backup_type = registry::IntentBackupType(intent.id, r->Text(i, 2));
+      if (!backup_type.ok()) return backup_type.status();
+      intent.backup_type = *backup_type;
       intent.compression = r->Int(i, 3) != 0;
       intent.request_id = r->Text(i, 4);
       intent.requested_by = r->Text(i, 5);

@@ -362,14 +362,9 @@ StatusOr<std::vector<TriggerIntent>> ReadIntents(Statement& select) {
     TriggerIntent intent;
     intent.id = select.Int(0);
     intent.commcell = select.Text(1);
-    std::string backup_type = select.Text(2);
-    std::optional<BackupType> parsed = ParseBackupType(backup_type);
-    if (!parsed) {
-      return Internal("registry intent " + std::to_string(intent.id) +
-                          " has an unknown backup_type '" + backup_type + "'",
-                      kReasonError);
-    }
-    intent.backup_type = *parsed;
+    StatusOr<BackupType> backup_type = registry::IntentBackupType(intent.id, select.Text(2));
+    if (!backup_type.ok()) return backup_type.status();
+    intent.backup_type = *backup_type;
     intent.compression = select.Int(3) != 0;
     intent.request_id = select.Text(4);
     intent.requested_by = select.Text(5);

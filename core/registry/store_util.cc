@@ -180,6 +180,16 @@ StatusOr<Cursor> DecodePageToken(const std::string& token, const JobFilter& filt
   return cursor;
 }
 
+StatusOr<BackupType> IntentBackupType(int64_t intent_id, const std::string& backup_type) {
+  std::optional<BackupType> parsed = ParseBackupType(backup_type);
+  if (!parsed) {
+    return Internal("registry intent " + std::to_string(intent_id) +
+                        " has an unknown backup_type '" + backup_type + "'",
+                    "REGISTRY_ERROR");
+  }
+  return *parsed;
+}
+
 Status RequestIdInFlight(const TriggerIntent& intent) {
   return Status(StatusCode::kAlreadyExists,
                 "a trigger with request_id \"" + intent.request_id + "\" on CommCell '" +

@@ -48,4 +48,8 @@ StatusOr<Cursor> DecodePageToken(const std::string& token, const JobFilter& filt
 // ALREADY_EXISTS, reason REQUEST_ID_IN_FLIGHT, metadata commcell and request_id.
 Status RequestIdInFlight(const TriggerIntent& intent);
 
+// The backup type of stored intent `intent_id`; INTERNAL (reason REGISTRY_ERROR) naming the intent
+// and the value when the row holds an unknown one.
+StatusOr<BackupType> IntentBackupType(int64_t intent_id, const std::string& backup_type);
+
 }  // namespace drgate::registry
