@@ -3,7 +3,7 @@
 // The CommServe wire codec: pure functions from values to bytes and from HTTP responses to
 // results or errors. No I/O, no clocks, no globals: exhaustively table-tested and fuzzed.
 //
-// Error conventions of every Decode* function (see ../shared/commserv-api.md):
+// Error conventions of every Decode* function (docs/commserv-api.md describes the API):
 //   - HTTP 200 with {"errorCode": N != 0, "errorMessage": "..."} (or an XML *_GenericResp with
 //     errorCode != 0), or errList[0].errLogMessage: the CommServe refused the request.
 //     -> reason UPSTREAM_REJECTED (code FAILED_PRECONDITION), message carries the upstream text;

@@ -3,7 +3,7 @@
 // SessionClient: a CommServClient that holds one CommServe session (token) and speaks the REST
 // API through an HttpTransport.
 //
-// Token life cycle (../shared/commserv-api.md): log in with username + base64 password (or use a
+// Token life cycle (docs/commserv-api.md): log in with username + base64 password (or use a
 // configured token), send it verbatim as `Authtoken`; on HTTP 401 renew once with
 // RenewLoginToken, and if that fails log in again; a call that still gets 401 fails with
 // FAILED_PRECONDITION (reason UPSTREAM_AUTH_FAILED): drgate's credentials are a configuration
