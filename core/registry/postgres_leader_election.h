@@ -4,8 +4,9 @@
 // migrations.h) that one replica holds and renews.
 //
 // Every `lease / 3` each replica runs one statement on its own dedicated connection: the holder
-// extends its lease to now() + lease; any other replica takes the row over only when the lease
-// has run out. Expiry uses the database's clock, so replicas' clocks need not agree.
+// extends its lease to now + lease; any other replica takes the row over only when the lease
+// has run out. Expiry uses the database's clock (clock_timestamp(): when the statement runs, also
+// after it waited for a lock), so replicas' clocks need not agree.
 //
 // Safety: a leader counts its lease from the moment it *sent* the renewal, less a safety margin,
 // so it considers itself leader for less time than the database does, and stops leading
