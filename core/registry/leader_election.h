@@ -20,6 +20,10 @@ struct LeaseFence {
   // Grows every time any replica acquires the lease; renewals keep it. A write under an older
   // generation than the registry's lease row is refused in the write's own transaction.
   int64_t generation = 0;
+  // Who acquired it (PostgresLeaderOptions::holder), checked with the generation, so that a lease
+  // row written by a replica that does not count generations (an older drgate during a rolling
+  // upgrade) still refuses another holder's writes.
+  std::string holder;
 };
 
 class LeaderElection {

@@ -154,7 +154,7 @@ Status CheckFenceIn(PgConnection& conn, const LeaseFence& fence, const std::stri
   std::string why;
   if (r->rows() == 0) {
     why = "no replica holds the lease";
-  } else if (r->Int(0, 0) != fence.generation) {
+  } else if (r->Int(0, 0) != fence.generation || r->Text(0, 1) != fence.holder) {
     why = "the lease is at generation " + r->Text(0, 0) + " (holder " + r->Text(0, 1) + ")";
   } else if (r->Text(0, 2) != "t") {
     why = "the lease ran out without a renewal";

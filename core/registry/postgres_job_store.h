@@ -64,8 +64,9 @@ class PostgresJobStore final : public JobStore {
   StatusOr<std::vector<TriggerIntent>> ListOpenIntents() override;
 
   // Fenced leader writes: the first statement of the write's transaction reads the lease row of
-  // `fence.role` FOR SHARE (a takeover waits for the write to commit) and compares its generation
-  // and expiry (database clock) with the fence; LEASE_LOST (ABORTED) and a rollback otherwise.
+  // `fence.role` FOR SHARE (a takeover waits for the write to commit) and compares its generation,
+  // holder and expiry (database clock) with the fence; LEASE_LOST (ABORTED) and a rollback
+  // otherwise.
   Status PutJobsFenced(const LeaseFence& fence, const std::vector<Job>& jobs,
                        std::optional<int64_t> resolved_intent = std::nullopt) override;
   Status ResolveIntentFenced(const LeaseFence& fence, int64_t intent_id,

@@ -64,7 +64,7 @@ bool PostgresLeaderElection::IsLeader() const {
 std::optional<LeaseFence> PostgresLeaderElection::CurrentFence() const {
   const Held h = held();
   if (Ticks(std::chrono::steady_clock::now()) >= h.until) return std::nullopt;
-  return LeaseFence{options_.role, h.generation};
+  return LeaseFence{options_.role, h.generation, options_.holder};
 }
 
 void PostgresLeaderElection::Start(std::function<void(bool)> on_change) {
@@ -99,8 +99,8 @@ void PostgresLeaderElection::Stop() {
     // row stays (expired), so the generation keeps growing and is never handed out twice.
     Status s = conn_
                    ->Exec(
-                       "UPDATE leader_leases SET expires_at = clock_timestamp() - interval '1 "
-                       "millisecond' "
+                       "UPDATE leader_leases "
+                       "SET expires_at = clock_timestamp() - interval '1 millisecond' "
                        "WHERE name = $1 AND holder = $2 AND generation = $3::bigint",
                        {options_.role, options_.holder, std::to_string(last.generation)},
                        "give up the leader lease")
@@ -181,13 +181,14 @@ void PostgresLeaderElection::Attempt() {
   auto r = conn_->Exec(
       "INSERT INTO leader_leases (name, holder, expires_at, generation) "
       "VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond', 1) "
-      "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = "
-      "EXCLUDED.expires_at, "
+      "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, "
+      "expires_at = clock_timestamp() + $3::bigint * interval '1 millisecond', "
       "generation = CASE WHEN leader_leases.holder = EXCLUDED.holder "
-      "AND leader_leases.generation = $4::bigint AND leader_leases.expires_at >= clock_timestamp() "
+      "AND leader_leases.generation = $4::bigint "
+      "AND leader_leases.expires_at >= clock_timestamp() "
       "THEN leader_leases.generation ELSE leader_leases.generation + 1 END "
-      "WHERE leader_leases.holder = EXCLUDED.holder OR leader_leases.expires_at < "
-      "clock_timestamp() "
+      "WHERE leader_leases.holder = EXCLUDED.holder "
+      "OR leader_leases.expires_at < clock_timestamp() "
       "RETURNING generation",
       {options_.role, options_.holder, std::to_string(options_.lease.count()),
        std::to_string(leading ? before.generation : -1)},

@@ -1811,6 +1811,25 @@ TEST_F(PostgresFencingTest, WritesOfAnOlderGenerationAreRefusedAndChangeNothing)
   EXPECT_EQ(store_->GetJob("cc1", "1001")->percent_complete, 88);
 }
 
+// The holder is checked with the generation: a lease row of the same generation held by another
+// replica (one that does not count generations, e.g. an older drgate during a rolling upgrade)
+// refuses the write.
+TEST_F(PostgresFencingTest, WritesOfTheRightGenerationButAnotherHolderAreRefused) {
+  auto a = Election("a");
+  a->Start(nullptr);
+  LeaseFence other = *a->CurrentFence();
+  other.holder = "someone-else";
+
+  const Status put = store_->PutJobsFenced(other, {MakeJob("cc1", "1001")});
+
+  EXPECT_EQ(put.code(), StatusCode::kAborted) << put.ToString();
+  EXPECT_EQ(put.reason(), "LEASE_LOST");
+  EXPECT_THAT(put.message(), HasSubstr("(holder a)"));
+  EXPECT_EQ(store_->GetJob("cc1", "1001").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->PutJobsFenced(*a->CurrentFence(), {MakeJob("cc1", "1001")}).ok());
+  a->Stop();
+}
+
 // A lease that ran out (here: given up) with no replica taking it over still refuses the writes
 // of its generation: they wait for nobody, but they would race the next acquisition.
 TEST_F(PostgresFencingTest, WritesUnderALeaseThatRanOutAreRefusedWithoutATakeover) {
@@ -1858,7 +1877,9 @@ TEST_F(PostgresFencingTest, TheGenerationStaysAcrossRenewalsAndGrowsAtEveryAcqui
 TEST_F(PostgresFencingTest, ALeaderWithAStuckRenewalStopsWritingBeforeItsLeaseEnds) {
   auto a = Election("a");
   a->Start(nullptr);
-  const int64_t first = a->CurrentFence()->generation;
+  const LeaseFence held = *a->CurrentFence();
+  const int64_t first = held.generation;
+  EXPECT_EQ(held.holder, "a");
   FencedJobStore view(*store_, *a);
   ASSERT_TRUE(view.PutJobs({MakeJob("cc1", "1001")}).ok());
 
@@ -1886,7 +1907,7 @@ TEST_F(PostgresFencingTest, ALeaderWithAStuckRenewalStopsWritingBeforeItsLeaseEn
   EXPECT_LT(std::chrono::steady_clock::now() - before_write, kLease / 4);
   // A fenced write of its generation that reaches the registry now waits for the lock.
   std::thread late([&] {
-    const Status s = store_->PutJobsFenced(LeaseFence{"tracker", first}, {MakeJob("cc1", "1003")});
+    const Status s = store_->PutJobsFenced(held, {MakeJob("cc1", "1003")});
     EXPECT_EQ(s.reason(), "LEASE_LOST") << s.ToString();
   });
   // Let the lease run out in the registry, then release the row.
@@ -1928,7 +1949,8 @@ TEST_F(SqliteJobStoreTest, FencedViewOfTheOnlyProcessWritesPlainly) {
   StatusOr<int64_t> pruned = view.PruneTerminalJobs(Ms(kT0), 100);
   ASSERT_TRUE(pruned.ok()) << pruned.status().ToString();
   EXPECT_EQ(*pruned, 1);
-  Status fenced = (*store)->PutJobsFenced(LeaseFence{"tracker", 7}, {MakeJob("cc1", "1002")});
+  Status fenced =
+      (*store)->PutJobsFenced(LeaseFence{"tracker", 7, "elsewhere"}, {MakeJob("cc1", "1002")});
   EXPECT_TRUE(fenced.ok()) << fenced.ToString();
 }
 
