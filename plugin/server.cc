@@ -28,6 +28,7 @@
 #include "core/jobs/watch_refresher.h"
 #include "core/metrics/metrics.h"
 #include "core/metrics/process_metrics.h"
+#include "core/registry/fenced_job_store.h"
 #include "core/registry/leader_election.h"
 #include "core/registry/postgres_job_store.h"
 #include "core/registry/postgres_leader_election.h"
@@ -91,6 +92,7 @@ class ServerImpl final : public Server {
     orchestrator_.reset();
     tracker_.reset();
     refresher_.reset();
+    leader_store_.reset();
     leader_.reset();
     {
       std::lock_guard lock(clients_mu_);
@@ -140,6 +142,8 @@ class ServerImpl final : public Server {
   Config config_;                       // guarded by reload_mu_ after Init
   jobs::WatchHub hub_;
   std::unique_ptr<LeaderElection> leader_;
+  // The registry as the tracker writes it: leader writes fenced by leader_'s lease.
+  std::unique_ptr<FencedJobStore> leader_store_;
   std::unique_ptr<jobs::WatchRefresher> refresher_;  // replicas sharing a registry only
   std::unique_ptr<jobs::Tracker> tracker_;
   std::unique_ptr<jobs::Orchestrator> orchestrator_;
@@ -228,8 +232,11 @@ Status ServerImpl::Init(const Config& config) {
   tracking.retention = config.tracking.retention;
   tracking.probe_interval = config.tracking.probe_interval;
   tracking.shared_registry = shared;
-  tracker_ = std::make_unique<jobs::Tracker>(cells, *store_, *metrics_, clock_, hub_, tracking,
-                                             leader_.get());
+  // The tracker's writes are the leader's: fenced by the lease (docs/replicas-fencing.md).
+  leader_store_ = std::make_unique<FencedJobStore>(
+      *store_, *leader_, [this](const std::string&) { metrics_->CountFencedWrite(); });
+  tracker_ = std::make_unique<jobs::Tracker>(cells, *leader_store_, *metrics_, clock_, hub_,
+                                             tracking, leader_.get());
   jobs::OrchestratorOptions orchestration;
   if (shared) {
     // A trigger racing another replica's with one request_id waits for it as long as that one

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/common/audit.h"
+#include "core/registry/fenced_job_store.h"
 
 namespace drgate::jobs {
 namespace {
@@ -575,7 +576,13 @@ void Orchestrator::CancelJob(const std::string& commcell, const std::string& job
           blocking_.Post(
               [this, job, summary = std::move(summary), done = std::move(done)]() mutable {
                 if (summary.ok() && summary->has_value()) {
-                  done(tracker_.Apply(job, **summary));
+                  // Written for this caller, not as leader: not fenced by the lease, so a
+                  // follower replica records the kill it was asked for.
+                  StatusOr<Job> applied = [&] {
+                    FencedJobStore::CallerWrites for_caller;
+                    return tracker_.Apply(job, **summary);
+                  }();
+                  done(std::move(applied));
                   return;
                 }
                 tracker_.Poke();

@@ -158,6 +158,13 @@ Metrics::Metrics(prometheus::Registry& registry)
                                  "(always with the embedded registry), else 0.")
                            .Register(registry)
                            .Add({})),
+      fenced_writes_(prometheus::BuildCounter()
+                         .Name("drgate_leader_fenced_writes_total")
+                         .Help("Writes this replica attempted as leader (job updates, intent "
+                               "settlement, pruning) and refused because it no longer held the "
+                               "leader lease: a leader that was paused or cut off past its lease.")
+                         .Register(registry)
+                         .Add({})),
       registry_write_failures_(
           prometheus::BuildCounter()
               .Name("drgate_registry_write_failures_total")
@@ -171,6 +178,10 @@ Metrics::Metrics(prometheus::Registry& registry)
 
 void Metrics::SetRegistryLeader(bool leader) {
   registry_leader_.Set(leader ? 1 : 0);
+}
+
+void Metrics::CountFencedWrite() {
+  fenced_writes_.Increment();
 }
 
 void Metrics::RegisterCommCell(const std::string& commcell) {

@@ -81,6 +81,9 @@ class Metrics {
   // drgate_registry_leader: 1 while this replica leads (polls the CommServe), else 0. Always 1
   // with the embedded registry.
   void SetRegistryLeader(bool leader);
+  // drgate_leader_fenced_writes_total: a leader write of this replica (tracking, intent
+  // settlement, pruning) refused because it no longer held the leader lease (fencing).
+  void CountFencedWrite();
 
   // The fixed reason label for a failed trigger: one of unreachable, timeout, tls,
   // authentication, rejected, already_running, upstream_error, malformed_response, registry,
@@ -109,6 +112,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& last_success_;
   prometheus::Family<prometheus::Gauge>& last_finished_;
   prometheus::Gauge& registry_leader_;
+  prometheus::Counter& fenced_writes_;
   prometheus::Family<prometheus::Counter>& registry_write_failures_;
 };
 

@@ -14,6 +14,7 @@
 
 #include "core/common/job.h"
 #include "core/common/status.h"
+#include "core/registry/leader_election.h"
 
 namespace drgate {
 
@@ -85,6 +86,20 @@ class JobStore {
   // deleted: a caller catching up on a backlog calls again while that equals `max_rows`.
   // `max_rows` < 1 is INVALID_ARGUMENT (reason INVALID_MAX_ROWS).
   virtual StatusOr<int64_t> PruneTerminalJobs(TimePoint finished_before, int max_rows) = 0;
+
+  // Leader writes (fencing, core/registry/fenced_job_store.h). The same as PutJobs,
+  // ResolveIntent and PruneTerminalJobs, made only while `fence` is still the registry's current
+  // lease: checked in the write's own transaction, which holds the lease row (so no replica can
+  // take the lease over before it commits). A lease that another replica acquired since (a newer
+  // generation), that ran out, or that nobody holds refuses the write: ABORTED, reason
+  // LEASE_LOST, and nothing changes. A store without a lease (SQLite: one process, which always
+  // leads) makes the plain write.
+  virtual Status PutJobsFenced(const LeaseFence& fence, const std::vector<Job>& jobs,
+                               std::optional<int64_t> resolved_intent = std::nullopt) = 0;
+  virtual Status ResolveIntentFenced(const LeaseFence& fence, int64_t intent_id,
+                                     const std::string& outcome) = 0;
+  virtual StatusOr<int64_t> PruneTerminalJobsFenced(const LeaseFence& fence,
+                                                    TimePoint finished_before, int max_rows) = 0;
 
   // Intent journal.
   // A request id is taken by one trigger at a time, enforced by the database: while an intent

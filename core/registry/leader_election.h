@@ -6,9 +6,25 @@
 //
 // Implementations are thread-safe.
 
+#include <cstdint>
 #include <functional>
+#include <optional>
+#include <string>
 
 namespace drgate {
+
+// What a leader's writes carry so that the registry can refuse them once another replica took
+// over (fencing, see core/registry/fenced_job_store.h and docs/replicas-fencing.md).
+struct LeaseFence {
+  std::string role;  // the lease (PostgresLeaderOptions::role); empty: no lease (one process)
+  // Grows every time any replica acquires the lease; renewals keep it. A write under an older
+  // generation than the registry's lease row is refused in the write's own transaction.
+  int64_t generation = 0;
+  // Who acquired it (PostgresLeaderOptions::holder), checked with the generation, so that a lease
+  // row written by a replica that does not count generations (an older drgate during a rolling
+  // upgrade) still refuses another holder's writes.
+  std::string holder;
+};
 
 class LeaderElection {
  public:
@@ -16,6 +32,14 @@ class LeaderElection {
 
   // Whether this process is the leader now. Cheap (no I/O): called before every tracker round.
   virtual bool IsLeader() const = 0;
+
+  // The lease to fence this process's leader writes with while it leads; nullopt when it does
+  // not (the same instant as IsLeader()). Cheap (no I/O). Default: no lease to check (a process
+  // that leads alone).
+  virtual std::optional<LeaseFence> CurrentFence() const {
+    if (!IsLeader()) return std::nullopt;
+    return LeaseFence{};
+  }
 
   // Starts taking part; `on_change` is called with the new value whenever IsLeader() changes
   // (on the election's own thread, or inline from Start), first with its value at start.

@@ -141,6 +141,34 @@ Status ResolveIntentIn(PgConnection& conn, int64_t intent_id, const std::string&
   return Status::Ok();
 }
 
+// Fencing: the first statement of a leader write's transaction. Holds the lease row FOR SHARE
+// until COMMIT or ROLLBACK, so a takeover (an UPDATE of that row) waits for the write; the write
+// goes ahead only when the row still carries the fence's generation and has not run out by the
+// database's clock (clock_timestamp(): now, not the transaction's start).
+Status CheckFenceIn(PgConnection& conn, const LeaseFence& fence, const std::string& operation) {
+  StatusOr<PgResult> r = conn.Exec(
+      "SELECT generation, holder, expires_at > clock_timestamp() FROM leader_leases "
+      "WHERE name = $1 FOR SHARE",
+      {fence.role}, operation);
+  if (!r.ok()) return r.status();
+  std::string why;
+  if (r->rows() == 0) {
+    why = "no replica holds the lease";
+  } else if (r->Int(0, 0) != fence.generation || r->Text(0, 1) != fence.holder) {
+    why = "the lease is at generation " + r->Text(0, 0) + " (holder " + r->Text(0, 1) + ")";
+  } else if (r->Text(0, 2) != "t") {
+    why = "the lease ran out without a renewal";
+  } else {
+    return Status::Ok();
+  }
+  return Status(StatusCode::kAborted,
+                operation + ": refused: this replica's " + fence.role + " leader lease " +
+                    "(generation " + std::to_string(fence.generation) +
+                    ") is no longer current: " + why,
+                "LEASE_LOST")
+      .With("lease_generation", std::to_string(fence.generation));
+}
+
 }  // namespace
 
 // ---- Connections --------------------------------------------------------------------------------
@@ -316,6 +344,11 @@ StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(PostgresStore
 
 Status PostgresJobStore::PutJobs(const std::vector<Job>& jobs,
                                  std::optional<int64_t> resolved_intent) {
+  return WriteJobs(nullptr, jobs, resolved_intent);
+}
+
+Status PostgresJobStore::WriteJobs(const LeaseFence* fence, const std::vector<Job>& jobs,
+                                   std::optional<int64_t> resolved_intent) {
   for (const Job& job : jobs) {
     if (job.commcell.empty() || job.job_id.empty()) {
       return InvalidArgument("a job needs a commcell and a job_id (got commcell '" + job.commcell +
@@ -337,8 +370,12 @@ Status PostgresJobStore::PutJobs(const std::vector<Job>& jobs,
   for (const Job& job : jobs) ids += (ids.empty() ? "" : ",") + job.job_id;
   constexpr std::size_t kRowsPerStatement = 500;
   // A single statement commits atomically by itself: no BEGIN/COMMIT round trips.
-  const bool transaction = rows.size() > kRowsPerStatement || resolved_intent.has_value();
+  const bool transaction =
+      rows.size() > kRowsPerStatement || resolved_intent.has_value() || fence != nullptr;
   return Run(kOperation, transaction, [&](PgConnection& conn) -> Status {
+    if (fence != nullptr) {
+      if (Status s = CheckFenceIn(conn, *fence, kOperation); !s.ok()) return s;
+    }
     if (resolved_intent) {
       // Closing a trigger's intent: exclusive with AddIntent of the same request id, so a racing
       // replica sees either this intent open or this job recorded, never neither.
@@ -414,13 +451,26 @@ StatusOr<int64_t> PostgresJobStore::AddIntent(const TriggerIntent& intent) {
 }
 
 Status PostgresJobStore::ResolveIntent(int64_t intent_id, const std::string& outcome) {
+  return WriteResolveIntent(nullptr, intent_id, outcome);
+}
+
+Status PostgresJobStore::WriteResolveIntent(const LeaseFence* fence, int64_t intent_id,
+                                            const std::string& outcome) {
   static const std::string kOperation = "resolve trigger intent";
   return Run(kOperation, true, [&](PgConnection& conn) {
+    if (fence != nullptr) {
+      if (Status s = CheckFenceIn(conn, *fence, kOperation); !s.ok()) return s;
+    }
     return ResolveIntentIn(conn, intent_id, outcome, kOperation);
   });
 }
 
 StatusOr<int64_t> PostgresJobStore::PruneTerminalJobs(TimePoint finished_before, int max_rows) {
+  return WritePrune(nullptr, finished_before, max_rows);
+}
+
+StatusOr<int64_t> PostgresJobStore::WritePrune(const LeaseFence* fence, TimePoint finished_before,
+                                               int max_rows) {
   static const std::string kOperation = "prune finished jobs";
   if (max_rows < 1) {
     return InvalidArgument("max_rows must be at least 1, got " + std::to_string(max_rows),
@@ -429,6 +479,9 @@ StatusOr<int64_t> PostgresJobStore::PruneTerminalJobs(TimePoint finished_before,
   const std::string before_ms = Int(CeilMillis(finished_before));
   int64_t deleted = 0;
   Status s = Run(kOperation, true, [&](PgConnection& conn) -> Status {
+    if (fence != nullptr) {
+      if (Status f = CheckFenceIn(conn, *fence, kOperation); !f.ok()) return f;
+    }
     StatusOr<PgResult> jobs = conn.Exec(
         std::string("DELETE FROM jobs WHERE (commcell, job_id) IN (SELECT commcell, job_id FROM "
                     "jobs WHERE state IN ") +
@@ -632,6 +685,24 @@ StatusOr<std::vector<TriggerIntent>> PostgresJobStore::ListOpenIntents() {
   });
   if (!s.ok()) return s;
   return intents;
+}
+
+// ---- Leader writes (fencing) ------------------------------------------------------------------
+
+Status PostgresJobStore::PutJobsFenced(const LeaseFence& fence, const std::vector<Job>& jobs,
+                                       std::optional<int64_t> resolved_intent) {
+  return WriteJobs(&fence, jobs, resolved_intent);
+}
+
+Status PostgresJobStore::ResolveIntentFenced(const LeaseFence& fence, int64_t intent_id,
+                                             const std::string& outcome) {
+  return WriteResolveIntent(&fence, intent_id, outcome);
+}
+
+StatusOr<int64_t> PostgresJobStore::PruneTerminalJobsFenced(const LeaseFence& fence,
+                                                            TimePoint finished_before,
+                                                            int max_rows) {
+  return WritePrune(&fence, finished_before, max_rows);
 }
 
 }  // namespace drgate

@@ -63,6 +63,17 @@ class PostgresJobStore final : public JobStore {
   Status ResolveIntent(int64_t intent_id, const std::string& outcome) override;
   StatusOr<std::vector<TriggerIntent>> ListOpenIntents() override;
 
+  // Fenced leader writes: the first statement of the write's transaction reads the lease row of
+  // `fence.role` FOR SHARE (a takeover waits for the write to commit) and compares its generation,
+  // holder and expiry (database clock) with the fence; LEASE_LOST (ABORTED) and a rollback
+  // otherwise.
+  Status PutJobsFenced(const LeaseFence& fence, const std::vector<Job>& jobs,
+                       std::optional<int64_t> resolved_intent = std::nullopt) override;
+  Status ResolveIntentFenced(const LeaseFence& fence, int64_t intent_id,
+                             const std::string& outcome) override;
+  StatusOr<int64_t> PruneTerminalJobsFenced(const LeaseFence& fence, TimePoint finished_before,
+                                            int max_rows) override;
+
   // "PostgreSQL registry host=... port=... dbname=... user=..." (no password).
   const std::string& description() const { return description_; }
 
@@ -78,6 +89,12 @@ class PostgresJobStore final : public JobStore {
   // turned out to be lost before COMMIT was sent.
   template <typename Body>
   Status Run(const std::string& operation, bool transaction, Body body);
+
+  // The writes, fenced when `fence` is set (see PutJobsFenced).
+  Status WriteJobs(const LeaseFence* fence, const std::vector<Job>& jobs,
+                   std::optional<int64_t> resolved_intent);
+  Status WriteResolveIntent(const LeaseFence* fence, int64_t intent_id, const std::string& outcome);
+  StatusOr<int64_t> WritePrune(const LeaseFence* fence, TimePoint finished_before, int max_rows);
 
   const PostgresStoreOptions options_;
   const std::string description_;

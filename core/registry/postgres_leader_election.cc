@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
 
 namespace drgate {
@@ -25,6 +26,31 @@ std::string DefaultHolder() {
 PostgresLeaderElection::PostgresLeaderElection(PostgresLeaderOptions options)
     : options_(std::move(options)) {
   if (options_.holder.empty()) options_.holder = DefaultHolder();
+  if (options_.safety_margin.count() <= 0) options_.safety_margin = options_.lease / 5;
+  options_.safety_margin = std::min(options_.safety_margin, options_.lease / 3);
+}
+
+Status PostgresLeaderElection::EnsureLeaseGeneration(registry::PgConnection& conn) {
+  static const std::string kOperation = "add the leader lease generation";
+  auto r = conn.Exec(
+      "SELECT 1 FROM pg_attribute WHERE attrelid = 'leader_leases'::regclass "
+      "AND attname = 'generation' AND NOT attisdropped",
+      {}, kOperation);
+  if (!r.ok()) return r.status();
+  if (r->rows() > 0) return Status::Ok();
+  // Replicas doing this together: the ALTER takes the table's lock first, so the later ones
+  // find the column there and do nothing.
+  return conn
+      .Exec(
+          "ALTER TABLE leader_leases ADD COLUMN IF NOT EXISTS generation BIGINT NOT NULL "
+          "DEFAULT 0",
+          {}, kOperation)
+      .status();
+}
+
+PostgresLeaderElection::Held PostgresLeaderElection::held() const {
+  std::lock_guard lock(held_mu_);
+  return held_;
 }
 
 PostgresLeaderElection::~PostgresLeaderElection() {
@@ -32,7 +58,13 @@ PostgresLeaderElection::~PostgresLeaderElection() {
 }
 
 bool PostgresLeaderElection::IsLeader() const {
-  return Ticks(std::chrono::steady_clock::now()) < leader_until_.load();
+  return Ticks(std::chrono::steady_clock::now()) < held().until;
+}
+
+std::optional<LeaseFence> PostgresLeaderElection::CurrentFence() const {
+  const Held h = held();
+  if (Ticks(std::chrono::steady_clock::now()) >= h.until) return std::nullopt;
+  return LeaseFence{options_.role, h.generation, options_.holder};
 }
 
 void PostgresLeaderElection::Start(std::function<void(bool)> on_change) {
@@ -57,12 +89,21 @@ void PostgresLeaderElection::Stop() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   const bool was_leader = IsLeader();
-  leader_until_ = 0;
+  const Held last = held();
+  {
+    std::lock_guard lock(held_mu_);
+    held_ = Held{};
+  }
   if (was_leader && conn_ != nullptr && !conn_->broken()) {
-    // Hand over now rather than after the lease: the next replica's attempt takes the row.
+    // Hand over now rather than after the lease: the next replica's attempt takes the row. The
+    // row stays (expired), so the generation keeps growing and is never handed out twice.
     Status s = conn_
-                   ->Exec("DELETE FROM leader_leases WHERE name = $1 AND holder = $2",
-                          {options_.role, options_.holder}, "give up the leader lease")
+                   ->Exec(
+                       "UPDATE leader_leases "
+                       "SET expires_at = clock_timestamp() - interval '1 millisecond' "
+                       "WHERE name = $1 AND holder = $2 AND generation = $3::bigint",
+                       {options_.role, options_.holder, std::to_string(last.generation)},
+                       "give up the leader lease")
                    .status();
     if (!s.ok()) spdlog::warn("registry: {}", s.ToString());
   }
@@ -89,40 +130,78 @@ void PostgresLeaderElection::Notify() {
   const bool now = IsLeader();
   if (now == last_notified_) return;
   last_notified_ = now;
-  spdlog::info("registry: this replica {} ({}, holder {})",
-               now ? "is now the leader" : "is no longer the leader", options_.role,
-               options_.holder);
+  if (now) {
+    spdlog::info("registry: this replica is now the leader ({}, holder {}, lease generation {})",
+                 options_.role, options_.holder, held().generation);
+  } else {
+    spdlog::info("registry: this replica is no longer the leader ({}, holder {})", options_.role,
+                 options_.holder);
+  }
   if (on_change_) on_change_(now);
 }
 
 void PostgresLeaderElection::Attempt() {
+  const auto sent = std::chrono::steady_clock::now();
+  Held before = held();
+  const bool leading = Ticks(sent) < before.until;
+  if (!leading && before.until != 0) {
+    // It led, and its lease ran out here before a renewal came back: the process was paused
+    // (a freeze, SIGSTOP) or the registry was slow. Its leader writes have stopped already
+    // (CurrentFence); it rejoins as a follower and acquires the lease anew, under a new
+    // generation, only when no other replica holds it.
+    spdlog::warn(
+        "registry: the {} leader lease (generation {}) ran out {} ms ago without a renewal "
+        "(the process was paused or the registry was slow): leader writes stopped; rejoining as "
+        "a follower",
+        options_.role, before.generation,
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            sent - std::chrono::steady_clock::time_point(
+                       std::chrono::steady_clock::duration(before.until)))
+            .count());
+    std::lock_guard lock(held_mu_);
+    held_ = Held{};
+    before = Held{};
+  }
   if (conn_ == nullptr || conn_->broken()) {
     conn_.reset();
     auto conn = registry::PgConnection::Connect(options_.endpoint);
     if (!conn.ok()) {
       spdlog::warn("registry: leader election: {}", conn.status().ToString());
-      return;  // leader_until_ runs out by itself
+      return;  // the lease runs out by itself
+    }
+    if (Status s = EnsureLeaseGeneration(**conn); !s.ok()) {
+      spdlog::warn("registry: leader election: {}", s.ToString());
+      return;
     }
     conn_ = std::move(*conn);
   }
-  const auto sent = std::chrono::steady_clock::now();
   // Insert, renew (we hold it) or take over (it ran out); no row back means another holds it.
+  // The generation stays only for a renewal of the lease this process leads under now (same
+  // holder, same generation, not run out); any acquisition counts one up.
   auto r = conn_->Exec(
-      "INSERT INTO leader_leases (name, holder, expires_at) "
-      "VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond') "
-      "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at "
-      "WHERE leader_leases.holder = EXCLUDED.holder OR leader_leases.expires_at < now() "
-      "RETURNING holder",
-      {options_.role, options_.holder, std::to_string(options_.lease.count())},
+      "INSERT INTO leader_leases (name, holder, expires_at, generation) "
+      "VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond', 1) "
+      "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, "
+      "expires_at = clock_timestamp() + $3::bigint * interval '1 millisecond', "
+      "generation = CASE WHEN leader_leases.holder = EXCLUDED.holder "
+      "AND leader_leases.generation = $4::bigint "
+      "AND leader_leases.expires_at >= clock_timestamp() "
+      "THEN leader_leases.generation ELSE leader_leases.generation + 1 END "
+      "WHERE leader_leases.holder = EXCLUDED.holder "
+      "OR leader_leases.expires_at < clock_timestamp() "
+      "RETURNING generation",
+      {options_.role, options_.holder, std::to_string(options_.lease.count()),
+       std::to_string(leading ? before.generation : -1)},
       "renew the leader lease");
   if (!r.ok()) {
     spdlog::warn("registry: leader election: {}", r.status().ToString());
     return;
   }
+  std::lock_guard lock(held_mu_);
   if (r->rows() == 1) {
-    leader_until_ = Ticks(sent + options_.lease);
+    held_ = Held{Ticks(sent + options_.lease - options_.safety_margin), r->Int(0, 0)};
   } else {
-    leader_until_ = 0;
+    held_ = Held{};
   }
 }
 

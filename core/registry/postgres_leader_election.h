@@ -4,21 +4,31 @@
 // migrations.h) that one replica holds and renews.
 //
 // Every `lease / 3` each replica runs one statement on its own dedicated connection: the holder
-// extends its lease to now() + lease; any other replica takes the row over only when the lease
-// has run out. Expiry uses the database's clock, so replicas' clocks need not agree.
+// extends its lease to now + lease; any other replica takes the row over only when the lease
+// has run out. Expiry uses the database's clock (clock_timestamp(): when the statement runs, also
+// after it waited for a lock), so replicas' clocks need not agree.
 //
-// Safety: a leader counts its lease from the moment it *sent* the renewal, so it considers itself
-// leader no longer than the database does, and stops leading (IsLeader() false) when renewals
-// fail for a whole lease, before any other replica can take over.
+// Safety: a leader counts its lease from the moment it *sent* the renewal, less a safety margin,
+// so it considers itself leader for less time than the database does, and stops leading
+// (IsLeader() false, CurrentFence() nullopt) when renewals fail or stall for
+// `lease - safety_margin`, before any other replica can take over. That is a clock reading, not
+// the renewal thread's doing: a process paused past its lease (a freeze, SIGSTOP) sees it ran out
+// the moment it resumes, and rejoins as a follower.
+// Fencing: the lease row carries a generation that grows every time any replica acquires the
+// lease (a renewal of a lease still held keeps it; a holder whose lease ran out acquires it anew).
+// CurrentFence() hands it to the leader's writes, which the store checks in their own
+// transaction (JobStore::PutJobsFenced), so a write of a leader that lost its lease after the
+// local check is refused by the database (docs/replicas-fencing.md).
 // Takeover: after the leader dies, another replica leads within lease + lease / 3. A replica that
-// stops cleanly (Stop) gives the lease up, so another takes over within lease / 3.
+// stops cleanly (Stop) gives the lease up (expires it, keeping the row and its generation), so
+// another takes over within lease / 3.
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -30,6 +40,9 @@ namespace drgate {
 struct PostgresLeaderOptions {
   registry::PostgresEndpoint endpoint;
   std::chrono::milliseconds lease{15000};
+  // How much earlier than the lease this process stops leading; 0: lease / 5. At most lease / 3
+  // (more would make a leader that renews on time drop out between renewals).
+  std::chrono::milliseconds safety_margin{0};
   std::string role = "tracker";  // one lease row per role
   // Unique per process; default: host name, pid and a random number.
   std::string holder;
@@ -44,23 +57,36 @@ class PostgresLeaderElection final : public LeaderElection {
   PostgresLeaderElection& operator=(const PostgresLeaderElection&) = delete;
 
   bool IsLeader() const override;
+  std::optional<LeaseFence> CurrentFence() const override;
   // The first attempt runs before Start returns, so a replica that can lead does from the start.
   void Start(std::function<void(bool)> on_change) override;
   void Stop() override;
 
   const std::string& holder() const { return options_.holder; }
+  std::chrono::milliseconds safety_margin() const { return options_.safety_margin; }
+
+  // Adds the lease's generation column to a lease table created without it (schema step 3 of
+  // migrations.h); a no-op when it is there. Run by the election on each new connection.
+  static Status EnsureLeaseGeneration(registry::PgConnection& conn);
 
  private:
   void Loop();
-  // One renewal or takeover attempt; updates leader_until_.
+  // One renewal or takeover attempt; updates the lease state.
   void Attempt();
   void Notify();
+  // The lease as this process sees it: steady_clock ticks until which it leads (0: not leading)
+  // and the generation it leads under.
+  struct Held {
+    int64_t until = 0;
+    int64_t generation = 0;
+  };
+  Held held() const;
 
   PostgresLeaderOptions options_;
   std::function<void(bool)> on_change_;  // set by Start, then only read by the election thread
   std::unique_ptr<registry::PgConnection> conn_;  // used by Attempt only (one thread at a time)
-  // steady_clock ticks until which this process leads; 0: not leading.
-  std::atomic<int64_t> leader_until_{0};
+  mutable std::mutex held_mu_;
+  Held held_;                   // guarded by held_mu_
   bool last_notified_ = false;  // used by Notify only
 
   std::mutex mu_;

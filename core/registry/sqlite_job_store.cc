@@ -934,4 +934,21 @@ StatusOr<int> SqliteJobStore::SynchronousForTesting() {
   return writer_->QueryInt("PRAGMA synchronous", "read synchronous pragma");
 }
 
+// ---- Leader writes (fencing) ------------------------------------------------------------------
+
+Status SqliteJobStore::PutJobsFenced(const LeaseFence& /*fence*/, const std::vector<Job>& jobs,
+                                     std::optional<int64_t> resolved_intent) {
+  return PutJobs(jobs, resolved_intent);
+}
+
+Status SqliteJobStore::ResolveIntentFenced(const LeaseFence& /*fence*/, int64_t intent_id,
+                                           const std::string& outcome) {
+  return ResolveIntent(intent_id, outcome);
+}
+
+StatusOr<int64_t> SqliteJobStore::PruneTerminalJobsFenced(const LeaseFence& /*fence*/,
+                                                          TimePoint finished_before, int max_rows) {
+  return PruneTerminalJobs(finished_before, max_rows);
+}
+
 }  // namespace drgate

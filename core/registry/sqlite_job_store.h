@@ -76,6 +76,14 @@ class SqliteJobStore final : public JobStore {
                                          const std::vector<JobState>& states) override;
   // O(deleted rows * log n): the candidates come from partial indexes, oldest first.
   StatusOr<int64_t> PruneTerminalJobs(TimePoint finished_before, int max_rows) override;
+  // One process, which always leads: there is no lease to check, the fence is ignored and these
+  // are the plain writes.
+  Status PutJobsFenced(const LeaseFence& fence, const std::vector<Job>& jobs,
+                       std::optional<int64_t> resolved_intent = std::nullopt) override;
+  Status ResolveIntentFenced(const LeaseFence& fence, int64_t intent_id,
+                             const std::string& outcome) override;
+  StatusOr<int64_t> PruneTerminalJobsFenced(const LeaseFence& fence, TimePoint finished_before,
+                                            int max_rows) override;
   StatusOr<int64_t> AddIntent(const TriggerIntent& intent) override;
   // NOT_FOUND (reason INTENT_NOT_FOUND) for an unknown id; a no-op for a resolved one.
   Status ResolveIntent(int64_t intent_id, const std::string& outcome) override;

@@ -6,6 +6,8 @@
 // - A job triggered on one replica is visible and watchable on the other.
 // - Killing the leader: the other replica takes tracking over within the lease, and the job that
 //   was running reaches its terminal state in the registry.
+// - Pausing the leader (SIGSTOP) past its lease: the other takes over; the paused one, resumed,
+//   writes nothing (its writes are fenced by the lease) and rejoins as a follower.
 
 #include <gtest/gtest.h>
 
@@ -15,6 +17,8 @@
 #include <memory>
 #include <mutex>
 #include <set>
+
+#include <signal.h>
 
 #include "tests/fakes/postgres_server.h"
 #include "tests/integration/harness.h"
@@ -40,7 +44,8 @@ class ReplicasTest : public ::testing::Test {
     sim_ = std::make_unique<Sim>(
         dir_, std::vector<std::string>{"--job-duration-ms", std::to_string(job_duration_ms)});
   }
-  std::unique_ptr<Drgate> StartReplica() {
+  // `stderr_path`: where the replica logs (at info level); empty: inherited, warnings only.
+  std::unique_ptr<Drgate> StartReplica(const std::string& stderr_path = "") {
     dir_.Write("password", "s3cret\n");
     const std::string yaml =
         "auth: {mode: insecure}\n"
@@ -60,7 +65,9 @@ class ReplicasTest : public ::testing::Test {
         "probe_interval: 1h}\n"
         "commcells:\n" +
         sim_->CommCellYaml("cs1", "    request_timeout: 10s\n");
-    return std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml));
+    const std::string config = dir_.Write("drgate.yaml", yaml);
+    if (stderr_path.empty()) return std::make_unique<Drgate>(config);
+    return std::make_unique<Drgate>(config, "info", stderr_path);
   }
 
   static double Leader(Drgate& d) { return MetricValue(d.Metrics(), "drgate_registry_leader"); }
@@ -224,6 +231,114 @@ TEST_F(ReplicasTest, WhileTheDatabaseIsAwayCallsAreUnavailableAndNothingIsSentUp
   // The database is back: the same replica serves again, without a restart.
   ASSERT_TRUE(Eventually([&] { return GetJob(*a, job_id, &job).ok(); }, 10s));
   EXPECT_EQ(job.job_id(), job_id);
+}
+
+// Fencing (docs/replicas-fencing.md): the leader is paused (SIGSTOP) while its tracker waits for a
+// DR job list, past its lease; the other replica takes over and records a change of the job; the
+// paused one resumes (SIGCONT) and applies the job list it was waiting for, now stale. Without
+// fencing that write would land and put the job back to RUNNING. With it: refused (counted,
+// logged), the registry keeps the new leader's record unchanged, and the old leader rejoins as a
+// follower.
+TEST_F(ReplicasTest, ALeaderPausedPastItsLeaseWritesNothingOnceResumed) {
+  StartSim(600000);  // the job runs for ten minutes: it stays active throughout
+  const std::string a_log = dir_.File("a.log");
+  const std::string b_log = dir_.File("b.log");
+  auto a = StartReplica(a_log);
+  auto b = StartReplica(b_log);
+  ASSERT_EQ(Leader(*a), 1);
+  ASSERT_EQ(Leader(*b), 0);
+  v1::TriggerBackupResponse triggered;
+  ASSERT_TRUE(Ok(Trigger(*b, "fenced-leader", &triggered)));
+  const std::string job_id = triggered.job().job_id();
+  v1::Job job;
+  ASSERT_TRUE(Eventually(
+      [&] { return GetJob(*b, job_id, &job).ok() && job.state() == v1::JOB_STATE_RUNNING; }, 10s))
+      << "state " << v1::JobState_Name(job.state());
+
+  // Hold the leader's next job-list answer back for 2 s (the simulator computes it at the end of
+  // the delay) and pause the leader as soon as its request arrived: it stops with that round in
+  // flight. Only the leader asks for job lists (the follower probed once, at its start). The
+  // pause lasts about 4 s, well within the request timeout (10 s): the held answer is applied
+  // when the leader resumes, not timed out.
+  constexpr auto kHeld = 2000ms;
+  sim_->Fault({{"endpoint", "JobList"},
+               {"action", "delay"},
+               {"delay_ms", std::chrono::milliseconds(kHeld).count()},
+               {"count", 1}});
+  ASSERT_TRUE(Eventually(
+      [&] { return sim_->admin().Json("GET", "/_sim/stats").at("faults_applied") == 1; }, 10s));
+  a->Signal(SIGSTOP);
+  const auto paused = std::chrono::steady_clock::now();
+
+  // The other replica takes over once the lease ran out in the registry.
+  ASSERT_TRUE(Eventually([&] { return Leader(*b) == 1; }, 3 * kLease));
+  // The held answer (RUNNING) has been computed and sent to the paused leader by now; then the
+  // job changes on the CommServe, and the new leader records the change.
+  ASSERT_TRUE(
+      Eventually([&] { return std::chrono::steady_clock::now() - paused > kHeld + 500ms; }, 10s));
+  sim_->ForceJob(job_id, {{"status", "Suspended"}});
+  ASSERT_TRUE(Eventually(
+      [&] { return GetJob(*b, job_id, &job).ok() && job.state() == v1::JOB_STATE_SUSPENDED; }, 10s))
+      << "state " << v1::JobState_Name(job.state());
+  const v1::Job recorded = job;
+  const double b_fenced = MetricValue(b->Metrics(), "drgate_leader_fenced_writes_total");
+
+  a->Signal(SIGCONT);
+  // The resumed replica applies the stale answer: its write is refused, and it follows.
+  ASSERT_TRUE(Eventually(
+      [&] { return MetricValue(a->Metrics(), "drgate_leader_fenced_writes_total") >= 1; }, 15s))
+      << ReadAll(a_log);
+  ASSERT_TRUE(Eventually([&] { return Leader(*a) == 0; }, 3 * kLease));
+  EXPECT_EQ(Leader(*b), 1);
+  EXPECT_EQ(b_fenced, 0);
+  EXPECT_EQ(MetricValue(b->Metrics(), "drgate_leader_fenced_writes_total"), 0);
+
+  // The registry keeps the new leader's record, untouched (same state, progress and update time),
+  // as both replicas read it.
+  for (Drgate* replica : {a.get(), b.get()}) {
+    v1::Job now;
+    ASSERT_TRUE(Ok(GetJob(*replica, job_id, &now)));
+    EXPECT_EQ(now.state(), v1::JOB_STATE_SUSPENDED);
+    EXPECT_EQ(now.percent_complete(), recorded.percent_complete());
+    EXPECT_EQ(now.update_time().seconds(), recorded.update_time().seconds());
+    EXPECT_EQ(now.update_time().nanos(), recorded.update_time().nanos());
+  }
+  // One trigger, one job, one upstream POST.
+  v1::ListJobsRequest list;
+  list.set_commcell("cs1");
+  list.set_page_size(100);
+  v1::ListJobsResponse listed;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(10s));
+  ASSERT_TRUE(Ok(b->stub().ListJobs(&ctx, list, &listed)));
+  ASSERT_EQ(listed.jobs_size(), 1);
+  EXPECT_EQ(listed.jobs(0).job_id(), job_id);
+  EXPECT_EQ(listed.jobs(0).request_id(), "fenced-leader");
+  EXPECT_EQ(sim_->EndpointCount("DRBackup"), 1);
+
+  // What the operator sees in the old leader's log.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return ReadAll(a_log).find("this replica is no longer the leader") != std::string::npos;
+      },
+      5s));
+  const std::string log = ReadAll(a_log);
+  EXPECT_NE(log.find("registry: refused a leader write of this replica (record jobs): ABORTED "
+                     "[LEASE_LOST]"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("ran out"), std::string::npos) << log;
+  EXPECT_NE(log.find("without a renewal (the process was paused or the registry was slow)"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(ReadAll(b_log).find("refused a leader write"), std::string::npos);
+
+  // The new leader still follows the job: the old one did not take anything back.
+  sim_->ForceJob(job_id, {{"status", "Completed"}});
+  ASSERT_TRUE(Eventually(
+      [&] { return GetJob(*a, job_id, &job).ok() && job.state() == v1::JOB_STATE_SUCCEEDED; }, 15s))
+      << "state " << v1::JobState_Name(job.state());
+  EXPECT_EQ(Leader(*a) + Leader(*b), 1);
 }
 
 }  // namespace

@@ -29,7 +29,9 @@
 
 #include "core/common/job.h"
 #include "core/common/status.h"
+#include "core/registry/fenced_job_store.h"
 #include "core/registry/job_store.h"
+#include "core/registry/leader_election.h"
 #include "core/registry/migrations.h"
 #include "core/registry/postgres_job_store.h"
 #include "core/registry/postgres_leader_election.h"
@@ -1205,6 +1207,65 @@ TEST_P(JobStoreContractTest, ConcurrentWritersAndReadersSeeNoErrors) {
             1u * kWriters * kJobsPerWriter);
 }
 
+// ---- Fenced leader writes (FencedJobStore): the local half, on both backends --------------------
+
+// A LeaderElection the test flips by hand; its fence names a lease no store holds.
+class ManualLeader final : public LeaderElection {
+ public:
+  bool IsLeader() const override { return leading; }
+  void Start(std::function<void(bool)>) override {}
+  void Stop() override {}
+  std::atomic<bool> leading{false};
+};
+
+// A replica that does not lead (its lease ran out by its own clock, e.g. after a pause) has its
+// leader writes refused before they reach the registry; nothing changes; reads, AddIntent and a
+// caller's writes (CallerWrites) go through.
+TEST_P(JobStoreContractTest, FencedViewRefusesLeaderWritesOfAReplicaThatDoesNotLead) {
+  Job running = MakeJob("cc1", "1001");
+  Job done = MakeJob("cc1", "1002", kT0 - 100'000);
+  done.state = JobState::kSucceeded;
+  Put({running, done});
+  StatusOr<int64_t> intent = store_->AddIntent(MakeIntent("cc1", "req-open"));
+  ASSERT_TRUE(intent.ok()) << intent.status().ToString();
+  ManualLeader leader;
+  std::vector<std::string> refused;
+  FencedJobStore view(*store_, leader, [&](const std::string& op) { refused.push_back(op); });
+  Job updated = running;
+  updated.percent_complete = 99;
+
+  const Status put = view.PutJobs({updated});
+  const Status adopt = view.PutJobs({MakeJob("cc1", "1003")}, *intent);
+  const Status resolve = view.ResolveIntent(*intent, "gave up");
+  const StatusOr<int64_t> prune = view.PruneTerminalJobs(Ms(kT0 + 1'000'000), 100);
+
+  for (const Status& st : {put, adopt, resolve, prune.status()}) {
+    EXPECT_EQ(st.code(), StatusCode::kAborted) << st.ToString();
+    EXPECT_EQ(st.reason(), "LEASE_LOST") << st.ToString();
+    EXPECT_THAT(st.message(), HasSubstr("does not hold the leader lease"));
+  }
+  EXPECT_THAT(refused, ElementsAre("record jobs", "record jobs", "resolve trigger intent",
+                                   "prune finished jobs"));
+  EXPECT_EQ(store_->GetJob("cc1", "1001")->percent_complete, 42);
+  EXPECT_EQ(store_->GetJob("cc1", "1003").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetJob("cc1", "1002").ok());
+  ASSERT_EQ(store_->ListOpenIntents()->size(), 1u);
+
+  // Reads and a trigger's intent pass through.
+  EXPECT_EQ(view.GetJob("cc1", "1001")->percent_complete, 42);
+  EXPECT_TRUE(view.AddIntent(MakeIntent("cc1", "req-other")).ok());
+  // A caller's write (CancelJob through Tracker::Apply) is not the leader's: not fenced.
+  {
+    FencedJobStore::CallerWrites for_caller;
+    Status s = view.PutJobs({updated});
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+  EXPECT_EQ(store_->GetJob("cc1", "1001")->percent_complete, 99);
+  EXPECT_EQ(refused.size(), 4u);
+  // Outside the scope, fenced again.
+  EXPECT_EQ(view.PutJobs({updated}).reason(), "LEASE_LOST");
+}
+
 INSTANTIATE_TEST_SUITE_P(Sqlite, JobStoreContractTest,
                          ::testing::Values(JobStoreImpl{"Sqlite", OpenSqlite}),
                          [](const auto& info) { return info.param.name; });
@@ -1664,6 +1725,233 @@ TEST_F(PostgresLeaderElectionTest, ALeaseOfAVanishedLeaderIsTakenOverOnlyOnceItR
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took, std::chrono::milliseconds(700));
   EXPECT_LE(took, std::chrono::milliseconds(800) + kLease / 3 + std::chrono::milliseconds(300));
+}
+
+// ---- PostgreSQL only: fencing of the leader's writes -----------------------------------------
+
+// The lease row's generation, as the registry has it.
+class PostgresFencingTest : public PostgresLeaderElectionTest {
+ protected:
+  void SetUp() override {
+    PostgresLeaderElectionTest::SetUp();
+    auto store = PostgresJobStore::Open(PostgresOptions(db_));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+  }
+  std::string Generation() {
+    return QueryOne(db_, "SELECT generation FROM leader_leases WHERE name = 'tracker'");
+  }
+  std::unique_ptr<PostgresJobStore> store_;
+};
+
+// A leader that lost its lease to another replica writes nothing through the registry's check,
+// whatever it believes locally: every fenced write under the older generation is ABORTED
+// (LEASE_LOST) and changes nothing; the same writes under the current generation land.
+TEST_F(PostgresFencingTest, WritesOfAnOlderGenerationAreRefusedAndChangeNothing) {
+  Job running = MakeJob("cc1", "1001");
+  Job done = MakeJob("cc1", "1002", kT0 - 100'000);
+  done.state = JobState::kSucceeded;
+  ASSERT_TRUE(store_->PutJobs({running, done}).ok());
+  StatusOr<int64_t> adopt_intent = store_->AddIntent(MakeIntent("cc1", "req-adopt"));
+  StatusOr<int64_t> settle_intent = store_->AddIntent(MakeIntent("cc1", "req-settle"));
+  ASSERT_TRUE(adopt_intent.ok() && settle_intent.ok());
+
+  auto a = Election("a");
+  a->Start(nullptr);
+  const std::optional<LeaseFence> old_fence = a->CurrentFence();
+  ASSERT_TRUE(old_fence.has_value());
+  EXPECT_EQ(old_fence->role, "tracker");
+  a->Stop();
+  auto b = Election("b");
+  b->Start(nullptr);
+  ASSERT_TRUE(WaitFor([&] { return b->IsLeader(); }, 3 * kLease));
+  const std::optional<LeaseFence> fence = b->CurrentFence();
+  ASSERT_TRUE(fence.has_value());
+  EXPECT_EQ(fence->generation, old_fence->generation + 1);
+  EXPECT_EQ(Generation(), std::to_string(fence->generation));
+
+  Job updated = running;
+  updated.percent_complete = 77;
+  const Status put = store_->PutJobsFenced(*old_fence, {updated});
+  const Status adopt = store_->PutJobsFenced(*old_fence, {MakeJob("cc1", "1003")}, *adopt_intent);
+  const Status settle = store_->ResolveIntentFenced(*old_fence, *settle_intent, "gave up");
+  const StatusOr<int64_t> prune = store_->PruneTerminalJobsFenced(*old_fence, Ms(kT0), 100);
+
+  for (const Status& st : {put, adopt, settle, prune.status()}) {
+    EXPECT_EQ(st.code(), StatusCode::kAborted) << st.ToString();
+    EXPECT_EQ(st.reason(), "LEASE_LOST") << st.ToString();
+    EXPECT_THAT(st.message(),
+                HasSubstr("leader lease (generation " + std::to_string(old_fence->generation) +
+                          ") is no longer current: the lease is at generation " +
+                          std::to_string(fence->generation) + " (holder b)"));
+  }
+  EXPECT_EQ(store_->GetJob("cc1", "1001")->percent_complete, 42);
+  EXPECT_EQ(store_->GetJob("cc1", "1003").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetJob("cc1", "1002").ok());
+  EXPECT_EQ(store_->ListOpenIntents()->size(), 2u);
+
+  // The current generation's writes land.
+  ASSERT_TRUE(store_->PutJobsFenced(*fence, {updated}).ok());
+  ASSERT_TRUE(store_->PutJobsFenced(*fence, {MakeJob("cc1", "1003")}, *adopt_intent).ok());
+  ASSERT_TRUE(store_->ResolveIntentFenced(*fence, *settle_intent, "gave up").ok());
+  StatusOr<int64_t> pruned = store_->PruneTerminalJobsFenced(*fence, Ms(kT0), 100);
+  ASSERT_TRUE(pruned.ok()) << pruned.status().ToString();
+  EXPECT_EQ(*pruned, 1);
+  EXPECT_EQ(store_->GetJob("cc1", "1001")->percent_complete, 77);
+  EXPECT_TRUE(store_->GetJob("cc1", "1003").ok());
+  EXPECT_EQ(store_->GetJob("cc1", "1002").status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(*store_->ListOpenIntents(), IsEmpty());
+
+  // Through the fenced view: the old leader is refused locally, the new one writes.
+  FencedJobStore old_view(*store_, *a);
+  FencedJobStore view(*store_, *b);
+  updated.percent_complete = 88;
+  EXPECT_EQ(old_view.PutJobs({updated}).reason(), "LEASE_LOST");
+  EXPECT_TRUE(view.PutJobs({updated}).ok());
+  EXPECT_EQ(store_->GetJob("cc1", "1001")->percent_complete, 88);
+}
+
+// The holder is checked with the generation: a lease row of the same generation held by another
+// replica (one that does not count generations, e.g. an older drgate during a rolling upgrade)
+// refuses the write.
+TEST_F(PostgresFencingTest, WritesOfTheRightGenerationButAnotherHolderAreRefused) {
+  auto a = Election("a");
+  a->Start(nullptr);
+  LeaseFence other = *a->CurrentFence();
+  other.holder = "someone-else";
+
+  const Status put = store_->PutJobsFenced(other, {MakeJob("cc1", "1001")});
+
+  EXPECT_EQ(put.code(), StatusCode::kAborted) << put.ToString();
+  EXPECT_EQ(put.reason(), "LEASE_LOST");
+  EXPECT_THAT(put.message(), HasSubstr("(holder a)"));
+  EXPECT_EQ(store_->GetJob("cc1", "1001").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->PutJobsFenced(*a->CurrentFence(), {MakeJob("cc1", "1001")}).ok());
+  a->Stop();
+}
+
+// A lease that ran out (here: given up) with no replica taking it over still refuses the writes
+// of its generation: they wait for nobody, but they would race the next acquisition.
+TEST_F(PostgresFencingTest, WritesUnderALeaseThatRanOutAreRefusedWithoutATakeover) {
+  auto a = Election("a");
+  a->Start(nullptr);
+  const std::optional<LeaseFence> fence = a->CurrentFence();
+  ASSERT_TRUE(fence.has_value());
+  ASSERT_TRUE(store_->PutJobsFenced(*fence, {MakeJob("cc1", "1001")}).ok());
+  a->Stop();
+  EXPECT_EQ(Generation(), std::to_string(fence->generation));  // nobody took it over
+
+  const Status put = store_->PutJobsFenced(*fence, {MakeJob("cc1", "1002")});
+
+  EXPECT_EQ(put.code(), StatusCode::kAborted) << put.ToString();
+  EXPECT_EQ(put.reason(), "LEASE_LOST");
+  EXPECT_THAT(put.message(), HasSubstr("the lease ran out without a renewal"));
+  EXPECT_EQ(store_->GetJob("cc1", "1002").status().code(), StatusCode::kNotFound);
+}
+
+// Renewals keep the generation; every acquisition counts one up, also by a holder of the same
+// name whose lease ran out.
+TEST_F(PostgresFencingTest, TheGenerationStaysAcrossRenewalsAndGrowsAtEveryAcquisition) {
+  auto a = Election("a");
+  a->Start(nullptr);
+  const int64_t first = a->CurrentFence()->generation;
+  EXPECT_GE(first, 1);
+  // Three renewal periods: the lease was renewed at least twice.
+  std::this_thread::sleep_for(kLease);
+  ASSERT_TRUE(a->IsLeader());
+  EXPECT_EQ(a->CurrentFence()->generation, first);
+  EXPECT_EQ(Generation(), std::to_string(first));
+  a->Stop();
+
+  auto again = Election("a");
+  again->Start(nullptr);
+  ASSERT_TRUE(again->IsLeader());
+  EXPECT_EQ(again->CurrentFence()->generation, first + 1);
+  EXPECT_EQ(Generation(), std::to_string(first + 1));
+}
+
+// A leader whose renewal is stuck (here: the lease row is locked, so its renewal waits) stops
+// leading by its own clock before its lease ends in the registry, and its fenced view refuses
+// writes without waiting for the registry. Once the renewal gets through, late, it leads again
+// under a new generation: its writes of the old one stay refused.
+TEST_F(PostgresFencingTest, ALeaderWithAStuckRenewalStopsWritingBeforeItsLeaseEnds) {
+  auto a = Election("a");
+  a->Start(nullptr);
+  const LeaseFence held = *a->CurrentFence();
+  const int64_t first = held.generation;
+  EXPECT_EQ(held.holder, "a");
+  FencedJobStore view(*store_, *a);
+  ASSERT_TRUE(view.PutJobs({MakeJob("cc1", "1001")}).ok());
+
+  registry::PostgresEndpoint endpoint{SharedPostgres().Dsn(db_), SharedPostgres().password()};
+  auto blocker = registry::PgConnection::Connect(endpoint);
+  ASSERT_TRUE(blocker.ok()) << blocker.status().ToString();
+  ASSERT_TRUE((*blocker)->Exec("BEGIN", {}, "test").ok());
+  ASSERT_TRUE((*blocker)->Exec("SELECT 1 FROM leader_leases FOR UPDATE", {}, "test").ok());
+  const auto locked = std::chrono::steady_clock::now();
+
+  ASSERT_TRUE(WaitFor([&] { return !a->IsLeader(); }, 2 * kLease));
+  const auto stopped = std::chrono::steady_clock::now() - locked;
+  // The registry still counts the lease as running: the leader stopped first.
+  EXPECT_EQ(QueryOne(db_,
+                     "SELECT expires_at > clock_timestamp() FROM leader_leases "
+                     "WHERE name = 'tracker'"),
+            "t");
+  // Its last renewal was sent before the row was locked (plus this loop's polling).
+  EXPECT_LE(stopped, kLease - a->safety_margin() + std::chrono::milliseconds(50));
+  EXPECT_FALSE(a->CurrentFence().has_value());
+  // Refused here: a write that reached the registry would wait for the locked row.
+  const auto before_write = std::chrono::steady_clock::now();
+  const Status refused = view.PutJobs({MakeJob("cc1", "1002")});
+  EXPECT_EQ(refused.reason(), "LEASE_LOST") << refused.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - before_write, kLease / 4);
+  // A fenced write of its generation that reaches the registry now waits for the lock.
+  std::thread late([&] {
+    const Status s = store_->PutJobsFenced(held, {MakeJob("cc1", "1003")});
+    EXPECT_EQ(s.reason(), "LEASE_LOST") << s.ToString();
+  });
+  // Let the lease run out in the registry, then release the row.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return QueryOne(db_,
+                        "SELECT expires_at < clock_timestamp() FROM leader_leases "
+                        "WHERE name = 'tracker'") == "t";
+      },
+      3 * kLease));
+  ASSERT_TRUE((*blocker)->Exec("ROLLBACK", {}, "test").ok());
+  late.join();
+
+  ASSERT_TRUE(WaitFor([&] { return a->IsLeader(); }, 3 * kLease));
+  EXPECT_GT(a->CurrentFence()->generation, first);
+  EXPECT_EQ(store_->GetJob("cc1", "1002").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetJob("cc1", "1003").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(view.PutJobs({MakeJob("cc1", "1004")}).ok());
+  a->Stop();
+}
+
+// ---- SQLite only: fencing ----------------------------------------------------------------------
+
+// One process, which always leads (AlwaysLeader): no lease to check, the fenced view's writes are
+// the plain writes.
+TEST_F(SqliteJobStoreTest, FencedViewOfTheOnlyProcessWritesPlainly) {
+  auto store = SqliteJobStore::Open(DbPath());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  AlwaysLeader leader;
+  FencedJobStore view(**store, leader);
+  StatusOr<int64_t> intent = (*store)->AddIntent(MakeIntent("cc1", "req-1"));
+  ASSERT_TRUE(intent.ok());
+  Job old = MakeJob("cc1", "0999", kT0 - 100'000);
+  old.state = JobState::kFailed;
+
+  ASSERT_TRUE(view.PutJobs({MakeJob("cc1", "1001"), old}, *intent).ok());
+  EXPECT_THAT(*(*store)->ListOpenIntents(), IsEmpty());
+  EXPECT_TRUE((*store)->GetJob("cc1", "1001").ok());
+  StatusOr<int64_t> pruned = view.PruneTerminalJobs(Ms(kT0), 100);
+  ASSERT_TRUE(pruned.ok()) << pruned.status().ToString();
+  EXPECT_EQ(*pruned, 1);
+  Status fenced =
+      (*store)->PutJobsFenced(LeaseFence{"tracker", 7, "elsewhere"}, {MakeJob("cc1", "1002")});
+  EXPECT_TRUE(fenced.ok()) << fenced.ToString();
 }
 
 // ---- SQLite only: a registry that cannot be written -------------------------------------------
