@@ -62,6 +62,8 @@ class PostgresJobStore final : public JobStore {
   StatusOr<int64_t> AddIntent(const TriggerIntent& intent) override;
   Status ResolveIntent(int64_t intent_id, const std::string& outcome) override;
   StatusOr<std::vector<TriggerIntent>> ListOpenIntents() override;
+  StatusOr<std::optional<TriggerIntent>> FindOpenIntent(const std::string& commcell,
+                                                        const std::string& request_id) override;
 
   // "PostgreSQL registry host=... port=... dbname=... user=..." (no password).
   const std::string& description() const { return description_; }
