@@ -59,7 +59,8 @@ class BlockingJobStore final : public JobStore {
     return max_blocked_;
   }
 
-  Status PutJobs(const std::vector<Job>& jobs, std::optional<int64_t> resolved_intent) override {
+  Status PutJobs(const std::vector<Job>& jobs,
+                 std::optional<int64_t> resolved_intent = std::nullopt) override {
     if (!jobs.empty()) Gate(jobs.front().commcell, jobs.front().request_id);
     return Counted("PutJobs", inner_->PutJobs(jobs, resolved_intent));
   }
