@@ -631,9 +631,9 @@ void Orchestrator::GetJob(const std::string& commcell, const std::string& job_id
                           std::function<void(StatusOr<Job>)> done) {
   auto shared = std::make_shared<std::function<void(StatusOr<Job>)>>(std::move(done));
   auto cell = Resolve(commcell);
-  // An unknown CommCell is answered from the read pool too (in the turn of the name asked for),
-  // never on the caller's thread.
-  const std::string key = cell.ok() ? (*cell)->name : commcell;
+  // An unknown CommCell is answered from the read pool too, never on the caller's thread, under
+  // the key of reads across CommCells (no CommCell is named ""), so unknown names make no keys.
+  const std::string key = cell.ok() ? (*cell)->name : "";
   Read(
       key,
       [this, cell = std::move(cell), job_id, shared]() {
@@ -649,8 +649,9 @@ void Orchestrator::ListJobs(JobFilter filter, int page_size, std::string page_to
   if (!filter.commcell.empty()) {
     if (auto cell = Resolve(filter.commcell); !cell.ok()) resolved = cell.status();
   }
-  // Pages of every CommCell take their turns under the empty key (no CommCell is named "").
-  const std::string key = filter.commcell;
+  // Pages of every CommCell (and answers about unknown ones) take their turns under the empty
+  // key (no CommCell is named "").
+  const std::string key = resolved.ok() ? filter.commcell : "";
   Read(
       key,
       [this, resolved, filter = std::move(filter), page_size, page_token = std::move(page_token),

@@ -3,9 +3,10 @@
 // The orchestration of DR backups: resolves the CommCell, applies idempotency, journals the
 // intent, calls the CommServe and records the job durably before answering.
 //
-// Data flow of a trigger: validate -> request_id lookup (registry, then in-flight triggers) ->
-// intent written (durable) -> CommServClient::TriggerDrBackup -> jobs written with the intent
-// closed in one transaction (durable) -> metrics -> callback.
+// Data flow of a trigger: validate -> join a trigger in flight with the same request_id (in
+// memory), else claim it -> request_id lookup in the registry -> intent written (durable) ->
+// CommServClient::TriggerDrBackup -> jobs written with the intent closed in one transaction
+// (durable) -> metrics -> callback.
 //
 // Never double-trigger by accident: the orchestrator never retries a POST. When the outcome is
 // unknown (the request may have reached the CommServe), the intent stays open so that startup
