@@ -518,6 +518,42 @@ TEST_F(StalledRegistryTest, AStalledCommCellHoldsAtMostItsShareOfTheReadPool) {
   EXPECT_EQ(registry().max_blocked(), per_key);
 }
 
+TEST_F(StalledRegistryTest, ReadsBeyondACommCellsQueueAreRefusedAtOnceAndTheKeyIsFreed) {
+  // A read pool with room for one running and one waiting read per CommCell.
+  KeyedThreadPool small({/*threads=*/2, /*per_key=*/1, /*max_queued=*/1});
+  std::vector<CommCell> cells{CommCell{"cs1", "https://cs1/api", client_},
+                              CommCell{"cs2", "https://cs2/api", client_}};
+  Orchestrator orchestrator(cells, *store_, metrics_, clock_, pool_, small, *tracker_);
+  registry().Stall("cs1");
+  std::promise<StatusOr<Job>> running;
+  std::promise<StatusOr<Job>> waiting;
+  orchestrator.GetJob("cs1", "1", [&](StatusOr<Job> j) { running.set_value(std::move(j)); });
+  ASSERT_TRUE(registry().WaitBlocked(1));
+  orchestrator.GetJob("cs1", "2", [&](StatusOr<Job> j) { waiting.set_value(std::move(j)); });
+
+  std::promise<StatusOr<TriggerOutcome>> refused;
+  orchestrator.TriggerBackup(Request("cs1", "too-many"),
+                             [&](StatusOr<TriggerOutcome> o) { refused.set_value(std::move(o)); });
+  auto out = refused.get_future().get();
+
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(out.status().reason(), "REGISTRY_UNAVAILABLE");
+  EXPECT_EQ(out.status().metadata().at("commcell"), "cs1");
+  EXPECT_EQ(client_->calls(), 0);
+  registry().Release();
+  EXPECT_EQ(running.get_future().get().status().reason(), "JOB_NOT_FOUND");
+  EXPECT_EQ(waiting.get_future().get().status().reason(), "JOB_NOT_FOUND");
+  // The refused trigger left nothing in flight: the same request id is triggered now.
+  std::promise<StatusOr<TriggerOutcome>> retried;
+  orchestrator.TriggerBackup(Request("cs1", "too-many"),
+                             [&](StatusOr<TriggerOutcome> o) { retried.set_value(std::move(o)); });
+  auto again = retried.get_future().get();
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_FALSE(again->deduplicated);
+  EXPECT_EQ(client_->calls(), 1);
+}
+
 // ---- Replicas sharing one registry --------------------------------------------------------------
 
 // Two orchestrators ("replicas"), each with its own CommServe client, tracker and threads, on one
