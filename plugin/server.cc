@@ -20,6 +20,7 @@
 
 #include "core/common/clock.h"
 #include "core/common/executor.h"
+#include "core/common/keyed_executor.h"
 #include "core/commserv/beast_transport.h"
 #include "core/commserv/session.h"
 #include "core/jobs/orchestrator.h"
@@ -46,6 +47,11 @@ namespace asio = boost::asio;
 
 constexpr int kIoThreads = 2;
 constexpr int kBlockingThreads = 2;
+// Registry reads (docs/threads.md): at most half the pool for one CommCell, so a CommCell whose
+// reads stall leaves the other half to the others; half is also at most half the registry's
+// connections (PostgreSQL pool_size, SQLite's read connections, 8 by default each). Beyond 1000
+// reads of one CommCell waiting, more are refused (UNAVAILABLE) instead of queued.
+constexpr KeyedPoolOptions kReadPool{/*threads=*/8, /*per_key=*/4, /*max_queued=*/1000};
 
 class ServerImpl final : public Server {
  public:
@@ -85,6 +91,7 @@ class ServerImpl final : public Server {
     // Calls have ended; let transport callbacks and registry writes that are still queued
     // finish, then stop the io threads.
     work_guard_.reset();
+    reads_.reset();     // runs what is queued (reads may post writes), joins
     blocking_.reset();  // runs what is queued, joins
     io_.stop();
     for (auto& t : io_threads_) t.join();
@@ -129,6 +136,7 @@ class ServerImpl final : public Server {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard_;
   std::vector<std::thread> io_threads_;
   std::unique_ptr<ThreadPool> blocking_;
+  std::unique_ptr<KeyedThreadPool> reads_;
   // One built CommCell: its configuration (to tell whether a reload changed it) and client.
   struct Built {
     CommCellConfig config;
@@ -218,6 +226,7 @@ Status ServerImpl::Init(const Config& config) {
   work_guard_.emplace(io_.get_executor());
   for (int i = 0; i < kIoThreads; ++i) io_threads_.emplace_back([this] { io_.run(); });
   blocking_ = std::make_unique<ThreadPool>(kBlockingThreads);
+  reads_ = std::make_unique<KeyedThreadPool>(kReadPool);
 
   auto built = BuildCommCells(config);
   if (!built.ok()) return built.status();
@@ -249,8 +258,8 @@ Status ServerImpl::Init(const Config& config) {
     refresher_ = std::make_unique<jobs::WatchRefresher>(*store_, hub_,
                                                         config.registry_postgres->watch_interval);
   }
-  orchestrator_ = std::make_unique<jobs::Orchestrator>(std::move(cells), *store_, *metrics_, clock_,
-                                                       *blocking_, *tracker_, orchestration);
+  orchestrator_ = std::make_unique<jobs::Orchestrator>(
+      std::move(cells), *store_, *metrics_, clock_, *blocking_, *reads_, *tracker_, orchestration);
   // "Last success" survives restarts: seed it from the registry.
   for (const auto& c : config.commcells) {
     for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {

@@ -1,5 +1,6 @@
 #include "plugin/service.h"
 
+#include "core/jobs/watch_stream.h"
 #include "plugin/convert.h"
 #include "plugin/status_mapping.h"
 #include "plugin/tls.h"
@@ -89,9 +90,13 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::GetJob(grpc::CallbackServerContex
   if (Status s = Admit(*context, Method::kGetJob, request->commcell(), &caller); !s.ok()) {
     return Finish(context, s);
   }
-  auto job = orchestrator_.GetJob(request->commcell(), request->job_id());
-  if (job.ok()) ToProto(*job, response);
-  return Finish(context, job.status());
+  auto* reactor = context->DefaultReactor();
+  orchestrator_.GetJob(request->commcell(), request->job_id(),
+                       [reactor, response](StatusOr<Job> job) {
+                         if (job.ok()) ToProto(*job, response);
+                         reactor->Finish(ToGrpcStatus(job.status()));
+                       });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* DrBackupServiceImpl::ListJobs(grpc::CallbackServerContext* context,
@@ -119,122 +124,66 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::ListJobs(grpc::CallbackServerCont
   }
   if (request->has_created_after()) filter.created_after = FromProto(request->created_after());
   if (request->has_created_before()) filter.created_before = FromProto(request->created_before());
-  auto page = orchestrator_.ListJobs(filter, page_size, request->page_token());
-  if (page.ok()) {
-    for (const auto& job : page->jobs) ToProto(job, response->add_jobs());
-    response->set_next_page_token(page->next_page_token);
-  }
-  return Finish(context, page.status());
+  auto* reactor = context->DefaultReactor();
+  orchestrator_.ListJobs(std::move(filter), page_size, request->page_token(),
+                         [reactor, response](StatusOr<JobPage> page) {
+                           if (page.ok()) {
+                             for (const auto& job : page->jobs) ToProto(job, response->add_jobs());
+                             response->set_next_page_token(page->next_page_token);
+                           }
+                           reactor->Finish(ToGrpcStatus(page.status()));
+                         });
+  return reactor;
 }
 
 namespace {
 
-// One WatchJob stream: the current state first, then every change the tracker publishes, until
-// a state that will not change any more. Subscribes before reading the current state so no change
-// falls between the two; writes one message at a time and keeps only the newest pending one (a
-// slow reader sees the latest state, never a backlog).
-class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
+// One WatchJob stream: gRPC's side of a jobs::WatchStream, which decides what to write and when
+// (current state first, every change, the newest pending state only, the end after a final state).
+// The reactor only writes, finishes and reports back.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::Job>, public jobs::WatchSink {
  public:
   WatchReactor(jobs::Orchestrator& orchestrator, jobs::WatchHub& hub, std::string commcell,
                std::string job_id)
-      : hub_(hub) {
-    auto first = orchestrator.GetJob(commcell, job_id);
-    if (!first.ok()) {
-      Finish(ToGrpcStatus(first.status()));
-      return;
-    }
-    // The hub keeps a shared reference to the state, not to the reactor, which may be gone.
-    handle_ = hub_.Subscribe(first->commcell, first->job_id,
-                             [state = state_](const Job& job) { state->Offer(job); });
-    state_->reactor = this;
-    // Re-read after subscribing: a change between GetJob and Subscribe is not lost.
-    auto current = orchestrator.GetJob(commcell, job_id);
-    state_->Offer(current.ok() ? *current : *first);
+      : stream_(jobs::WatchStream::Create(
+            hub, this,
+            [&orchestrator, commcell = std::move(commcell),
+             job_id = std::move(job_id)](std::function<void(StatusOr<Job>)> done) {
+              orchestrator.GetJob(commcell, job_id, std::move(done));
+            })) {}
+
+  // Reads the job on the read pool; the stream writes from there. gRPC keeps what a reactor
+  // starts before the method returned it, so the order does not matter.
+  void Start() { stream_->Start(); }
+
+  // jobs::WatchSink. The stream makes one write at a time, so one message suffices; it lives
+  // until OnWriteDone.
+  void Write(const Job& job) override {
+    message_.Clear();
+    ToProto(job, &message_);
+    StartWrite(&message_);
+  }
+  void Finish(const Status& status) override {
+    grpc::ServerWriteReactor<v1::Job>::Finish(ToGrpcStatus(status));
   }
 
-  // A local reference keeps the state alive should Finish run OnDone (and delete this) inline.
+  // A local reference keeps the stream alive should its Finish run OnDone (and delete this)
+  // inline.
   void OnWriteDone(bool ok) override {
-    auto state = state_;
-    state->WriteDone(ok);
+    auto stream = stream_;
+    stream->WriteDone(ok);
   }
   void OnCancel() override {
-    auto state = state_;
-    state->Cancel();
+    auto stream = stream_;
+    stream->Cancel();
   }
-  void OnDone() override {
-    hub_.Unsubscribe(handle_);
-    {
-      std::lock_guard lock(state_->mu);
-      state_->reactor = nullptr;
-    }
-    delete this;
-  }
+  // After Finish: the stream calls the reactor no more (read callbacks still under way hold the
+  // stream, not the reactor).
+  void OnDone() override { delete this; }
 
  private:
-  struct State {
-    // Recursive: gRPC may run a reaction inline from StartWrite/Finish on this thread.
-    std::recursive_mutex mu;
-    WatchReactor* reactor = nullptr;  // guarded by mu; null once the stream is done
-    bool writing = false;             // guarded by mu
-    bool finished = false;            // guarded by mu
-    std::optional<Job> pending;       // guarded by mu
-    std::optional<Job> last;          // guarded by mu: the last job written
-    v1::Job message;                  // guarded by mu: must live until OnWriteDone
-
-    static bool Final(const Job& job) {
-      return IsTerminal(job.state) || job.state == JobState::kUnknown;
-    }
-    static bool Same(const Job& a, const Job& b) {
-      return a.state == b.state && a.percent_complete == b.percent_complete &&
-             a.commserv_status == b.commserv_status && a.failure_reason == b.failure_reason &&
-             a.start_time == b.start_time && a.end_time == b.end_time;
-    }
-    void Offer(const Job& job) {
-      std::lock_guard lock(mu);
-      if (reactor == nullptr || finished) return;
-      if (last && (Same(*last, job) || Final(*last))) return;
-      pending = job;
-      if (!writing) WriteNext();
-    }
-    // Requires mu.
-    void WriteNext() {
-      if (!pending) return;
-      last = std::move(*pending);
-      pending.reset();
-      message.Clear();
-      ToProto(*last, &message);
-      writing = true;
-      reactor->StartWrite(&message);
-    }
-    void WriteDone(bool ok) {
-      std::lock_guard lock(mu);
-      writing = false;
-      if (!ok) {
-        Close(grpc::Status(grpc::StatusCode::CANCELLED, "the watcher went away"));
-        return;
-      }
-      if (last && Final(*last)) {
-        Close(grpc::Status::OK);
-        return;
-      }
-      WriteNext();
-    }
-    void Cancel() {
-      std::lock_guard lock(mu);
-      if (!writing) Close(grpc::Status(grpc::StatusCode::CANCELLED, "the watch was cancelled"));
-      // With a write outstanding, OnWriteDone(false) follows and closes.
-    }
-    // Requires mu.
-    void Close(const grpc::Status& status) {
-      if (finished || reactor == nullptr) return;
-      finished = true;
-      reactor->Finish(status);
-    }
-  };
-
-  jobs::WatchHub& hub_;
-  std::shared_ptr<State> state_ = std::make_shared<State>();
-  uint64_t handle_ = 0;
+  std::shared_ptr<jobs::WatchStream> stream_;
+  v1::Job message_;
 };
 
 }  // namespace
@@ -256,7 +205,9 @@ grpc::ServerWriteReactor<v1::Job>* DrBackupServiceImpl::WatchJob(
   if (Status s = Admit(*context, Method::kWatchJob, request->commcell(), &caller); !s.ok()) {
     return new RefusedStream(ToGrpcStatus(s));
   }
-  return new WatchReactor(orchestrator_, hub_, request->commcell(), request->job_id());
+  auto* reactor = new WatchReactor(orchestrator_, hub_, request->commcell(), request->job_id());
+  reactor->Start();
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* DrBackupServiceImpl::CancelJob(grpc::CallbackServerContext* context,

@@ -37,11 +37,13 @@ case $stage in
     ;;
   tsan)
     configure build-tsan thread
-    # The concurrent parts of core: orchestrator (in-flight map, coalescing, thread pool),
-    # tracker + watch hub, the registry's connection pool, the session's shared login and the
+    # The concurrent parts of core: orchestrator (in-flight map, coalescing, thread pools),
+    # the keyed read pool, tracker + watch hub, WatchJob's stream state machine (kept out of the
+    # gRPC reactor for this), the registry's connection pool, the session's shared login and the
     # Beast transport's strands. gRPC is not in any of them: its prebuilt libraries are not
     # instrumented, so TSan would see only half of each synchronisation there.
-    tests=(orchestrator_test tracker_test registry_test session_test transport_test)
+    tests=(orchestrator_test keyed_executor_test watch_stream_test tracker_test registry_test
+           session_test transport_test)
     cmake --build build-tsan -j "$jobs" --target "${tests[@]}"
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tools/sanitizers/tsan.supp"
     for t in "${tests[@]}"; do

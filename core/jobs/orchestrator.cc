@@ -63,12 +63,13 @@ Job SubmittedJob(const std::string& commcell, const std::string& job_id,
 }  // namespace
 
 Orchestrator::Orchestrator(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
-                           const Clock& clock, Executor& blocking, Tracker& tracker,
-                           OrchestratorOptions options)
+                           const Clock& clock, Executor& blocking, KeyedExecutor& reads,
+                           Tracker& tracker, OrchestratorOptions options)
     : store_(store),
       metrics_(metrics),
       clock_(clock),
       blocking_(blocking),
+      reads_(reads),
       tracker_(tracker),
       options_(options) {
   SetCommCells(std::move(commcells));
@@ -150,72 +151,92 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
     return;
   }
 
-  std::unique_lock lock(mu_);
-  // Keys of triggers without a request id live in a map of their own (coalesced_), so a caller
-  // cannot join them by sending a request id that looks like such a key.
-  auto& in_flight = request.request_id.empty() ? coalesced_ : in_flight_;
-  const Key key{cc.name, CoalesceKey(request)};
-  if (auto it = in_flight.find(key); it != in_flight.end()) {
-    it->second.push_back(std::move(done));
+  const std::string name = cc.name;
+  const bool keyed = !request.request_id.empty();
+  {
+    // Bookkeeping only: no registry call under mu_.
+    std::lock_guard lock(mu_);
+    // Keys of triggers without a request id live in a map of their own (coalesced_), so a caller
+    // cannot join them by sending a request id that looks like such a key.
+    auto& in_flight = keyed ? in_flight_ : coalesced_;
+    auto [it, first] = in_flight.try_emplace(Key{name, CoalesceKey(request)});
+    if (!first) {
+      it->second.push_back(std::move(done));  // answered with the first one's outcome
+      return;
+    }
+  }
+  if (!keyed) {
+    Start(*cell, std::move(request), std::move(done));
     return;
   }
-  if (!request.request_id.empty()) {
-    auto existing = store_.FindByRequestId(cc.name, request.request_id);
-    Status pending;
-    if (existing.ok() && !existing->has_value()) {
-      // An open intent with this request id is a trigger whose outcome is not known yet
-      // (a timeout after sending, or a crash): triggering again could start a second backup.
-      auto intents = store_.ListOpenIntents();
-      if (!intents.ok()) {
-        pending = intents.status();
-      } else {
-        for (const auto& intent : *intents) {
-          if (intent.commcell == cc.name && intent.request_id == request.request_id) {
-            const auto age = clock_.Now() - intent.create_time;
-            if (options_.shared_wait.count() > 0 && age < options_.shared_wait) {
-              // Probably in flight on another replica: wait for its outcome.
-              in_flight[key];
-              lock.unlock();
-              AwaitOtherReplica(*cell, std::move(request),
-                                std::chrono::steady_clock::now() +
-                                    std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        options_.shared_wait - age),
-                                std::move(done));
-              return;
-            }
-            pending = Unavailable("an earlier trigger with request_id \"" + request.request_id +
+  // The request id is this trigger's in this process now; whether the registry knows it is read
+  // on the read pool.
+  auto shared = std::make_shared<std::pair<TriggerRequest, TriggerCallback>>(std::move(request),
+                                                                             std::move(done));
+  Read(
+      name,
+      [this, c = *cell, shared] { Lookup(c, std::move(shared->first), std::move(shared->second)); },
+      [this, name, shared](Status s) {
+        Complete(name, shared->first, Annotate(s, name), std::move(shared->second));
+      });
+}
+
+void Orchestrator::Read(const std::string& commcell, std::function<void()> task,
+                        std::function<void(Status)> refused) {
+  if (!reads_.Post(commcell, std::move(task))) {
+    refused(Unavailable(
+        "too many registry reads for CommCell \"" + commcell + "\" are waiting; retry later",
+        "REGISTRY_UNAVAILABLE"));
+  }
+}
+
+void Orchestrator::Lookup(CellPtr cell, TriggerRequest request, TriggerCallback done) {
+  const CommCell& cc = *cell;
+  auto existing = store_.FindByRequestId(cc.name, request.request_id);
+  if (!existing.ok()) {
+    Complete(cc.name, request, Annotate(existing.status(), cc.name), std::move(done));
+    return;
+  }
+  if (existing->has_value()) {
+    metrics_.CountTrigger(cc.name, (*existing)->backup_type, TriggerResult::kDeduplicated);
+    spdlog::info(AuditMessage("trigger", {{"commcell", cc.name},
+                                          {"type", BackupTypeName(request.backup_type)},
+                                          {"request_id", request.request_id},
+                                          {"caller", request.requested_by},
+                                          {"job", (*existing)->job_id},
+                                          {"outcome", "deduplicated"}}));
+    Complete(cc.name, request, TriggerOutcome{std::move(**existing), true}, std::move(done));
+    return;
+  }
+  // An open intent with this request id is a trigger whose outcome is not known yet (a timeout
+  // after sending, a crash, or another replica sending it now): triggering again could start a
+  // second backup.
+  auto intent = store_.FindOpenIntent(cc.name, request.request_id);
+  if (!intent.ok()) {
+    Complete(cc.name, request, Annotate(intent.status(), cc.name), std::move(done));
+    return;
+  }
+  if (intent->has_value()) {
+    const auto age = clock_.Now() - (*intent)->create_time;
+    if (options_.shared_wait.count() > 0 && age < options_.shared_wait) {
+      // Probably in flight on another replica: wait for its outcome.
+      AwaitOtherReplica(
+          std::move(cell), std::move(request),
+          std::chrono::steady_clock::now() +
+              std::chrono::duration_cast<std::chrono::milliseconds>(options_.shared_wait - age),
+          std::move(done));
+      return;
+    }
+    Complete(cc.name, request,
+             Annotate(Unavailable("an earlier trigger with request_id \"" + request.request_id +
                                       "\" may have reached the CommServe and is being "
                                       "reconciled; retry later with the same request_id",
-                                  "TRIGGER_OUTCOME_PENDING");
-            break;
-          }
-        }
-      }
-    }
-    if (!existing.ok() || !pending.ok()) {
-      lock.unlock();
-      Status s = Annotate(existing.ok() ? pending : existing.status(), cc.name);
-      blocking_.Post([done = std::move(done), s] { done(s); });
-      return;
-    }
-    if (existing->has_value()) {
-      lock.unlock();
-      metrics_.CountTrigger(cc.name, (*existing)->backup_type, TriggerResult::kDeduplicated);
-      spdlog::info(AuditMessage("trigger", {{"commcell", cc.name},
-                                            {"type", BackupTypeName(request.backup_type)},
-                                            {"request_id", request.request_id},
-                                            {"caller", request.requested_by},
-                                            {"job", (*existing)->job_id},
-                                            {"outcome", "deduplicated"}}));
-      blocking_.Post([done = std::move(done), job = std::move(**existing)]() mutable {
-        done(TriggerOutcome{std::move(job), true});
-      });
-      return;
-    }
+                                  "TRIGGER_OUTCOME_PENDING"),
+                      cc.name),
+             std::move(done));
+    return;
   }
-  in_flight[key];  // duplicates arriving from now on wait for this trigger
-  lock.unlock();
-  Start(*cell, std::move(request), std::move(done));
+  Start(std::move(cell), std::move(request), std::move(done));
 }
 
 void Orchestrator::Start(CellPtr cell, TriggerRequest request, TriggerCallback done) {
@@ -416,11 +437,8 @@ void Orchestrator::AdoptLoop() {
       // Intents first, then the job: the other replica records its job and closes its intent in
       // one transaction, so an intent seen closed with no job seen afterwards means that trigger
       // failed (nothing was started).
-      auto intents = store_.ListOpenIntents();
-      bool open = false;
-      if (intents.ok()) {
-        for (const auto& i : *intents) open = open || (i.commcell == name && i.request_id == rid);
-      }
+      auto intents = store_.FindOpenIntent(name, rid);
+      const bool open = intents.ok() && intents->has_value();
       auto job = store_.FindByRequestId(name, rid);
       StatusOr<TriggerOutcome> outcome = Status();
       bool answered = true;
@@ -500,61 +518,76 @@ void Orchestrator::EnsureRecentBackup(TriggerRequest request, std::chrono::milli
                                  name)] { done(s); });
     return;
   }
-  // "Completed w/ one or more errors" is a success with errors (the CommServe's own reading),
-  // as for drgate_backup_last_success_timestamp_seconds.
-  auto recent = store_.LatestJob(name, request.backup_type,
-                                 {JobState::kSucceeded, JobState::kSucceededWithErrors});
-  if (recent.ok() && recent->has_value()) {
-    const Job& job = **recent;
-    const TimePoint finished = job.end_time.value_or(job.create_time);  // as LatestJob orders
-    if (finished >= clock_.Now() - max_age) {
-      metrics_.CountTrigger(name, request.backup_type, TriggerResult::kDeduplicated);
-      blocking_.Post([done = std::move(done), job]() mutable {
-        done(TriggerOutcome{std::move(job), true});
-      });
-      return;
-    }
-  }
-  auto running = store_.LatestJob(
-      name, request.backup_type,
-      {JobState::kSubmitted, JobState::kQueued, JobState::kRunning, JobState::kSuspended});
-  if (!recent.ok() || !running.ok()) {
-    Status s = Annotate(!recent.ok() ? recent.status() : running.status(), name);
-    blocking_.Post([done = std::move(done), s] { done(s); });
-    return;
-  }
-  if (running->has_value()) {
-    metrics_.CountTrigger(name, request.backup_type, TriggerResult::kDeduplicated);
-    blocking_.Post([done = std::move(done), job = std::move(**running)]() mutable {
-      done(TriggerOutcome{std::move(job), true});
-    });
-    return;
-  }
   request.commcell = name;
-  TriggerBackup(std::move(request), std::move(done));
+  auto shared = std::make_shared<std::pair<TriggerRequest, TriggerCallback>>(std::move(request),
+                                                                             std::move(done));
+  Read(
+      name,
+      [this, name, max_age, shared] {
+        TriggerRequest& request = shared->first;
+        TriggerCallback& done = shared->second;
+        // "Completed w/ one or more errors" is a success with errors (the CommServe's own
+        // reading), as for drgate_backup_last_success_timestamp_seconds.
+        auto recent = store_.LatestJob(name, request.backup_type,
+                                       {JobState::kSucceeded, JobState::kSucceededWithErrors});
+        if (recent.ok() && recent->has_value()) {
+          const Job& job = **recent;
+          const TimePoint finished = job.end_time.value_or(job.create_time);  // as LatestJob
+          if (finished >= clock_.Now() - max_age) {
+            metrics_.CountTrigger(name, request.backup_type, TriggerResult::kDeduplicated);
+            done(TriggerOutcome{std::move(**recent), true});
+            return;
+          }
+        }
+        auto running = store_.LatestJob(
+            name, request.backup_type,
+            {JobState::kSubmitted, JobState::kQueued, JobState::kRunning, JobState::kSuspended});
+        if (!recent.ok() || !running.ok()) {
+          done(Annotate(!recent.ok() ? recent.status() : running.status(), name));
+          return;
+        }
+        if (running->has_value()) {
+          metrics_.CountTrigger(name, request.backup_type, TriggerResult::kDeduplicated);
+          done(TriggerOutcome{std::move(**running), true});
+          return;
+        }
+        TriggerBackup(std::move(request), std::move(done));
+      },
+      [this, name, shared](Status s) { shared->second(Annotate(s, name)); });
 }
 
 void Orchestrator::CancelJob(const std::string& commcell, const std::string& job_id,
                              const std::string& requested_by,
                              std::function<void(StatusOr<Job>)> done) {
-  auto job = GetJob(commcell, job_id);
-  if (!job.ok()) {
-    blocking_.Post([done = std::move(done), s = job.status()] { done(s); });
-    return;
-  }
   auto cell = Resolve(commcell);
   if (!cell.ok()) {
     blocking_.Post([done = std::move(done), s = cell.status()] { done(s); });
     return;
   }
-  CellPtr cell_ptr = *cell;
+  auto shared = std::make_shared<std::function<void(StatusOr<Job>)>>(std::move(done));
+  const std::string name = (*cell)->name;
+  Read(
+      name,
+      [this, cell_ptr = *cell, job_id, requested_by, shared] {
+        KillJob(cell_ptr, job_id, requested_by, std::move(*shared));
+      },
+      [this, name, shared](Status s) { (*shared)(Annotate(s, name)); });
+}
+
+void Orchestrator::KillJob(CellPtr cell_ptr, const std::string& job_id,
+                           const std::string& requested_by,
+                           std::function<void(StatusOr<Job>)> done) {
   const CommCell& cc = *cell_ptr;
+  auto job = ReadJob(cc, job_id);
+  if (!job.ok()) {
+    done(job.status());
+    return;
+  }
   if (IsTerminal(job->state) || job->state == JobState::kUnknown) {
-    Status s = Annotate(FailedPrecondition("job " + job_id + " has already finished (" +
-                                               JobStateName(job->state) + ")",
-                                           "JOB_ALREADY_FINISHED"),
-                        cc.name);
-    blocking_.Post([done = std::move(done), s] { done(s); });
+    done(Annotate(FailedPrecondition(
+                      "job " + job_id + " has already finished (" + JobStateName(job->state) + ")",
+                      "JOB_ALREADY_FINISHED"),
+                  cc.name));
     return;
   }
   cc.client->KillJob(job_id, [this, cell_ptr, job = *job, requested_by,
@@ -592,27 +625,56 @@ void Orchestrator::CancelJob(const std::string& commcell, const std::string& job
   });
 }
 
-StatusOr<Job> Orchestrator::GetJob(const std::string& commcell, const std::string& job_id) {
-  auto cell = Resolve(commcell);
-  if (!cell.ok()) return cell.status();
+StatusOr<Job> Orchestrator::ReadJob(const CommCell& cell, const std::string& job_id) {
   if (job_id.empty()) {
-    return Annotate(InvalidArgument("job_id is required", "JOB_ID_REQUIRED"), (*cell)->name);
+    return Annotate(InvalidArgument("job_id is required", "JOB_ID_REQUIRED"), cell.name);
   }
-  auto job = store_.GetJob((*cell)->name, job_id);
-  if (!job.ok()) return Annotate(job.status(), (*cell)->name);
+  auto job = store_.GetJob(cell.name, job_id);
+  if (!job.ok()) return Annotate(job.status(), cell.name);
   return job;
 }
 
-StatusOr<JobPage> Orchestrator::ListJobs(const JobFilter& filter, int page_size,
-                                         const std::string& page_token) {
-  JobFilter f = filter;
-  if (!f.commcell.empty()) {
-    auto cell = Resolve(f.commcell);
-    if (!cell.ok()) return cell.status();
+void Orchestrator::GetJob(const std::string& commcell, const std::string& job_id,
+                          std::function<void(StatusOr<Job>)> done) {
+  auto shared = std::make_shared<std::function<void(StatusOr<Job>)>>(std::move(done));
+  auto cell = Resolve(commcell);
+  // An unknown CommCell is answered from the read pool too, never on the caller's thread, under
+  // the key of reads across CommCells (no CommCell is named ""), so unknown names make no keys.
+  const std::string key = cell.ok() ? (*cell)->name : "";
+  Read(
+      key,
+      [this, cell = std::move(cell), job_id, shared]() {
+        (*shared)(cell.ok() ? ReadJob(**cell, job_id) : StatusOr<Job>(cell.status()));
+      },
+      [this, key, shared](Status s) { (*shared)(Annotate(s, key)); });
+}
+
+void Orchestrator::ListJobs(JobFilter filter, int page_size, std::string page_token,
+                            std::function<void(StatusOr<JobPage>)> done) {
+  auto shared = std::make_shared<std::function<void(StatusOr<JobPage>)>>(std::move(done));
+  Status resolved;
+  if (!filter.commcell.empty()) {
+    if (auto cell = Resolve(filter.commcell); !cell.ok()) resolved = cell.status();
   }
-  auto page = store_.ListJobs(f, page_size, page_token);
-  if (!page.ok()) return Annotate(page.status(), f.commcell);
-  return page;
+  // Pages of every CommCell (and answers about unknown ones) take their turns under the empty
+  // key (no CommCell is named "").
+  const std::string key = resolved.ok() ? filter.commcell : "";
+  Read(
+      key,
+      [this, resolved, filter = std::move(filter), page_size, page_token = std::move(page_token),
+       shared] {
+        if (!resolved.ok()) {
+          (*shared)(resolved);
+          return;
+        }
+        auto page = store_.ListJobs(filter, page_size, page_token);
+        if (!page.ok()) {
+          (*shared)(Annotate(page.status(), filter.commcell));
+          return;
+        }
+        (*shared)(std::move(page));
+      },
+      [this, key, shared](Status s) { (*shared)(Annotate(s, key)); });
 }
 
 std::vector<CommCellInfo> Orchestrator::ListCommCells() const {

@@ -3,16 +3,26 @@
 // The orchestration of DR backups: resolves the CommCell, applies idempotency, journals the
 // intent, calls the CommServe and records the job durably before answering.
 //
-// Data flow of a trigger: validate -> request_id lookup (registry, then in-flight triggers) ->
-// intent written (durable) -> CommServClient::TriggerDrBackup -> jobs written with the intent
-// closed in one transaction (durable) -> metrics -> callback.
+// Data flow of a trigger: validate -> join a trigger in flight with the same request_id (in
+// memory), else claim it -> request_id lookup in the registry -> intent written (durable) ->
+// CommServClient::TriggerDrBackup -> jobs written with the intent closed in one transaction
+// (durable) -> metrics -> callback.
 //
 // Never double-trigger by accident: the orchestrator never retries a POST. When the outcome is
 // unknown (the request may have reached the CommServe), the intent stays open so that startup
 // reconciliation can adopt or mark the job, and the caller gets UNAVAILABLE saying so.
 //
-// The class is thread-safe. Blocking registry writes run on the injected Executor; callbacks run
-// there too, never on the caller's thread.
+// Threads (docs/threads.md): no method blocks its caller on the registry or the CommServe, so gRPC
+// threads may call every one. Registry reads (GetJob, ListJobs, a trigger's request_id lookup,
+// EnsureRecentBackup's and CancelJob's reads) run on the injected KeyedExecutor, keyed by CommCell,
+// so a CommCell whose reads stall holds only its share of that pool; registry writes (which fsync)
+// run on the blocking Executor. Callbacks run on one of those pools, never on the caller's thread,
+// except a refusal because too many reads of that CommCell are waiting (UNAVAILABLE, reason
+// REGISTRY_UNAVAILABLE), answered at once.
+//
+// Locks: mu_ guards only the in-memory bookkeeping of triggers in flight, keyed by (CommCell,
+// request id); no registry call, upstream call or callback runs under it. The class is
+// thread-safe.
 
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +39,7 @@
 #include "core/common/clock.h"
 #include "core/common/executor.h"
 #include "core/common/job.h"
+#include "core/common/keyed_executor.h"
 #include "core/common/status.h"
 #include "core/commserv/client.h"
 #include "core/jobs/commcell.h"
@@ -78,9 +89,10 @@ class Orchestrator {
  public:
   using TriggerCallback = std::function<void(StatusOr<TriggerOutcome>)>;
 
-  // Every reference must outlive the orchestrator.
+  // Every reference must outlive the orchestrator. `reads` runs registry reads, keyed by
+  // CommCell; `blocking` runs registry writes.
   Orchestrator(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
-               const Clock& clock, Executor& blocking, Tracker& tracker,
+               const Clock& clock, Executor& blocking, KeyedExecutor& reads, Tracker& tracker,
                OrchestratorOptions options = {});
   // Calls StopWaiting.
   ~Orchestrator();
@@ -109,12 +121,17 @@ class Orchestrator {
   void CancelJob(const std::string& commcell, const std::string& job_id,
                  const std::string& requested_by, std::function<void(StatusOr<Job>)> done);
 
-  StatusOr<Job> GetJob(const std::string& commcell, const std::string& job_id);
+  // NOT_FOUND (JOB_NOT_FOUND, COMMCELL_NOT_FOUND), INVALID_ARGUMENT (JOB_ID_REQUIRED,
+  // COMMCELL_REQUIRED), UNAVAILABLE (REGISTRY_UNAVAILABLE).
+  void GetJob(const std::string& commcell, const std::string& job_id,
+              std::function<void(StatusOr<Job>)> done);
 
   // Replaces the configured CommCells (configuration reload). Calls in flight keep the CommCell
   // they started with; new calls see the new set.
   void SetCommCells(std::vector<CommCell> commcells);
-  StatusOr<JobPage> ListJobs(const JobFilter& filter, int page_size, const std::string& page_token);
+  void ListJobs(JobFilter filter, int page_size, std::string page_token,
+                std::function<void(StatusOr<JobPage>)> done);
+  // In memory only (the clients' last known reachability): answers at once, without I/O.
   std::vector<CommCellInfo> ListCommCells() const;
 
  private:
@@ -122,7 +139,20 @@ class Orchestrator {
   // The CommCell by name (the only one when `name` is empty). The pointer keeps the
   // configuration snapshot it belongs to alive.
   StatusOr<CellPtr> Resolve(const std::string& name) const;
+  // Runs `task` on the read pool in `commcell`'s turn; when too many reads of that CommCell are
+  // waiting, calls `refused` instead, at once, with UNAVAILABLE (REGISTRY_UNAVAILABLE).
+  void Read(const std::string& commcell, std::function<void()> task,
+            std::function<void(Status)> refused);
+  // A job of `cell` from the registry (blocking: on the read pool).
+  StatusOr<Job> ReadJob(const CommCell& cell, const std::string& job_id);
+  // The registry part of idempotency (blocking: on the read pool), for a trigger registered in
+  // in_flight_: answers the job recorded for the request id, waits for or refuses an open intent
+  // of it, or starts the trigger.
+  void Lookup(CellPtr cell, TriggerRequest request, TriggerCallback done);
   void Start(CellPtr cell, TriggerRequest request, TriggerCallback done);
+  // CancelJob once the CommCell is resolved (on the read pool): reads the job, then kills it.
+  void KillJob(CellPtr cell, const std::string& job_id, const std::string& requested_by,
+               std::function<void(StatusOr<Job>)> done);
   void Finish(const CellPtr& cell, const TriggerRequest& request, int64_t intent_id,
               TimePoint intent_time, StatusOr<commserv::DrBackupResult> result,
               TriggerCallback done);
@@ -146,14 +176,16 @@ class Orchestrator {
   Metrics& metrics_;
   const Clock& clock_;
   Executor& blocking_;
+  KeyedExecutor& reads_;
   Tracker& tracker_;
 
   // (commcell, CoalesceKey): the request_id, or "full/c0" (type and compression) for triggers
   // without one, which share one upstream call when they agree on both.
   using Key = std::pair<std::string, std::string>;
-  // Held while a trigger checks the registry for its request_id and registers itself in flight,
-  // so a duplicate either finds the recorded job or joins the in-flight trigger (the first
-  // records its job before it leaves in_flight_).
+  // Guards the bookkeeping below, never a registry call. A trigger registers its key before it
+  // reads the registry, so of concurrent duplicates in this process one reads and sends, and the
+  // others join it; a duplicate arriving later finds the job, which the first records before it
+  // leaves in_flight_. A stalled registry call so holds back only its own key's duplicates.
   std::mutex mu_;
   // Triggers in flight, and the duplicates waiting for their answer.
   std::map<Key, std::vector<TriggerCallback>> in_flight_;  // guarded by mu_: by request_id

@@ -107,6 +107,11 @@ StatusOr<std::vector<TriggerIntent>> FencedJobStore::ListOpenIntents() {
   return store_.ListOpenIntents();
 }
 
+StatusOr<std::optional<TriggerIntent>> FencedJobStore::FindOpenIntent(
+    const std::string& commcell, const std::string& request_id) {
+  return store_.FindOpenIntent(commcell, request_id);
+}
+
 Status FencedJobStore::PutJobsFenced(const LeaseFence& fence, const std::vector<Job>& jobs,
                                      std::optional<int64_t> resolved_intent) {
   return store_.PutJobsFenced(fence, jobs, resolved_intent);

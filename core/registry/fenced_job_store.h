@@ -63,6 +63,8 @@ class FencedJobStore final : public JobStore {
                                          const std::vector<JobState>& states) override;
   StatusOr<int64_t> AddIntent(const TriggerIntent& intent) override;
   StatusOr<std::vector<TriggerIntent>> ListOpenIntents() override;
+  StatusOr<std::optional<TriggerIntent>> FindOpenIntent(const std::string& commcell,
+                                                        const std::string& request_id) override;
   Status PutJobsFenced(const LeaseFence& fence, const std::vector<Job>& jobs,
                        std::optional<int64_t> resolved_intent = std::nullopt) override;
   Status ResolveIntentFenced(const LeaseFence& fence, int64_t intent_id,

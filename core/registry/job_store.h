@@ -115,6 +115,10 @@ class JobStore {
   // resolving an already resolved intent is a no-op that keeps the first outcome.
   virtual Status ResolveIntent(int64_t intent_id, const std::string& outcome) = 0;
   virtual StatusOr<std::vector<TriggerIntent>> ListOpenIntents() = 0;
+  // The open intent of this request id on this CommCell (there is at most one), if any; an empty
+  // request_id never matches. One index seek, where ListOpenIntents reads every open intent.
+  virtual StatusOr<std::optional<TriggerIntent>> FindOpenIntent(const std::string& commcell,
+                                                                const std::string& request_id) = 0;
 };
 
 }  // namespace drgate

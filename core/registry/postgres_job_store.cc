@@ -658,6 +658,29 @@ StatusOr<std::optional<Job>> PostgresJobStore::LatestJob(const std::string& comm
   return found;
 }
 
+namespace {
+
+// The rows of a query selecting id, commcell, backup_type, compression, request_id, requested_by
+// and create_time_ms of intents, appended to `intents`.
+Status ReadIntents(const PgResult& r, std::vector<TriggerIntent>& intents) {
+  for (int i = 0; i < r.rows(); ++i) {
+    TriggerIntent intent;
+    intent.id = r.Int(i, 0);
+    intent.commcell = r.Text(i, 1);
+    StatusOr<BackupType> backup_type = registry::IntentBackupType(intent.id, r.Text(i, 2));
+    if (!backup_type.ok()) return backup_type.status();
+    intent.backup_type = *backup_type;
+    intent.compression = r.Int(i, 3) != 0;
+    intent.request_id = r.Text(i, 4);
+    intent.requested_by = r.Text(i, 5);
+    intent.create_time = FromMillis(r.Int(i, 6));
+    intents.push_back(std::move(intent));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<std::vector<TriggerIntent>> PostgresJobStore::ListOpenIntents() {
   static const std::string kOperation = "list open trigger intents";
   std::vector<TriggerIntent> intents;
@@ -668,23 +691,31 @@ StatusOr<std::vector<TriggerIntent>> PostgresJobStore::ListOpenIntents() {
         {}, kOperation);
     if (!r.ok()) return r.status();
     intents.clear();
-    for (int i = 0; i < r->rows(); ++i) {
-      TriggerIntent intent;
-      intent.id = r->Int(i, 0);
-      intent.commcell = r->Text(i, 1);
-      StatusOr<BackupType> backup_type = registry::IntentBackupType(intent.id, r->Text(i, 2));
-      if (!backup_type.ok()) return backup_type.status();
-      intent.backup_type = *backup_type;
-      intent.compression = r->Int(i, 3) != 0;
-      intent.request_id = r->Text(i, 4);
-      intent.requested_by = r->Text(i, 5);
-      intent.create_time = FromMillis(r->Int(i, 6));
-      intents.push_back(std::move(intent));
-    }
-    return Status::Ok();
+    return ReadIntents(*r, intents);
   });
   if (!s.ok()) return s;
   return intents;
+}
+
+StatusOr<std::optional<TriggerIntent>> PostgresJobStore::FindOpenIntent(
+    const std::string& commcell, const std::string& request_id) {
+  static const std::string kOperation = "find open trigger intent by request_id";
+  if (request_id.empty()) return std::optional<TriggerIntent>();
+  std::vector<TriggerIntent> intents;
+  Status s = Run(kOperation, false, [&](PgConnection& conn) -> Status {
+    // The conditions of the partial unique index intents_open_request, so that it applies.
+    StatusOr<PgResult> r = conn.Exec(
+        "SELECT id, commcell, backup_type, compression, request_id, requested_by, create_time_ms "
+        "FROM intents WHERE commcell = $1 AND request_id = $2 AND resolved = 0 "
+        "AND request_id <> '' LIMIT 1",
+        {commcell, request_id}, kOperation);
+    if (!r.ok()) return r.status();
+    intents.clear();
+    return ReadIntents(*r, intents);
+  });
+  if (!s.ok()) return s;
+  if (intents.empty()) return std::optional<TriggerIntent>();
+  return std::optional<TriggerIntent>(std::move(intents.front()));
 }
 
 // ---- Leader writes (fencing) ------------------------------------------------------------------

@@ -62,6 +62,8 @@ class PostgresJobStore final : public JobStore {
   StatusOr<int64_t> AddIntent(const TriggerIntent& intent) override;
   Status ResolveIntent(int64_t intent_id, const std::string& outcome) override;
   StatusOr<std::vector<TriggerIntent>> ListOpenIntents() override;
+  StatusOr<std::optional<TriggerIntent>> FindOpenIntent(const std::string& commcell,
+                                                        const std::string& request_id) override;
 
   // Fenced leader writes: the first statement of the write's transaction reads the lease row of
   // `fence.role` FOR SHARE (a takeover waits for the write to commit) and compares its generation,

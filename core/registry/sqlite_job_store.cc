@@ -71,6 +71,7 @@ struct Sql {
   std::string intent_exists;
   std::string request_id_taken;
   std::string list_open_intents;
+  std::string find_open_intent;
 };
 
 constexpr char kJobColumns[] =
@@ -186,6 +187,11 @@ const Sql& Statements() {
     s->list_open_intents =
         "SELECT id, commcell, backup_type, compression, request_id, requested_by, create_time_ms "
         "FROM intents INDEXED BY intents_open WHERE resolved = 0 ORDER BY id";
+    // The WHERE clause repeats the partial unique index's condition verbatim so that it applies.
+    s->find_open_intent =
+        "SELECT id, commcell, backup_type, compression, request_id, requested_by, create_time_ms "
+        "FROM intents INDEXED BY intents_open_request WHERE commcell = :commcell AND "
+        "request_id = :request_id AND resolved = 0 AND request_id <> '' LIMIT 1";
     return s;
   }();
   return *sql;
@@ -927,6 +933,20 @@ StatusOr<std::optional<Job>> SqliteJobStore::LatestJob(const std::string& commce
 StatusOr<std::vector<TriggerIntent>> SqliteJobStore::ListOpenIntents() {
   return OnReader(AcquireReader(), Statements().list_open_intents, "list open trigger intents",
                   ReadIntents);
+}
+
+StatusOr<std::optional<TriggerIntent>> SqliteJobStore::FindOpenIntent(
+    const std::string& commcell, const std::string& request_id) {
+  if (request_id.empty()) return std::optional<TriggerIntent>();
+  auto intents = OnReader(AcquireReader(), Statements().find_open_intent,
+                          "find open trigger intent by request_id", [&](Statement& select) {
+                            select.Bind(":commcell", commcell);
+                            select.Bind(":request_id", request_id);
+                            return ReadIntents(select);
+                          });
+  if (!intents.ok()) return intents.status();
+  if (intents->empty()) return std::optional<TriggerIntent>();
+  return std::optional<TriggerIntent>(std::move(intents->front()));
 }
 
 StatusOr<int> SqliteJobStore::SynchronousForTesting() {

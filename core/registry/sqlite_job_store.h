@@ -89,6 +89,9 @@ class SqliteJobStore final : public JobStore {
   Status ResolveIntent(int64_t intent_id, const std::string& outcome) override;
   // Oldest first.
   StatusOr<std::vector<TriggerIntent>> ListOpenIntents() override;
+  // One seek in the unique index of open intents by (commcell, request_id).
+  StatusOr<std::optional<TriggerIntent>> FindOpenIntent(const std::string& commcell,
+                                                        const std::string& request_id) override;
 
   // Called (on the writing thread, after the rollback) with the "registry_error" class of every
   // write that SQLite failed, e.g. to count it in a metric. Set it before the store is shared.

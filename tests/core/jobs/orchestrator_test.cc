@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/registry/sqlite_job_store.h"
+#include "tests/fakes/blocking_job_store.h"
 #include "tests/fakes/fake_commserv_client.h"
 #include "tests/fakes/manual_clock.h"
 #include "tests/fakes/metric_value.h"
@@ -15,6 +16,7 @@
 namespace drgate::jobs {
 namespace {
 
+using drgate::testing::BlockingJobStore;
 using drgate::testing::FakeCommServClient;
 
 using drgate::testing::MetricValue;
@@ -33,7 +35,18 @@ class OrchestratorTest : public ::testing::Test {
     for (const auto& n : names) cells.push_back(CommCell{n, "https://" + n + "/api", client_});
     tracker_ = std::make_unique<Tracker>(cells, *store_, metrics_, clock_, hub_, TrackerOptions{});
     orchestrator_ = std::make_unique<Orchestrator>(std::move(cells), *store_, metrics_, clock_,
-                                                   pool_, *tracker_);
+                                                   pool_, reads_, *tracker_);
+  }
+  StatusOr<Job> GetJob(const std::string& commcell, const std::string& job_id) {
+    std::promise<StatusOr<Job>> p;
+    orchestrator_->GetJob(commcell, job_id, [&p](StatusOr<Job> j) { p.set_value(std::move(j)); });
+    return p.get_future().get();
+  }
+  StatusOr<JobPage> ListJobs(const JobFilter& filter, int page_size) {
+    std::promise<StatusOr<JobPage>> p;
+    orchestrator_->ListJobs(filter, page_size, "",
+                            [&p](StatusOr<JobPage> page) { p.set_value(std::move(page)); });
+    return p.get_future().get();
   }
   StatusOr<TriggerOutcome> Trigger(TriggerRequest r) {
     std::promise<StatusOr<TriggerOutcome>> p;
@@ -56,6 +69,7 @@ class OrchestratorTest : public ::testing::Test {
   Metrics metrics_{registry_};
   drgate::testing::ManualClock clock_;
   ThreadPool pool_{2};
+  KeyedThreadPool reads_{KeyedPoolOptions{}};
   WatchHub hub_;
   std::unique_ptr<Tracker> tracker_;
   std::unique_ptr<Orchestrator> orchestrator_;
@@ -188,12 +202,12 @@ TEST_F(OrchestratorTest, UnknownOutcomeKeepsTheIntentOpen) {
 }
 
 TEST_F(OrchestratorTest, GetJobErrorsCarryTheCommCell) {
-  auto missing = orchestrator_->GetJob("cs1", "999");
+  auto missing = GetJob("cs1", "999");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(missing.status().reason(), "JOB_NOT_FOUND");
   EXPECT_EQ(missing.status().metadata().at("commcell"), "cs1");
-  auto unknown_cell = orchestrator_->GetJob("cs9", "1");
+  auto unknown_cell = GetJob("cs9", "1");
   EXPECT_EQ(unknown_cell.status().reason(), "COMMCELL_NOT_FOUND");
 }
 
@@ -278,10 +292,10 @@ TEST_P(UnwritableRegistryTest, TriggerFailsBeforeAnythingIsSentAndRecovers) {
                         {{"commcell", "cs1"}, {"reason", "registry"}}),
             1);
   // Reads keep working.
-  auto job = orchestrator_->GetJob("cs1", first->job.job_id);
+  auto job = GetJob("cs1", first->job.job_id);
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   EXPECT_EQ(job->request_id, "before");
-  auto page = orchestrator_->ListJobs({}, 10, "");
+  auto page = ListJobs({}, 10);
   ASSERT_TRUE(page.ok()) << page.status().ToString();
   EXPECT_EQ(page->jobs.size(), 1u);
 
@@ -356,8 +370,8 @@ TEST_F(OrchestratorTest, ReusePolicyAnswersTheRunningJob) {
   tracker_.reset();
   std::vector<CommCell> cells{CommCell{"cs1", "https://cs1/api", client_, OnActive::kReuse}};
   tracker_ = std::make_unique<Tracker>(cells, *store_, metrics_, clock_, hub_, TrackerOptions{});
-  orchestrator_ =
-      std::make_unique<Orchestrator>(std::move(cells), *store_, metrics_, clock_, pool_, *tracker_);
+  orchestrator_ = std::make_unique<Orchestrator>(std::move(cells), *store_, metrics_, clock_, pool_,
+                                                 reads_, *tracker_);
   auto out = Trigger(Request("cs1", "reuse-me"));
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_TRUE(out->deduplicated);
@@ -408,6 +422,138 @@ TEST_F(OrchestratorTest, AnOlderRecordWithTheSameJobIdIsReplaced) {
   EXPECT_EQ(store_->GetJob("cs1", "2141")->request_id, "mine");
 }
 
+// ---- A registry that stalls for some requests
+// ----------------------------------------------------
+
+// The registry stalls for chosen (CommCell, request id or job id) pairs: whatever waits on those
+// calls, everything else keeps going.
+class StalledRegistryTest : public OrchestratorTest {
+ protected:
+  void SetUp() override {
+    store_ = std::make_unique<BlockingJobStore>(std::move(*SqliteJobStore::Open(":memory:")));
+    Build({"cs1", "cs2"});
+  }
+  void TearDown() override { registry().Release(); }
+  BlockingJobStore& registry() { return static_cast<BlockingJobStore&>(*store_); }
+  std::future<StatusOr<TriggerOutcome>> TriggerAsync(TriggerRequest r) {
+    auto p = std::make_shared<std::promise<StatusOr<TriggerOutcome>>>();
+    auto f = p->get_future();
+    orchestrator_->TriggerBackup(std::move(r),
+                                 [p](StatusOr<TriggerOutcome> o) { p->set_value(std::move(o)); });
+    return f;
+  }
+  std::future<StatusOr<Job>> GetJobAsync(const std::string& commcell, const std::string& job_id) {
+    auto p = std::make_shared<std::promise<StatusOr<Job>>>();
+    auto f = p->get_future();
+    orchestrator_->GetJob(commcell, job_id, [p](StatusOr<Job> j) { p->set_value(std::move(j)); });
+    return f;
+  }
+};
+
+TEST_F(StalledRegistryTest, AStalledRequestIdHoldsBackNoOtherRequestIdOrCommCell) {
+  registry().Stall("cs1", "stuck");
+  auto stuck = TriggerAsync(Request("cs1", "stuck"));
+  ASSERT_TRUE(registry().WaitBlocked(1)) << "the lookup of \"stuck\" never reached the registry";
+  auto duplicate = TriggerAsync(Request("cs1", "stuck"));
+
+  // While the registry call of "stuck" hangs: other request ids of its CommCell, triggers
+  // without a request id, other CommCells and reads all complete.
+  auto other = Trigger(Request("cs1", "other"));
+  auto elsewhere = Trigger(Request("cs2", "stuck"));
+  auto anonymous = Trigger(Request("cs1"));
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  ASSERT_TRUE(elsewhere.ok()) << elsewhere.status().ToString();
+  ASSERT_TRUE(anonymous.ok()) << anonymous.status().ToString();
+  EXPECT_EQ(other->job.commcell, "cs1");
+  EXPECT_EQ(elsewhere->job.commcell, "cs2");
+  EXPECT_FALSE(elsewhere->deduplicated);
+  auto read = GetJob("cs1", other->job.job_id);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->request_id, "other");
+  EXPECT_EQ(client_->calls(), 3);
+  // The stalled request id (and its duplicate, which joined it) waits; nothing went upstream.
+  EXPECT_EQ(registry().blocked(), 1);
+  EXPECT_EQ(stuck.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  EXPECT_EQ(duplicate.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+
+  registry().Release();
+  auto first = stuck.get();
+  auto second = duplicate.get();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_FALSE(first->deduplicated);
+  EXPECT_TRUE(second->deduplicated);
+  EXPECT_EQ(second->job.job_id, first->job.job_id);
+  EXPECT_EQ(client_->calls(), 4);  // one POST for "stuck", however many asked
+}
+
+TEST_F(StalledRegistryTest, AStalledCommCellHoldsAtMostItsShareOfTheReadPool) {
+  auto known = Trigger(Request("cs2", "known"));
+  ASSERT_TRUE(known.ok()) << known.status().ToString();
+  registry().Stall("cs1");
+  constexpr int kReads = 20;
+  std::vector<std::future<StatusOr<Job>>> stalled;
+  for (int i = 0; i < kReads; ++i) stalled.push_back(GetJobAsync("cs1", std::to_string(i)));
+  const int per_key = KeyedPoolOptions{}.per_key;
+  ASSERT_TRUE(registry().WaitBlocked(per_key));
+
+  // Reads of the other CommCell answer while cs1's hang.
+  auto job = GetJob("cs2", known->job.job_id);
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_EQ(job->request_id, "known");
+  JobFilter filter;
+  filter.commcell = "cs2";
+  auto page = ListJobs(filter, 10);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->jobs.size(), 1u);
+  EXPECT_EQ(page->jobs[0].job_id, known->job.job_id);
+  EXPECT_EQ(registry().max_blocked(), per_key);
+
+  registry().Release();
+  for (auto& f : stalled) {
+    auto r = f.get();
+    EXPECT_EQ(r.status().reason(), "JOB_NOT_FOUND");
+    EXPECT_EQ(r.status().metadata().at("commcell"), "cs1");
+  }
+  EXPECT_EQ(registry().max_blocked(), per_key);
+}
+
+TEST_F(StalledRegistryTest, ReadsBeyondACommCellsQueueAreRefusedAtOnceAndTheKeyIsFreed) {
+  // A read pool with room for one running and one waiting read per CommCell.
+  KeyedThreadPool small({/*threads=*/2, /*per_key=*/1, /*max_queued=*/1});
+  std::vector<CommCell> cells{CommCell{"cs1", "https://cs1/api", client_},
+                              CommCell{"cs2", "https://cs2/api", client_}};
+  Orchestrator orchestrator(cells, *store_, metrics_, clock_, pool_, small, *tracker_);
+  registry().Stall("cs1");
+  std::promise<StatusOr<Job>> running;
+  std::promise<StatusOr<Job>> waiting;
+  orchestrator.GetJob("cs1", "1", [&](StatusOr<Job> j) { running.set_value(std::move(j)); });
+  ASSERT_TRUE(registry().WaitBlocked(1));
+  orchestrator.GetJob("cs1", "2", [&](StatusOr<Job> j) { waiting.set_value(std::move(j)); });
+
+  std::promise<StatusOr<TriggerOutcome>> refused;
+  orchestrator.TriggerBackup(Request("cs1", "too-many"),
+                             [&](StatusOr<TriggerOutcome> o) { refused.set_value(std::move(o)); });
+  auto out = refused.get_future().get();
+
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(out.status().reason(), "REGISTRY_UNAVAILABLE");
+  EXPECT_EQ(out.status().metadata().at("commcell"), "cs1");
+  EXPECT_EQ(client_->calls(), 0);
+  registry().Release();
+  EXPECT_EQ(running.get_future().get().status().reason(), "JOB_NOT_FOUND");
+  EXPECT_EQ(waiting.get_future().get().status().reason(), "JOB_NOT_FOUND");
+  // The refused trigger left nothing in flight: the same request id is triggered now.
+  std::promise<StatusOr<TriggerOutcome>> retried;
+  orchestrator.TriggerBackup(Request("cs1", "too-many"),
+                             [&](StatusOr<TriggerOutcome> o) { retried.set_value(std::move(o)); });
+  auto again = retried.get_future().get();
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_FALSE(again->deduplicated);
+  EXPECT_EQ(client_->calls(), 1);
+}
+
 // ---- Replicas sharing one registry --------------------------------------------------------------
 
 // Two orchestrators ("replicas"), each with its own CommServe client, tracker and threads, on one
@@ -416,7 +562,9 @@ TEST_F(OrchestratorTest, AnOlderRecordWithTheSameJobIdIsReplaced) {
 class SharedRegistryTest : public OrchestratorTest {
  protected:
   void SetUp() override {
-    OrchestratorTest::SetUp();
+    // Counts the registry calls, so a test can wait until a replica has looked at an intent.
+    store_ = std::make_unique<BlockingJobStore>(std::move(*SqliteJobStore::Open(":memory:")));
+    Build({"cs1"});
     OrchestratorOptions options;
     options.shared_wait = std::chrono::seconds(10);
     options.shared_poll = std::chrono::milliseconds(5);
@@ -428,10 +576,10 @@ class SharedRegistryTest : public OrchestratorTest {
     std::vector<CommCell> a = {CommCell{"cs1", "https://cs1/api", client_}};
     std::vector<CommCell> b = {CommCell{"cs1", "https://cs1/api", client_b_}};
     tracker_b_ = std::make_unique<Tracker>(b, *store_, metrics_b_, clock_, hub_, TrackerOptions{});
-    orchestrator_ =
-        std::make_unique<Orchestrator>(a, *store_, metrics_, clock_, pool_, *tracker_, options);
+    orchestrator_ = std::make_unique<Orchestrator>(a, *store_, metrics_, clock_, pool_, reads_,
+                                                   *tracker_, options);
     orchestrator_b_ = std::make_unique<Orchestrator>(b, *store_, metrics_b_, clock_, pool_b_,
-                                                     *tracker_b_, options);
+                                                     reads_b_, *tracker_b_, options);
   }
   StatusOr<TriggerOutcome> TriggerOnB(TriggerRequest r) {
     std::promise<StatusOr<TriggerOutcome>> p;
@@ -452,6 +600,7 @@ class SharedRegistryTest : public OrchestratorTest {
   prometheus::Registry registry_b_;
   Metrics metrics_b_{registry_b_};
   ThreadPool pool_b_{2};
+  KeyedThreadPool reads_b_{KeyedPoolOptions{}};
   std::unique_ptr<Tracker> tracker_b_;
   std::unique_ptr<Orchestrator> orchestrator_b_;
 };
@@ -513,6 +662,8 @@ TEST_F(SharedRegistryTest, AFailedTriggerOnAnotherReplicaIsReportedNotRepeated) 
   std::promise<StatusOr<TriggerOutcome>> p;
   orchestrator_b_->TriggerBackup(Request("cs1", "upgrade-8"),
                                  [&p](auto o) { p.set_value(std::move(o)); });
+  // B has seen A's intent open (the request id is free again once it closes without a job).
+  ASSERT_TRUE(static_cast<BlockingJobStore&>(*store_).WaitReturned("FindOpenIntent", 1));
   ASSERT_TRUE(
       store_->ResolveIntent(intent, "failed: FAILED_PRECONDITION [UPSTREAM_REJECTED]").ok());
 

@@ -1109,6 +1109,43 @@ TEST_P(JobStoreContractTest, ResolvedIntentIsNoLongerOpen) {
   EXPECT_EQ((*open)[0].id, other);
 }
 
+TEST_P(JobStoreContractTest, FindOpenIntentFindsTheOpenIntentOfItsCommCellAndRequestId) {
+  const int64_t id = *store_->AddIntent(MakeIntent("cc1", "req-1"));
+  ASSERT_TRUE(store_->AddIntent(MakeIntent("cc2", "req-1")).ok());
+  ASSERT_TRUE(store_->AddIntent(MakeIntent("cc1", "req-2")).ok());
+
+  StatusOr<std::optional<TriggerIntent>> found = store_->FindOpenIntent("cc1", "req-1");
+
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_TRUE(found->has_value());
+  const TriggerIntent want = MakeIntent("cc1", "req-1");
+  EXPECT_EQ((*found)->id, id);
+  EXPECT_EQ((*found)->commcell, "cc1");
+  EXPECT_EQ((*found)->request_id, "req-1");
+  EXPECT_EQ((*found)->backup_type, want.backup_type);
+  EXPECT_EQ((*found)->compression, want.compression);
+  EXPECT_EQ((*found)->requested_by, want.requested_by);
+  EXPECT_EQ((*found)->create_time, want.create_time);
+}
+
+TEST_P(JobStoreContractTest, FindOpenIntentFindsNoResolvedUnknownOrEmptyRequestId) {
+  const int64_t id = *store_->AddIntent(MakeIntent("cc1", "req-1"));
+  ASSERT_TRUE(store_->AddIntent(MakeIntent("cc1", "")).ok());
+  ASSERT_TRUE(store_->ResolveIntent(id, "failed: UNAVAILABLE before send").ok());
+
+  for (const auto& [commcell, request_id] : {std::pair<std::string, std::string>{"cc1", "req-1"},
+                                             {"cc1", "req-9"},
+                                             {"cc2", "req-1"},
+                                             {"cc1", ""}}) {
+    StatusOr<std::optional<TriggerIntent>> found = store_->FindOpenIntent(commcell, request_id);
+    ASSERT_TRUE(found.ok()) << found.status().ToString();
+    EXPECT_FALSE(found->has_value()) << commcell << "/" << request_id;
+  }
+  // The request id tried again: its new intent is found.
+  const int64_t again = *store_->AddIntent(MakeIntent("cc1", "req-1"));
+  EXPECT_EQ((*store_->FindOpenIntent("cc1", "req-1"))->id, again);
+}
+
 TEST_P(JobStoreContractTest, ResolvingTwiceIsANoOp) {
   int64_t id = *store_->AddIntent(MakeIntent("cc1", "req-1"));
   ASSERT_TRUE(store_->ResolveIntent(id, "first").ok());
