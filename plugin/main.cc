@@ -76,6 +76,11 @@ int main(int argc, char** argv) {
     std::cerr << "drgate: --log-format must be json, text or auto\n";
     return 2;
   }
+  // Everything startup checks before it binds or connects: exit 0 below means startup accepts it.
+  if (drgate::Status s = drgate::plugin::Server::Check(*config); !s.ok()) {
+    std::cerr << "drgate: configuration error in " << config_path << ": " << s.message() << "\n";
+    return 2;
+  }
   if (check_only) {
     std::cout << "drgate: " << config_path << " is valid (" << config->commcells.size()
               << " CommCell(s))\n";
@@ -97,7 +102,7 @@ int main(int argc, char** argv) {
   auto server = drgate::plugin::Server::Start(*config);
   if (!server.ok()) {
     std::cerr << "drgate: cannot start: " << server.status().message() << "\n";
-    return 1;
+    return server.status().reason() == "CONFIG_INVALID" ? 2 : 1;
   }
   std::cout << "drgate: gRPC listening on " << HostOf(config->grpc_listen) << ":"
             << (*server)->grpc_port() << "\n"

@@ -46,6 +46,30 @@ namespace asio = boost::asio;
 constexpr int kIoThreads = 2;
 constexpr int kBlockingThreads = 2;
 
+commserv::TransportOptions TransportOptionsFor(const CommCellConfig& c) {
+  commserv::TransportOptions topts;
+  topts.connect_timeout = c.connect_timeout;
+  topts.handshake_timeout = c.connect_timeout;
+  topts.read_timeout = c.request_timeout;
+  topts.write_timeout = c.request_timeout;
+  topts.ca_file = c.ca_file;
+  topts.insecure_skip_verify = c.insecure_skip_verify;
+  topts.client_cert_file = c.client_cert_file;
+  topts.client_key_file = c.client_key_file;
+  topts.max_response_bytes = static_cast<std::size_t>(c.max_response_bytes);
+  return topts;
+}
+
+HttpAdminOptions AdminOptionsFor(const Config& config) {
+  HttpAdminOptions admin_options;
+  admin_options.listen = config.metrics_listen;
+  admin_options.cert_file = config.metrics_cert_file;
+  admin_options.key_file = config.metrics_key_file;
+  admin_options.username = config.metrics_username;
+  admin_options.password = config.metrics_password.value;
+  return admin_options;
+}
+
 class ServerImpl final : public Server {
  public:
   ~ServerImpl() override { Shutdown(std::chrono::milliseconds(0)); }
@@ -256,13 +280,8 @@ Status ServerImpl::Init(const Config& config) {
   }
   service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_, hub_, MakeGate(config.auth));
 
-  HttpAdminOptions admin_options;
-  admin_options.listen = config.metrics_listen;
-  admin_options.cert_file = config.metrics_cert_file;
-  admin_options.key_file = config.metrics_key_file;
-  admin_options.username = config.metrics_username;
-  admin_options.password = config.metrics_password.value;
-  auto admin = HttpAdmin::Start(io_, admin_options, {registry_, std::make_shared<ProcessMetrics>()},
+  auto admin = HttpAdmin::Start(io_, AdminOptionsFor(config),
+                                {registry_, std::make_shared<ProcessMetrics>()},
                                 [this] { return CheckReady(); });
   if (!admin.ok()) return admin.status();
   admin_ = std::move(*admin);
@@ -381,16 +400,7 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
     }
     auto endpoint = commserv::ParseEndpoint(c.url);
     if (!endpoint.ok()) return endpoint.status().WithContext(key + ".url");
-    commserv::TransportOptions topts;
-    topts.connect_timeout = c.connect_timeout;
-    topts.handshake_timeout = c.connect_timeout;
-    topts.read_timeout = c.request_timeout;
-    topts.write_timeout = c.request_timeout;
-    topts.ca_file = c.ca_file;
-    topts.insecure_skip_verify = c.insecure_skip_verify;
-    topts.client_cert_file = c.client_cert_file;
-    topts.client_key_file = c.client_key_file;
-    topts.max_response_bytes = static_cast<std::size_t>(c.max_response_bytes);
+    const commserv::TransportOptions topts = TransportOptionsFor(c);
     if (c.insecure_skip_verify && endpoint->tls) {
       spdlog::warn(
           "commcell {}: insecure_skip_verify is set: the CommServe's TLS certificate is "
@@ -430,6 +440,7 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
 }
 
 Status ServerImpl::Reload(const Config& config) {
+  if (Status s = Server::Check(config); !s.ok()) return s;
   std::lock_guard reload(reload_mu_);
   if (shutting_down_) return Status(StatusCode::kUnavailable, "shutting down", "SHUTTING_DOWN");
   // Settings bound at startup cannot change in place: say so rather than ignore them.
@@ -464,7 +475,41 @@ Status ServerImpl::Reload(const Config& config) {
 
 }  // namespace
 
+Status Server::Check(const Config& config) {
+  auto invalid = [](const std::string& key, const Status& s) {
+    // Messages that already start with the key keep it; others get it.
+    const std::string& m = s.message();
+    return Status(StatusCode::kInvalidArgument, m.rfind(key, 0) == 0 ? m : key + ": " + m,
+                  "CONFIG_INVALID");
+  };
+  if (config.registry_postgres) {
+    // The message never echoes the DSN: it might hold a password by mistake.
+    if (Status s = registry::PostgresEndpoint::Validate(config.registry_postgres->dsn); !s.ok()) {
+      return invalid("registry.postgres.dsn", s);
+    }
+  }
+  if (config.grpc_tls) {
+    if (Status s = CheckGrpcTlsFiles(*config.grpc_tls); !s.ok()) return invalid("grpc.tls", s);
+  }
+  if (Status s = HttpAdmin::CheckTls(AdminOptionsFor(config)); !s.ok()) {
+    return invalid("metrics.tls", s);
+  }
+  // Each CommCell's transport, built as startup builds it (URL, CA file, client certificate and
+  // key loaded into a TLS context), on an io_context that never runs.
+  asio::io_context io;
+  for (std::size_t i = 0; i < config.commcells.size(); ++i) {
+    const CommCellConfig& c = config.commcells[i];
+    const std::string key = "commcells[" + std::to_string(i) + "]";
+    auto endpoint = commserv::ParseEndpoint(c.url);
+    if (!endpoint.ok()) return invalid(key + ".url", endpoint.status());
+    auto transport = commserv::MakeBeastTransport(io, *endpoint, TransportOptionsFor(c));
+    if (!transport.ok()) return invalid(key, transport.status());
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+  if (Status s = Check(config); !s.ok()) return s;
   auto server = std::make_unique<ServerImpl>();
   if (Status s = server->Init(config); !s.ok()) return s;
   return std::unique_ptr<Server>(std::move(server));

@@ -18,6 +18,13 @@ class Server {
   // Errors name what failed (registry path, listen address, CA file).
   static StatusOr<std::unique_ptr<Server>> Start(const Config& config);
 
+  // Every check Start and Reload make of a configuration before they bind or connect anything:
+  // the registry DSN's syntax, the TLS files of both ports, each CommCell's URL and TLS files as
+  // its transport loads them. `drgate --check-config` runs it, so a configuration it accepts is
+  // one startup accepts. INVALID_ARGUMENT (reason CONFIG_INVALID) whose message starts with the
+  // key.
+  static Status Check(const Config& config);
+
   virtual ~Server() = default;
 
   virtual int grpc_port() const = 0;

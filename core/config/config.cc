@@ -1,16 +1,18 @@
 #include "core/config/config.h"
 
-#include "core/registry/postgres_connection.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <tuple>
+
+#include "core/common/file.h"
+#include "core/commserv/http.h"
 
 namespace drgate {
 namespace {
@@ -26,18 +28,121 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   return (fs::path(base_dir) / path).lexically_normal().string();
 }
 
-// Reads a secret file: the whole content with surrounding white space removed.
+// Reads a secret file: the whole content with surrounding white space removed. Only a regular
+// file of at most kMaxSecretFileBytes is read (never a FIFO or a device).
 StatusOr<Secret> ReadSecretFile(const std::string& key, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ConfigError(key, "cannot read file " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
+  auto content = ReadRegularFile(path, kMaxSecretFileBytes);
+  if (!content.ok()) return ConfigError(key, content.status().message());
+  std::string s = std::move(*content);
   auto not_space = [](unsigned char c) { return !std::isspace(c); };
   s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
   s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
   if (s.empty()) return ConfigError(key, "file " + path + " is empty");
   return Secret{std::move(s)};
+}
+
+// A certificate, key or CA bundle named by the configuration: it must be a readable regular file
+// of at most kMaxPemFileBytes. Its content is checked where it is loaded.
+Status CheckPemFile(const std::string& key, const std::string& path) {
+  auto content = ReadRegularFile(path, kMaxPemFileBytes);
+  if (!content.ok()) return ConfigError(key, content.status().message());
+  return Status::Ok();
+}
+
+// Limits on the parsed YAML tree, counted with aliases expanded (yaml-cpp shares an aliased
+// node; every use of it is walked, and read, again): a small file must not turn into gigabytes.
+constexpr std::size_t kMaxYamlNodes = 100000;
+constexpr std::size_t kMaxYamlScalarBytes = 4 << 20;
+constexpr int kMaxYamlDepth = 64;
+
+struct YamlBudget {
+  std::size_t nodes = 0;
+  std::size_t scalar_bytes = 0;
+};
+
+std::string Line(const YAML::Node& n) {
+  return std::to_string(n.Mark().line + 1);
+}
+
+// Refuses what yaml-cpp accepts silently: a key repeated in one mapping (the first would win,
+// so `auth: {mode: insecure}` before `auth: {mode: tokens}` would turn authentication off),
+// non-scalar keys, and trees that aliases blow up past the limits above.
+Status CheckYamlTree(const YAML::Node& node, const std::string& path, int depth,
+                     YamlBudget& budget) {
+  // `path` is "" at the top of the configuration, "auth.tokens_file: " at the top of another file.
+  const bool top = path.empty() || path.back() == ' ';
+  const std::string where =
+      path.empty() ? "(top level)" : (top ? path.substr(0, path.size() - 2) : path);
+  if (++budget.nodes > kMaxYamlNodes) {
+    return ConfigError(where, "line " + Line(node) + ": more than " +
+                                  std::to_string(kMaxYamlNodes) +
+                                  " values once aliases are expanded; refused");
+  }
+  if (depth > kMaxYamlDepth) {
+    return ConfigError(where, "line " + Line(node) + ": nested deeper than " +
+                                  std::to_string(kMaxYamlDepth) + " levels; refused");
+  }
+  auto count = [&](const YAML::Node& scalar) -> Status {
+    budget.scalar_bytes += scalar.Scalar().size();
+    if (budget.scalar_bytes > kMaxYamlScalarBytes) {
+      return ConfigError(where, "more than " + std::to_string(kMaxYamlScalarBytes) +
+                                    " bytes of values once aliases are expanded (this value is "
+                                    "defined on line " +
+                                    Line(scalar) + "); refused");
+    }
+    return Status::Ok();
+  };
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: return count(node);
+    case YAML::NodeType::Sequence: {
+      std::size_t i = 0;
+      for (const auto& item : node) {
+        const std::string k = path + "[" + std::to_string(i) + "]";
+        if (Status s = CheckYamlTree(item, k, depth + 1, budget); !s.ok()) return s;
+        ++i;
+      }
+      return Status::Ok();
+    }
+    case YAML::NodeType::Map: {
+      std::map<std::string, std::string> first_line;
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) {
+          return ConfigError(where, "line " + Line(kv.first) + ": keys must be plain names");
+        }
+        if (Status s = count(kv.first); !s.ok()) return s;
+        const std::string& name = kv.first.Scalar();
+        const std::string k = top ? path + name : path + "." + name;
+        auto [it, inserted] = first_line.emplace(name, Line(kv.first));
+        if (!inserted) {
+          return ConfigError(k, "duplicate key: first on line " + it->second + ", again on line " +
+                                    Line(kv.first));
+        }
+        if (Status s = CheckYamlTree(kv.second, k, depth + 1, budget); !s.ok()) return s;
+      }
+      return Status::Ok();
+    }
+    default: return Status::Ok();
+  }
+}
+
+// Parses YAML text and checks the tree (CheckYamlTree). `key` names the file in errors; empty for
+// the configuration itself.
+StatusOr<YAML::Node> LoadYaml(const std::string& text, const std::string& key) {
+  if (text.size() > kMaxConfigFileBytes) {
+    return ConfigError(key.empty() ? "(top level)" : key,
+                       "larger than " + std::to_string(kMaxConfigFileBytes) + " bytes; refused");
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    return ConfigError(key.empty() ? "(syntax)" : key,
+                       "line " + std::to_string(e.mark.line + 1) + ", column " +
+                           std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  YamlBudget budget;
+  if (Status s = CheckYamlTree(root, key.empty() ? "" : key + ": ", 0, budget); !s.ok()) return s;
+  return root;
 }
 
 // Typed accessors that name the key on a type mismatch. yaml-cpp throws on conversion errors;
@@ -194,6 +299,10 @@ StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string
   if (c.url.rfind("https://", 0) != 0 && c.url.rfind("http://", 0) != 0) {
     return ConfigError(key + ".url", "must start with https:// or http://");
   }
+  // Parsed exactly as the transport will parse it, so --check-config refuses what startup would.
+  if (auto endpoint = commserv::ParseEndpoint(c.url); !endpoint.ok()) {
+    return ConfigError(key + ".url", endpoint.status().message());
+  }
   if (c.format != "json" && c.format != "xml") {
     return ConfigError(key + ".format", "must be json or xml, got \"" + c.format + "\"");
   }
@@ -218,7 +327,7 @@ StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string
   }
   if (!c.ca_file.empty()) {
     c.ca_file = Resolve(base_dir, c.ca_file);
-    if (!std::ifstream(c.ca_file)) return ConfigError(key + ".ca_file", "cannot read " + c.ca_file);
+    if (Status s = CheckPemFile(key + ".ca_file", c.ca_file); !s.ok()) return s;
   }
   if (c.client_cert_file.empty() != c.client_key_file.empty()) {
     return ConfigError(
@@ -230,9 +339,7 @@ StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string
                              std::pair{"client_key_file", &c.client_key_file}}) {
     if (path->empty()) continue;
     *path = Resolve(base_dir, *path);
-    if (!std::ifstream(*path)) {
-      return ConfigError(key + "." + field, "cannot read " + *path);
-    }
+    if (Status s = CheckPemFile(key + "." + field, *path); !s.ok()) return s;
   }
   if (c.device_id.empty()) c.device_id = "drgate-" + c.name;
   if (c.on_active != "reject" && c.on_active != "reuse") {
@@ -277,9 +384,7 @@ StatusOr<GrpcTlsConfig> ParseGrpcTls(const YAML::Node& node, const std::string& 
       continue;
     }
     *path = Resolve(base_dir, *path);
-    std::error_code ec;
-    if (!fs::is_regular_file(*path, ec)) return ConfigError(key, "no such file " + *path);
-    if (!std::ifstream(*path)) return ConfigError(key, "cannot read " + *path);
+    if (Status s = CheckPemFile(key, *path); !s.ok()) return s;
   }
   return t;
 }
@@ -341,13 +446,11 @@ Status ParseAuth(const YAML::Node& a, const std::string& base_dir, Config& confi
     return ConfigError("auth.tokens_file", "is required with auth.mode: tokens");
   }
   auth.tokens_file = Resolve(base_dir, auth.tokens_file);
-  std::ifstream in(auth.tokens_file, std::ios::binary);
-  if (!in) return ConfigError("auth.tokens_file", "cannot read file " + auth.tokens_file);
-  std::stringstream ss;
-  ss << in.rdbuf();
+  auto text = ReadRegularFile(auth.tokens_file, kMaxTokensFileBytes);
+  if (!text.ok()) return ConfigError("auth.tokens_file", text.status().message());
   std::vector<std::string> names;
   for (const auto& c : config.commcells) names.push_back(c.name);
-  auto tokens = ParseTokensFile(ss.str(), "auth.tokens_file", names);
+  auto tokens = ParseTokensFile(*text, "auth.tokens_file", names);
   if (!tokens.ok()) return tokens.status();
   auth.tokens = std::move(*tokens);
   return Status::Ok();
@@ -358,12 +461,9 @@ Status ParseAuth(const YAML::Node& a, const std::string& base_dir, Config& confi
 StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_text,
                                                       const std::string& key,
                                                       const std::vector<std::string>& commcells) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::ParserException& e) {
-    return ConfigError(key, "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
+  auto loaded = LoadYaml(yaml_text, key);
+  if (!loaded.ok()) return loaded.status();
+  const YAML::Node root = *loaded;
   std::vector<AuthTokenEntry> out;
   try {
     if (!root || root.IsNull()) return ConfigError(key, "the file is empty");
@@ -493,10 +593,8 @@ StatusOr<PostgresRegistryConfig> ParsePostgresRegistry(const YAML::Node& p,
     if (!s.ok()) return s;
   }
   if (pg.dsn.empty()) return ConfigError("registry.postgres.dsn", "is required");
-  // The message never echoes the DSN: it might hold a password by mistake.
-  if (Status s = registry::PostgresEndpoint::Validate(pg.dsn); !s.ok()) {
-    return ConfigError("registry.postgres.dsn", s.message());
-  }
+  // Its syntax is checked where the store is built (plugin/, Server::Check), which
+  // --check-config runs too.
   if (pg.pool_size < 1 || pg.pool_size > 100) {
     return ConfigError("registry.postgres.pool_size", "must be between 1 and 100");
   }
@@ -518,13 +616,9 @@ StatusOr<PostgresRegistryConfig> ParsePostgresRegistry(const YAML::Node& p,
 }  // namespace
 
 StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& base_dir) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::ParserException& e) {
-    return ConfigError("(syntax)", "line " + std::to_string(e.mark.line + 1) + ", column " +
-                                       std::to_string(e.mark.column + 1) + ": " + e.msg);
-  }
+  auto loaded = LoadYaml(yaml_text, "");
+  if (!loaded.ok()) return loaded.status();
+  const YAML::Node root = *loaded;
   Config config;
   if (!root || root.IsNull()) return ConfigError("(top level)", "the configuration is empty");
   try {
@@ -566,7 +660,7 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
                                  std::pair{"metrics.tls.key_file", &config.metrics_key_file}}) {
           if (path->empty()) return ConfigError(key, "is required");
           *path = Resolve(base_dir, *path);
-          if (!std::ifstream(*path)) return ConfigError(key, "cannot read " + *path);
+          if (Status s = CheckPemFile(key, *path); !s.ok()) return s;
         }
       }
       if (auto a = m["basic_auth"]) {
@@ -707,11 +801,9 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
 }
 
 StatusOr<Config> LoadConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ConfigError("--config", "cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseConfig(ss.str(), fs::path(path).parent_path().string());
+  auto text = ReadRegularFile(path, kMaxConfigFileBytes);
+  if (!text.ok()) return ConfigError("--config", text.status().message());
+  return ParseConfig(*text, fs::path(path).parent_path().string());
 }
 
 }  // namespace drgate

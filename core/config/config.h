@@ -11,15 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "core/common/secret.h"
 #include "core/common/status.h"
 
 namespace drgate {
-
-// A secret held in memory only. Deliberately has no printing or streaming operators.
-struct Secret {
-  std::string value;
-  bool empty() const { return value.empty(); }
-};
 
 struct CommCellConfig {
   std::string name;             // [a-zA-Z0-9._-]{1,63}, unique
