@@ -50,13 +50,13 @@ commserv::TransportOptions TransportOptionsFor(const CommCellConfig& c) {
   commserv::TransportOptions topts;
   topts.connect_timeout = c.connect_timeout;
   topts.handshake_timeout = c.connect_timeout;
-  topts.read_timeout = c.request_timeout;
-  topts.write_timeout = c.request_timeout;
+  topts.read_timeout = c.policy.request_timeout;
+  topts.write_timeout = c.policy.request_timeout;
   topts.ca_file = c.ca_file;
   topts.insecure_skip_verify = c.insecure_skip_verify;
   topts.client_cert_file = c.client_cert_file;
   topts.client_key_file = c.client_key_file;
-  topts.max_response_bytes = static_cast<std::size_t>(c.max_response_bytes);
+  topts.max_response_bytes = c.policy.max_response_bytes;
   return topts;
 }
 
@@ -76,6 +76,7 @@ class ServerImpl final : public Server {
 
   int grpc_port() const override { return grpc_port_; }
   int metrics_port() const override { return metrics_port_; }
+  prometheus::Registry& metrics_registry() override { return *registry_; }
 
   void Shutdown(std::chrono::milliseconds grace) override {
     std::lock_guard lock(shutdown_mu_);
@@ -243,14 +244,7 @@ Status ServerImpl::Init(const Config& config) {
   if (!built.ok()) return built.status();
   std::vector<jobs::CommCell> cells = std::move(*built);
   config_ = config;
-  jobs::TrackerOptions tracking;
-  tracking.poll_interval = config.tracking.poll_interval;
-  tracking.max_backoff = config.tracking.max_backoff;
-  tracking.unseen_grace = config.tracking.unseen_grace;
-  tracking.intent_grace = config.tracking.intent_grace;
-  tracking.intent_give_up = config.tracking.intent_give_up;
-  tracking.retention = config.tracking.retention;
-  tracking.probe_interval = config.tracking.probe_interval;
+  jobs::TrackerOptions tracking{config.tracking};
   tracking.shared_registry = shared;
   tracker_ = std::make_unique<jobs::Tracker>(cells, *store_, *metrics_, clock_, hub_, tracking,
                                              leader_.get());
@@ -260,7 +254,7 @@ Status ServerImpl::Init(const Config& config) {
     // may take: the slowest CommCell's connect and request timeouts, twice, and a margin.
     std::chrono::milliseconds slowest{0};
     for (const auto& c : config.commcells) {
-      slowest = std::max(slowest, 2 * c.connect_timeout + 2 * c.request_timeout);
+      slowest = std::max(slowest, 2 * c.connect_timeout + 2 * c.policy.request_timeout);
     }
     orchestration.shared_wait = slowest + std::chrono::seconds(5);
     refresher_ = std::make_unique<jobs::WatchRefresher>(*store_, hub_,
@@ -337,7 +331,7 @@ Status ServerImpl::Init(const Config& config) {
 }
 
 Gate ServerImpl::MakeGate(const AuthConfig& auth) {
-  const bool insecure = auth.mode != "tokens";
+  const bool insecure = auth.mode != AuthMode::kTokens;
   if (auth_insecure_ == nullptr) {
     auth_insecure_ = &prometheus::BuildGauge()
                           .Name("drgate_auth_insecure")
@@ -370,32 +364,17 @@ Gate ServerImpl::MakeGate(const AuthConfig& auth) {
   return Gate{Authenticator::FromTokens(auth.tokens), limiter_};
 }
 
-bool SameConnection(const CommCellConfig& a, const CommCellConfig& b) {
-  return a.url == b.url && a.format == b.format && a.username == b.username &&
-         a.password.value == b.password.value && a.token.value == b.token.value &&
-         a.ca_file == b.ca_file && a.insecure_skip_verify == b.insecure_skip_verify &&
-         a.client_cert_file == b.client_cert_file && a.client_key_file == b.client_key_file &&
-         a.device_id == b.device_id && a.connect_timeout == b.connect_timeout &&
-         a.request_timeout == b.request_timeout && a.retry_max_attempts == b.retry_max_attempts &&
-         a.retry_initial_backoff == b.retry_initial_backoff &&
-         a.retry_max_backoff == b.retry_max_backoff &&
-         a.breaker_failure_threshold == b.breaker_failure_threshold &&
-         a.breaker_open_for == b.breaker_open_for && a.max_response_bytes == b.max_response_bytes &&
-         a.max_pending_requests == b.max_pending_requests;
-}
-
 StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& config) {
   std::map<std::string, Built> next;
   std::vector<jobs::CommCell> cells;
   for (std::size_t i = 0; i < config.commcells.size(); ++i) {
     const CommCellConfig& c = config.commcells[i];
     const std::string key = "commcells[" + std::to_string(i) + "]";
-    const jobs::OnActive on_active =
-        c.on_active == "reuse" ? jobs::OnActive::kReuse : jobs::OnActive::kReject;
-    if (auto it = built_.find(c.name); it != built_.end() && SameConnection(it->second.config, c)) {
-      // Unchanged connection: keep the client, its session and its keep-alive connections.
+    if (auto it = built_.find(c.name); it != built_.end() && it->second.config == c) {
+      // Unchanged CommCell: keep the client, its session and its keep-alive connections. Any
+      // change (a rotated password, a timeout, on_active) builds a new client.
       next.emplace(c.name, it->second);
-      cells.push_back(jobs::CommCell{c.name, it->second.url, it->second.client, on_active});
+      cells.push_back(jobs::CommCell{c.name, it->second.url, it->second.client, c.on_active});
       continue;
     }
     auto endpoint = commserv::ParseEndpoint(c.url);
@@ -417,21 +396,17 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
     commserv::SessionOptions sopts;
     sopts.commcell = c.name;
     sopts.endpoint = *endpoint;
-    sopts.format = c.format == "xml" ? commserv::WireFormat::kXml : commserv::WireFormat::kJson;
+    sopts.format = c.format;
     sopts.username = c.username;
     sopts.password = c.password;
     sopts.token = c.token;
     sopts.device_id = c.device_id;
-    sopts.policy.request_timeout = c.request_timeout;
-    sopts.policy.retry = {c.retry_max_attempts, c.retry_initial_backoff, c.retry_max_backoff};
-    sopts.policy.circuit_breaker = {c.breaker_failure_threshold, c.breaker_open_for};
-    sopts.policy.max_response_bytes = static_cast<std::size_t>(c.max_response_bytes);
-    sopts.policy.max_pending_requests = static_cast<std::size_t>(c.max_pending_requests);
+    sopts.policy = c.policy;
     auto client =
         commserv::SessionClient::Create(std::move(sopts), std::move(*transport), *metrics_, clock_,
                                         commserv::MakeAsioScheduler(io_));
     next.emplace(c.name, Built{c, endpoint->ToString(), client});
-    cells.push_back(jobs::CommCell{c.name, endpoint->ToString(), client, on_active});
+    cells.push_back(jobs::CommCell{c.name, endpoint->ToString(), client, c.on_active});
   }
   // Only now, with every CommCell built, does the new set replace the old one.
   std::lock_guard lock(clients_mu_);

@@ -10,6 +10,10 @@
 #include "core/common/status.h"
 #include "core/config/config.h"
 
+namespace prometheus {
+class Registry;
+}
+
 namespace drgate::plugin {
 
 class Server {
@@ -29,6 +33,8 @@ class Server {
 
   virtual int grpc_port() const = 0;
   virtual int metrics_port() const = 0;
+  // What /metrics serves: other components (the config watcher) add their metrics here.
+  virtual prometheus::Registry& metrics_registry() = 0;
 
   // Applies a new configuration without a restart: CommCells added, removed or changed (a
   // changed one gets a new client; calls in flight finish on the old one). When any CommCell

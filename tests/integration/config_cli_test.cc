@@ -28,7 +28,7 @@ class ConfigCliTest : public ::testing::Test {
   void SetUp() override { dir_.Write("password", "s3cret\n"); }
 
   // drgate with `args` after --config; stdout and stderr together.
-  CommandResult Drgate(const std::string& yaml, const std::vector<std::string>& args) {
+  CommandResult RunDrgate(const std::string& yaml, const std::vector<std::string>& args) {
     const std::string config = dir_.Write("drgate.yaml", yaml);
     std::vector<std::string> argv = {
         "/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", DRGATE_BIN_DIR "/drgate", "--config", config};
@@ -45,7 +45,7 @@ class ConfigCliTest : public ::testing::Test {
          {std::vector<std::string>{"--check-config"},
           std::vector<std::string>{"--grpc-listen", "127.0.0.1:0", "--metrics-listen",
                                    "127.0.0.1:0"}}) {
-      const CommandResult r = Drgate(yaml, args);
+      const CommandResult r = RunDrgate(yaml, args);
       EXPECT_EQ(r.exit_code, 2) << args[0] << "\n" << yaml << "\n" << r.out;
       EXPECT_NE(r.out.find(": " + key + ": "), std::string::npos)
           << args[0] << ": expected the key " << key << " in:\n"
@@ -58,7 +58,7 @@ class ConfigCliTest : public ::testing::Test {
 
 TEST_F(ConfigCliTest, AValidConfigurationPassesCheckConfig) {
   const CommandResult r =
-      Drgate(std::string("auth: {mode: insecure}\n") + kCell, {"--check-config"});
+      RunDrgate(std::string("auth: {mode: insecure}\n") + kCell, {"--check-config"});
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("is valid (1 CommCell(s))"), std::string::npos) << r.out;
 }
@@ -123,6 +123,82 @@ TEST_F(ConfigCliTest, AliasAmplificationIsRefused) {
   for (int i = 0; i < 1500; ++i) yaml += i ? ", *v" : "*v";
   yaml += "]\n";
   ExpectRefused(yaml, "uses[6]");
+}
+
+std::vector<std::string> CommCellNames(Drgate& drgate) {
+  v1::ListCommCellsResponse cells;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  std::vector<std::string> names;
+  if (!drgate.stub().ListCommCells(&ctx, {}, &cells).ok()) return {"(call failed)"};
+  for (const auto& c : cells.commcells()) names.push_back(c.name());
+  return names;
+}
+
+// drgate_config_reloads_total{result=...} from /metrics; -1 when absent.
+double Reloads(Drgate& drgate, const std::string& result) {
+  const std::string metrics = drgate.Metrics();
+  const std::string prefix = "drgate_config_reloads_total{result=\"" + result + "\"} ";
+  const auto at = metrics.find(prefix);
+  if (at == std::string::npos) return -1;
+  return std::stod(metrics.substr(at + prefix.size()));
+}
+
+// Waits until the counter exceeds `above`; returns its value.
+double WaitForReloads(Drgate& drgate, const std::string& result, double above) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  double v = Reloads(drgate, result);
+  while (v <= above && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    v = Reloads(drgate, result);
+  }
+  return v;
+}
+
+// A running drgate given hostile reloads keeps its configuration, keeps serving, and still stops
+// at once on SIGTERM (a FIFO secret used to block the signal loop; /dev/zero used to kill it).
+TEST_F(ConfigCliTest, BadReloadsKeepTheOldConfigurationAndSigtermStillWorks) {
+  const std::string good = std::string("auth: {mode: insecure}\n") + kCell;
+  // A second CommCell: applied, it would show in ListCommCells.
+  auto with_second = [&](const std::string& password_file) {
+    return good +
+           "  - name: cs2\n"
+           "    url: https://127.0.0.1:1/commandcenter/api\n"
+           "    username: admin\n"
+           "    password_file: " +
+           password_file + "\n";
+  };
+  const std::string fifo = dir_.File("password.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Drgate drgate(dir_.Write("drgate.yaml", good), "warn", dir_.File("drgate.log"));
+  ASSERT_EQ(CommCellNames(drgate), std::vector<std::string>{"cs1"});
+  ASSERT_EQ(Reloads(drgate, "failure"), 0);
+
+  double failures = 0;
+  for (const std::string& bad :
+       {with_second("password") + "auth: {mode: insecure}\n",  // duplicate key
+        with_second("/dev/zero"), with_second(fifo)}) {
+    dir_.Write("drgate.yaml", bad);
+    drgate.Signal(SIGHUP);
+    const double now = WaitForReloads(drgate, "failure", failures);
+    EXPECT_GT(now, failures) << bad;
+    failures = now;
+    EXPECT_EQ(CommCellNames(drgate), std::vector<std::string>{"cs1"}) << bad;
+  }
+  EXPECT_EQ(Reloads(drgate, "success"), 0);
+
+  // The watcher is alive: a good reload applies.
+  dir_.Write("drgate.yaml", with_second("password"));
+  drgate.Signal(SIGHUP);
+  EXPECT_GE(WaitForReloads(drgate, "success", 0), 1);
+  EXPECT_EQ(CommCellNames(drgate), (std::vector<std::string>{"cs1", "cs2"}));
+
+  // SIGTERM right behind a reload of a FIFO secret: a clean, prompt exit.
+  dir_.Write("drgate.yaml", with_second(fifo));
+  drgate.Signal(SIGHUP);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(drgate.Terminate(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 15s);
 }
 
 }  // namespace

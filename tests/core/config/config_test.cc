@@ -53,12 +53,12 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   ASSERT_EQ(c->commcells.size(), 1u);
   const auto& cell = c->commcells[0];
   EXPECT_EQ(cell.name, "cs1");
-  EXPECT_EQ(cell.format, "json");
+  EXPECT_EQ(cell.format, commserv::WireFormat::kJson);
   EXPECT_EQ(cell.password.value, "s3cret-pw");  // trimmed
   EXPECT_EQ(cell.password_file, dir_.File("secrets/password"));
   EXPECT_EQ(cell.device_id, "drgate-cs1");
   EXPECT_FALSE(cell.insecure_skip_verify);
-  EXPECT_EQ(cell.request_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(cell.policy.request_timeout, std::chrono::seconds(60));
 }
 
 TEST_F(ConfigTest, FullConfig) {
@@ -88,17 +88,17 @@ commcells:
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->grpc_listen, "0.0.0.0:7000");
   EXPECT_EQ(c->registry_path, "/var/lib/drgate/jobs.db");
-  EXPECT_EQ(c->log_level, "debug");
+  EXPECT_EQ(c->log_level, LogLevel::kDebug);
   EXPECT_EQ(c->shutdown_grace, std::chrono::seconds(3));
   ASSERT_EQ(c->commcells.size(), 2u);
-  EXPECT_EQ(c->commcells[0].format, "xml");
+  EXPECT_EQ(c->commcells[0].format, commserv::WireFormat::kXml);
   EXPECT_EQ(c->commcells[0].token.value, "QSDK abc");
   EXPECT_TRUE(c->commcells[0].password.empty());
   EXPECT_EQ(c->commcells[0].ca_file, dir_.File("ca.pem"));
   EXPECT_TRUE(c->commcells[0].insecure_skip_verify);
   EXPECT_EQ(c->commcells[0].device_id, "my-device");
   EXPECT_EQ(c->commcells[0].connect_timeout, std::chrono::seconds(2));
-  EXPECT_EQ(c->commcells[0].request_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(c->commcells[0].policy.request_timeout, std::chrono::seconds(90));
   EXPECT_EQ(c->commcells[1].name, "dr");
 }
 
@@ -107,7 +107,8 @@ TEST_F(ConfigTest, ErrorsNameTheKey) {
   ExpectError("grpc: {listen: nope}\ncommcells: []", "grpc.listen", "HOST:PORT");
   ExpectError("registry: {pth: x}", "registry.pth", "unknown key");
   ExpectError("colour: red", "colour", "unknown key");
-  ExpectError("log: {level: loud}\ncommcells: []", "log.level", "must be one of");
+  ExpectError("log: {level: loud}\ncommcells: []", "log.level",
+              "must be trace, debug, info, warn or error");
   ExpectError(R"(
 commcells:
   - url: https://x/api
@@ -278,13 +279,13 @@ TEST_F(ConfigTest, UpstreamPoliciesHaveDocumentedDefaults) {
   auto c = Parse(kMinimal);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   const auto& cell = c->commcells[0];
-  EXPECT_EQ(cell.retry_max_attempts, 3);
-  EXPECT_EQ(cell.retry_initial_backoff, std::chrono::milliseconds(200));
-  EXPECT_EQ(cell.retry_max_backoff, std::chrono::seconds(2));
-  EXPECT_EQ(cell.breaker_failure_threshold, 5);
-  EXPECT_EQ(cell.breaker_open_for, std::chrono::seconds(30));
-  EXPECT_EQ(cell.max_response_bytes, 4 * 1024 * 1024);
-  EXPECT_EQ(cell.max_pending_requests, 64);
+  EXPECT_EQ(cell.policy.retry.max_attempts, 3);
+  EXPECT_EQ(cell.policy.retry.initial_backoff, std::chrono::milliseconds(200));
+  EXPECT_EQ(cell.policy.retry.max_backoff, std::chrono::seconds(2));
+  EXPECT_EQ(cell.policy.circuit_breaker.failure_threshold, 5);
+  EXPECT_EQ(cell.policy.circuit_breaker.open_for, std::chrono::seconds(30));
+  EXPECT_EQ(cell.policy.max_response_bytes, 4u * 1024 * 1024);
+  EXPECT_EQ(cell.policy.max_pending_requests, 64u);
 }
 
 TEST_F(ConfigTest, UpstreamPoliciesAreReadPerCommCell) {
@@ -295,13 +296,13 @@ TEST_F(ConfigTest, UpstreamPoliciesAreReadPerCommCell) {
 )"));
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   const auto& cell = c->commcells[0];
-  EXPECT_EQ(cell.retry_max_attempts, 5);
-  EXPECT_EQ(cell.retry_initial_backoff, std::chrono::milliseconds(50));
-  EXPECT_EQ(cell.retry_max_backoff, std::chrono::seconds(1));
-  EXPECT_EQ(cell.breaker_failure_threshold, 2);
-  EXPECT_EQ(cell.breaker_open_for, std::chrono::seconds(2));
-  EXPECT_EQ(cell.max_response_bytes, 65536);
-  EXPECT_EQ(cell.max_pending_requests, 8);
+  EXPECT_EQ(cell.policy.retry.max_attempts, 5);
+  EXPECT_EQ(cell.policy.retry.initial_backoff, std::chrono::milliseconds(50));
+  EXPECT_EQ(cell.policy.retry.max_backoff, std::chrono::seconds(1));
+  EXPECT_EQ(cell.policy.circuit_breaker.failure_threshold, 2);
+  EXPECT_EQ(cell.policy.circuit_breaker.open_for, std::chrono::seconds(2));
+  EXPECT_EQ(cell.policy.max_response_bytes, 65536u);
+  EXPECT_EQ(cell.policy.max_pending_requests, 8u);
 }
 
 TEST_F(ConfigTest, InvalidUpstreamPoliciesNameTheKey) {
@@ -375,7 +376,7 @@ TEST_F(PostgresRegistryConfigTest, ErrorsNameTheKeyAndNeverEchoTheDsn) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"registry: {postgres: {password_file: secrets/pg}}", "registry.postgres.dsn: is required"},
       {"registry: {postgres: {dsn: \"host=db\", pool_size: 0}}",
-       "registry.postgres.pool_size: must be between 1 and 100"},
+       "registry.postgres.pool_size: must be 1-100, got 0"},
       {"registry: {postgres: {dsn: \"host=db\", leader_lease: 500ms}}",
        "registry.postgres.leader_lease: must be at least 1s"},
       {"registry: {postgres: {dsn: \"host=db\", password_file: secrets/missing}}",
