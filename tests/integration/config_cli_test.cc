@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tests/integration/harness.h"
@@ -61,6 +62,20 @@ TEST_F(ConfigCliTest, AValidConfigurationPassesCheckConfig) {
       RunDrgate(std::string("auth: {mode: insecure}\n") + kCell, {"--check-config"});
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("is valid (1 CommCell(s))"), std::string::npos) << r.out;
+}
+
+// Command-line values are validated as the keys they replace, and named as such.
+TEST_F(ConfigCliTest, BadCommandLineOverridesNameTheirKey) {
+  const std::string yaml = std::string("auth: {mode: insecure}\n") + kCell;
+  for (const auto& [flag, value, key] :
+       {std::tuple{"--log-level", "loud", "log.level"},
+        std::tuple{"--log-format", "xml", "log.format"},
+        std::tuple{"--grpc-listen", "nowhere", "grpc.listen"},
+        std::tuple{"--metrics-listen", "127.0.0.1:99999", "metrics.listen"}}) {
+    const CommandResult r = RunDrgate(yaml, {"--check-config", flag, value});
+    EXPECT_EQ(r.exit_code, 2) << flag << "\n" << r.out;
+    EXPECT_NE(r.out.find(std::string(": ") + key + ": "), std::string::npos) << r.out;
+  }
 }
 
 // Case 3: the later `auth` would have been ignored, leaving the server unauthenticated.
