@@ -256,11 +256,11 @@ Type<std::vector<T>> List(Type<T> item, std::size_t min, std::string min_error) 
       "list of " + t->name,
       [t, min, min_error](const YAML::Node& n, const std::string& key, const Context& ctx,
                           std::vector<T>& out) {
-        if (!n.IsSequence() && !(n.IsNull() && min == 0)) {
-          return Error(key, n.IsSequence() ? min_error : "must be a list");
-        }
-        if (n.size() < min) return Error(key, min_error);
         out.clear();
+        if (n.IsNull() || (n.IsSequence() && n.size() < min)) {
+          return min == 0 ? Status::Ok() : Error(key, min_error);
+        }
+        if (!n.IsSequence()) return Error(key, "must be a list");
         for (std::size_t i = 0; i < n.size(); ++i) {
           T v{};
           if (Status s = t->parse(n[i], key + "[" + std::to_string(i) + "]", ctx, v); !s.ok()) {

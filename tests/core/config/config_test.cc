@@ -104,6 +104,8 @@ commcells:
 
 TEST_F(ConfigTest, ErrorsNameTheKey) {
   ExpectError("commcells: []", "commcells", "at least one");
+  ExpectError("commcells:", "commcells", "at least one");
+  ExpectError("commcells: cs1", "commcells", "must be a list");
   ExpectError("grpc: {listen: nope}\ncommcells: []", "grpc.listen", "HOST:PORT");
   ExpectError("registry: {pth: x}", "registry.pth", "unknown key");
   ExpectError("colour: red", "colour", "unknown key");
