@@ -1,7 +1,8 @@
 // drgate: the gRPC gateway for Commvault CommServe DR backups.
 //
-// Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 start-up failure (registry, listen address,
-// TLS files), 2 usage or configuration error (the message names the key).
+// Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 start-up failure (registry, listen address),
+// 2 usage or configuration error, including files the configuration names that cannot be used
+// (the message names the key); --check-config runs the same checks.
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
