@@ -85,9 +85,9 @@ std::shared_ptr<const Authenticator> Authenticator::FromTokens(
   for (const auto& e : entries) {
     Principal principal;
     principal.identity = e.identity;
-    for (const auto& r : e.roles) {
-      if (r == "viewer") principal.viewer = true;
-      if (r == "operator") principal.operator_role = principal.viewer = true;
+    for (const Role r : e.roles) {
+      if (r == Role::kViewer) principal.viewer = true;
+      if (r == Role::kOperator) principal.operator_role = principal.viewer = true;
     }
     principal.commcells = e.commcells;
     if (!e.certificate.empty()) {

@@ -231,6 +231,31 @@ class HttpAdminHandle final : public HttpAdmin {
 
 }  // namespace
 
+// The metrics port's TLS context from metrics.tls's files.
+static StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const HttpAdminOptions& options) {
+  auto tls = std::make_shared<ssl::context>(ssl::context::tls_server);
+  beast::error_code ec;
+  SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+  tls->use_certificate_chain_file(options.cert_file, ec);
+  if (ec) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "metrics.tls.cert_file \"" + options.cert_file + "\": " + ec.message(),
+                  "LISTEN_FAILED");
+  }
+  tls->use_private_key_file(options.key_file, ssl::context::pem, ec);
+  if (ec) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "metrics.tls.key_file \"" + options.key_file + "\": " + ec.message(),
+                  "LISTEN_FAILED");
+  }
+  return tls;
+}
+
+Status HttpAdmin::CheckTls(const HttpAdminOptions& options) {
+  if (options.cert_file.empty()) return Status::Ok();
+  return MakeTlsContext(options).status();
+}
+
 StatusOr<std::unique_ptr<HttpAdmin>> HttpAdmin::Start(
     asio::io_context& io, const HttpAdminOptions& options,
     std::vector<std::shared_ptr<prometheus::Collectable>> collectables,
@@ -243,21 +268,9 @@ StatusOr<std::unique_ptr<HttpAdmin>> HttpAdmin::Start(
   }
   std::shared_ptr<ssl::context> tls;
   if (!options.cert_file.empty()) {
-    tls = std::make_shared<ssl::context>(ssl::context::tls_server);
-    beast::error_code ec;
-    SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
-    tls->use_certificate_chain_file(options.cert_file, ec);
-    if (ec) {
-      return Status(StatusCode::kFailedPrecondition,
-                    "metrics.tls.cert_file \"" + options.cert_file + "\": " + ec.message(),
-                    "LISTEN_FAILED");
-    }
-    tls->use_private_key_file(options.key_file, ssl::context::pem, ec);
-    if (ec) {
-      return Status(StatusCode::kFailedPrecondition,
-                    "metrics.tls.key_file \"" + options.key_file + "\": " + ec.message(),
-                    "LISTEN_FAILED");
-    }
+    auto ctx = MakeTlsContext(options);
+    if (!ctx.ok()) return ctx.status();
+    tls = std::move(*ctx);
   }
   auto impl = std::make_shared<HttpAdminImpl>(io, std::move(handlers), std::move(tls));
   if (Status s = impl->Listen(options.listen); !s.ok()) return s;

@@ -41,6 +41,8 @@ class HttpAdmin {
       boost::asio::io_context& io, const HttpAdminOptions& options,
       std::vector<std::shared_ptr<prometheus::Collectable>> collectables,
       std::function<Readiness()> readiness);
+  // Loads the TLS certificate and key as Start would, without binding anything.
+  static Status CheckTls(const HttpAdminOptions& options);
   virtual ~HttpAdmin() = default;
   virtual int port() const = 0;
   virtual void Stop() = 0;

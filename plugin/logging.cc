@@ -91,9 +91,10 @@ std::string JsonLogLine(const std::string& time_iso8601, const std::string& leve
   return out;
 }
 
-void ConfigureLogging(const std::string& format, const std::string& level) {
+void ConfigureLogging(LogFormat format, LogLevel level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  const bool json = format == "json" || (format == "auto" && !isatty(STDERR_FILENO));
+  const bool json =
+      format == LogFormat::kJson || (format == LogFormat::kAuto && !isatty(STDERR_FILENO));
   if (json) {
     sink->set_formatter(std::make_unique<JsonFormatter>());
   } else {
@@ -101,7 +102,7 @@ void ConfigureLogging(const std::string& format, const std::string& level) {
         "%Y-%m-%dT%H:%M:%S.%eZ %^%-5l%$ %v", spdlog::pattern_time_type::utc));
   }
   auto logger = std::make_shared<spdlog::logger>("drgate", sink);
-  logger->set_level(spdlog::level::from_str(level));
+  logger->set_level(spdlog::level::from_str(NameOf(level)));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
 }

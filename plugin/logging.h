@@ -7,11 +7,12 @@
 
 #include <string>
 
+#include "core/config/config.h"
+
 namespace drgate::plugin {
 
-// `format`: "json", "text" or "auto" (text on a terminal, JSON otherwise). `level`: spdlog's
-// names (trace, debug, info, warn, error).
-void ConfigureLogging(const std::string& format, const std::string& level);
+// `format`: auto is text on a terminal, JSON otherwise.
+void ConfigureLogging(LogFormat format, LogLevel level);
 
 // The JSON object for one log line, without the newline. Pure; exposed for tests.
 std::string JsonLogLine(const std::string& time_iso8601, const std::string& level,

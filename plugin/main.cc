@@ -1,7 +1,8 @@
 // drgate: the gRPC gateway for Commvault CommServe DR backups.
 //
-// Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 start-up failure (registry, listen address,
-// TLS files), 2 usage or configuration error (the message names the key).
+// Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 start-up failure (registry, listen address),
+// 2 usage or configuration error, including files the configuration names that cannot be used
+// (the message names the key); --check-config runs the same checks.
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -10,11 +11,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <map>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "core/config/config.h"
 #include "plugin/allocator.h"
+#include "plugin/config_watcher.h"
 #include "plugin/logging.h"
 #include "plugin/server.h"
 
@@ -39,7 +42,9 @@ int main(int argc, char** argv) {
   std::string log_level;
   std::string log_format;
   bool check_only = false;
-  app.add_option("-c,--config", config_path, "YAML configuration file (see README)")->required();
+  bool reference = false;
+  app.add_option("-c,--config", config_path,
+                 "YAML configuration file (see docs/configuration-reference.md)");
   app.add_option("--grpc-listen", grpc_listen,
                  "HOST:PORT for gRPC, overrides grpc.listen (port 0 picks a free port)");
   app.add_option("--metrics-listen", metrics_listen,
@@ -47,7 +52,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error, overrides log.level");
   app.add_option("--log-format", log_format,
                  "json|text|auto, overrides log.format (auto: text on a terminal, else JSON)");
-  app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  app.add_flag("--check-config", check_only,
+               "validate the configuration as startup does (files, URLs, TLS, DSN) and exit");
+  app.add_flag("--config-reference", reference,
+               "print the configuration reference (Markdown) and exit");
   app.footer(
       "Exit codes: 0 clean shutdown, 1 start-up failure, 2 usage or configuration error.\n"
       "Signals: SIGTERM/SIGINT drain calls in flight (up to shutdown_grace) and exit 0;\n"
@@ -60,20 +68,34 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  if (reference) {
+    std::cout << drgate::ConfigurationReference();
+    return 0;
+  }
+  if (config_path.empty()) {
+    std::cerr << "drgate: --config is required\n";
+    return 2;
+  }
 
-  auto config = drgate::LoadConfig(config_path);
+  // Command-line values replace the file's before validation, so they are checked (and named in
+  // errors) as the keys they stand for.
+  std::vector<drgate::Override> overrides;
+  for (const auto& [key, value] :
+       {std::pair{"grpc.listen", &grpc_listen}, std::pair{"metrics.listen", &metrics_listen},
+        std::pair{"log.level", &log_level}, std::pair{"log.format", &log_format}}) {
+    if (!value->empty()) overrides.push_back({key, *value});
+  }
+  auto load = [&]() -> drgate::StatusOr<drgate::Config> {
+    auto c = drgate::LoadConfig(config_path, overrides);
+    if (!c.ok()) return c.status();
+    // Everything startup checks before it binds or connects.
+    if (drgate::Status s = drgate::plugin::Server::Check(*c); !s.ok()) return s;
+    return c;
+  };
+  auto config = load();
   if (!config.ok()) {
     std::cerr << "drgate: configuration error in " << config_path << ": "
               << config.status().message() << "\n";
-    return 2;
-  }
-  if (!grpc_listen.empty()) config->grpc_listen = grpc_listen;
-  if (!metrics_listen.empty()) config->metrics_listen = metrics_listen;
-  if (!log_level.empty()) config->log_level = log_level;
-  if (!log_format.empty()) config->log_format = log_format;
-  if (config->log_format != "json" && config->log_format != "text" &&
-      config->log_format != "auto") {
-    std::cerr << "drgate: --log-format must be json, text or auto\n";
     return 2;
   }
   if (check_only) {
@@ -85,8 +107,8 @@ int main(int argc, char** argv) {
   // Before any thread starts: threads pick their arena on their first allocation.
   const int arenas = drgate::plugin::LimitMallocArenas();
 
-  // Signals are taken by sigwait() below, not by handlers: block them before any thread starts
-  // so every thread inherits the mask.
+  // Signals are taken by sigtimedwait() below, not by handlers: block them before any thread
+  // starts so every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -97,7 +119,7 @@ int main(int argc, char** argv) {
   auto server = drgate::plugin::Server::Start(*config);
   if (!server.ok()) {
     std::cerr << "drgate: cannot start: " << server.status().message() << "\n";
-    return 1;
+    return server.status().reason() == "CONFIG_INVALID" ? 2 : 1;
   }
   std::cout << "drgate: gRPC listening on " << HostOf(config->grpc_listen) << ":"
             << (*server)->grpc_port() << "\n"
@@ -109,70 +131,23 @@ int main(int argc, char** argv) {
   spdlog::debug("malloc: {} arena(s), free memory returned to the OS every 30 s", arenas);
   drgate::plugin::AllocatorTrimmer trimmer(std::chrono::seconds(30));
 
-  // SIGHUP, or a change of the configuration file (a Kubernetes ConfigMap update swaps the
-  // mounted file), reloads the configuration; SIGTERM/SIGINT stop.
-  auto apply_overrides = [&](drgate::Config& c) {
-    if (!grpc_listen.empty()) c.grpc_listen = grpc_listen;
-    if (!metrics_listen.empty()) c.metrics_listen = metrics_listen;
-    if (!log_level.empty()) c.log_level = log_level;
-    if (!log_format.empty()) c.log_format = log_format;
-  };
-  auto reload = [&](const char* why) {
-    auto next = drgate::LoadConfig(config_path);
-    if (!next.ok()) {
-      spdlog::error("reload ({}): {} rejected, the previous configuration stays in force: {}", why,
-                    config_path, next.status().message());
-      return;
-    }
-    apply_overrides(*next);
-    if (drgate::Status s = (*server)->Reload(*next); !s.ok()) {
-      spdlog::error("reload ({}): rejected, the previous configuration stays in force: {}", why,
-                    s.message());
-      return;
-    }
-    spdlog::info("reload ({}): configuration from {} applied", why, config_path);
-  };
-  // The files whose change triggers a reload: the configuration and every file it names
-  // (CommServe passwords and tokens, CA and client certificates, the caller tokens file), so a
-  // rotated Kubernetes Secret takes effect without a signal.
-  auto watched_files = [&](const drgate::Config& c) {
-    std::vector<std::string> files = {config_path, c.auth.tokens_file};
-    for (const auto& cell : c.commcells) {
-      for (const std::string* f : {&cell.password_file, &cell.token_file, &cell.ca_file,
-                                   &cell.client_cert_file, &cell.client_key_file}) {
-        files.push_back(*f);
-      }
-    }
-    std::map<std::string, std::filesystem::file_time_type> stamps;
-    for (const auto& f : files) {
-      std::error_code ec;
-      if (f.empty()) continue;
-      auto t = std::filesystem::last_write_time(f, ec);
-      stamps[f] = ec ? std::filesystem::file_time_type::min() : t;
-    }
-    return stamps;
-  };
-  drgate::Config current = *config;
-  auto seen = watched_files(current);
-  auto reload_and_rescan = [&](const char* why) {
-    reload(why);
-    if (auto c = drgate::LoadConfig(config_path); c.ok()) current = std::move(*c);
-    seen = watched_files(current);
-  };
+  // SIGHUP, or a change of the configuration or a file it names, reloads on the watcher's
+  // thread; this loop only hands requests over, so SIGTERM is taken even during a reload.
+  drgate::plugin::ConfigWatcher watcher(
+      {config_path}, *config, load,
+      [&](const drgate::Config& next) { return (*server)->Reload(next); },
+      &(*server)->metrics_registry());
   int sig = 0;
   for (;;) {
-    const timespec poll{2, 0};
+    const timespec poll{1, 0};
     sig = sigtimedwait(&signals, nullptr, &poll);
     if (sig == SIGTERM || sig == SIGINT) break;
-    if (sig == SIGHUP) {
-      reload_and_rescan("SIGHUP");
-      continue;
-    }
-    if (watched_files(current) != seen) reload_and_rescan("a watched file changed");
+    if (sig == SIGHUP) watcher.RequestReload("SIGHUP");
     trimmer.MaybeTrim(std::chrono::steady_clock::now());
   }
   spdlog::info("received {}, draining calls in flight (up to {} ms)",
                sig == SIGTERM ? "SIGTERM" : "SIGINT", config->shutdown_grace.count());
+  watcher.Stop();
   (*server)->Shutdown(config->shutdown_grace);
   spdlog::info("drgate stopped");
   return 0;

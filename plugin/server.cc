@@ -53,12 +53,37 @@ constexpr int kBlockingThreads = 2;
 // reads of one CommCell waiting, more are refused (UNAVAILABLE) instead of queued.
 constexpr KeyedPoolOptions kReadPool{/*threads=*/8, /*per_key=*/4, /*max_queued=*/1000};
 
+commserv::TransportOptions TransportOptionsFor(const CommCellConfig& c) {
+  commserv::TransportOptions topts;
+  topts.connect_timeout = c.connect_timeout;
+  topts.handshake_timeout = c.connect_timeout;
+  topts.read_timeout = c.policy.request_timeout;
+  topts.write_timeout = c.policy.request_timeout;
+  topts.ca_file = c.ca_file;
+  topts.insecure_skip_verify = c.insecure_skip_verify;
+  topts.client_cert_file = c.client_cert_file;
+  topts.client_key_file = c.client_key_file;
+  topts.max_response_bytes = c.policy.max_response_bytes;
+  return topts;
+}
+
+HttpAdminOptions AdminOptionsFor(const Config& config) {
+  HttpAdminOptions admin_options;
+  admin_options.listen = config.metrics_listen;
+  admin_options.cert_file = config.metrics_cert_file;
+  admin_options.key_file = config.metrics_key_file;
+  admin_options.username = config.metrics_username;
+  admin_options.password = config.metrics_password.value;
+  return admin_options;
+}
+
 class ServerImpl final : public Server {
  public:
   ~ServerImpl() override { Shutdown(std::chrono::milliseconds(0)); }
 
   int grpc_port() const override { return grpc_port_; }
   int metrics_port() const override { return metrics_port_; }
+  prometheus::Registry& metrics_registry() override { return *registry_; }
 
   void Shutdown(std::chrono::milliseconds grace) override {
     std::lock_guard lock(shutdown_mu_);
@@ -232,14 +257,7 @@ Status ServerImpl::Init(const Config& config) {
   if (!built.ok()) return built.status();
   std::vector<jobs::CommCell> cells = std::move(*built);
   config_ = config;
-  jobs::TrackerOptions tracking;
-  tracking.poll_interval = config.tracking.poll_interval;
-  tracking.max_backoff = config.tracking.max_backoff;
-  tracking.unseen_grace = config.tracking.unseen_grace;
-  tracking.intent_grace = config.tracking.intent_grace;
-  tracking.intent_give_up = config.tracking.intent_give_up;
-  tracking.retention = config.tracking.retention;
-  tracking.probe_interval = config.tracking.probe_interval;
+  jobs::TrackerOptions tracking{config.tracking};
   tracking.shared_registry = shared;
   // The tracker's writes are the leader's: fenced by the lease (docs/replicas-fencing.md).
   leader_store_ = std::make_unique<FencedJobStore>(
@@ -252,7 +270,7 @@ Status ServerImpl::Init(const Config& config) {
     // may take: the slowest CommCell's connect and request timeouts, twice, and a margin.
     std::chrono::milliseconds slowest{0};
     for (const auto& c : config.commcells) {
-      slowest = std::max(slowest, 2 * c.connect_timeout + 2 * c.request_timeout);
+      slowest = std::max(slowest, 2 * c.connect_timeout + 2 * c.policy.request_timeout);
     }
     orchestration.shared_wait = slowest + std::chrono::seconds(5);
     refresher_ = std::make_unique<jobs::WatchRefresher>(*store_, hub_,
@@ -272,13 +290,8 @@ Status ServerImpl::Init(const Config& config) {
   }
   service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_, hub_, MakeGate(config.auth));
 
-  HttpAdminOptions admin_options;
-  admin_options.listen = config.metrics_listen;
-  admin_options.cert_file = config.metrics_cert_file;
-  admin_options.key_file = config.metrics_key_file;
-  admin_options.username = config.metrics_username;
-  admin_options.password = config.metrics_password.value;
-  auto admin = HttpAdmin::Start(io_, admin_options, {registry_, std::make_shared<ProcessMetrics>()},
+  auto admin = HttpAdmin::Start(io_, AdminOptionsFor(config),
+                                {registry_, std::make_shared<ProcessMetrics>()},
                                 [this] { return CheckReady(); });
   if (!admin.ok()) return admin.status();
   admin_ = std::move(*admin);
@@ -334,7 +347,7 @@ Status ServerImpl::Init(const Config& config) {
 }
 
 Gate ServerImpl::MakeGate(const AuthConfig& auth) {
-  const bool insecure = auth.mode != "tokens";
+  const bool insecure = auth.mode != AuthMode::kTokens;
   if (auth_insecure_ == nullptr) {
     auth_insecure_ = &prometheus::BuildGauge()
                           .Name("drgate_auth_insecure")
@@ -367,46 +380,22 @@ Gate ServerImpl::MakeGate(const AuthConfig& auth) {
   return Gate{Authenticator::FromTokens(auth.tokens), limiter_};
 }
 
-bool SameConnection(const CommCellConfig& a, const CommCellConfig& b) {
-  return a.url == b.url && a.format == b.format && a.username == b.username &&
-         a.password.value == b.password.value && a.token.value == b.token.value &&
-         a.ca_file == b.ca_file && a.insecure_skip_verify == b.insecure_skip_verify &&
-         a.client_cert_file == b.client_cert_file && a.client_key_file == b.client_key_file &&
-         a.device_id == b.device_id && a.connect_timeout == b.connect_timeout &&
-         a.request_timeout == b.request_timeout && a.retry_max_attempts == b.retry_max_attempts &&
-         a.retry_initial_backoff == b.retry_initial_backoff &&
-         a.retry_max_backoff == b.retry_max_backoff &&
-         a.breaker_failure_threshold == b.breaker_failure_threshold &&
-         a.breaker_open_for == b.breaker_open_for && a.max_response_bytes == b.max_response_bytes &&
-         a.max_pending_requests == b.max_pending_requests;
-}
-
 StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& config) {
   std::map<std::string, Built> next;
   std::vector<jobs::CommCell> cells;
   for (std::size_t i = 0; i < config.commcells.size(); ++i) {
     const CommCellConfig& c = config.commcells[i];
     const std::string key = "commcells[" + std::to_string(i) + "]";
-    const jobs::OnActive on_active =
-        c.on_active == "reuse" ? jobs::OnActive::kReuse : jobs::OnActive::kReject;
-    if (auto it = built_.find(c.name); it != built_.end() && SameConnection(it->second.config, c)) {
-      // Unchanged connection: keep the client, its session and its keep-alive connections.
+    if (auto it = built_.find(c.name); it != built_.end() && it->second.config == c) {
+      // Unchanged CommCell: keep the client, its session and its keep-alive connections. Any
+      // change (a rotated password, a timeout, on_active) builds a new client.
       next.emplace(c.name, it->second);
-      cells.push_back(jobs::CommCell{c.name, it->second.url, it->second.client, on_active});
+      cells.push_back(jobs::CommCell{c.name, it->second.url, it->second.client, c.on_active});
       continue;
     }
     auto endpoint = commserv::ParseEndpoint(c.url);
     if (!endpoint.ok()) return endpoint.status().WithContext(key + ".url");
-    commserv::TransportOptions topts;
-    topts.connect_timeout = c.connect_timeout;
-    topts.handshake_timeout = c.connect_timeout;
-    topts.read_timeout = c.request_timeout;
-    topts.write_timeout = c.request_timeout;
-    topts.ca_file = c.ca_file;
-    topts.insecure_skip_verify = c.insecure_skip_verify;
-    topts.client_cert_file = c.client_cert_file;
-    topts.client_key_file = c.client_key_file;
-    topts.max_response_bytes = static_cast<std::size_t>(c.max_response_bytes);
+    const commserv::TransportOptions topts = TransportOptionsFor(c);
     if (c.insecure_skip_verify && endpoint->tls) {
       spdlog::warn(
           "commcell {}: insecure_skip_verify is set: the CommServe's TLS certificate is "
@@ -423,21 +412,17 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
     commserv::SessionOptions sopts;
     sopts.commcell = c.name;
     sopts.endpoint = *endpoint;
-    sopts.format = c.format == "xml" ? commserv::WireFormat::kXml : commserv::WireFormat::kJson;
+    sopts.format = c.format;
     sopts.username = c.username;
     sopts.password = c.password;
     sopts.token = c.token;
     sopts.device_id = c.device_id;
-    sopts.policy.request_timeout = c.request_timeout;
-    sopts.policy.retry = {c.retry_max_attempts, c.retry_initial_backoff, c.retry_max_backoff};
-    sopts.policy.circuit_breaker = {c.breaker_failure_threshold, c.breaker_open_for};
-    sopts.policy.max_response_bytes = static_cast<std::size_t>(c.max_response_bytes);
-    sopts.policy.max_pending_requests = static_cast<std::size_t>(c.max_pending_requests);
+    sopts.policy = c.policy;
     auto client =
         commserv::SessionClient::Create(std::move(sopts), std::move(*transport), *metrics_, clock_,
                                         commserv::MakeAsioScheduler(io_));
     next.emplace(c.name, Built{c, endpoint->ToString(), client});
-    cells.push_back(jobs::CommCell{c.name, endpoint->ToString(), client, on_active});
+    cells.push_back(jobs::CommCell{c.name, endpoint->ToString(), client, c.on_active});
   }
   // Only now, with every CommCell built, does the new set replace the old one.
   std::lock_guard lock(clients_mu_);
@@ -446,6 +431,7 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
 }
 
 Status ServerImpl::Reload(const Config& config) {
+  if (Status s = Server::Check(config); !s.ok()) return s;
   std::lock_guard reload(reload_mu_);
   if (shutting_down_) return Status(StatusCode::kUnavailable, "shutting down", "SHUTTING_DOWN");
   // Settings bound at startup cannot change in place: say so rather than ignore them.
@@ -480,7 +466,41 @@ Status ServerImpl::Reload(const Config& config) {
 
 }  // namespace
 
+Status Server::Check(const Config& config) {
+  auto invalid = [](const std::string& key, const Status& s) {
+    // Messages that already start with the key keep it; others get it.
+    const std::string& m = s.message();
+    return Status(StatusCode::kInvalidArgument, m.rfind(key, 0) == 0 ? m : key + ": " + m,
+                  "CONFIG_INVALID");
+  };
+  if (config.registry_postgres) {
+    // The message never echoes the DSN: it might hold a password by mistake.
+    if (Status s = registry::PostgresEndpoint::Validate(config.registry_postgres->dsn); !s.ok()) {
+      return invalid("registry.postgres.dsn", s);
+    }
+  }
+  if (config.grpc_tls) {
+    if (Status s = CheckGrpcTlsFiles(*config.grpc_tls); !s.ok()) return invalid("grpc.tls", s);
+  }
+  if (Status s = HttpAdmin::CheckTls(AdminOptionsFor(config)); !s.ok()) {
+    return invalid("metrics.tls", s);
+  }
+  // Each CommCell's transport, built as startup builds it (URL, CA file, client certificate and
+  // key loaded into a TLS context), on an io_context that never runs.
+  asio::io_context io;
+  for (std::size_t i = 0; i < config.commcells.size(); ++i) {
+    const CommCellConfig& c = config.commcells[i];
+    const std::string key = "commcells[" + std::to_string(i) + "]";
+    auto endpoint = commserv::ParseEndpoint(c.url);
+    if (!endpoint.ok()) return invalid(key + ".url", endpoint.status());
+    auto transport = commserv::MakeBeastTransport(io, *endpoint, TransportOptionsFor(c));
+    if (!transport.ok()) return invalid(key, transport.status());
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+  if (Status s = Check(config); !s.ok()) return s;
   auto server = std::make_unique<ServerImpl>();
   if (Status s = server->Init(config); !s.ok()) return s;
   return std::unique_ptr<Server>(std::move(server));

@@ -10,6 +10,10 @@
 #include "core/common/status.h"
 #include "core/config/config.h"
 
+namespace prometheus {
+class Registry;
+}
+
 namespace drgate::plugin {
 
 class Server {
@@ -18,10 +22,19 @@ class Server {
   // Errors name what failed (registry path, listen address, CA file).
   static StatusOr<std::unique_ptr<Server>> Start(const Config& config);
 
+  // Every check Start and Reload make of a configuration before they bind or connect anything:
+  // the registry DSN's syntax, the TLS files of both ports, each CommCell's URL and TLS files as
+  // its transport loads them. `drgate --check-config` runs it, so a configuration it accepts is
+  // one startup accepts. INVALID_ARGUMENT (reason CONFIG_INVALID) whose message starts with the
+  // key.
+  static Status Check(const Config& config);
+
   virtual ~Server() = default;
 
   virtual int grpc_port() const = 0;
   virtual int metrics_port() const = 0;
+  // What /metrics serves: other components (the config watcher) add their metrics here.
+  virtual prometheus::Registry& metrics_registry() = 0;
 
   // Applies a new configuration without a restart: CommCells added, removed or changed (a
   // changed one gets a new client; calls in flight finish on the old one). When any CommCell

@@ -8,14 +8,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/common/file.h"
+
 namespace drgate::plugin {
 namespace {
 
 std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto content = ReadRegularFile(path, kMaxPemFileBytes);
+  return content.ok() ? *content : std::string();
 }
 
 // gRPC logs, but does not report, files it cannot use; an operator should learn at startup.
@@ -45,6 +45,17 @@ bool IsLoopbackListen(const std::string& listen) {
          listen.rfind("[::1]:", 0) == 0 || listen.rfind("unix:", 0) == 0;
 }
 
+Status CheckGrpcTlsFiles(const GrpcTlsConfig& tls) {
+  for (Status s : {CheckPem("grpc.tls.cert_file", tls.cert_file, "CERTIFICATE-----"),
+                   CheckPem("grpc.tls.key_file", tls.key_file, "PRIVATE KEY-----")}) {
+    if (!s.ok()) return s;
+  }
+  if (!tls.client_ca_file.empty()) {
+    return CheckPem("grpc.tls.client_ca_file", tls.client_ca_file, "CERTIFICATE-----");
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeGrpcServerCredentials(
     const std::optional<GrpcTlsConfig>& tls, const std::string& listen) {
   if (!tls) {
@@ -56,17 +67,8 @@ StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeGrpcServerCredentials(
     }
     return grpc::InsecureServerCredentials();
   }
-  for (Status s : {CheckPem("grpc.tls.cert_file", tls->cert_file, "CERTIFICATE-----"),
-                   CheckPem("grpc.tls.key_file", tls->key_file, "PRIVATE KEY-----")}) {
-    if (!s.ok()) return s;
-  }
+  if (Status s = CheckGrpcTlsFiles(*tls); !s.ok()) return s;
   const bool mutual = !tls->client_ca_file.empty();
-  if (mutual) {
-    if (Status s = CheckPem("grpc.tls.client_ca_file", tls->client_ca_file, "CERTIFICATE-----");
-        !s.ok()) {
-      return s;
-    }
-  }
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(tls->reload_interval);
   const unsigned int refresh = static_cast<unsigned int>(std::max<long long>(1, seconds.count()));
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(

@@ -23,6 +23,10 @@ namespace drgate::plugin {
 StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeGrpcServerCredentials(
     const std::optional<GrpcTlsConfig>& tls, const std::string& listen);
 
+// Checks that grpc.tls's files hold PEM of the right kind (what MakeGrpcServerCredentials checks
+// before it starts watching them). FAILED_PRECONDITION naming the key.
+Status CheckGrpcTlsFiles(const GrpcTlsConfig& tls);
+
 // The identity of a peer whose client certificate the TLS handshake verified: its first URI
 // subject alternative name (e.g. a SPIFFE id), else its first DNS one, else its subject common
 // name. Empty when the peer presented no verified certificate.

@@ -51,10 +51,10 @@
 #include <vector>
 
 #include "core/common/clock.h"
+#include "core/common/secret.h"
 #include "core/commserv/client.h"
 #include "core/commserv/policy.h"
 #include "core/commserv/transport.h"
-#include "core/config/config.h"
 #include "core/metrics/metrics.h"
 
 namespace drgate::commserv {

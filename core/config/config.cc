@@ -1,38 +1,37 @@
 #include "core/config/config.h"
 
-#include "core/registry/postgres_connection.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
+#include <map>
 #include <set>
-#include <sstream>
-#include <tuple>
+
+#include "core/common/file.h"
+#include "core/commserv/http.h"
+#include "core/config/schema.h"
 
 namespace drgate {
 namespace {
 
 namespace fs = std::filesystem;
+using config::Error;
+using config::Resolve;
+using config::Section;
+using config::Type;
+using std::chrono::milliseconds;
 
 Status ConfigError(const std::string& key, const std::string& what) {
-  return Status(StatusCode::kInvalidArgument, key + ": " + what, "CONFIG_INVALID");
+  return Error(key, what);
 }
 
-std::string Resolve(const std::string& base_dir, const std::string& path) {
-  if (path.empty() || fs::path(path).is_absolute() || base_dir.empty()) return path;
-  return (fs::path(base_dir) / path).lexically_normal().string();
-}
-
-// Reads a secret file: the whole content with surrounding white space removed.
+// Reads a secret file: the whole content with surrounding white space removed. Only a regular
+// file of at most kMaxSecretFileBytes is read (never a FIFO or a device).
 StatusOr<Secret> ReadSecretFile(const std::string& key, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ConfigError(key, "cannot read file " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
+  auto content = ReadRegularFile(path, kMaxSecretFileBytes);
+  if (!content.ok()) return ConfigError(key, content.status().message());
+  std::string s = std::move(*content);
   auto not_space = [](unsigned char c) { return !std::isspace(c); };
   s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
   s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
@@ -40,42 +39,108 @@ StatusOr<Secret> ReadSecretFile(const std::string& key, const std::string& path)
   return Secret{std::move(s)};
 }
 
-// Typed accessors that name the key on a type mismatch. yaml-cpp throws on conversion errors;
-// they are caught here and never leave this file.
-template <typename T>
-Status Get(const YAML::Node& node, const std::string& key, T& out) {
-  if (!node) return Status::Ok();
+// A certificate, key or CA bundle named by the configuration: it must be a readable regular file
+// of at most kMaxPemFileBytes. Its content is checked where it is loaded.
+Status CheckPemFile(const std::string& key, const std::string& path) {
+  auto content = ReadRegularFile(path, kMaxPemFileBytes);
+  if (!content.ok()) return ConfigError(key, content.status().message());
+  return Status::Ok();
+}
+
+// Limits on the parsed YAML tree, counted with aliases expanded (yaml-cpp shares an aliased
+// node; every use of it is walked, and read, again): a small file must not turn into gigabytes.
+constexpr std::size_t kMaxYamlNodes = 100000;
+constexpr std::size_t kMaxYamlScalarBytes = 4 << 20;
+constexpr int kMaxYamlDepth = 64;
+
+struct YamlBudget {
+  std::size_t nodes = 0;
+  std::size_t scalar_bytes = 0;
+};
+
+std::string Line(const YAML::Node& n) {
+  return std::to_string(n.Mark().line + 1);
+}
+
+// Refuses what yaml-cpp accepts silently: a key repeated in one mapping (the first would win,
+// so `auth: {mode: insecure}` before `auth: {mode: tokens}` would turn authentication off),
+// non-scalar keys, and trees that aliases blow up past the limits above.
+Status CheckYamlTree(const YAML::Node& node, const std::string& path, int depth,
+                     YamlBudget& budget) {
+  // `path` is "" at the top of the configuration, "auth.tokens_file: " at the top of another file.
+  const bool top = path.empty() || path.back() == ' ';
+  const std::string where =
+      path.empty() ? "(top level)" : (top ? path.substr(0, path.size() - 2) : path);
+  if (++budget.nodes > kMaxYamlNodes) {
+    return ConfigError(where, "line " + Line(node) + ": more than " +
+                                  std::to_string(kMaxYamlNodes) +
+                                  " values once aliases are expanded; refused");
+  }
+  if (depth > kMaxYamlDepth) {
+    return ConfigError(where, "line " + Line(node) + ": nested deeper than " +
+                                  std::to_string(kMaxYamlDepth) + " levels; refused");
+  }
+  auto count = [&](const YAML::Node& scalar) -> Status {
+    budget.scalar_bytes += scalar.Scalar().size();
+    if (budget.scalar_bytes > kMaxYamlScalarBytes) {
+      return ConfigError(where, "more than " + std::to_string(kMaxYamlScalarBytes) +
+                                    " bytes of values once aliases are expanded (this value is "
+                                    "defined on line " +
+                                    Line(scalar) + "); refused");
+    }
+    return Status::Ok();
+  };
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: return count(node);
+    case YAML::NodeType::Sequence: {
+      std::size_t i = 0;
+      for (const auto& item : node) {
+        const std::string k = path + "[" + std::to_string(i) + "]";
+        if (Status s = CheckYamlTree(item, k, depth + 1, budget); !s.ok()) return s;
+        ++i;
+      }
+      return Status::Ok();
+    }
+    case YAML::NodeType::Map: {
+      std::map<std::string, std::string> first_line;
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) {
+          return ConfigError(where, "line " + Line(kv.first) + ": keys must be plain names");
+        }
+        if (Status s = count(kv.first); !s.ok()) return s;
+        const std::string& name = kv.first.Scalar();
+        const std::string k = top ? path + name : path + "." + name;
+        auto [it, inserted] = first_line.emplace(name, Line(kv.first));
+        if (!inserted) {
+          return ConfigError(k, "duplicate key: first on line " + it->second + ", again on line " +
+                                    Line(kv.first));
+        }
+        if (Status s = CheckYamlTree(kv.second, k, depth + 1, budget); !s.ok()) return s;
+      }
+      return Status::Ok();
+    }
+    default: return Status::Ok();
+  }
+}
+
+// Parses YAML text and checks the tree (CheckYamlTree). `key` names the file in errors; empty for
+// the configuration itself.
+StatusOr<YAML::Node> LoadYaml(const std::string& text, const std::string& key) {
+  if (text.size() > kMaxConfigFileBytes) {
+    return ConfigError(key.empty() ? "(top level)" : key,
+                       "larger than " + std::to_string(kMaxConfigFileBytes) + " bytes; refused");
+  }
+  YAML::Node root;
   try {
-    out = node.as<T>();
-  } catch (const YAML::Exception&) {
-    if constexpr (std::is_same_v<T, bool>) return ConfigError(key, "must be true or false");
-    if constexpr (std::is_same_v<T, std::string>) return ConfigError(key, "must be a string");
-    return ConfigError(key, "has the wrong type");
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    return ConfigError(key.empty() ? "(syntax)" : key,
+                       "line " + std::to_string(e.mark.line + 1) + ", column " +
+                           std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
-  return Status::Ok();
-}
-
-Status GetDuration(const YAML::Node& node, const std::string& key, std::chrono::milliseconds& out) {
-  if (!node) return Status::Ok();
-  std::string text;
-  if (Status s = Get(node, key, text); !s.ok()) return s;
-  auto d = ParseDuration(text);
-  if (!d.ok()) return ConfigError(key, d.status().message());
-  out = *d;
-  return Status::Ok();
-}
-
-// Rejects keys the schema does not know: a typo must not silently fall back to a default.
-Status CheckKeys(const YAML::Node& map, const std::string& prefix,
-                 std::initializer_list<const char*> known) {
-  if (!map.IsMap()) return ConfigError(prefix.empty() ? "(top level)" : prefix, "must be a map");
-  for (const auto& kv : map) {
-    std::string k = kv.first.as<std::string>();
-    bool ok = false;
-    for (const char* n : known) ok = ok || k == n;
-    if (!ok) return ConfigError(prefix.empty() ? k : prefix + "." + k, "unknown key");
-  }
-  return Status::Ok();
+  YamlBudget budget;
+  if (Status s = CheckYamlTree(root, key.empty() ? "" : key + ": ", 0, budget); !s.ok()) return s;
+  return root;
 }
 
 Status ValidateListen(const std::string& key, const std::string& value) {
@@ -99,191 +164,6 @@ bool ValidName(const std::string& name) {
   return true;
 }
 
-// retry, circuit_breaker, max_response_bytes, max_pending_requests of one CommCell.
-Status ParsePolicies(const YAML::Node& node, const std::string& key, CommCellConfig& c) {
-  if (auto r = node["retry"]) {
-    const std::string k = key + ".retry";
-    if (Status s = CheckKeys(r, k, {"max_attempts", "initial_backoff", "max_backoff"}); !s.ok()) {
-      return s;
-    }
-    for (Status s :
-         {Get(r["max_attempts"], k + ".max_attempts", c.retry_max_attempts),
-          GetDuration(r["initial_backoff"], k + ".initial_backoff", c.retry_initial_backoff),
-          GetDuration(r["max_backoff"], k + ".max_backoff", c.retry_max_backoff)}) {
-      if (!s.ok()) return s;
-    }
-    if (c.retry_max_attempts < 1 || c.retry_max_attempts > 10) {
-      return ConfigError(k + ".max_attempts", "must be 1-10 (1 = no retries), got " +
-                                                  std::to_string(c.retry_max_attempts));
-    }
-    if (c.retry_initial_backoff.count() <= 0) {
-      return ConfigError(k + ".initial_backoff", "must be > 0");
-    }
-    if (c.retry_max_backoff < c.retry_initial_backoff) {
-      return ConfigError(k + ".max_backoff", "must be at least " + k + ".initial_backoff");
-    }
-  }
-  if (auto b = node["circuit_breaker"]) {
-    const std::string k = key + ".circuit_breaker";
-    if (Status s = CheckKeys(b, k, {"failure_threshold", "open_for"}); !s.ok()) return s;
-    for (Status s :
-         {Get(b["failure_threshold"], k + ".failure_threshold", c.breaker_failure_threshold),
-          GetDuration(b["open_for"], k + ".open_for", c.breaker_open_for)}) {
-      if (!s.ok()) return s;
-    }
-    if (c.breaker_failure_threshold < 1 || c.breaker_failure_threshold > 1000) {
-      return ConfigError(k + ".failure_threshold",
-                         "must be 1-1000, got " + std::to_string(c.breaker_failure_threshold));
-    }
-    if (c.breaker_open_for < std::chrono::milliseconds(100)) {
-      return ConfigError(k + ".open_for", "must be at least 100ms");
-    }
-  }
-  for (Status s :
-       {Get(node["max_response_bytes"], key + ".max_response_bytes", c.max_response_bytes),
-        Get(node["max_pending_requests"], key + ".max_pending_requests", c.max_pending_requests)}) {
-    if (!s.ok()) return s;
-  }
-  if (c.max_response_bytes < 1024 || c.max_response_bytes > (std::int64_t{1} << 30)) {
-    return ConfigError(key + ".max_response_bytes", "must be 1024-1073741824 (bytes), got " +
-                                                        std::to_string(c.max_response_bytes));
-  }
-  if (c.max_pending_requests < 1 || c.max_pending_requests > 100000) {
-    return ConfigError(key + ".max_pending_requests",
-                       "must be 1-100000, got " + std::to_string(c.max_pending_requests));
-  }
-  return Status::Ok();
-}
-
-StatusOr<CommCellConfig> ParseCommCell(const YAML::Node& node, const std::string& key,
-                                       const std::string& base_dir) {
-  if (Status s =
-          CheckKeys(node, key,
-                    {"name", "url", "format", "username", "password_file", "token_file", "ca_file",
-                     "insecure_skip_verify", "device_id", "connect_timeout", "request_timeout",
-                     "on_active", "client_cert_file", "client_key_file", "retry", "circuit_breaker",
-                     "max_response_bytes", "max_pending_requests"});
-      !s.ok()) {
-    return s;
-  }
-  CommCellConfig c;
-  for (Status s :
-       {Get(node["name"], key + ".name", c.name), Get(node["url"], key + ".url", c.url),
-        Get(node["format"], key + ".format", c.format),
-        Get(node["username"], key + ".username", c.username),
-        Get(node["password_file"], key + ".password_file", c.password_file),
-        Get(node["token_file"], key + ".token_file", c.token_file),
-        Get(node["ca_file"], key + ".ca_file", c.ca_file),
-        Get(node["insecure_skip_verify"], key + ".insecure_skip_verify", c.insecure_skip_verify),
-        Get(node["device_id"], key + ".device_id", c.device_id),
-        Get(node["on_active"], key + ".on_active", c.on_active),
-        Get(node["client_cert_file"], key + ".client_cert_file", c.client_cert_file),
-        Get(node["client_key_file"], key + ".client_key_file", c.client_key_file),
-        GetDuration(node["connect_timeout"], key + ".connect_timeout", c.connect_timeout),
-        GetDuration(node["request_timeout"], key + ".request_timeout", c.request_timeout)}) {
-    if (!s.ok()) return s;
-  }
-  if (c.name.empty()) return ConfigError(key + ".name", "is required");
-  if (!ValidName(c.name)) {
-    return ConfigError(key + ".name",
-                       "must be 1-63 characters of letters, digits, '.', '_' or "
-                       "'-', got \"" +
-                           c.name + "\"");
-  }
-  if (c.url.empty()) return ConfigError(key + ".url", "is required");
-  if (c.url.rfind("https://", 0) != 0 && c.url.rfind("http://", 0) != 0) {
-    return ConfigError(key + ".url", "must start with https:// or http://");
-  }
-  if (c.format != "json" && c.format != "xml") {
-    return ConfigError(key + ".format", "must be json or xml, got \"" + c.format + "\"");
-  }
-  const bool has_password = !c.password_file.empty();
-  const bool has_token = !c.token_file.empty();
-  if (has_password == has_token) {
-    return ConfigError(key, "set either username + password_file or token_file");
-  }
-  if (has_password && c.username.empty()) {
-    return ConfigError(key + ".username", "is required with password_file");
-  }
-  if (has_password) {
-    c.password_file = Resolve(base_dir, c.password_file);
-    auto secret = ReadSecretFile(key + ".password_file", c.password_file);
-    if (!secret.ok()) return secret.status();
-    c.password = std::move(*secret);
-  } else {
-    c.token_file = Resolve(base_dir, c.token_file);
-    auto secret = ReadSecretFile(key + ".token_file", c.token_file);
-    if (!secret.ok()) return secret.status();
-    c.token = std::move(*secret);
-  }
-  if (!c.ca_file.empty()) {
-    c.ca_file = Resolve(base_dir, c.ca_file);
-    if (!std::ifstream(c.ca_file)) return ConfigError(key + ".ca_file", "cannot read " + c.ca_file);
-  }
-  if (c.client_cert_file.empty() != c.client_key_file.empty()) {
-    return ConfigError(
-        key + (c.client_cert_file.empty() ? ".client_cert_file" : ".client_key_file"),
-        "is required with " +
-            std::string(c.client_cert_file.empty() ? "client_key_file" : "client_cert_file"));
-  }
-  for (auto [field, path] : {std::pair{"client_cert_file", &c.client_cert_file},
-                             std::pair{"client_key_file", &c.client_key_file}}) {
-    if (path->empty()) continue;
-    *path = Resolve(base_dir, *path);
-    if (!std::ifstream(*path)) {
-      return ConfigError(key + "." + field, "cannot read " + *path);
-    }
-  }
-  if (c.device_id.empty()) c.device_id = "drgate-" + c.name;
-  if (c.on_active != "reject" && c.on_active != "reuse") {
-    return ConfigError(key + ".on_active", "must be reject or reuse, got \"" + c.on_active + "\"");
-  }
-  if (c.connect_timeout.count() <= 0) return ConfigError(key + ".connect_timeout", "must be > 0");
-  if (c.request_timeout.count() <= 0) return ConfigError(key + ".request_timeout", "must be > 0");
-  if (Status s = ParsePolicies(node, key, c); !s.ok()) return s;
-  return c;
-}
-
-// grpc.tls: the files must exist and be readable now; their content is checked when the server
-// loads them (and again on every reload).
-StatusOr<GrpcTlsConfig> ParseGrpcTls(const YAML::Node& node, const std::string& base_dir) {
-  if (Status s = CheckKeys(
-          node, "grpc.tls",
-          {"cert_file", "key_file", "client_ca_file", "require_client_cert", "reload_interval"});
-      !s.ok()) {
-    return s;
-  }
-  GrpcTlsConfig t;
-  for (Status s :
-       {Get(node["cert_file"], "grpc.tls.cert_file", t.cert_file),
-        Get(node["key_file"], "grpc.tls.key_file", t.key_file),
-        Get(node["client_ca_file"], "grpc.tls.client_ca_file", t.client_ca_file),
-        Get(node["require_client_cert"], "grpc.tls.require_client_cert", t.require_client_cert),
-        GetDuration(node["reload_interval"], "grpc.tls.reload_interval", t.reload_interval)}) {
-    if (!s.ok()) return s;
-  }
-  if (t.client_ca_file.empty() && node["require_client_cert"] && t.require_client_cert) {
-    return ConfigError("grpc.tls.require_client_cert", "needs grpc.tls.client_ca_file");
-  }
-  if (t.reload_interval < std::chrono::seconds(1)) {
-    return ConfigError("grpc.tls.reload_interval", "must be at least 1s");
-  }
-  for (auto [key, path, required] :
-       {std::tuple{"grpc.tls.cert_file", &t.cert_file, true},
-        std::tuple{"grpc.tls.key_file", &t.key_file, true},
-        std::tuple{"grpc.tls.client_ca_file", &t.client_ca_file, false}}) {
-    if (path->empty()) {
-      if (required) return ConfigError(key, "is required");
-      continue;
-    }
-    *path = Resolve(base_dir, *path);
-    std::error_code ec;
-    if (!fs::is_regular_file(*path, ec)) return ConfigError(key, "no such file " + *path);
-    if (!std::ifstream(*path)) return ConfigError(key, "cannot read " + *path);
-  }
-  return t;
-}
-
 bool IsLowerHex64(const std::string& s) {
   if (s.size() != 64) return false;
   for (char c : s) {
@@ -292,64 +172,614 @@ bool IsLowerHex64(const std::string& s) {
   return true;
 }
 
-Status GetStringList(const YAML::Node& node, const std::string& key,
-                     std::vector<std::string>& out) {
-  if (!node) return Status::Ok();
-  if (!node.IsSequence()) return ConfigError(key, "must be a list of strings");
-  for (std::size_t i = 0; i < node.size(); ++i) {
-    std::string v;
-    if (Status s = Get(node[i], key + "[" + std::to_string(i) + "]", v); !s.ok()) return s;
-    out.push_back(std::move(v));
-  }
-  return Status::Ok();
+// The value types drgate's keys use, beyond the generic ones in schema.h.
+
+Type<std::string> Listen() {
+  return config::String("HOST:PORT", ValidateListen);
 }
 
-Status ParseAuth(const YAML::Node& a, const std::string& base_dir, Config& config) {
-  if (Status s = CheckKeys(a, "auth", {"mode", "tokens_file", "rate_limit"}); !s.ok()) return s;
-  AuthConfig& auth = config.auth;
-  if (!a["mode"]) return ConfigError("auth.mode", "is required: tokens or insecure");
-  if (Status s = Get(a["mode"], "auth.mode", auth.mode); !s.ok()) return s;
-  if (auth.mode != "tokens" && auth.mode != "insecure") {
-    return ConfigError("auth.mode", "must be tokens or insecure, got \"" + auth.mode + "\"");
-  }
-  if (Status s = Get(a["tokens_file"], "auth.tokens_file", auth.tokens_file); !s.ok()) return s;
-  if (auto r = a["rate_limit"]) {
-    if (Status s = CheckKeys(r, "auth.rate_limit", {"triggers_per_minute", "burst"}); !s.ok()) {
-      return s;
-    }
-    RateLimitConfig& rl = auth.rate_limit;
-    if (Status s = Get(r["triggers_per_minute"], "auth.rate_limit.triggers_per_minute",
-                       rl.triggers_per_minute);
-        !s.ok()) {
-      return s;
-    }
-    if (Status s = Get(r["burst"], "auth.rate_limit.burst", rl.burst); !s.ok()) return s;
-    if (rl.triggers_per_minute <= 0 || rl.triggers_per_minute > 60000) {
-      return ConfigError("auth.rate_limit.triggers_per_minute", "must be 1-60000");
-    }
-    if (rl.burst <= 0 || rl.burst > 10000) {
-      return ConfigError("auth.rate_limit.burst", "must be 1-10000");
-    }
-  }
-  if (auth.mode == "insecure") {
-    if (!auth.tokens_file.empty()) {
-      return ConfigError("auth.tokens_file", "is only used with auth.mode: tokens");
+Type<std::string> Name() {
+  return config::String("name", [](const std::string& key, const std::string& v) {
+    if (ValidName(v)) return Status::Ok();
+    return ConfigError(
+        key, "must be 1-63 characters of letters, digits, '.', '_' or '-', got \"" + v + "\"");
+  });
+}
+
+// A secret file: `path(s)` gets the resolved name and `secret(s)` the trimmed content.
+template <typename S, typename PathField, typename SecretField>
+Type<S> SecretFile(PathField path, SecretField secret) {
+  return Type<S>{"file (secret)",
+                 [path, secret](const YAML::Node& n, const std::string& key,
+                                const config::Context& ctx, S& out) {
+                   if (!n.IsScalar()) return ConfigError(key, "must be a string");
+                   path(out) = Resolve(ctx.base_dir, n.Scalar());
+                   if (path(out).empty()) return ConfigError(key, "must not be empty");
+                   auto s = ReadSecretFile(key, path(out));
+                   if (!s.ok()) return s.status();
+                   secret(out) = std::move(*s);
+                   return Status::Ok();
+                 },
+                 nullptr, nullptr};
+}
+
+template <typename S>
+auto Self() {
+  return [](S& s) -> S& { return s; };
+}
+
+// ---- The declarations: one table per section. ----
+
+Section<commserv::RetryPolicy> RetrySection() {
+  using P = commserv::RetryPolicy;
+  Section<P> s;
+  s.Add(
+       "max_attempts", config::Integer<int>(1, 10, " (1 = no retries)"),
+       [](P& p) -> int& { return p.max_attempts; },
+       "Attempts per CommServe request, the first included.")
+      .Add(
+          "initial_backoff", config::Duration(milliseconds(1)),
+          [](P& p) -> milliseconds& { return p.initial_backoff; },
+          "Wait before the first retry; doubles per retry, with jitter.")
+      .Add(
+          "max_backoff", config::Duration(milliseconds(1)),
+          [](P& p) -> milliseconds& { return p.max_backoff; }, "Longest wait between retries.")
+      .Rule("max_backoff is at least initial_backoff.",
+            [](P& p, const std::string& prefix, const config::Context&) {
+              if (p.max_backoff < p.initial_backoff) {
+                return ConfigError(prefix + ".max_backoff",
+                                   "must be at least " + prefix + ".initial_backoff");
+              }
+              return Status::Ok();
+            });
+  return s;
+}
+
+Section<commserv::CircuitBreakerPolicy> BreakerSection() {
+  using P = commserv::CircuitBreakerPolicy;
+  Section<P> s;
+  s.Add(
+       "failure_threshold", config::Integer<int>(1, 1000),
+       [](P& p) -> int& { return p.failure_threshold; },
+       "Consecutive upstream failures that open the circuit.")
+      .Add(
+          "open_for", config::Duration(milliseconds(100)),
+          [](P& p) -> milliseconds& { return p.open_for; },
+          "How long an open circuit refuses calls before one is let through.");
+  return s;
+}
+
+Section<CommCellConfig> CommCellSection() {
+  using C = CommCellConfig;
+  Section<C> s;
+  s.Require(
+       "name", Name(), [](C& c) -> std::string& { return c.name; },
+       "Unique name callers use for this CommCell: letters, digits, '.', '_', '-'.")
+      .Require(
+          "url",
+          config::String("URL",
+                         [](const std::string& key, const std::string& v) {
+                           if (v.rfind("https://", 0) != 0 && v.rfind("http://", 0) != 0) {
+                             return ConfigError(key, "must start with https:// or http://");
+                           }
+                           // Parsed exactly as the transport parses it, so --check-config refuses
+                           // what startup would (credentials, a bad port, a query, a NUL...). Never
+                           // echoes the URL.
+                           if (auto endpoint = commserv::ParseEndpoint(v); !endpoint.ok()) {
+                             return ConfigError(key, endpoint.status().message());
+                           }
+                           return Status::Ok();
+                         }),
+          [](C& c) -> std::string& { return c.url; },
+          "Web service root, e.g. `https://cs.example.com/commandcenter/api`; no "
+          "credentials, query or fragment.")
+      .Add(
+          "format",
+          config::Choice<commserv::WireFormat>(
+              {{"json", commserv::WireFormat::kJson}, {"xml", commserv::WireFormat::kXml}}),
+          [](C& c) -> commserv::WireFormat& { return c.format; },
+          "Wire format of the DR backup call.")
+      .Add(
+          "username", config::String(), [](C& c) -> std::string& { return c.username; },
+          "CommServe user, with password_file.")
+      .Add("password_file",
+           SecretFile<C>([](C& c) -> std::string& { return c.password_file; },
+                         [](C& c) -> Secret& { return c.password; }),
+           Self<C>(), "File holding the CommServe password (with username).")
+      .Add("token_file",
+           SecretFile<C>([](C& c) -> std::string& { return c.token_file; },
+                         [](C& c) -> Secret& { return c.token; }),
+           Self<C>(), "File holding a CommServe API token, instead of username + password_file.")
+      .Add(
+          "ca_file", config::FilePath(true), [](C& c) -> std::string& { return c.ca_file; },
+          "Extra trust anchors for the CommServe's certificate, added to the system store.")
+      .Add(
+          "insecure_skip_verify", config::Bool(),
+          [](C& c) -> bool& { return c.insecure_skip_verify; },
+          "Do not verify the CommServe's certificate (logged as a warning; testing only).")
+      .Add(
+          "client_cert_file", config::FilePath(true),
+          [](C& c) -> std::string& { return c.client_cert_file; },
+          "Client certificate presented to the CommServe, with client_key_file.")
+      .Add(
+          "client_key_file", config::FilePath(true),
+          [](C& c) -> std::string& { return c.client_key_file; },
+          "Private key of client_cert_file.")
+      .Add(
+          "device_id", config::String(), [](C& c) -> std::string& { return c.device_id; },
+          "Device id sent with Login; empty: `drgate-<name>`.")
+      .Add(
+          "connect_timeout", config::Duration(milliseconds(1)),
+          [](C& c) -> milliseconds& { return c.connect_timeout; },
+          "TCP connect and TLS handshake timeout.")
+      .Add(
+          "request_timeout", config::Duration(milliseconds(1)),
+          [](C& c) -> milliseconds& { return c.policy.request_timeout; },
+          "Longest one CommServe call may take, retries included.")
+      .Add(
+          "on_active",
+          config::Choice<jobs::OnActive>(
+              {{"reject", jobs::OnActive::kReject}, {"reuse", jobs::OnActive::kReuse}}),
+          [](C& c) -> jobs::OnActive& { return c.on_active; },
+          "Answer to a trigger refused because a DR job is running: reject (ABORTED) or reuse "
+          "(answer the running job).")
+      .Add(
+          "retry", RetrySection().AsType(),
+          [](C& c) -> commserv::RetryPolicy& { return c.policy.retry; },
+          "Retries of failed CommServe requests.")
+      .Add(
+          "circuit_breaker", BreakerSection().AsType(),
+          [](C& c) -> commserv::CircuitBreakerPolicy& { return c.policy.circuit_breaker; },
+          "Stops calling a failing CommServe for a while.")
+      .Add(
+          "max_response_bytes", config::Integer<std::size_t>(1024, std::size_t{1} << 30),
+          [](C& c) -> std::size_t& { return c.policy.max_response_bytes; },
+          "Largest CommServe response drgate reads.")
+      .Add(
+          "max_pending_requests", config::Integer<std::size_t>(1, 100000),
+          [](C& c) -> std::size_t& { return c.policy.max_pending_requests; },
+          "CommServe calls in progress at once for this CommCell; more are refused.")
+      .Rule("Exactly one of username + password_file or token_file.",
+            [](C& c, const std::string& key, const config::Context&) {
+              const bool has_password = !c.password_file.empty();
+              if (has_password == !c.token_file.empty()) {
+                return ConfigError(key, "set either username + password_file or token_file");
+              }
+              if (has_password && c.username.empty()) {
+                return ConfigError(key + ".username", "is required with password_file");
+              }
+              return Status::Ok();
+            })
+      .Rule("client_cert_file and client_key_file go together.",
+            [](C& c, const std::string& key, const config::Context&) {
+              if (c.client_cert_file.empty() != c.client_key_file.empty()) {
+                const bool cert = c.client_cert_file.empty();
+                return ConfigError(key + (cert ? ".client_cert_file" : ".client_key_file"),
+                                   std::string("is required with ") +
+                                       (cert ? "client_key_file" : "client_cert_file"));
+              }
+              if (c.device_id.empty()) c.device_id = "drgate-" + c.name;
+              return Status::Ok();
+            });
+  return s;
+}
+
+Section<TrackingConfig> TrackingSection() {
+  using T = TrackingConfig;
+  Section<T> s;
+  s.Add(
+       "poll_interval", config::Duration(milliseconds(1)),
+       [](T& t) -> milliseconds& { return t.poll_interval; },
+       "How often the jobs drgate follows are polled.")
+      .Add(
+          "max_backoff", config::Duration(milliseconds(0)),
+          [](T& t) -> milliseconds& { return t.max_backoff; },
+          "Longest poll interval of a CommCell that keeps failing.")
+      .Add(
+          "unseen_grace", config::Duration(milliseconds(0)),
+          [](T& t) -> milliseconds& { return t.unseen_grace; },
+          "A job the CommServe has not shown for this long after its creation becomes UNKNOWN.")
+      .Add(
+          "intent_grace", config::Duration(milliseconds(0)),
+          [](T& t) -> milliseconds& { return t.intent_grace; },
+          "Open trigger intents younger than this are left alone (their trigger is in flight).")
+      .Add(
+          "intent_give_up", config::Duration(milliseconds(0)),
+          [](T& t) -> milliseconds& { return t.intent_give_up; },
+          "An open intent with no matching CommServe job after this long gets an UNKNOWN "
+          "placeholder.")
+      .Add(
+          "retention", config::Duration(milliseconds(0)),
+          [](T& t) -> milliseconds& { return t.retention; },
+          "Finished jobs older than this are pruned from the registry; 0s: keep forever.")
+      .Add(
+          "probe_interval", config::Duration(milliseconds(0)),
+          [](T& t) -> milliseconds& { return t.probe_interval; },
+          "How often an idle CommCell is asked for its DR jobs (reachability, session "
+          "keep-alive); 0s: never.")
+      .Rule("max_backoff is at least poll_interval; intent_give_up is at least intent_grace.",
+            [](T& t, const std::string& prefix, const config::Context&) {
+              if (t.max_backoff < t.poll_interval) {
+                return ConfigError(prefix + ".max_backoff",
+                                   "must be at least " + prefix + ".poll_interval");
+              }
+              if (t.intent_give_up < t.intent_grace) {
+                return ConfigError(prefix + ".intent_give_up",
+                                   "must be at least " + prefix + ".intent_grace");
+              }
+              return Status::Ok();
+            });
+  return s;
+}
+
+// grpc.tls.require_client_cert: a boolean that, written as true, needs client_ca_file (declared
+// before it, so already read). The default (true) only matters once client_ca_file is set.
+Type<GrpcTlsConfig> RequireClientCert() {
+  auto flag = std::make_shared<Type<bool>>(config::Bool());
+  return Type<GrpcTlsConfig>{
+      "boolean",
+      [flag](const YAML::Node& n, const std::string& key, const config::Context& ctx,
+             GrpcTlsConfig& g) {
+        if (Status s = flag->parse(n, key, ctx, g.require_client_cert); !s.ok()) return s;
+        if (g.require_client_cert && g.client_ca_file.empty()) {
+          return ConfigError(key, "needs grpc.tls.client_ca_file");
+        }
+        return Status::Ok();
+      },
+      [](const GrpcTlsConfig& g) { return std::string(g.require_client_cert ? "true" : "false"); },
+      nullptr};
+}
+
+Section<GrpcTlsConfig> GrpcTlsSection() {
+  using G = GrpcTlsConfig;
+  Section<G> s;
+  s.Require(
+       "cert_file", config::FilePath(true), [](G& g) -> std::string& { return g.cert_file; },
+       "Server certificate chain (PEM).")
+      .Require(
+          "key_file", config::FilePath(true), [](G& g) -> std::string& { return g.key_file; },
+          "Its private key (PEM).")
+      .Add(
+          "client_ca_file", config::FilePath(true),
+          [](G& g) -> std::string& { return g.client_ca_file; },
+          "Trust anchors for client certificates: turns on mutual TLS.")
+      .Add("require_client_cert", RequireClientCert(), Self<G>(),
+           "With client_ca_file: refuse callers without a certificate (false: verify one if "
+           "sent). Written as true, it needs client_ca_file.")
+      .Add(
+          "reload_interval", config::Duration(std::chrono::seconds(1)),
+          [](G& g) -> milliseconds& { return g.reload_interval; },
+          "How often the files are re-read, so rotated certificates apply without a restart.");
+  return s;
+}
+
+Section<PostgresRegistryConfig> PostgresSection() {
+  using P = PostgresRegistryConfig;
+  Section<P> s;
+  s.Require(
+       "dsn", config::String("libpq DSN"), [](P& p) -> std::string& { return p.dsn; },
+       "libpq connection string (`host=... port=... dbname=... user=...`), without a "
+       "password; its syntax is checked where the store is built (also by --check-config).")
+      .Add("password_file",
+           SecretFile<P>([](P& p) -> std::string& { return p.password_file; },
+                         [](P& p) -> Secret& { return p.password; }),
+           Self<P>(), "File holding the database password (none with trust or certificates).")
+      .Add(
+          "pool_size", config::Integer<int>(1, 100), [](P& p) -> int& { return p.pool_size; },
+          "Connections per replica.")
+      .Add(
+          "leader_lease", config::Duration(std::chrono::seconds(1)),
+          [](P& p) -> milliseconds& { return p.leader_lease; },
+          "Leader lease: a dead leader is replaced within about 4/3 of this.")
+      .Add(
+          "watch_interval", config::Duration(milliseconds(50)),
+          [](P& p) -> milliseconds& { return p.watch_interval; },
+          "How often a replica re-reads the jobs its WatchJob streams follow.");
+  return s;
+}
+
+Section<RateLimitConfig> RateLimitSection() {
+  using R = RateLimitConfig;
+  Section<R> s;
+  s.Add(
+       "triggers_per_minute", config::Integer<int>(1, 60000),
+       [](R& r) -> int& { return r.triggers_per_minute; },
+       "Sustained write calls (TriggerBackup, EnsureRecentBackup, CancelJob) per caller.")
+      .Add(
+          "burst", config::Integer<int>(1, 10000), [](R& r) -> int& { return r.burst; },
+          "Write calls a caller may make at once before the rate applies.");
+  return s;
+}
+
+Section<AuthConfig> AuthSection() {
+  using A = AuthConfig;
+  Section<A> s;
+  s.Require(
+       "mode",
+       config::Choice<AuthMode>({{"tokens", AuthMode::kTokens}, {"insecure", AuthMode::kInsecure}}),
+       [](A& a) -> AuthMode& { return a.mode; },
+       "tokens: every call needs a bearer token or client certificate listed in "
+       "tokens_file; insecure: no caller authentication (logged loudly).",
+       "tokens or insecure")
+      .Add(
+          "tokens_file", config::FilePath(false),
+          [](A& a) -> std::string& { return a.tokens_file; },
+          "The callers (token hashes or certificate identities, roles, CommCells), with mode: "
+          "tokens. Read with the rest of the configuration, and again on every reload.")
+      .Add(
+          "rate_limit", RateLimitSection().AsType(),
+          [](A& a) -> RateLimitConfig& { return a.rate_limit; },
+          "Per-caller token bucket on write calls (tokens mode).")
+      .Rule("tokens_file is required with mode: tokens and refused with mode: insecure.",
+            [](A& a, const std::string& prefix, const config::Context&) {
+              if (a.mode == AuthMode::kInsecure && !a.tokens_file.empty()) {
+                return ConfigError(prefix + ".tokens_file", "is only used with auth.mode: tokens");
+              }
+              if (a.mode == AuthMode::kTokens && a.tokens_file.empty()) {
+                return ConfigError(prefix + ".tokens_file", "is required with auth.mode: tokens");
+              }
+              return Status::Ok();
+            });
+  return s;
+}
+
+Section<Config> MetricsTlsSection() {
+  Section<Config> s;
+  s.Require(
+       "cert_file", config::FilePath(true),
+       [](Config& c) -> std::string& { return c.metrics_cert_file; },
+       "Certificate chain of the metrics port (PEM).")
+      .Require(
+          "key_file", config::FilePath(true),
+          [](Config& c) -> std::string& { return c.metrics_key_file; }, "Its private key (PEM).");
+  return s;
+}
+
+Section<Config> MetricsAuthSection() {
+  Section<Config> s;
+  s.Require(
+       "username",
+       config::String("string",
+                      [](const std::string& key, const std::string& v) {
+                        if (v.empty() || v.find(':') != std::string::npos) {
+                          return ConfigError(key, "must be non-empty and without ':'");
+                        }
+                        return Status::Ok();
+                      }),
+       [](Config& c) -> std::string& { return c.metrics_username; },
+       "User name Prometheus sends (basic auth) for /metrics.")
+      .Require("password_file",
+               SecretFile<Config>([](Config& c) -> std::string& { return c.metrics_password_file; },
+                                  [](Config& c) -> Secret& { return c.metrics_password; }),
+               Self<Config>(), "File holding its password.");
+  return s;
+}
+
+Section<Config> GrpcSection() {
+  Section<Config> s;
+  s.Add(
+       "listen", Listen(), [](Config& c) -> std::string& { return c.grpc_listen; },
+       "Address of the gRPC API (port 0 picks a free port).")
+      .Add(
+          "tls", config::Optional(GrpcTlsSection().AsType()),
+          [](Config& c) -> std::optional<GrpcTlsConfig>& { return c.grpc_tls; },
+          "TLS on the gRPC port; absent: plaintext (warned about unless on loopback).")
+      .Add(
+          "max_message_bytes", config::Integer<int>(1024, 16 << 20),
+          [](Config& c) -> int& { return c.grpc_max_message_bytes; },
+          "Largest request message accepted; larger ones get RESOURCE_EXHAUSTED.");
+  return s;
+}
+
+Section<Config> MetricsSection() {
+  Section<Config> s;
+  s.Add(
+       "listen", Listen(), [](Config& c) -> std::string& { return c.metrics_listen; },
+       "Address of /metrics, /healthz and /readyz (port 0 picks a free port).")
+      .Add("tls", MetricsTlsSection().AsType(), Self<Config>(), "TLS on the metrics port.")
+      .Add("basic_auth", MetricsAuthSection().AsType(), Self<Config>(),
+           "Basic auth on /metrics (the probes stay open).");
+  return s;
+}
+
+Section<Config> RegistrySection() {
+  Section<Config> s;
+  s.Add(
+       "path", config::String("file"), [](Config& c) -> std::string& { return c.registry_path; },
+       "SQLite job registry, relative to the configuration's folder; `:memory:` for tests.")
+      .Add(
+          "postgres", config::Optional(PostgresSection().AsType()),
+          [](Config& c) -> std::optional<PostgresRegistryConfig>& { return c.registry_postgres; },
+          "Shared PostgreSQL registry for several replicas, instead of path.")
+      .Rule(
+          "path and postgres are exclusive; path is resolved against the configuration's "
+          "folder.",
+          [](Config& c, const std::string& prefix, const config::Context&) {
+            if (c.registry_postgres && c.registry_path != Config{}.registry_path) {
+              return ConfigError(prefix + ".postgres",
+                                 "cannot be combined with registry.path (one registry per "
+                                 "drgate)");
+            }
+            if (c.registry_path.empty()) {
+              return ConfigError(prefix + ".path", "must not be empty");
+            }
+            return Status::Ok();
+          });
+  return s;
+}
+
+Section<Config> LogSection() {
+  Section<Config> s;
+  s.Add(
+       "level",
+       config::Choice<LogLevel>({{"trace", LogLevel::kTrace},
+                                 {"debug", LogLevel::kDebug},
+                                 {"info", LogLevel::kInfo},
+                                 {"warn", LogLevel::kWarn},
+                                 {"error", LogLevel::kError}}),
+       [](Config& c) -> LogLevel& { return c.log_level; }, "Least severe level logged.")
+      .Add(
+          "format",
+          config::Choice<LogFormat>(
+              {{"auto", LogFormat::kAuto}, {"json", LogFormat::kJson}, {"text", LogFormat::kText}}),
+          [](Config& c) -> LogFormat& { return c.log_format; },
+          "Log line format; auto: text on a terminal, else JSON.");
+  return s;
+}
+
+// The CommCell list, whose names must be unique.
+Type<std::vector<CommCellConfig>> UniqueNames(Type<std::vector<CommCellConfig>> list) {
+  auto inner = std::make_shared<Type<std::vector<CommCellConfig>>>(std::move(list));
+  Type<std::vector<CommCellConfig>> t = *inner;
+  t.name += " (unique names)";
+  t.parse = [inner](const YAML::Node& n, const std::string& key, const config::Context& ctx,
+                    std::vector<CommCellConfig>& out) {
+    if (Status s = inner->parse(n, key, ctx, out); !s.ok()) return s;
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (!names.insert(out[i].name).second) {
+        return ConfigError(key + "[" + std::to_string(i) + "].name",
+                           "duplicate CommCell name \"" + out[i].name + "\"");
+      }
     }
     return Status::Ok();
+  };
+  return t;
+}
+
+// The whole file. Keys are read in this order, so an error names the first problem in it.
+const Section<Config>& Root() {
+  static const Section<Config> root = [] {
+    Section<Config> s;
+    s.Add("grpc", GrpcSection().AsType(), Self<Config>(), "The gRPC API.")
+        .Add("metrics", MetricsSection().AsType(), Self<Config>(),
+             "Prometheus metrics and HTTP probes.")
+        .Add("registry", RegistrySection().AsType(), Self<Config>(), "The job registry.")
+        .Add("log", LogSection().AsType(), Self<Config>(), "Logging.")
+        .Add(
+            "shutdown_grace", config::Duration(milliseconds(0)),
+            [](Config& c) -> milliseconds& { return c.shutdown_grace; },
+            "On SIGTERM, how long calls in flight may finish before they are cancelled.")
+        .Add(
+            "tracking", TrackingSection().AsType(),
+            [](Config& c) -> TrackingConfig& { return c.tracking; },
+            "How drgate follows jobs to their end.")
+        .Require(
+            "commcells",
+            UniqueNames(
+                config::List(CommCellSection().AsType(), 1, "at least one CommCell is required")),
+            [](Config& c) -> std::vector<CommCellConfig>& { return c.commcells; },
+            "The CommCells drgate triggers DR backups on.", "at least one CommCell is required")
+        .Require(
+            "auth", AuthSection().AsType(), [](Config& c) -> AuthConfig& { return c.auth; },
+            "Who may call drgate: who may start a DR backup is never a silent default.",
+            "`auth: {mode: tokens, tokens_file: ...}`, or `auth: {mode: insecure}` to let "
+            "every caller do everything")
+        .Rule("registry.path is resolved against the configuration's folder (except `:memory:`).",
+              [](Config& c, const std::string&, const config::Context& ctx) {
+                if (c.registry_path != ":memory:") {
+                  c.registry_path = Resolve(ctx.base_dir, c.registry_path);
+                }
+                return Status::Ok();
+              })
+        .Rule(
+            "With auth.mode: tokens, auth.tokens_file is read (at most 1 MiB) and each entry "
+            "checked; an entry naming a client certificate needs grpc.tls.client_ca_file.",
+            [](Config& c, const std::string&, const config::Context&) {
+              if (c.auth.mode != AuthMode::kTokens) return Status::Ok();
+              auto text = ReadRegularFile(c.auth.tokens_file, kMaxTokensFileBytes);
+              if (!text.ok()) return ConfigError("auth.tokens_file", text.status().message());
+              std::vector<std::string> names;
+              for (const auto& cell : c.commcells) names.push_back(cell.name);
+              auto tokens = ParseTokensFile(*text, "auth.tokens_file", names);
+              if (!tokens.ok()) return tokens.status();
+              c.auth.tokens = std::move(*tokens);
+              for (std::size_t i = 0; i < c.auth.tokens.size(); ++i) {
+                if (!c.auth.tokens[i].certificate.empty() &&
+                    (!c.grpc_tls || c.grpc_tls->client_ca_file.empty())) {
+                  return ConfigError(
+                      "auth.tokens_file: tokens[" + std::to_string(i) + "].certificate",
+                      "needs mutual TLS (grpc.tls.client_ca_file), or no client "
+                      "certificate can ever match");
+                }
+              }
+              return Status::Ok();
+            })
+        .Rule(
+            "tracking.intent_grace is longer than 2 x connect_timeout + 2 x request_timeout of "
+            "every CommCell (an intent younger than that may belong to a trigger still "
+            "waiting for its answer).",
+            [](Config& c, const std::string&, const config::Context&) {
+              for (std::size_t i = 0; i < c.commcells.size(); ++i) {
+                const auto& cell = c.commcells[i];
+                const milliseconds slowest =
+                    cell.connect_timeout * 2 + cell.policy.request_timeout * 2;
+                if (c.tracking.intent_grace <= slowest) {
+                  return ConfigError("tracking.intent_grace",
+                                     "must be longer than the slowest trigger of commcells[" +
+                                         std::to_string(i) +
+                                         "] (2 x connect_timeout + 2 x request_timeout = " +
+                                         std::to_string(slowest.count() / 1000) + " s)");
+                }
+              }
+              return Status::Ok();
+            });
+    return s;
+  }();
+  return root;
+}
+
+// One entry of auth.tokens_file.
+const Section<AuthTokenEntry>& TokenEntrySection() {
+  static const Section<AuthTokenEntry> section = [] {
+    using E = AuthTokenEntry;
+    Section<E> s;
+    s.Add(
+         "sha256", config::String(), [](E& e) -> std::string& { return e.sha256; },
+         "SHA-256 of the caller's bearer token (drgatectl token hash).")
+        .Add(
+            "certificate", config::String(), [](E& e) -> std::string& { return e.certificate; },
+            "Identity of the caller's client certificate (URI SAN, else DNS SAN, else CN).")
+        .Add(
+            "identity", config::String(), [](E& e) -> std::string& { return e.identity; },
+            "Name recorded as requested_by.")
+        .Add(
+            "roles",
+            config::List(
+                config::Choice<Role>({{"viewer", Role::kViewer}, {"operator", Role::kOperator}}), 0,
+                "at least one role is required"),
+            [](E& e) -> std::vector<Role>& { return e.roles; }, "viewer and/or operator.")
+        .Add(
+            "commcells", config::List(config::String(), 0, ""),
+            [](E& e) -> std::vector<std::string>& { return e.commcells; },
+            "CommCells this caller may use; empty: all.");
+    return s;
+  }();
+  return section;
+}
+
+// Sets each override's dotted key in the YAML tree (creating maps on the way).
+Status ApplyOverrides(YAML::Node& root, const std::vector<Override>& overrides) {
+  for (const auto& o : overrides) {
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t dot = o.key.find('.', start);
+      parts.push_back(o.key.substr(start, dot - start));
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    std::vector<YAML::Node> path = {root};
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      YAML::Node next = path.back()[parts[i]];
+      if (!next.IsMap()) {
+        path.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
+        next = path.back()[parts[i]];
+      }
+      path.push_back(next);
+    }
+    path.back()[parts.back()] = o.value;
   }
-  if (auth.tokens_file.empty()) {
-    return ConfigError("auth.tokens_file", "is required with auth.mode: tokens");
-  }
-  auth.tokens_file = Resolve(base_dir, auth.tokens_file);
-  std::ifstream in(auth.tokens_file, std::ios::binary);
-  if (!in) return ConfigError("auth.tokens_file", "cannot read file " + auth.tokens_file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::vector<std::string> names;
-  for (const auto& c : config.commcells) names.push_back(c.name);
-  auto tokens = ParseTokensFile(ss.str(), "auth.tokens_file", names);
-  if (!tokens.ok()) return tokens.status();
-  auth.tokens = std::move(*tokens);
   return Status::Ok();
 }
 
@@ -358,35 +788,27 @@ Status ParseAuth(const YAML::Node& a, const std::string& base_dir, Config& confi
 StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_text,
                                                       const std::string& key,
                                                       const std::vector<std::string>& commcells) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::ParserException& e) {
-    return ConfigError(key, "line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
+  auto loaded = LoadYaml(yaml_text, key);
+  if (!loaded.ok()) return loaded.status();
+  const YAML::Node root = *loaded;
   std::vector<AuthTokenEntry> out;
   try {
     if (!root || root.IsNull()) return ConfigError(key, "the file is empty");
-    if (Status s = CheckKeys(root, key, {"tokens"}); !s.ok()) return s;
-    auto list = root["tokens"];
+    if (!root.IsMap()) return ConfigError(key, "must be a map");
+    for (const auto& kv : root) {
+      if (kv.first.Scalar() != "tokens")
+        return ConfigError(key + ": " + kv.first.Scalar(), "unknown key");
+    }
+    const YAML::Node list = root["tokens"];
     if (!list || !list.IsSequence() || list.size() == 0) {
       return ConfigError(key + ": tokens", "at least one entry is required");
     }
     std::set<std::string> hashes, certificates, identities;
     for (std::size_t i = 0; i < list.size(); ++i) {
       const std::string k = key + ": tokens[" + std::to_string(i) + "]";
-      const YAML::Node& n = list[i];
-      if (Status s = CheckKeys(n, k, {"sha256", "certificate", "identity", "roles", "commcells"});
-          !s.ok()) {
-        return s;
-      }
       AuthTokenEntry e;
-      for (Status s : {Get(n["sha256"], k + ".sha256", e.sha256),
-                       Get(n["certificate"], k + ".certificate", e.certificate),
-                       Get(n["identity"], k + ".identity", e.identity),
-                       GetStringList(n["roles"], k + ".roles", e.roles),
-                       GetStringList(n["commcells"], k + ".commcells", e.commcells)}) {
-        if (!s.ok()) return s;
+      if (Status s = TokenEntrySection().Parse(list[i], k, config::Context{}, e); !s.ok()) {
+        return s;
       }
       if (e.sha256.empty() == e.certificate.empty()) {
         return ConfigError(k,
@@ -420,12 +842,6 @@ StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_te
         return ConfigError(k + ".identity", "duplicate identity \"" + e.identity + "\"");
       }
       if (e.roles.empty()) return ConfigError(k + ".roles", "at least one role is required");
-      for (std::size_t j = 0; j < e.roles.size(); ++j) {
-        if (e.roles[j] != "viewer" && e.roles[j] != "operator") {
-          return ConfigError(k + ".roles[" + std::to_string(j) + "]",
-                             "must be viewer or operator, got \"" + e.roles[j] + "\"");
-        }
-      }
       for (std::size_t j = 0; j < e.commcells.size(); ++j) {
         if (std::find(commcells.begin(), commcells.end(), e.commcells[j]) == commcells.end()) {
           return ConfigError(k + ".commcells[" + std::to_string(j) + "]",
@@ -474,244 +890,73 @@ StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
   return total;
 }
 
-namespace {
-
-StatusOr<PostgresRegistryConfig> ParsePostgresRegistry(const YAML::Node& p,
-                                                       const std::string& base_dir) {
-  if (Status s = CheckKeys(p, "registry.postgres",
-                           {"dsn", "password_file", "pool_size", "leader_lease", "watch_interval"});
-      !s.ok()) {
-    return s;
-  }
-  PostgresRegistryConfig pg;
-  for (Status s :
-       {Get(p["dsn"], "registry.postgres.dsn", pg.dsn),
-        Get(p["password_file"], "registry.postgres.password_file", pg.password_file),
-        Get(p["pool_size"], "registry.postgres.pool_size", pg.pool_size),
-        GetDuration(p["leader_lease"], "registry.postgres.leader_lease", pg.leader_lease),
-        GetDuration(p["watch_interval"], "registry.postgres.watch_interval", pg.watch_interval)}) {
-    if (!s.ok()) return s;
-  }
-  if (pg.dsn.empty()) return ConfigError("registry.postgres.dsn", "is required");
-  // The message never echoes the DSN: it might hold a password by mistake.
-  if (Status s = registry::PostgresEndpoint::Validate(pg.dsn); !s.ok()) {
-    return ConfigError("registry.postgres.dsn", s.message());
-  }
-  if (pg.pool_size < 1 || pg.pool_size > 100) {
-    return ConfigError("registry.postgres.pool_size", "must be between 1 and 100");
-  }
-  if (pg.leader_lease < std::chrono::seconds(1)) {
-    return ConfigError("registry.postgres.leader_lease", "must be at least 1s");
-  }
-  if (pg.watch_interval < std::chrono::milliseconds(50)) {
-    return ConfigError("registry.postgres.watch_interval", "must be at least 50ms");
-  }
-  if (!pg.password_file.empty()) {
-    pg.password_file = Resolve(base_dir, pg.password_file);
-    auto secret = ReadSecretFile("registry.postgres.password_file", pg.password_file);
-    if (!secret.ok()) return secret.status();
-    pg.password = std::move(*secret);
-  }
-  return pg;
-}
-
-}  // namespace
-
-StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& base_dir) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::ParserException& e) {
-    return ConfigError("(syntax)", "line " + std::to_string(e.mark.line + 1) + ", column " +
-                                       std::to_string(e.mark.column + 1) + ": " + e.msg);
-  }
-  Config config;
+StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& base_dir,
+                             const std::vector<Override>& overrides) {
+  auto loaded = LoadYaml(yaml_text, "");
+  if (!loaded.ok()) return loaded.status();
+  YAML::Node root = *loaded;
   if (!root || root.IsNull()) return ConfigError("(top level)", "the configuration is empty");
+  Config config;
   try {
-    if (Status s = CheckKeys(root, "",
-                             {"grpc", "metrics", "registry", "log", "commcells", "shutdown_grace",
-                              "tracking", "auth"});
-        !s.ok()) {
-      return s;
-    }
-    if (auto g = root["grpc"]) {
-      if (Status s = CheckKeys(g, "grpc", {"listen", "tls", "max_message_bytes"}); !s.ok()) {
-        return s;
-      }
-      if (Status s = Get(g["listen"], "grpc.listen", config.grpc_listen); !s.ok()) return s;
-      if (Status s =
-              Get(g["max_message_bytes"], "grpc.max_message_bytes", config.grpc_max_message_bytes);
-          !s.ok()) {
-        return s;
-      }
-      if (config.grpc_max_message_bytes < 1024 || config.grpc_max_message_bytes > 16 << 20) {
-        return ConfigError("grpc.max_message_bytes", "must be 1024-16777216");
-      }
-      if (auto t = g["tls"]) {
-        auto tls = ParseGrpcTls(t, base_dir);
-        if (!tls.ok()) return tls.status();
-        config.grpc_tls = std::move(*tls);
-      }
-    }
-    if (auto m = root["metrics"]) {
-      if (Status s = CheckKeys(m, "metrics", {"listen", "tls", "basic_auth"}); !s.ok()) return s;
-      if (Status s = Get(m["listen"], "metrics.listen", config.metrics_listen); !s.ok()) return s;
-      if (auto t = m["tls"]) {
-        if (Status s = CheckKeys(t, "metrics.tls", {"cert_file", "key_file"}); !s.ok()) return s;
-        for (Status s : {Get(t["cert_file"], "metrics.tls.cert_file", config.metrics_cert_file),
-                         Get(t["key_file"], "metrics.tls.key_file", config.metrics_key_file)}) {
-          if (!s.ok()) return s;
-        }
-        for (auto [key, path] : {std::pair{"metrics.tls.cert_file", &config.metrics_cert_file},
-                                 std::pair{"metrics.tls.key_file", &config.metrics_key_file}}) {
-          if (path->empty()) return ConfigError(key, "is required");
-          *path = Resolve(base_dir, *path);
-          if (!std::ifstream(*path)) return ConfigError(key, "cannot read " + *path);
-        }
-      }
-      if (auto a = m["basic_auth"]) {
-        if (Status s = CheckKeys(a, "metrics.basic_auth", {"username", "password_file"}); !s.ok()) {
-          return s;
-        }
-        for (Status s : {Get(a["username"], "metrics.basic_auth.username", config.metrics_username),
-                         Get(a["password_file"], "metrics.basic_auth.password_file",
-                             config.metrics_password_file)}) {
-          if (!s.ok()) return s;
-        }
-        if (config.metrics_username.empty() ||
-            config.metrics_username.find(':') != std::string::npos) {
-          return ConfigError("metrics.basic_auth.username", "must be non-empty and without ':'");
-        }
-        if (config.metrics_password_file.empty()) {
-          return ConfigError("metrics.basic_auth.password_file", "is required");
-        }
-        config.metrics_password_file = Resolve(base_dir, config.metrics_password_file);
-        auto secret =
-            ReadSecretFile("metrics.basic_auth.password_file", config.metrics_password_file);
-        if (!secret.ok()) return secret.status();
-        config.metrics_password = std::move(*secret);
-      }
-    }
-    if (auto r = root["registry"]) {
-      if (Status s = CheckKeys(r, "registry", {"path", "postgres"}); !s.ok()) return s;
-      if (Status s = Get(r["path"], "registry.path", config.registry_path); !s.ok()) return s;
-      if (auto p = r["postgres"]) {
-        if (r["path"]) {
-          return ConfigError("registry.postgres",
-                             "cannot be combined with registry.path (one registry per drgate)");
-        }
-        auto pg = ParsePostgresRegistry(p, base_dir);
-        if (!pg.ok()) return pg.status();
-        config.registry_postgres = std::move(*pg);
-      }
-    }
-    if (auto l = root["log"]) {
-      if (Status s = CheckKeys(l, "log", {"level", "format"}); !s.ok()) return s;
-      if (Status s = Get(l["level"], "log.level", config.log_level); !s.ok()) return s;
-      if (Status s = Get(l["format"], "log.format", config.log_format); !s.ok()) return s;
-      if (config.log_format != "json" && config.log_format != "text" &&
-          config.log_format != "auto") {
-        return ConfigError("log.format", "must be json, text or auto");
-      }
-    }
-    if (Status s = GetDuration(root["shutdown_grace"], "shutdown_grace", config.shutdown_grace);
-        !s.ok()) {
-      return s;
-    }
-    if (auto t = root["tracking"]) {
-      if (Status s = CheckKeys(t, "tracking",
-                               {"poll_interval", "max_backoff", "unseen_grace", "intent_grace",
-                                "intent_give_up", "retention", "probe_interval"});
-          !s.ok()) {
-        return s;
-      }
-      TrackingConfig& tc = config.tracking;
-      for (Status s :
-           {GetDuration(t["poll_interval"], "tracking.poll_interval", tc.poll_interval),
-            GetDuration(t["max_backoff"], "tracking.max_backoff", tc.max_backoff),
-            GetDuration(t["unseen_grace"], "tracking.unseen_grace", tc.unseen_grace),
-            GetDuration(t["intent_grace"], "tracking.intent_grace", tc.intent_grace),
-            GetDuration(t["intent_give_up"], "tracking.intent_give_up", tc.intent_give_up),
-            GetDuration(t["retention"], "tracking.retention", tc.retention),
-            GetDuration(t["probe_interval"], "tracking.probe_interval", tc.probe_interval)}) {
-        if (!s.ok()) return s;
-      }
-      if (tc.poll_interval.count() <= 0) {
-        return ConfigError("tracking.poll_interval", "must be > 0");
-      }
-      if (tc.max_backoff < tc.poll_interval) {
-        return ConfigError("tracking.max_backoff", "must be at least tracking.poll_interval");
-      }
-      if (tc.intent_give_up < tc.intent_grace) {
-        return ConfigError("tracking.intent_give_up", "must be at least tracking.intent_grace");
-      }
-    }
-    if (Status s = ValidateListen("grpc.listen", config.grpc_listen); !s.ok()) return s;
-    if (Status s = ValidateListen("metrics.listen", config.metrics_listen); !s.ok()) return s;
-    static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
-    if (!kLevels.count(config.log_level)) {
-      return ConfigError("log.level", "must be one of trace, debug, info, warn, error");
-    }
-    if (config.registry_path.empty()) return ConfigError("registry.path", "must not be empty");
-    if (config.registry_path != ":memory:") {
-      config.registry_path = Resolve(base_dir, config.registry_path);
-    }
-
-    auto cells = root["commcells"];
-    if (!cells || !cells.IsSequence() || cells.size() == 0) {
-      return ConfigError("commcells", "at least one CommCell is required");
-    }
-    std::set<std::string> names;
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      const std::string key = "commcells[" + std::to_string(i) + "]";
-      auto cell = ParseCommCell(cells[i], key, base_dir);
-      if (!cell.ok()) return cell.status();
-      if (!names.insert(cell->name).second) {
-        return ConfigError(key + ".name", "duplicate CommCell name \"" + cell->name + "\"");
-      }
-      config.commcells.push_back(std::move(*cell));
-    }
-    // No silent default: who may start a DR backup is a decision the configuration must state.
-    auto a = root["auth"];
-    if (!a) {
-      return ConfigError("auth",
-                         "is required: `auth: {mode: tokens, tokens_file: ...}`, or "
-                         "`auth: {mode: insecure}` to let every caller do everything");
-    }
-    if (Status s = ParseAuth(a, base_dir, config); !s.ok()) return s;
-    for (std::size_t i = 0; i < config.auth.tokens.size(); ++i) {
-      if (!config.auth.tokens[i].certificate.empty() &&
-          (!config.grpc_tls || config.grpc_tls->client_ca_file.empty())) {
-        return ConfigError("auth.tokens_file: tokens[" + std::to_string(i) + "].certificate",
-                           "needs mutual TLS (grpc.tls.client_ca_file), or no client "
-                           "certificate can ever match");
-      }
-    }
-    // An intent younger than intent_grace belongs to a trigger still waiting for its answer;
-    // reconciling it earlier could adopt the wrong job.
-    for (std::size_t i = 0; i < config.commcells.size(); ++i) {
-      const auto& c = config.commcells[i];
-      if (config.tracking.intent_grace <= c.connect_timeout * 2 + c.request_timeout * 2) {
-        return ConfigError(
-            "tracking.intent_grace",
-            "must be longer than the slowest trigger of commcells[" + std::to_string(i) +
-                "] (2 x connect_timeout + 2 x request_timeout = " +
-                std::to_string((c.connect_timeout * 2 + c.request_timeout * 2).count() / 1000) +
-                " s)");
-      }
-    }
+    if (!root.IsMap()) return ConfigError("(top level)", "must be a map");
+    if (Status s = ApplyOverrides(root, overrides); !s.ok()) return s;
+    if (Status s = Root().Parse(root, "", config::Context{base_dir}, config); !s.ok()) return s;
   } catch (const YAML::Exception& e) {
     return ConfigError("(structure)", e.msg);
   }
   return config;
 }
 
-StatusOr<Config> LoadConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ConfigError("--config", "cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseConfig(ss.str(), fs::path(path).parent_path().string());
+StatusOr<Config> LoadConfig(const std::string& path, const std::vector<Override>& overrides) {
+  auto text = ReadRegularFile(path, kMaxConfigFileBytes);
+  if (!text.ok()) return ConfigError("--config", text.status().message());
+  return ParseConfig(*text, fs::path(path).parent_path().string(), overrides);
+}
+
+std::string ConfigurationReference() {
+  std::vector<config::DocRow> rows;
+  std::vector<std::string> rules;
+  Root().Document("", rows, rules);
+  std::vector<config::DocRow> token_rows;
+  std::vector<std::string> token_rules;
+  TokenEntrySection().Document("tokens[]", token_rows, token_rules);
+  return "# Configuration reference\n\n"
+         "Generated by `drgate --config-reference` from the key declarations in "
+         "core/config/config.cc; do not edit by hand (a test compares this file with the "
+         "generated text). Durations are written like `500ms`, `30s`, `5m`, `1h30m`, `90d`; "
+         "relative file names are resolved against the configuration file's folder. See "
+         "configuration.md for what the loader refuses.\n\n"
+         "## drgate.yaml\n\n" +
+         config::RenderReference(rows, rules) +
+         "\n## auth.tokens_file\n\n"
+         "A YAML file with one key, `tokens`: a list of callers. Each needs exactly one of "
+         "`sha256` or `certificate`, an `identity` (letters, digits, '.', '_', '-'; unique) and "
+         "at least one role.\n\n" +
+         config::RenderReference(token_rows, token_rules);
+}
+
+const char* NameOf(LogLevel level) {
+  switch (level) {
+    case LogLevel::kTrace: return "trace";
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "info";
+}
+
+const char* NameOf(LogFormat format) {
+  switch (format) {
+    case LogFormat::kJson: return "json";
+    case LogFormat::kText: return "text";
+    case LogFormat::kAuto: return "auto";
+  }
+  return "auto";
+}
+
+const char* NameOf(AuthMode mode) {
+  return mode == AuthMode::kTokens ? "tokens" : "insecure";
 }
 
 }  // namespace drgate

@@ -11,21 +11,22 @@
 #include <string>
 #include <vector>
 
+#include "core/common/secret.h"
 #include "core/common/status.h"
+#include "core/commserv/codec.h"
+#include "core/commserv/policy.h"
+#include "core/jobs/commcell.h"
 
 namespace drgate {
 
-// A secret held in memory only. Deliberately has no printing or streaming operators.
-struct Secret {
-  std::string value;
-  bool empty() const { return value.empty(); }
-};
-
+// A CommCell as configured. The reference (docs/configuration-reference.md) documents every key;
+// defaults are these initialisers. Comparable: a reload rebuilds the client of a CommCell whose
+// settings changed in any way (no hand-kept list of "connection" fields to forget one from).
 struct CommCellConfig {
-  std::string name;             // [a-zA-Z0-9._-]{1,63}, unique
-  std::string url;              // webservice root, e.g. https://cs.example.com/commandcenter/api
-  std::string format = "json";  // "json" | "xml": the DR backup call's wire format
-  std::string username;         // with password_file
+  std::string name;  // [a-zA-Z0-9._-]{1,63}, unique
+  std::string url;   // webservice root, e.g. https://cs.example.com/commandcenter/api
+  commserv::WireFormat format = commserv::WireFormat::kJson;  // the DR backup call's wire format
+  std::string username;                                       // with password_file
   std::string password_file;
   std::string token_file;  // instead of username + password_file
   Secret password;         // read from password_file
@@ -39,41 +40,46 @@ struct CommCellConfig {
   // Default: "drgate-<name>".
   std::string device_id;
   std::chrono::milliseconds connect_timeout{5000};
-  std::chrono::milliseconds request_timeout{60000};
-  // "reject" | "reuse": answer to a trigger the CommServe refuses because a DR job is running.
-  std::string on_active = "reject";
-  // Upstream fault policies (README, "Upstream faults"). retry.max_attempts counts the first
-  // attempt; circuit_breaker opens after failure_threshold consecutive failures for open_for.
-  int retry_max_attempts = 3;
-  std::chrono::milliseconds retry_initial_backoff{200};
-  std::chrono::milliseconds retry_max_backoff{2000};
-  int breaker_failure_threshold = 5;
-  std::chrono::milliseconds breaker_open_for{30000};
-  std::int64_t max_response_bytes = 4 * 1024 * 1024;
-  std::int64_t max_pending_requests = 64;
+  // The answer to a trigger the CommServe refuses because a DR job is running.
+  jobs::OnActive on_active = jobs::OnActive::kReject;
+  // Upstream fault policies: request_timeout, retry, circuit_breaker, max_response_bytes and
+  // max_pending_requests, exactly as the session client takes them.
+  commserv::ClientPolicy policy;
+  bool operator==(const CommCellConfig&) const = default;
 };
 
-// How drgate follows jobs to their end (see core/jobs/tracker.h).
+// How drgate follows jobs to their end (tracking.*); jobs::TrackerOptions extends it.
 struct TrackingConfig {
   std::chrono::milliseconds poll_interval{10000};
   std::chrono::milliseconds max_backoff{300000};
+  // A job the CommServe has not shown for this long after its creation becomes UNKNOWN.
   std::chrono::milliseconds unseen_grace{1800000};
+  // Open intents younger than this belong to triggers still in flight: left alone.
   std::chrono::milliseconds intent_grace{300000};
+  // An open intent with no matching upstream job after this long gets an UNKNOWN placeholder.
   std::chrono::milliseconds intent_give_up{900000};
-  std::chrono::milliseconds probe_interval{60000};  // 0: never probe idle CommCells
-  std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};  // 0: keep forever
+  // A CommCell with nothing to follow is still asked for its DR job list this often, so
+  // drgate_commserv_up and ListCommCells tell the truth and the session token stays alive
+  // (0: never).
+  std::chrono::milliseconds probe_interval{60000};
+  // Terminal jobs that ended longer ago than this are pruned (0: never), hourly or every tenth of
+  // the retention, whichever is more often.
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};
+  bool operator==(const TrackingConfig&) const = default;
 };
 
-// One caller of the gRPC API, from auth.tokens_file. Only the SHA-256 of the bearer token is
-// known to drgate; the token itself is never stored.
-// One caller in auth.tokens_file: known either by a bearer token (its SHA-256) or, with mutual
-// TLS, by the identity of its verified client certificate. Exactly one of the two is set.
+enum class Role { kViewer, kOperator };
+
+// One caller in auth.tokens_file: known either by a bearer token (its SHA-256; the token itself
+// is never stored) or, with mutual TLS, by the identity of its verified client certificate.
+// Exactly one of the two is set.
 struct AuthTokenEntry {
   std::string sha256;                  // 64 lowercase hex digits
   std::string certificate;             // URI SAN, else DNS SAN, else subject CN of the client cert
   std::string identity;                // recorded as requested_by; unique
-  std::vector<std::string> roles;      // "viewer" | "operator"
+  std::vector<Role> roles;             // at least one
   std::vector<std::string> commcells;  // empty: every CommCell
+  bool operator==(const AuthTokenEntry&) const = default;
 };
 
 // Per-identity token bucket on TriggerBackup, EnsureRecentBackup and CancelJob.
@@ -83,14 +89,20 @@ struct RateLimitConfig {
   bool operator==(const RateLimitConfig&) const = default;
 };
 
+enum class AuthMode {
+  // Every call needs a bearer token, or a client certificate, listed in tokens_file.
+  kTokens,
+  // No caller authentication (every caller is an operator on every CommCell); it has to be
+  // written out, and drgate warns loudly at startup.
+  kInsecure,
+};
+
 struct AuthConfig {
-  // "tokens": every call needs a bearer token, or a client certificate, listed in tokens_file.
-  // "insecure": no caller authentication (every caller is an operator on every CommCell); it has
-  // to be written out, and drgate warns loudly at startup. The `auth` section is required.
-  std::string mode = "insecure";
+  AuthMode mode = AuthMode::kInsecure;  // the `auth` section itself is required
   std::string tokens_file;
   std::vector<AuthTokenEntry> tokens;  // read from tokens_file
   RateLimitConfig rate_limit;
+  bool operator==(const AuthConfig&) const = default;
 };
 
 // TLS on drgate's gRPC port (grpc.tls). The files are watched: certificates rotated on disk
@@ -102,10 +114,11 @@ struct GrpcTlsConfig {
   // With client_ca_file: true rejects callers without a certificate; false verifies one if sent.
   bool require_client_cert = true;
   std::chrono::milliseconds reload_interval{60000};  // how often the files are re-read, >= 1s
+  bool operator==(const GrpcTlsConfig&) const = default;
 };
 
-// registry.postgres: the job registry in a shared PostgreSQL database, for several replicas
-// (README, "Several replicas on PostgreSQL"). Absent: the embedded SQLite file registry.path.
+// registry.postgres: the job registry in a shared PostgreSQL database, for several replicas.
+// Absent: the embedded SQLite file registry.path.
 struct PostgresRegistryConfig {
   std::string dsn;            // libpq "host=... port=... dbname=... user=...", no password
   std::string password_file;  // optional (trust or client certificates need none)
@@ -116,7 +129,11 @@ struct PostgresRegistryConfig {
   std::chrono::milliseconds leader_lease{15000};
   // How often a replica re-reads the jobs its WatchJob streams follow (the leader writes them).
   std::chrono::milliseconds watch_interval{500};
+  bool operator==(const PostgresRegistryConfig&) const = default;
 };
+
+enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
+enum class LogFormat { kAuto, kJson, kText };  // auto: text on a terminal, else JSON
 
 struct Config {
   std::string grpc_listen = "127.0.0.1:50051";
@@ -134,12 +151,13 @@ struct Config {
   Secret metrics_password;  // read from metrics_password_file
   std::string registry_path = "drgate.db";
   std::optional<PostgresRegistryConfig> registry_postgres;  // set: PostgreSQL instead of SQLite
-  std::string log_level = "info";                           // trace|debug|info|warn|error
-  std::string log_format = "auto";  // json|text|auto (text on a terminal, else JSON)
+  LogLevel log_level = LogLevel::kInfo;
+  LogFormat log_format = LogFormat::kAuto;
   std::chrono::milliseconds shutdown_grace{10000};
   TrackingConfig tracking;
   AuthConfig auth;
   std::vector<CommCellConfig> commcells;
+  bool operator==(const Config&) const = default;
 };
 
 // Parses the content of an auth tokens file (see README, "Security"). `key` prefixes errors
@@ -149,13 +167,32 @@ StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_te
                                                       const std::string& key,
                                                       const std::vector<std::string>& commcells);
 
+// A value given on the command line in place of the file's, e.g. {"grpc.listen", "127.0.0.1:0"}:
+// set in the YAML tree before it is parsed, so it is validated, and named in errors, exactly as
+// the key in the file would be.
+struct Override {
+  std::string key;  // dotted path of a scalar key
+  std::string value;
+};
+
 // Parses and validates `yaml_text`. Relative file paths (password_file, token_file, ca_file,
 // grpc.tls.*_file, registry.path) are resolved against `base_dir`. Secret files are read here.
 // Errors are INVALID_ARGUMENT (reason CONFIG_INVALID) whose message starts with the key path.
-StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& base_dir);
+StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& base_dir,
+                             const std::vector<Override>& overrides = {});
 
-// Reads `path` and calls ParseConfig with the file's folder as base_dir.
-StatusOr<Config> LoadConfig(const std::string& path);
+// Reads `path` (a regular file of at most kMaxConfigFileBytes) and calls ParseConfig with the
+// file's folder as base_dir.
+StatusOr<Config> LoadConfig(const std::string& path, const std::vector<Override>& overrides = {});
+
+// The configuration reference in Markdown, generated from the key declarations
+// (docs/configuration-reference.md holds its output; a test keeps the two equal).
+std::string ConfigurationReference();
+
+// The configured value's name as written in the file ("json", "reuse", "info", ...).
+const char* NameOf(LogLevel level);
+const char* NameOf(LogFormat format);
+const char* NameOf(AuthMode mode);
 
 // "30s", "500ms", "5m", "2h", "1h30m", "90d". INVALID_ARGUMENT on anything else.
 StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text);

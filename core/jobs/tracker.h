@@ -27,6 +27,7 @@
 
 #include "core/common/clock.h"
 #include "core/commserv/client.h"
+#include "core/config/config.h"
 #include "core/jobs/commcell.h"
 #include "core/jobs/watch_hub.h"
 #include "core/metrics/metrics.h"
@@ -35,22 +36,8 @@
 
 namespace drgate::jobs {
 
-struct TrackerOptions {
-  std::chrono::milliseconds poll_interval{10000};
-  std::chrono::milliseconds max_backoff{300000};
-  // A job the CommServe has not shown for this long after its creation becomes UNKNOWN.
-  std::chrono::milliseconds unseen_grace{1800000};
-  // Open intents younger than this belong to triggers still in flight: left alone.
-  std::chrono::milliseconds intent_grace{300000};
-  // An open intent with no matching upstream job after this long gets an UNKNOWN placeholder.
-  std::chrono::milliseconds intent_give_up{900000};
-  // A CommCell with nothing to follow is still asked for its DR job list this often, so
-  // drgate_commserv_up and ListCommCells tell the truth and the session token stays alive
-  // (0: never).
-  std::chrono::milliseconds probe_interval{60000};
-  // Terminal jobs that ended longer ago than this are pruned (0: never), hourly or every tenth of
-  // the retention, whichever is more often.
-  std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};
+// The tracking.* settings (core/config/config.h) plus what the server knows about the registry.
+struct TrackerOptions : TrackingConfig {
   // The registry is shared with other replicas (PostgreSQL): an open intent may belong to a
   // trigger still in flight on another replica, so every intent gets `intent_grace`, also one
   // older than this process.

@@ -16,8 +16,8 @@ using std::chrono::seconds;
 // SHA-256("abc"), FIPS 180-2 appendix B.1.
 constexpr char kAbcSha256[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
-AuthTokenEntry Entry(const std::string& token, const std::string& identity,
-                     std::vector<std::string> roles, std::vector<std::string> commcells = {}) {
+AuthTokenEntry Entry(const std::string& token, const std::string& identity, std::vector<Role> roles,
+                     std::vector<std::string> commcells = {}) {
   return AuthTokenEntry{.sha256 = Sha256Hex(token),
                         .identity = identity,
                         .roles = std::move(roles),
@@ -26,9 +26,9 @@ AuthTokenEntry Entry(const std::string& token, const std::string& identity,
 
 std::shared_ptr<const Authenticator> MakeAuth() {
   return Authenticator::FromTokens(
-      {Entry("viewer-token-0123456789", "alice", {"viewer"}),
-       Entry("operator-token-0123456789", "ci", {"operator"}),
-       Entry("limited-token-0123456789", "ops-a", {"operator"}, {"cs-a"})});
+      {Entry("viewer-token-0123456789", "alice", {Role::kViewer}),
+       Entry("operator-token-0123456789", "ci", {Role::kOperator}),
+       Entry("limited-token-0123456789", "ops-a", {Role::kOperator}, {"cs-a"})});
 }
 
 TEST(Sha256HexTest, KnownVectors) {
@@ -182,10 +182,10 @@ TEST(StatusMappingTest, RetryAfterBecomesRetryInfo) {
 
 TEST(AuthenticatorTest, ClientCertificateStandsForItsEntry) {
   auto auth =
-      Authenticator::FromTokens({Entry("operator-token-0123456789", "ci", {"operator"}),
+      Authenticator::FromTokens({Entry("operator-token-0123456789", "ci", {Role::kOperator}),
                                  AuthTokenEntry{.certificate = "spiffe://example.com/upgrader",
                                                 .identity = "upgrader",
-                                                .roles = {"viewer"},
+                                                .roles = {Role::kViewer},
                                                 .commcells = {"cs-a"}}});
   auto p = auth->Authenticate(std::nullopt, "spiffe://example.com/upgrader");
   ASSERT_TRUE(p.ok()) << p.status().ToString();

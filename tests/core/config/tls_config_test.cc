@@ -77,9 +77,9 @@ TEST_F(TlsConfigTest, ErrorsNameTheKey) {
   ExpectError("  tls: {cert_file: tls/missing.crt, key_file: tls/tls.key}\n", "grpc.tls.cert_file",
               "missing.crt");
   ExpectError("  tls: {cert_file: tls/tls.crt, key_file: tls}\n", "grpc.tls.key_file",
-              "no such file");
+              "is not a regular file");
   ExpectError("  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key, client_ca_file: nope}\n",
-              "grpc.tls.client_ca_file", "no such file");
+              "grpc.tls.client_ca_file", "No such file or directory");
   ExpectError("  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key, reload_interval: 10ms}\n",
               "grpc.tls.reload_interval", "at least 1s");
   ExpectError("  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key, require_client_cert: true}\n",
