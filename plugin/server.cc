@@ -227,6 +227,7 @@ Status ServerImpl::Init(const Config& config) {
   tracking.intent_give_up = config.tracking.intent_give_up;
   tracking.retention = config.tracking.retention;
   tracking.probe_interval = config.tracking.probe_interval;
+  tracking.max_concurrent_polls = config.tracking.max_concurrent_polls;
   tracking.shared_registry = shared;
   tracker_ = std::make_unique<jobs::Tracker>(cells, *store_, *metrics_, clock_, hub_, tracking,
                                              leader_.get());

@@ -621,7 +621,8 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
     if (auto t = root["tracking"]) {
       if (Status s = CheckKeys(t, "tracking",
                                {"poll_interval", "max_backoff", "unseen_grace", "intent_grace",
-                                "intent_give_up", "retention", "probe_interval"});
+                                "intent_give_up", "retention", "probe_interval",
+                                "max_concurrent_polls"});
           !s.ok()) {
         return s;
       }
@@ -633,8 +634,13 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
             GetDuration(t["intent_grace"], "tracking.intent_grace", tc.intent_grace),
             GetDuration(t["intent_give_up"], "tracking.intent_give_up", tc.intent_give_up),
             GetDuration(t["retention"], "tracking.retention", tc.retention),
-            GetDuration(t["probe_interval"], "tracking.probe_interval", tc.probe_interval)}) {
+            GetDuration(t["probe_interval"], "tracking.probe_interval", tc.probe_interval),
+            Get(t["max_concurrent_polls"], "tracking.max_concurrent_polls",
+                tc.max_concurrent_polls)}) {
         if (!s.ok()) return s;
+      }
+      if (tc.max_concurrent_polls < 1 || tc.max_concurrent_polls > 1000) {
+        return ConfigError("tracking.max_concurrent_polls", "must be between 1 and 1000");
       }
       if (tc.poll_interval.count() <= 0) {
         return ConfigError("tracking.poll_interval", "must be > 0");

@@ -62,6 +62,7 @@ struct TrackingConfig {
   std::chrono::milliseconds intent_give_up{900000};
   std::chrono::milliseconds probe_interval{60000};  // 0: never probe idle CommCells
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};  // 0: keep forever
+  int max_concurrent_polls = 16;  // CommCells polled at once (docs/tracking.md)
 };
 
 // One caller of the gRPC API, from auth.tokens_file. Only the SHA-256 of the bearer token is
