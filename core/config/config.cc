@@ -619,10 +619,10 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
       return s;
     }
     if (auto t = root["tracking"]) {
-      if (Status s = CheckKeys(t, "tracking",
-                               {"poll_interval", "max_backoff", "unseen_grace", "intent_grace",
-                                "intent_give_up", "retention", "probe_interval",
-                                "max_concurrent_polls"});
+      if (Status s =
+              CheckKeys(t, "tracking",
+                        {"poll_interval", "max_backoff", "unseen_grace", "intent_grace",
+                         "intent_give_up", "retention", "probe_interval", "max_concurrent_polls"});
           !s.ok()) {
         return s;
       }

@@ -113,6 +113,11 @@ int64_t Tracker::upstream_requests() const {
   return upstream_requests_.load();
 }
 
+int Tracker::polls_under_way() const {
+  std::lock_guard lock(shared_->mu);
+  return in_flight_;
+}
+
 void Tracker::Deliver(const std::shared_ptr<Shared>& shared, Task task) {
   {
     std::lock_guard lock(shared->mu);

@@ -109,6 +109,8 @@ class Tracker {
 
   // Upstream requests sent by the tracker so far (for tests and benchmarks).
   int64_t upstream_requests() const;
+  // CommCells whose poll or probe is under way now (at most max_concurrent_polls; for tests).
+  int polls_under_way() const;
 
  private:
   // A piece of tracker work: the answer of a CommServe request, handled on a tracker thread.

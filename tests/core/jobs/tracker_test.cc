@@ -371,6 +371,7 @@ TEST_F(TrackerTest, AHungCommCellDoesNotDelayAnother) {
   // A round waits for every poll it started: this one waits for cs2, on a thread of its own.
   std::thread stuck([this] { tracker_->RunRound(); });
   ASSERT_TRUE(WaitFor([&] { return StateOf("cs1", "100") == JobState::kRunning; }));
+  ASSERT_TRUE(WaitFor([&] { return tracker_->polls_under_way() == 1; }));  // cs1's poll ended
   EXPECT_EQ(hung->list_calls(), 1);
 
   // cs1's next poll interval comes while cs2's answer is still outstanding: cs1 is polled.
@@ -487,6 +488,7 @@ TEST_F(TrackerTest, NoMorePollsUnderWayThanTheBound) {
   std::thread round([this] { tracker_->RunRound(); });
   ASSERT_TRUE(WaitFor([&] { return hung1->list_calls() == 1 && hung2->list_calls() == 1; }));
   EXPECT_EQ(client_->list_calls(), 0);  // no free slot (a1 and a2 came first)
+  EXPECT_EQ(tracker_->polls_under_way(), 2);
 
   hung1->Release();  // a1's poll ends: its slot goes to c
   ASSERT_TRUE(WaitFor([&] { return StateOf("c", "3") == JobState::kRunning; }));
@@ -519,6 +521,7 @@ TEST_F(TrackerTest, FewerHungCommCellsThanTheBoundLeaveTheOthersPolled) {
     }
     return true;
   }));
+  ASSERT_TRUE(WaitFor([&] { return tracker_->polls_under_way() == 2; }));  // the hung ones
   for (const auto& [name, client] : cells) {
     EXPECT_EQ(client->list_calls(), 1) << name;
     if (name.rfind("hung", 0) == 0) {
