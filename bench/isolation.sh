@@ -10,7 +10,7 @@
 # Usage: bench/isolation.sh --bin DIR [--drgate PATH] [--quick] [--out DIR]
 #   --bin DIR      commserv-sim, drgate and drgate-bench (built)
 #   --drgate PATH  another drgate binary to measure (e.g. an older build, for a baseline)
-#   --quick        10 CommCells (2 hung), 300 ms polls, a 1 s window
+#   --quick        10 CommCells (2 hung), 300 ms polls, a 3 s window
 #   --out DIR      logs and state (default: a temporary folder, removed at the end)
 set -euo pipefail
 bin=""
@@ -36,7 +36,7 @@ if [[ -z $out ]]; then
 fi
 mkdir -p "$out"
 if ((quick)); then
-  healthy=8; hung=2; interval_ms=300; window=1
+  healthy=8; hung=2; interval_ms=300; window=3
 else
   healthy=90; hung=10; interval_ms=1000; window=10
 fi
