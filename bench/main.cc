@@ -121,6 +121,23 @@ int main(int argc, char** argv) {
   tk->add_option("--scrapes", tracking.scrapes)->capture_default_str();
   tk->add_option("--out", tracking.out);
 
+  IsolationOptions isolation;
+  auto* is = app.add_subcommand(
+      "isolation", "job-list requests of healthy CommCells while other CommServes hang");
+  is->add_option("--label", isolation.label)->required();
+  is->add_option("--sim", isolation.sim_url, "the healthy CommCells' simulator")->required();
+  is->add_option("--ca", isolation.ca_file)->required();
+  is->add_option("--hung-sim", isolation.hung_sim_url, "the simulator whose job list hangs")
+      ->required();
+  is->add_option("--hung-ca", isolation.hung_ca_file)->required();
+  is->add_option("--metrics", isolation.metrics_url, "drgate's http://HOST:PORT")->required();
+  is->add_option("--pid", isolation.pid)->required();
+  is->add_option("--cells", isolation.cells, "healthy CommCells")->capture_default_str();
+  is->add_option("--hung-cells", isolation.hung_cells)->capture_default_str();
+  is->add_option("--interval", isolation.interval_seconds, "drgate's poll interval, seconds")
+      ->capture_default_str();
+  is->add_option("--window", isolation.window_seconds)->capture_default_str();
+
   int expo_cells = 100, expo_iterations = 50;
   auto* ex = app.add_subcommand("exposition", "collect + serialise drgate's metrics in process");
   ex->add_option("--cells", expo_cells)->capture_default_str();
@@ -146,6 +163,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (tk->parsed()) return RunTracking(tracking);
+    if (is->parsed()) return RunIsolation(isolation);
     if (ex->parsed()) return RunExposition(expo_cells, expo_iterations, expo_serializer);
   } catch (const std::exception& error) {
     std::cerr << "drgate-bench: " << error.what() << "\n";

@@ -213,6 +213,12 @@ for jobs in 1 3; do
 done
 stop "$sim_pid"
 
+# --- Isolation: 100 CommCells, 10 of whose CommServes hang on the DR job list ---------------------
+echo "bench: isolation, CommCells with hung CommServes" >&2
+isolation_args=(--bin "$bin" --out "$out/isolation")
+if ((quick)); then isolation_args+=(--quick); fi
+bash "$root/bench/isolation.sh" "${isolation_args[@]}" | tee -a "$rows"
+
 # --- /metrics serialisation in process: drgate's serialiser and prometheus-cpp's it replaced ------
 for serializer in drgate prometheus-cpp; do
   "$bench" exposition --cells "$cells" --iterations "$scrapes" --serializer "$serializer" |

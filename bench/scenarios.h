@@ -78,6 +78,24 @@ struct TrackingOptions {
 };
 int RunTracking(const TrackingOptions& options);
 
+// 100 CommCells of which some hang: `sim_url` serves the healthy ones, `hung_sim_url` the others
+// (its DR job list hangs). Counts job-list requests per poll interval on the healthy simulator
+// and, per CommCell, in drgate's drgate_commserv_requests_total.
+struct IsolationOptions {
+  std::string label;
+  std::string sim_url;
+  std::string ca_file;
+  std::string hung_sim_url;
+  std::string hung_ca_file;
+  std::string metrics_url;  // drgate http://HOST:PORT
+  int pid = 0;
+  int cells = 90;       // healthy CommCells
+  int hung_cells = 10;  // CommCells whose job list hangs
+  double interval_seconds = 1;
+  double window_seconds = 10;
+};
+int RunIsolation(const IsolationOptions& options);
+
 // The server side of a /metrics scrape with `cells` CommCells, in process.
 // `serializer`: "drgate" (what the metrics port uses) or "prometheus-cpp" (the one it replaced).
 int RunExposition(int cells, int iterations, const std::string& serializer);

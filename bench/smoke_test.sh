@@ -21,7 +21,8 @@ awk -F'|' '/^\|/ && NF != 7 { print "bad row: " $0; bad = 1 } END { exit bad }' 
 grep -qF '|  |' "$table" && fail "a row has an empty cell"
 for scenario in 'registry 10000 jobs' 'read GetJob @1' 'read GetJob @16' 'read GetJob @256' \
   'read ListJobs/50 @1' 'read ListJobs/50 @256' 'read ListJobs/10 @16' 'trigger latency' 'tracking [0-9]+ CommCells x 1 job\(s\)' \
-  'tracking [0-9]+ CommCells x 3 job\(s\) \+ [0-9]+ watchers' '/metrics, [0-9]+ CommCells'; do
+  'tracking [0-9]+ CommCells x 3 job\(s\) \+ [0-9]+ watchers' '/metrics, [0-9]+ CommCells' \
+  'isolation [0-9]+ CommCells, [0-9]+ hung'; do
   grep -qE "^\| $scenario \|" "$table" || fail "no row for '$scenario'"
 done
 for measure in 'c/b at p50' 'a/c at p50' 'upstream requests per poll interval' 'scrape p50'; do

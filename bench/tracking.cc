@@ -10,8 +10,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "bench/common.h"
 #include "bench/scenarios.h"
@@ -128,7 +130,91 @@ void MeasureWindow(const TrackingOptions& options, HttpClient& sim, const std::s
           Fixed(static_cast<double>(p1.rss_kib) / 1024, 1) + " MiB");
 }
 
+// drgate's answered job-list requests per CommCell (drgate_commserv_requests_total with
+// endpoint="job_list" and code="200"), from its /metrics.
+std::map<std::string, int64_t> JobListsByCommCell(HttpClient& metrics) {
+  std::map<std::string, int64_t> out;
+  std::istringstream in(metrics.Call("GET", "/metrics").body);
+  std::string line;
+  const std::string family = "drgate_commserv_requests_total{";
+  while (std::getline(in, line)) {
+    if (line.rfind(family, 0) != 0 || line.find("endpoint=\"job_list\"") == std::string::npos ||
+        line.find("code=\"200\"") == std::string::npos) {
+      continue;
+    }
+    const size_t at = line.find("commcell=\"");
+    const size_t close = line.find('}');
+    if (at == std::string::npos || close == std::string::npos) continue;
+    const size_t begin = at + 10;
+    const std::string name = line.substr(begin, line.find('"', begin) - begin);
+    out[name] = static_cast<int64_t>(std::stod(line.substr(close + 2)));
+  }
+  return out;
+}
+
+int64_t Stat(HttpClient& sim, const std::string& key) {
+  return nlohmann::json::parse(sim.Call("GET", "/_sim/stats").body).value(key, int64_t{0});
+}
+
 }  // namespace
+
+int RunIsolation(const IsolationOptions& options) {
+  HttpClient sim(options.sim_url, options.ca_file);
+  HttpClient hung(options.hung_sim_url, options.hung_ca_file);
+  HttpClient metrics(options.metrics_url);
+  const std::string scenario = "isolation " + options.label;
+  // Every healthy CommCell logged in and every hung one has its poll hanging; then a poll
+  // interval and a half to settle.
+  const auto give_up = SteadyClock::now() + std::chrono::seconds(120);
+  while (
+      (Stat(sim, "logins") < options.cells || Stat(hung, "faults_applied") < options.hung_cells) &&
+      SteadyClock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(options.interval_seconds * 1.5));
+
+  const Upstream u0 = ReadStats(sim);
+  const int64_t hung0 = ReadStats(hung).job_list;
+  const auto per_cell0 = JobListsByCommCell(metrics);
+  const ProcSample p0 = ReadProc(options.pid);
+  std::this_thread::sleep_for(std::chrono::duration<double>(options.window_seconds));
+  const Upstream u1 = ReadStats(sim);
+  const int64_t hung1 = ReadStats(hung).job_list;
+  const auto per_cell1 = JobListsByCommCell(metrics);
+  const ProcSample p1 = ReadProc(options.pid);
+  const double wall = std::chrono::duration<double>(p1.at - p0.at).count();
+  const double intervals = wall / options.interval_seconds;
+
+  const double lists = static_cast<double>(u1.job_list - u0.job_list) / intervals;
+  Row(scenario, "job-list requests per poll interval, healthy CommServes (simulator's count)",
+      Fixed(lists, 1), "= healthy CommCells (" + std::to_string(options.cells) + ")",
+      Verdict(lists >= options.cells * 0.9 && lists <= options.cells * 1.1));
+  // Per CommCell, from drgate's own counters: the slowest and the fastest healthy one.
+  double lo = 1e9;
+  double hi = 0;
+  int counted = 0;
+  for (const auto& [name, after] : per_cell1) {
+    auto before = per_cell0.find(name);
+    if (before == per_cell0.end() || after == before->second) continue;  // a hung CommCell
+    const double rate = static_cast<double>(after - before->second) / intervals;
+    lo = std::min(lo, rate);
+    hi = std::max(hi, rate);
+    ++counted;
+  }
+  if (counted == 0) lo = 0;
+  Row(scenario,
+      "job-list answers per poll interval per healthy CommCell, min / max (" +
+          std::to_string(counted) + " CommCells answering)",
+      Fixed(lo, 2) + " / " + Fixed(hi, 2), "1 / 1, all " + std::to_string(options.cells),
+      Verdict(counted == options.cells && lo >= 0.9 && hi <= 1.1));
+  Row(scenario, "job-list requests sent to the hung CommServe in the window",
+      std::to_string(hung1 - hung0) + " (" + std::to_string(hung1) + " hanging since the start)",
+      "0: one poll per hung CommCell, still waiting", Verdict(hung1 - hung0 == 0));
+  Row(scenario, "drgate CPU (of one core) / RSS",
+      Fixed((p1.cpu_seconds - p0.cpu_seconds) / wall * 100, 1) + "% / " +
+          Fixed(static_cast<double>(p1.rss_kib) / 1024, 1) + " MiB");
+  return 0;
+}
 
 int SeedActive(const std::string& path, const std::string& prefix, int cells, int jobs_per_cell,
                const std::vector<std::string>& job_ids) {

@@ -397,6 +397,11 @@ Section<TrackingConfig> TrackingSection() {
           [](T& t) -> milliseconds& { return t.probe_interval; },
           "How often an idle CommCell is asked for its DR jobs (reachability, session "
           "keep-alive); 0s: never.")
+      .Add(
+          "max_concurrent_polls", config::Integer<int>(1, 1000),
+          [](T& t) -> int& { return t.max_concurrent_polls; },
+          "At most this many CommCells have a job-list request under way at once; the others "
+          "wait for a slot. Set it above the number of CommServes that may hang at once.")
       .Rule("max_backoff is at least poll_interval; intent_give_up is at least intent_grace.",
             [](T& t, const std::string& prefix, const config::Context&) {
               if (t.max_backoff < t.poll_interval) {

@@ -65,6 +65,8 @@ struct TrackingConfig {
   // Terminal jobs that ended longer ago than this are pruned (0: never), hourly or every tenth of
   // the retention, whichever is more often.
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};
+  // At most this many CommCells have a poll or probe under way at once (docs/tracking.md).
+  int max_concurrent_polls = 16;
   bool operator==(const TrackingConfig&) const = default;
 };
 

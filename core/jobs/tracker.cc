@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <future>
 #include <set>
 
 #include "core/commserv/codec.h"
@@ -22,15 +21,6 @@ TimePoint FromEpochSeconds(int64_t seconds) {
   return TimePoint(std::chrono::seconds(seconds));
 }
 
-// Waits for an asynchronous client call. Only the tracker's own thread waits like this.
-template <typename T, typename Start>
-StatusOr<T> Await(Start start) {
-  std::promise<StatusOr<T>> promise;
-  auto future = promise.get_future();
-  start([&promise](StatusOr<T> result) { promise.set_value(std::move(result)); });
-  return future.get();
-}
-
 bool LevelMatches(const std::string& level, BackupType type) {
   if (level.empty()) return true;  // the CommServe did not say: any DR job may be ours
   std::string lower;
@@ -43,201 +33,439 @@ bool LevelMatches(const std::string& level, BackupType type) {
 Tracker::Tracker(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
                  const Clock& clock, WatchHub& hub, TrackerOptions options,
                  const LeaderElection* leader)
-    : commcells_(std::make_shared<const std::vector<CommCell>>(std::move(commcells))),
-      store_(store),
+    : store_(store),
       metrics_(metrics),
       clock_(clock),
       hub_(hub),
       options_(options),
       started_at_(clock.Now()),
-      leader_(leader) {}
+      leader_(leader) {
+  for (CommCell& c : commcells) {
+    CellState& state = cells_[c.name];
+    state.generation = next_generation_++;
+    state.cell = std::move(c);
+  }
+}
 
 Tracker::~Tracker() {
   Stop();
 }
 
 void Tracker::Start() {
-  std::lock_guard lock(mu_);
-  if (thread_.joinable() || stopping_) return;
+  std::lock_guard lock(shared_->mu);
+  if (thread_.joinable() || shared_->closed) return;
   thread_ = std::thread([this] { Loop(); });
 }
 
 void Tracker::Stop() {
+  std::deque<Task> dropped;
   {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
+    std::lock_guard lock(shared_->mu);
+    shared_->closed = true;
+    dropped.swap(shared_->tasks);
   }
-  cv_.notify_all();
+  shared_->cv.notify_all();
   if (thread_.joinable()) thread_.join();
+  std::map<uint64_t, std::shared_ptr<Poll>> abandoned;
+  {
+    // RunRound callers doing tracker work finish it; they start nothing new once closed.
+    std::unique_lock lock(shared_->mu);
+    shared_->cv.wait(lock, [this] { return busy_ == 0; });
+    abandoned.swap(polls_);
+    queued_.clear();
+  }
+  // `dropped` and `abandoned` (answers never handled, polls that hold their CommCell's client)
+  // go here, on this thread.
 }
 
 void Tracker::SetCommCells(std::vector<CommCell> commcells) {
-  auto snapshot = std::make_shared<const std::vector<CommCell>>(std::move(commcells));
   {
-    std::lock_guard lock(mu_);
-    commcells_ = std::move(snapshot);
+    std::lock_guard lock(shared_->mu);
+    std::map<std::string, CellState> next;
+    for (CommCell& c : commcells) {
+      auto old = cells_.find(c.name);
+      if (old != cells_.end() && old->second.cell.client == c.client) {
+        // Unchanged client: the schedule, the back-off and a poll under way carry on.
+        CellState state = std::move(old->second);
+        state.cell = std::move(c);
+        next[state.cell.name] = std::move(state);
+      } else {
+        CellState& state = next[c.name];
+        state.generation = next_generation_++;
+        state.cell = std::move(c);
+      }
+    }
+    cells_ = std::move(next);
+    poked_ = true;
   }
-  Poke();
+  shared_->cv.notify_all();
 }
 
 void Tracker::Poke() {
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(shared_->mu);
     poked_ = true;
   }
-  cv_.notify_all();
+  shared_->cv.notify_all();
 }
 
 int64_t Tracker::upstream_requests() const {
-  std::lock_guard lock(mu_);
-  return upstream_requests_;
+  return upstream_requests_.load();
+}
+
+int Tracker::polls_under_way() const {
+  std::lock_guard lock(shared_->mu);
+  return in_flight_;
+}
+
+void Tracker::Deliver(const std::shared_ptr<Shared>& shared, Task task) {
+  {
+    std::lock_guard lock(shared->mu);
+    if (shared->closed) return;  // the tracker stopped: `task` is dropped unrun
+    shared->tasks.push_back(std::move(task));
+  }
+  shared->cv.notify_all();
 }
 
 void Tracker::Loop() {
-  bool force = true;  // the first round settles what an earlier process left open
-  for (;;) {
-    RunRound(force);
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, options_.poll_interval, [this] { return stopping_ || poked_; });
-    if (stopping_) return;
-    force = poked_;
-    poked_ = false;
+  Tick(/*force=*/true, 0);  // the first round settles what an earlier process left open
+  std::unique_lock lock(shared_->mu);
+  while (!shared_->closed) {
+    if (!shared_->tasks.empty() || poked_) {
+      Drive(
+          lock, [this] { return shared_->tasks.empty() && !poked_; }, /*pokes=*/true);
+      continue;
+    }
+    // Sleep until the next CommCell is due (at the latest one poll interval: idle CommCells are
+    // looked at that often, and pruning is checked), a task arrives, or a poke.
+    const TimePoint now = clock_.Now();
+    TimePoint wake = now + options_.poll_interval;
+    for (const auto& [name, state] : cells_) {
+      if (state.phase == Phase::kWaiting) wake = std::min(wake, state.next_check);
+    }
+    if (wake > now) {
+      shared_->cv.wait_for(lock, wake - now);
+      if (!shared_->tasks.empty() || poked_ || shared_->closed) continue;
+    }
+    ++busy_;
+    lock.unlock();
+    Tick(/*force=*/false, 0);
+    lock.lock();
+    --busy_;
   }
+  shared_->cv.notify_all();
+}
+
+void Tracker::Drive(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done,
+                    bool pokes) {
+  while (!shared_->closed && !done()) {
+    if (!shared_->tasks.empty()) {
+      Task task = std::move(shared_->tasks.front());
+      shared_->tasks.pop_front();
+      ++busy_;
+      lock.unlock();
+      task(*this);
+      task = nullptr;
+      lock.lock();
+      --busy_;
+    } else if (pokes && poked_) {
+      poked_ = false;
+      ++busy_;
+      lock.unlock();
+      Tick(/*force=*/true, 0);
+      lock.lock();
+      --busy_;
+    } else {
+      shared_->cv.wait(lock);
+    }
+  }
+  if (busy_ == 0) shared_->cv.notify_all();  // Stop may be waiting
 }
 
 void Tracker::RunRound(bool force) {
-  std::lock_guard round(round_mu_);
+  uint64_t round = 0;
+  {
+    std::lock_guard lock(shared_->mu);
+    if (shared_->closed) return;
+    round = next_id_++;
+    rounds_[round] = 0;
+    ++busy_;
+  }
+  Tick(force, round);
+  std::unique_lock lock(shared_->mu);
+  --busy_;
+  // Pokes are left to the tracker's thread: this round waits for its own polls only.
+  Drive(
+      lock, [&] { return rounds_[round] == 0; }, /*pokes=*/false);
+  rounds_.erase(round);
+  if (busy_ == 0) shared_->cv.notify_all();
+}
+
+void Tracker::Tick(bool force, uint64_t round) {
   // Replicas sharing a registry: only the leader follows jobs and settles intents (a new leader
   // starts with a forced round: its election pokes the tracker). The others still probe idle
   // CommCells, so that their readiness and drgate_commserv_up tell the truth.
   const bool leading = leader_ == nullptr || leader_->IsLeader();
+  const TimePoint now = clock_.Now();
+  // Pruning runs hourly, or every tenth of the retention when that is shorter (a retention of
+  // minutes keeps the registry, and the memory its caches take, at a steady size).
+  const auto prune_every = std::clamp<std::chrono::milliseconds>(
+      options_.retention / 10, std::chrono::seconds(1), std::chrono::hours(1));
+  std::vector<std::string> due;
+  bool prune = false;
+  {
+    std::lock_guard lock(shared_->mu);
+    if (shared_->closed) return;
+    for (auto& [name, state] : cells_) {
+      if (force) state.forced = true;
+      if (state.phase == Phase::kWaiting && (force || state.next_check <= now)) {
+        due.push_back(name);
+      }
+    }
+    if (leading && options_.retention.count() > 0 && now - last_prune_ >= prune_every) {
+      last_prune_ = now;
+      prune = true;
+    }
+  }
+  if (due.empty() && !prune) return;
+
   StatusOr<std::vector<Job>> active = std::vector<Job>();
   StatusOr<std::vector<TriggerIntent>> intents = std::vector<TriggerIntent>();
-  if (leading) {
+  if (leading && !due.empty()) {
     active = store_.ListActiveJobs();
     intents = store_.ListOpenIntents();
   }
   if (!active.ok() || !intents.ok()) {
     spdlog::warn("tracker: cannot read the registry: {}",
                  (!active.ok() ? active.status() : intents.status()).ToString());
+    std::lock_guard lock(shared_->mu);
+    for (const std::string& name : due) {
+      auto it = cells_.find(name);
+      if (it != cells_.end() && it->second.phase == Phase::kWaiting) {
+        it->second.next_check = now + options_.poll_interval;
+      }
+    }
     return;
   }
-  const TimePoint now = clock_.Now();
-  std::shared_ptr<const std::vector<CommCell>> cells;
+
+  std::vector<std::string> idle;
+  std::vector<std::shared_ptr<Poll>> start;
   {
-    std::lock_guard lock(mu_);
-    cells = commcells_;
-  }
-  for (const CommCell& cell : *cells) {
-    std::vector<Job> jobs;
-    for (const Job& j : *active) {
-      if (j.commcell == cell.name && j.state != JobState::kUnknown) jobs.push_back(j);
-    }
-    std::vector<TriggerIntent> open;
-    for (const TriggerIntent& i : *intents) {
-      if (i.commcell == cell.name) open.push_back(i);
-    }
-    CellState& state = cells_[cell.name];
-    if (jobs.empty() && open.empty()) {
-      if (leading) metrics_.SetActiveJobs(cell.name, 0);
-      if (options_.probe_interval.count() > 0 &&
-          now - state.last_probe >= options_.probe_interval) {
-        // Nothing to follow: one cheap request now and then keeps reachability current.
-        state.last_probe = now;
-        {
-          std::lock_guard lock(mu_);
-          ++upstream_requests_;
-        }
-        (void)Await<std::vector<JobSummary>>(
-            [&](auto done) { cell.client->ListDrJobs(std::chrono::hours(1), std::move(done)); });
+    std::lock_guard lock(shared_->mu);
+    for (const std::string& name : due) {
+      auto it = cells_.find(name);
+      if (it == cells_.end() || it->second.phase != Phase::kWaiting) continue;
+      CellState& state = it->second;
+      auto poll = std::make_shared<Poll>();
+      for (const Job& j : *active) {
+        if (j.commcell == name && j.state != JobState::kUnknown) poll->jobs.push_back(j);
       }
-      continue;
+      // Look back far enough to see every job and intent we follow, and at least an hour.
+      TimePoint oldest = now;
+      bool intents_open = false;
+      for (const TriggerIntent& i : *intents) {
+        if (i.commcell != name) continue;
+        intents_open = true;
+        oldest = std::min(oldest, i.create_time);
+      }
+      for (const Job& j : poll->jobs) oldest = std::min(oldest, j.create_time);
+      const bool forced = state.forced;
+      state.forced = false;
+      state.next_check = now + options_.poll_interval;
+      if (poll->jobs.empty() && !intents_open) {
+        idle.push_back(name);
+        // Nothing to follow: one cheap request now and then keeps reachability current.
+        if (options_.probe_interval.count() <= 0 ||
+            now - state.last_probe < options_.probe_interval) {
+          continue;
+        }
+        state.last_probe = now;
+        poll->probe = true;
+      } else if (now < state.next_poll && !(forced && state.failures == 0)) {
+        state.next_check = state.next_poll;  // inside its poll interval or back-off
+        continue;
+      }
+      poll->lookback = std::max<std::chrono::seconds>(
+          std::chrono::hours(1),
+          std::chrono::duration_cast<std::chrono::seconds>(now - oldest) + std::chrono::hours(1));
+      poll->id = next_id_++;
+      poll->cell = state.cell;
+      poll->generation = state.generation;
+      poll->round = round;
+      state.phase = Phase::kQueued;
+      if (round != 0) ++rounds_[round];
+      polls_[poll->id] = poll;
+      queued_.push_back(std::move(poll));
     }
-    const bool due = now >= state.next_poll || (force && state.failures == 0);
-    if (!due) continue;
-    PollCell(cell, jobs, open);
+    start = TakeStartableLocked();
   }
-  // Pruning runs hourly, or every tenth of the retention when that is shorter (a retention of
-  // minutes keeps the registry, and the memory its caches take, at a steady size).
-  const auto prune_every = std::clamp<std::chrono::milliseconds>(
-      options_.retention / 10, std::chrono::seconds(1), std::chrono::hours(1));
-  if (leading && options_.retention.count() > 0 && now - last_prune_ >= prune_every) {
-    last_prune_ = now;
-    Prune();
+  if (leading) {
+    for (const std::string& name : idle) metrics_.SetActiveJobs(name, 0);
   }
+  for (const auto& poll : start) Send(poll);
+  if (prune) Prune();
 }
 
-void Tracker::PollCell(const CommCell& cell, const std::vector<Job>& active,
-                       const std::vector<TriggerIntent>& intents) {
+std::vector<std::shared_ptr<Tracker::Poll>> Tracker::TakeStartableLocked() {
+  std::vector<std::shared_ptr<Poll>> start;
+  const int bound = std::max(1, options_.max_concurrent_polls);
   const TimePoint now = clock_.Now();
-  CellState& state = cells_[cell.name];
-
-  // Look back far enough to see every job and intent we follow, and at least an hour.
-  TimePoint oldest = now;
-  for (const Job& j : active) oldest = std::min(oldest, j.create_time);
-  for (const TriggerIntent& i : intents) oldest = std::min(oldest, i.create_time);
-  const auto lookback = std::max<std::chrono::seconds>(
-      std::chrono::hours(1),
-      std::chrono::duration_cast<std::chrono::seconds>(now - oldest) + std::chrono::hours(1));
-
-  {
-    std::lock_guard lock(mu_);
-    ++upstream_requests_;
+  while (in_flight_ < bound && !queued_.empty()) {
+    std::shared_ptr<Poll> poll = std::move(queued_.front());
+    queued_.pop_front();
+    auto it = cells_.find(poll->cell.name);
+    ++in_flight_;
+    if (it == cells_.end() || it->second.generation != poll->generation) {
+      FinishLocked(poll, now);  // removed or replaced by a reload while it waited
+      continue;
+    }
+    it->second.phase = Phase::kInFlight;
+    poll->started = now;
+    start.push_back(std::move(poll));
   }
-  auto list = Await<std::vector<JobSummary>>(
-      [&](auto done) { cell.client->ListDrJobs(lookback, std::move(done)); });
-  if (!list.ok()) {
-    ++state.failures;
-    const auto backoff = std::min<std::chrono::milliseconds>(
-        options_.max_backoff, options_.poll_interval * (1LL << std::min(state.failures, 10)));
-    state.next_poll = now + backoff;
-    spdlog::warn("tracker: commcell {}: cannot list DR jobs ({}); next try in {} ms", cell.name,
-                 list.status().ToString(), backoff.count());
+  return start;
+}
+
+void Tracker::Send(const std::shared_ptr<Poll>& poll) {
+  // Nothing of `poll` is touched once the request is sent: its answer may be handled at once,
+  // on another thread.
+  const auto client = poll->cell.client;
+  const auto lookback = poll->probe ? std::chrono::seconds(std::chrono::hours(1)) : poll->lookback;
+  const uint64_t id = poll->id;
+  ++upstream_requests_;
+  client->ListDrJobs(lookback, [shared = shared_, id](StatusOr<std::vector<JobSummary>> list) {
+    Deliver(shared, [id, list = std::move(list)](Tracker& tracker) mutable {
+      if (auto poll = tracker.FindPoll(id)) tracker.JobListArrived(poll, std::move(list));
+    });
+  });
+}
+
+std::shared_ptr<Tracker::Poll> Tracker::FindPoll(uint64_t id) {
+  std::lock_guard lock(shared_->mu);
+  auto it = polls_.find(id);
+  return it == polls_.end() ? nullptr : it->second;
+}
+
+void Tracker::JobListArrived(const std::shared_ptr<Poll>& poll,
+                             StatusOr<std::vector<JobSummary>> list) {
+  const CommCell& cell = poll->cell;
+  if (poll->probe) {
+    // Reachability is what the client records of the request itself; the list is not needed.
+    Finish(poll);
     return;
   }
-  state.failures = 0;
-  state.next_poll = now + options_.poll_interval;
-
-  std::map<std::string, const JobSummary*> by_id;
-  for (const JobSummary& s : *list) by_id[s.job_id] = &s;
-
-  int64_t still_active = 0;
-  for (const Job& job : active) {
-    StatusOr<Job> applied = job;
-    if (auto it = by_id.find(job.job_id); it != by_id.end()) {
-      applied = Apply(job, *it->second);
-    } else {
-      // Not in the list (yet): ask for this one job.
-      {
-        std::lock_guard lock(mu_);
-        ++upstream_requests_;
+  if (!list.ok()) {
+    std::chrono::milliseconds backoff{0};
+    {
+      std::lock_guard lock(shared_->mu);
+      auto it = cells_.find(cell.name);
+      if (it != cells_.end() && it->second.generation == poll->generation) {
+        CellState& state = it->second;
+        ++state.failures;
+        backoff = std::min<std::chrono::milliseconds>(
+            options_.max_backoff, options_.poll_interval * (1LL << std::min(state.failures, 10)));
+        state.next_poll = poll->started + backoff;
       }
-      auto single = Await<std::optional<JobSummary>>(
-          [&](auto done) { cell.client->GetJob(job.job_id, std::move(done)); });
-      if (single.ok() && single->has_value()) {
-        applied = Apply(job, **single);
-      } else if (single.ok() && now - job.create_time > options_.unseen_grace) {
-        Job unknown = job;
-        unknown.state = JobState::kUnknown;
-        unknown.failure_reason =
-            "the CommServe has not shown job " + job.job_id + " for " +
-            std::to_string(
-                std::chrono::duration_cast<std::chrono::minutes>(now - job.create_time).count()) +
-            " minutes";
-        unknown.update_time = now;
-        if (Status s = store_.PutJobs({unknown}); s.ok()) {
-          hub_.Publish(unknown);
-          applied = unknown;
-        }
-      }
-      // A job that is merely not visible yet is retried next round, never failed.
     }
-    if (applied.ok() && !IsTerminal(applied->state) && applied->state != JobState::kUnknown) {
-      ++still_active;
+    spdlog::warn("tracker: commcell {}: cannot list DR jobs ({}); next try in {} ms", cell.name,
+                 list.status().ToString(), backoff.count());
+    Finish(poll);
+    return;
+  }
+  {
+    std::lock_guard lock(shared_->mu);
+    auto it = cells_.find(cell.name);
+    if (it != cells_.end() && it->second.generation == poll->generation) {
+      it->second.failures = 0;
+      it->second.next_poll = poll->started + options_.poll_interval;
     }
   }
-  metrics_.SetActiveJobs(cell.name, still_active);
-  Reconcile(cell, *list);
+  poll->list = std::move(*list);
+  std::map<std::string, const JobSummary*> by_id;
+  for (const JobSummary& s : poll->list) by_id[s.job_id] = &s;
+  for (const Job& job : poll->jobs) {
+    if (auto it = by_id.find(job.job_id); it != by_id.end()) {
+      StatusOr<Job> applied = Apply(job, *it->second);
+      if (!applied.ok() || (!IsTerminal(applied->state) && applied->state != JobState::kUnknown)) {
+        ++poll->still_active;
+      }
+    } else {
+      poll->unlisted.push_back(job);  // not in the list (yet): asked for on its own
+    }
+  }
+  NextUnlisted(poll);
+}
+
+void Tracker::NextUnlisted(const std::shared_ptr<Poll>& poll) {
+  if (poll->next_unlisted >= poll->unlisted.size()) {
+    metrics_.SetActiveJobs(poll->cell.name, poll->still_active);
+    Reconcile(poll->cell, poll->list);
+    Finish(poll);
+    return;
+  }
+  const auto client = poll->cell.client;
+  const std::string job_id = poll->unlisted[poll->next_unlisted].job_id;
+  const uint64_t id = poll->id;
+  ++upstream_requests_;
+  client->GetJob(job_id, [shared = shared_, id](StatusOr<std::optional<JobSummary>> single) {
+    Deliver(shared, [id, single = std::move(single)](Tracker& tracker) mutable {
+      if (auto poll = tracker.FindPoll(id)) tracker.UnlistedArrived(poll, std::move(single));
+    });
+  });
+}
+
+void Tracker::UnlistedArrived(const std::shared_ptr<Poll>& poll,
+                              StatusOr<std::optional<JobSummary>> single) {
+  const Job& job = poll->unlisted[poll->next_unlisted++];
+  const TimePoint now = clock_.Now();
+  StatusOr<Job> applied = job;
+  if (single.ok() && single->has_value()) {
+    applied = Apply(job, **single);
+  } else if (single.ok() && now - job.create_time > options_.unseen_grace) {
+    Job unknown = job;
+    unknown.state = JobState::kUnknown;
+    unknown.failure_reason =
+        "the CommServe has not shown job " + job.job_id + " for " +
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::minutes>(now - job.create_time).count()) +
+        " minutes";
+    unknown.update_time = now;
+    if (Status s = store_.PutJobs({unknown}); s.ok()) {
+      hub_.Publish(unknown);
+      applied = unknown;
+    }
+  }
+  // A job that is merely not visible yet is retried at the next poll, never failed.
+  if (applied.ok() && !IsTerminal(applied->state) && applied->state != JobState::kUnknown) {
+    ++poll->still_active;
+  }
+  NextUnlisted(poll);
+}
+
+void Tracker::Finish(const std::shared_ptr<Poll>& poll) {
+  std::vector<std::shared_ptr<Poll>> start;
+  {
+    std::lock_guard lock(shared_->mu);
+    FinishLocked(poll, clock_.Now());
+    start = TakeStartableLocked();
+  }
+  shared_->cv.notify_all();
+  for (const auto& next : start) Send(next);
+}
+
+void Tracker::FinishLocked(const std::shared_ptr<Poll>& poll, TimePoint now) {
+  polls_.erase(poll->id);
+  --in_flight_;
+  if (poll->round != 0) {
+    if (auto r = rounds_.find(poll->round); r != rounds_.end()) --r->second;
+  }
+  auto it = cells_.find(poll->cell.name);
+  if (it == cells_.end() || it->second.generation != poll->generation) return;
+  CellState& state = it->second;
+  state.phase = Phase::kWaiting;
+  if (!poll->probe) state.next_check = state.next_poll;
+  // Poked while its poll was under way: the poll may have missed what the poke was about.
+  if (state.forced && state.failures == 0) state.next_check = now;
 }
 
 StatusOr<Job> Tracker::Apply(Job job, const JobSummary& summary) {

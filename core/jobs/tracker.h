@@ -3,9 +3,16 @@
 // The tracker follows every job drgate started to a terminal state, and settles triggers whose
 // answer was lost (intents left open by a crash or a timeout after sending).
 //
-// Upstream cost grows with CommCells, not with jobs or watchers: each round sends one DR job-list
-// request per CommCell that has something to follow, and Job/{id} only for a job the list did
-// not show. A CommCell that fails is polled again after an exponential back-off.
+// Upstream cost grows with CommCells, not with jobs or watchers: each CommCell that has something
+// to follow gets one DR job-list request per poll interval, and Job/{id} only for a job the list
+// did not show. A CommCell that fails is polled again after an exponential back-off of its own.
+//
+// Every CommCell runs on its own schedule (docs/tracking.md): its poll starts when it is due,
+// whatever the other CommCells are doing, and no thread waits for a CommServe's answer (the
+// client calls are asynchronous; their answers are handed to the tracker's thread, which does
+// the registry work). A CommServe that hangs delays only its own CommCell. At most
+// `max_concurrent_polls` CommCells have a poll under way at once; a due CommCell beyond that
+// waits for a free slot, oldest first.
 //
 // Intents (see Orchestrator): an intent older than `intent_grace` is matched against the
 // CommServe's DR job list: a DR job of the same type that started after the intent and that
@@ -14,10 +21,13 @@
 // recorded with the intent's request id, so the request id never triggers a second backup and
 // the caller can see what happened.
 //
-// The class is thread-safe. Rounds run on the tracker's own thread; they block only it.
+// The class is thread-safe.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,17 +65,25 @@ class Tracker {
   Tracker(const Tracker&) = delete;
   Tracker& operator=(const Tracker&) = delete;
 
-  // Starts the polling thread; Stop() ends it (waiting for the round under way). Idempotent.
+  // Starts the tracker's thread; Stop() ends it. Idempotent. Stop() waits for the registry work
+  // under way; requests still waiting for a CommServe are abandoned (their answers, when they
+  // come, are dropped without touching the tracker).
   void Start();
   void Stop();
-  // Asks for a round now (e.g. a job was just triggered).
+  // Asks for a poll of every CommCell now (e.g. a job was just triggered); a CommCell whose poll
+  // is under way is polled again once it ends. A failing CommCell keeps its back-off.
   void Poke();
 
-  // Replaces the CommCells to follow (configuration reload); takes effect at the next round.
+  // Replaces the CommCells to follow (configuration reload): a new CommCell is checked at once,
+  // a removed one is no longer polled (a request under way is abandoned), one whose client
+  // changed starts afresh (no back-off).
   void SetCommCells(std::vector<CommCell> commcells);
 
-  // One synchronous round over every CommCell that is due (all of them when `force`). On a
-  // replica that is not the leader, only the probes of idle CommCells.
+  // Starts the polls of every CommCell that is due (all of them when `force`, except one that
+  // is failing and inside its back-off, or whose poll is already under way), then waits until
+  // they have ended, doing the tracker's work on the calling thread meanwhile. On a replica that
+  // is not the leader, only the probes of idle CommCells. For tests and tools: the tracker's
+  // thread (Start) does the same on its own.
   void RunRound(bool force = true);
 
   // Applies what the CommServe reports of one job: updates the registry when something
@@ -74,17 +92,80 @@ class Tracker {
 
   // Upstream requests sent by the tracker so far (for tests and benchmarks).
   int64_t upstream_requests() const;
+  // CommCells whose poll or probe is under way now (at most max_concurrent_polls; for tests).
+  int polls_under_way() const;
 
  private:
+  // A piece of tracker work: the answer of a CommServe request, handled on a tracker thread.
+  using Task = std::function<void(Tracker&)>;
+  // What the callbacks of requests in flight share with the tracker. They may run after the
+  // tracker is gone, so they hold this, never the tracker: they queue their answer as a Task,
+  // or drop it once `closed`. `mu` guards the tracker's scheduling state as well.
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Task> tasks;  // guarded by mu
+    bool closed = false;     // guarded by mu: Stop() was called
+  };
+
+  enum class Phase { kWaiting, kQueued, kInFlight };
   struct CellState {
+    CommCell cell;
+    uint64_t generation = 0;  // a new one when the CommCell is added or its client changes
+    Phase phase = Phase::kWaiting;
+    TimePoint next_check{};  // kWaiting: when the CommCell is looked at next
+    bool forced = false;     // polled at its next check even before next_poll (Poke)
     int failures = 0;
     TimePoint next_poll{};
     TimePoint last_probe{};
   };
 
+  // One poll (or probe) of one CommCell, from its check to its end.
+  struct Poll {
+    uint64_t id = 0;
+    CommCell cell;
+    uint64_t generation = 0;
+    bool probe = false;  // nothing to follow: only the job list, for reachability
+    uint64_t round = 0;  // the RunRound waiting for it (0: none)
+    TimePoint started{};
+    std::vector<Job> jobs;  // to follow (not UNKNOWN)
+    std::chrono::seconds lookback{3600};
+    // Once the job list arrived:
+    std::vector<commserv::JobSummary> list;
+    std::vector<Job> unlisted;  // asked for one by one with Job/{id}
+    size_t next_unlisted = 0;
+    int64_t still_active = 0;
+  };
+
+  // Queues `task` for a tracker thread unless the tracker has stopped.
+  static void Deliver(const std::shared_ptr<Shared>& shared, Task task);
+
   void Loop();
-  void PollCell(const CommCell& cell, const std::vector<Job>& active,
-                const std::vector<TriggerIntent>& intents);
+  // Looks at every CommCell that is due (all when `force`), queues its poll or probe, and starts
+  // as many as the concurrency bound allows; prunes when that is due.
+  void Tick(bool force, uint64_t round);
+  // Runs queued tasks (and, with `pokes`, the forced ticks pokes ask for) on this thread until
+  // `done()` holds or the tracker stops. `lock` holds shared_->mu.
+  void Drive(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done, bool pokes);
+  // Moves queued polls into flight while the bound allows; the caller sends them (Send) once
+  // it has released the lock.
+  std::vector<std::shared_ptr<Poll>> TakeStartableLocked();
+  void Send(const std::shared_ptr<Poll>& poll);
+
+  // The DR job list of `poll`'s CommCell has just arrived (or failed): for a poll, back-off,
+  // the jobs it shows, then Job/{id} for those it does not; for a probe, nothing more. Every job
+  // list the tracker asks for comes through here, on a tracker thread.
+  void JobListArrived(const std::shared_ptr<Poll>& poll,
+                      StatusOr<std::vector<commserv::JobSummary>> list);
+  // Asks for the next job the list did not show, or ends the poll when none is left.
+  void NextUnlisted(const std::shared_ptr<Poll>& poll);
+  void UnlistedArrived(const std::shared_ptr<Poll>& poll,
+                       StatusOr<std::optional<commserv::JobSummary>> single);
+  // The poll is over: frees its slot and schedules its CommCell's next check.
+  void Finish(const std::shared_ptr<Poll>& poll);
+  void FinishLocked(const std::shared_ptr<Poll>& poll, TimePoint now);
+  std::shared_ptr<Poll> FindPoll(uint64_t id);
+
   // Settles the CommCell's open intents against `upstream` (its DR job list, just fetched):
   // adopts an unrecorded job of the same type for an intent left by a crash or a lost answer, or
   // records an UNKNOWN job after intent_give_up. Never hands a job to an older intent while a
@@ -93,7 +174,6 @@ class Tracker {
   void RecordFinished(const Job& job);
   void Prune();
 
-  std::shared_ptr<const std::vector<CommCell>> commcells_;  // guarded by mu_
   JobStore& store_;
   Metrics& metrics_;
   const Clock& clock_;
@@ -104,16 +184,21 @@ class Tracker {
 
   std::mutex apply_mu_;  // serialises Apply: read, merge, write of one job at a time
 
-  std::mutex round_mu_;                     // one round at a time
-  std::map<std::string, CellState> cells_;  // guarded by round_mu_
-  TimePoint last_prune_{};                  // guarded by round_mu_
-
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;          // guarded by mu_
-  bool poked_ = false;             // guarded by mu_
-  int64_t upstream_requests_ = 0;  // guarded by mu_
+  const std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
+  // All guarded by shared_->mu:
+  std::map<std::string, CellState> cells_;
+  std::map<uint64_t, std::shared_ptr<Poll>> polls_;  // queued or in flight
+  std::deque<std::shared_ptr<Poll>> queued_;         // waiting for a slot, oldest first
+  int in_flight_ = 0;
+  std::map<uint64_t, int> rounds_;  // RunRound id -> its polls not ended
+  uint64_t next_id_ = 1;
+  uint64_t next_generation_ = 1;
+  int busy_ = 0;  // threads doing tracker work outside the lock (Stop waits for them)
+  bool poked_ = false;
+  TimePoint last_prune_{};
   std::thread thread_;
+
+  std::atomic<int64_t> upstream_requests_{0};
 };
 
 }  // namespace drgate::jobs

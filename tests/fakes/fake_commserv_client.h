@@ -73,7 +73,13 @@ class FakeCommServClient final : public commserv::CommServClient {
         }
       }
     }
-    Answer([done = std::move(done), result = std::move(result)] { done(result); });
+    Answer([this, done = std::move(done), result = std::move(result)] {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return !lists_held_; });
+      }
+      done(result);
+    });
   }
   void GetJob(const std::string& id, Callback<std::optional<commserv::JobSummary>> done) override {
     ++get_calls_;
@@ -109,10 +115,18 @@ class FakeCommServClient final : public commserv::CommServClient {
     std::lock_guard lock(mu_);
     held_ = true;
   }
+  // While held, ListDrJobs answers wait (a CommServe whose job list hangs). Each held answer
+  // takes one of the client's two answering threads.
+  void HoldLists() {
+    std::lock_guard lock(mu_);
+    lists_held_ = true;
+  }
+  // Releases held answers of both kinds.
   void Release() {
     {
       std::lock_guard lock(mu_);
       held_ = false;
+      lists_held_ = false;
     }
     cv_.notify_all();
   }
@@ -137,8 +151,9 @@ class FakeCommServClient final : public commserv::CommServClient {
   std::atomic<int> calls_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  bool held_ = false;  // guarded by mu_
-  int pending_ = 0;    // guarded by mu_: answers not delivered
+  bool held_ = false;        // guarded by mu_
+  bool lists_held_ = false;  // guarded by mu_
+  int pending_ = 0;          // guarded by mu_: answers not delivered
   std::condition_variable idle_cv_;
   std::map<std::string, commserv::JobSummary> jobs_;  // guarded by mu_
   std::set<std::string> hidden_;                      // guarded by mu_

@@ -214,6 +214,19 @@ TEST_F(ConfigTest, MaxMessageBytes) {
               "1024-16777216");
 }
 
+TEST_F(ConfigTest, MaxConcurrentPolls) {
+  auto c = Parse(kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->tracking.max_concurrent_polls, 16);
+  c = Parse(std::string("tracking: {max_concurrent_polls: 4}") + kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->tracking.max_concurrent_polls, 4);
+  ExpectError(std::string("tracking: {max_concurrent_polls: 0}") + kMinimal,
+              "tracking.max_concurrent_polls", "between 1 and 1000");
+  ExpectError(std::string("tracking: {max_concurrent_polls: many}") + kMinimal,
+              "tracking.max_concurrent_polls", "wrong type");
+}
+
 TEST_F(ConfigTest, SyntaxErrorNamesTheLine) {
   auto c = Parse("commcells:\n  - name: [unclosed\n");
   ASSERT_FALSE(c.ok());

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <thread>
 
 #include "core/registry/sqlite_job_store.h"
 #include "tests/fakes/fake_commserv_client.h"
@@ -42,9 +43,24 @@ class TrackerTest : public ::testing::Test {
     tracker_ = std::make_unique<Tracker>(std::vector<CommCell>{CommCell{"cs1", "u", client_}},
                                          *store_, metrics_, clock_, hub_, options_);
   }
+  // A tracker of several CommCells, each on its own client.
+  void MakeTracker(
+      const std::vector<std::pair<std::string, std::shared_ptr<FakeCommServClient>>>& cells,
+      const Clock& clock) {
+    std::vector<CommCell> commcells;
+    for (const auto& [name, client] : cells) {
+      metrics_.RegisterCommCell(name);
+      commcells.push_back(CommCell{name, "u", client});
+    }
+    tracker_ = std::make_unique<Tracker>(commcells, *store_, metrics_, clock, hub_, options_);
+  }
   Job AddJob(const std::string& id, BackupType type = BackupType::kFull) {
+    return AddJobOn("cs1", id, type);
+  }
+  Job AddJobOn(const std::string& commcell, const std::string& id,
+               BackupType type = BackupType::kFull) {
     Job j;
-    j.commcell = "cs1";
+    j.commcell = commcell;
     j.job_id = id;
     j.backup_type = type;
     j.create_time = clock_.Now();
@@ -53,6 +69,18 @@ class TrackerTest : public ::testing::Test {
     return j;
   }
   Job Stored(const std::string& id) { return *store_->GetJob("cs1", id); }
+  JobState StateOf(const std::string& commcell, const std::string& id) {
+    return store_->GetJob(commcell, id)->state;
+  }
+  // Waits (real time, generously for a loaded machine) until `condition` holds.
+  static bool WaitFor(const std::function<bool()>& condition) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!condition()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+  }
 
   std::shared_ptr<FakeCommServClient> client_ = std::make_shared<FakeCommServClient>();
   std::unique_ptr<JobStore> store_;
@@ -327,6 +355,207 @@ TEST_F(TrackerTest, AFollowerStillProbesItsCommCells) {
 
   EXPECT_EQ(client_->list_calls(), 1);
   EXPECT_EQ(Stored("2141").state, JobState::kSubmitted);
+}
+
+// Per-CommCell isolation (docs/tracking.md): a CommServe whose job list hangs holds up its own
+// CommCell only.
+TEST_F(TrackerTest, AHungCommCellDoesNotDelayAnother) {
+  auto hung = std::make_shared<FakeCommServClient>();
+  MakeTracker({{"cs1", client_}, {"cs2", hung}}, clock_);
+  AddJob("100");
+  AddJobOn("cs2", "200");
+  client_->SetJob(Summary("100", "Running", 10));
+  hung->SetJob(Summary("200", "Running", 10));
+  hung->HoldLists();
+
+  // A round waits for every poll it started: this one waits for cs2, on a thread of its own.
+  std::thread stuck([this] { tracker_->RunRound(); });
+  ASSERT_TRUE(WaitFor([&] { return StateOf("cs1", "100") == JobState::kRunning; }));
+  ASSERT_TRUE(WaitFor([&] { return tracker_->polls_under_way() == 1; }));  // cs1's poll ended
+  EXPECT_EQ(hung->list_calls(), 1);
+
+  // cs1's next poll interval comes while cs2's answer is still outstanding: cs1 is polled.
+  client_->SetJob(Summary("100", "Completed", 100, 1790000010, 1790000012));
+  clock_.Advance(options_.poll_interval);
+  tracker_->RunRound(/*force=*/false);  // returns without cs2: its poll is not part of it
+  EXPECT_EQ(StateOf("cs1", "100"), JobState::kSucceeded);
+  EXPECT_EQ(client_->list_calls(), 2);
+  EXPECT_EQ(hung->list_calls(), 1);  // a poll under way is never doubled
+  EXPECT_EQ(StateOf("cs2", "200"), JobState::kSubmitted);
+
+  hung->Release();
+  stuck.join();
+  EXPECT_EQ(StateOf("cs2", "200"), JobState::kRunning);
+  hung->WaitIdle();
+}
+
+// The same on the tracker's own thread and a real clock; and a request still out at Stop() is
+// abandoned: its answer, arriving later, is dropped.
+TEST_F(TrackerTest, TheTrackersThreadKeepsPollingTheOthersWhileOneHangs) {
+  SystemClock real;
+  options_.poll_interval = std::chrono::milliseconds(20);
+  auto hung = std::make_shared<FakeCommServClient>();
+  MakeTracker({{"cs1", client_}, {"cs2", hung}}, real);
+  AddJob("100");
+  AddJob("101");  // keeps cs1 busy after 100 ends
+  AddJobOn("cs2", "200");
+  client_->SetJob(Summary("100", "Running", 10));
+  client_->SetJob(Summary("101", "Running", 10));
+  hung->SetJob(Summary("200", "Running", 10));
+  hung->HoldLists();
+  tracker_->Start();
+
+  ASSERT_TRUE(WaitFor([&] { return StateOf("cs1", "100") == JobState::kRunning; }));
+  client_->SetJob(Summary("100", "Completed", 100, 1790000010, 1790000012));
+  ASSERT_TRUE(WaitFor([&] { return StateOf("cs1", "100") == JobState::kSucceeded; }));
+  ASSERT_TRUE(WaitFor([&] { return client_->list_calls() >= 5; }));
+  EXPECT_EQ(hung->list_calls(), 1);
+  EXPECT_EQ(StateOf("cs2", "200"), JobState::kSubmitted);
+
+  tracker_->Stop();
+  const int lists = client_->list_calls();
+  hung->Release();
+  hung->WaitIdle();  // cs2's answer has been delivered, after Stop
+  EXPECT_EQ(StateOf("cs2", "200"), JobState::kSubmitted);
+  EXPECT_EQ(client_->list_calls(), lists);
+}
+
+TEST_F(TrackerTest, BackoffIsPerCommCell) {
+  auto failing = std::make_shared<FakeCommServClient>();
+  failing->SetListError(Unavailable("connect: refused", "UPSTREAM_UNREACHABLE"));
+  MakeTracker({{"cs1", client_}, {"cs2", failing}}, clock_);
+  AddJob("100");
+  AddJobOn("cs2", "200");
+  client_->SetJob(Summary("100", "Running", 10));
+  std::vector<int> healthy;
+  std::vector<int> failed;
+  for (int i = 0; i < 7; ++i) {
+    tracker_->RunRound(/*force=*/false);
+    healthy.push_back(client_->list_calls());
+    failed.push_back(failing->list_calls());
+    clock_.Advance(options_.poll_interval);
+  }
+  // cs1 every interval; cs2 after 2, then 4 intervals.
+  EXPECT_EQ(healthy, (std::vector<int>{1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(failed, (std::vector<int>{1, 1, 2, 2, 2, 2, 3}));
+  failing->WaitIdle();
+}
+
+TEST_F(TrackerTest, OneListRequestPerCommCellPerPollInterval) {
+  std::vector<std::pair<std::string, std::shared_ptr<FakeCommServClient>>> cells;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "c" + std::to_string(i);
+    cells.emplace_back(name, std::make_shared<FakeCommServClient>());
+    for (int j = 0; j < 5; ++j) {
+      const std::string id = std::to_string(100 * i + j);
+      AddJobOn(name, id);
+      cells.back().second->SetJob(Summary(id, "Running", j));
+    }
+  }
+  MakeTracker(cells, clock_);
+  auto lists = [&] {
+    std::vector<int> n;
+    for (const auto& [name, client] : cells) n.push_back(client->list_calls());
+    return n;
+  };
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(lists(), (std::vector<int>{1, 1, 1}));
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(options_.poll_interval / 4);
+    tracker_->RunRound(/*force=*/false);
+  }
+  EXPECT_EQ(lists(), (std::vector<int>{1, 1, 1}));
+  clock_.Advance(options_.poll_interval / 4);
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(lists(), (std::vector<int>{2, 2, 2}));
+  EXPECT_EQ(tracker_->upstream_requests(), 6);  // no Job/{id}: every job was in its list
+  for (const auto& [name, client] : cells) client->WaitIdle();
+}
+
+// With B slots and B CommCells hung, the others wait for a slot: the bound itself.
+TEST_F(TrackerTest, NoMorePollsUnderWayThanTheBound) {
+  options_.max_concurrent_polls = 2;
+  auto hung1 = std::make_shared<FakeCommServClient>();
+  auto hung2 = std::make_shared<FakeCommServClient>();
+  MakeTracker({{"a1", hung1}, {"a2", hung2}, {"c", client_}}, clock_);
+  AddJobOn("a1", "1");
+  AddJobOn("a2", "2");
+  AddJobOn("c", "3");
+  client_->SetJob(Summary("3", "Running", 10));
+  hung1->HoldLists();
+  hung2->HoldLists();
+
+  std::thread round([this] { tracker_->RunRound(); });
+  ASSERT_TRUE(WaitFor([&] { return hung1->list_calls() == 1 && hung2->list_calls() == 1; }));
+  EXPECT_EQ(client_->list_calls(), 0);  // no free slot (a1 and a2 came first)
+  EXPECT_EQ(tracker_->polls_under_way(), 2);
+
+  hung1->Release();  // a1's poll ends: its slot goes to c
+  ASSERT_TRUE(WaitFor([&] { return StateOf("c", "3") == JobState::kRunning; }));
+  EXPECT_EQ(client_->list_calls(), 1);
+  EXPECT_EQ(hung2->list_calls(), 1);
+
+  hung2->Release();
+  round.join();
+  hung1->WaitIdle();
+  hung2->WaitIdle();
+}
+
+// With fewer CommCells hung than the bound, the others all get polled while they hang.
+TEST_F(TrackerTest, FewerHungCommCellsThanTheBoundLeaveTheOthersPolled) {
+  options_.max_concurrent_polls = 3;
+  std::vector<std::pair<std::string, std::shared_ptr<FakeCommServClient>>> cells;
+  for (int i = 0; i < 7; ++i) {
+    const std::string name = (i < 2 ? "hung" : "ok") + std::to_string(i);
+    cells.emplace_back(name, std::make_shared<FakeCommServClient>());
+    AddJobOn(name, "1");
+    cells.back().second->SetJob(Summary("1", "Running", 10));
+    if (i < 2) cells.back().second->HoldLists();
+  }
+  MakeTracker(cells, clock_);
+
+  std::thread round([this] { tracker_->RunRound(); });
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& [name, client] : cells) {
+      if (name.rfind("ok", 0) == 0 && StateOf(name, "1") != JobState::kRunning) return false;
+    }
+    return true;
+  }));
+  ASSERT_TRUE(WaitFor([&] { return tracker_->polls_under_way() == 2; }));  // the hung ones
+  for (const auto& [name, client] : cells) {
+    EXPECT_EQ(client->list_calls(), 1) << name;
+    if (name.rfind("hung", 0) == 0) {
+      EXPECT_EQ(StateOf(name, "1"), JobState::kSubmitted) << name;
+    }
+  }
+  for (const auto& [name, client] : cells) client->Release();
+  round.join();
+  for (const auto& [name, client] : cells) client->WaitIdle();
+}
+
+// A reload adds and removes CommCells' schedules; an unchanged one keeps its back-off.
+TEST_F(TrackerTest, SetCommCellsAddsAndRemovesSchedules) {
+  auto failing = std::make_shared<FakeCommServClient>();
+  failing->SetListError(Unavailable("connect: refused", "UPSTREAM_UNREACHABLE"));
+  auto added = std::make_shared<FakeCommServClient>();
+  MakeTracker({{"cs1", client_}, {"cs2", failing}}, clock_);
+  metrics_.RegisterCommCell("cs3");
+  AddJob("100");
+  AddJobOn("cs2", "200");
+  AddJobOn("cs3", "300");
+  added->SetJob(Summary("300", "Running", 1));
+  tracker_->RunRound();
+  EXPECT_EQ(client_->list_calls(), 1);
+  EXPECT_EQ(failing->list_calls(), 1);
+
+  tracker_->SetCommCells({CommCell{"cs2", "u", failing}, CommCell{"cs3", "u", added}});
+  tracker_->RunRound();
+  EXPECT_EQ(client_->list_calls(), 1);  // removed
+  EXPECT_EQ(failing->list_calls(), 1);  // still inside its back-off
+  EXPECT_EQ(added->list_calls(), 1);    // new: polled at once
+  EXPECT_EQ(StateOf("cs3", "300"), JobState::kRunning);
+  failing->WaitIdle();
+  added->WaitIdle();
 }
 
 }  // namespace
