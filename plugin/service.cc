@@ -117,8 +117,16 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::ListJobs(grpc::CallbackServerCont
     if (!type.ok()) return Finish(context, type.status());
     filter.backup_type = *type;
   }
-  if (request->has_created_after()) filter.created_after = FromProto(request->created_after());
-  if (request->has_created_before()) filter.created_before = FromProto(request->created_before());
+  if (request->has_created_after()) {
+    auto after = FromProto(request->created_after(), "created_after");
+    if (!after.ok()) return Finish(context, after.status());
+    filter.created_after = *after;
+  }
+  if (request->has_created_before()) {
+    auto before = FromProto(request->created_before(), "created_before");
+    if (!before.ok()) return Finish(context, before.status());
+    filter.created_before = *before;
+  }
   auto page = orchestrator_.ListJobs(filter, page_size, request->page_token());
   if (page.ok()) {
     for (const auto& job : page->jobs) ToProto(job, response->add_jobs());
@@ -285,14 +293,16 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
   }
   auto type = FromProto(request->backup_type());
   if (!type.ok()) return Finish(context, type.status());
-  if (!request->has_max_age() || request->max_age().seconds() < 0 ||
-      (request->max_age().seconds() == 0 && request->max_age().nanos() <= 0)) {
+  // Checked: out-of-range seconds or nanos are refused, never wrapped (the orchestrator's
+  // "now - max_age" saturates in turn).
+  auto max_age = request->has_max_age()
+                     ? FromProto(request->max_age(), "max_age", "INVALID_MAX_AGE")
+                     : StatusOr<std::chrono::milliseconds>(std::chrono::milliseconds(0));
+  if (!max_age.ok()) return Finish(context, max_age.status());
+  if (max_age->count() <= 0) {
     return Finish(context,
                   InvalidArgument("max_age must be a positive duration", "INVALID_MAX_AGE"));
   }
-  const auto max_age = std::chrono::seconds(request->max_age().seconds()) +
-                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::nanoseconds(request->max_age().nanos()));
 
   jobs::TriggerRequest r;
   r.commcell = request->commcell();
@@ -302,7 +312,7 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
   r.deadline = CallerDeadline(*context);
 
   auto* reactor = context->DefaultReactor();
-  orchestrator_.EnsureRecentBackup(std::move(r), max_age, AnswerTrigger(reactor, response));
+  orchestrator_.EnsureRecentBackup(std::move(r), *max_age, AnswerTrigger(reactor, response));
   return reactor;
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/common/audit.h"
+#include "core/common/time_range.h"
 
 namespace drgate::jobs {
 namespace {
@@ -506,7 +507,9 @@ void Orchestrator::EnsureRecentBackup(TriggerRequest request, std::chrono::milli
   if (recent.ok() && recent->has_value()) {
     const Job& job = **recent;
     const TimePoint finished = job.end_time.value_or(job.create_time);  // as LatestJob orders
-    if (finished >= clock_.Now() - max_age) {
+    // Saturating: a max_age reaching before the clock's range accepts any success (plain
+    // subtraction overflowed there and refused them).
+    if (finished >= SaturatingSub(clock_.Now(), max_age)) {
       metrics_.CountTrigger(name, request.backup_type, TriggerResult::kDeduplicated);
       blocking_.Post([done = std::move(done), job]() mutable {
         done(TriggerOutcome{std::move(job), true});
