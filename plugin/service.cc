@@ -56,7 +56,22 @@ Status DrBackupServiceImpl::Admit(const grpc::CallbackServerContext& context, Me
     std::lock_guard lock(gate_mu_);
     gate = gate_;
   }
-  return gate.Admit(context, method, commcell, principal);
+  refusals_.Flush();
+  Status s = gate.Admit(context, method, commcell, principal);
+  if (!s.ok() && IsWriteMethod(method)) {
+    // PERMISSION_DENIED and RATE_LIMITED name the identity; UNAUTHENTICATED has none.
+    const auto identity = s.metadata().find("identity");
+    return Refused(context, method, commcell,
+                   identity == s.metadata().end() ? "" : identity->second, std::move(s));
+  }
+  return s;
+}
+
+Status DrBackupServiceImpl::Refused(const grpc::CallbackServerContext& context, Method method,
+                                    std::string_view commcell, const std::string& caller,
+                                    Status why) const {
+  refusals_.Refused(method, commcell, caller, context.peer(), why);
+  return why;
 }
 
 grpc::ServerUnaryReactor* DrBackupServiceImpl::TriggerBackup(
@@ -67,7 +82,10 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::TriggerBackup(
     return Finish(context, s);
   }
   auto type = FromProto(request->backup_type());
-  if (!type.ok()) return Finish(context, type.status());
+  if (!type.ok()) {
+    return Finish(context, Refused(*context, Method::kTriggerBackup, request->commcell(),
+                                   caller.identity, type.status()));
+  }
 
   jobs::TriggerRequest r;
   r.commcell = request->commcell();
@@ -292,16 +310,24 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
     return Finish(context, s);
   }
   auto type = FromProto(request->backup_type());
-  if (!type.ok()) return Finish(context, type.status());
+  if (!type.ok()) {
+    return Finish(context, Refused(*context, Method::kEnsureRecentBackup, request->commcell(),
+                                   caller.identity, type.status()));
+  }
   // Checked: out-of-range seconds or nanos are refused, never wrapped (the orchestrator's
   // "now - max_age" saturates in turn).
   auto max_age = request->has_max_age()
                      ? FromProto(request->max_age(), "max_age", "INVALID_MAX_AGE")
                      : StatusOr<std::chrono::milliseconds>(std::chrono::milliseconds(0));
-  if (!max_age.ok()) return Finish(context, max_age.status());
+  if (!max_age.ok()) {
+    return Finish(context, Refused(*context, Method::kEnsureRecentBackup, request->commcell(),
+                                   caller.identity, max_age.status()));
+  }
   if (max_age->count() <= 0) {
-    return Finish(context,
-                  InvalidArgument("max_age must be a positive duration", "INVALID_MAX_AGE"));
+    return Finish(
+        context,
+        Refused(*context, Method::kEnsureRecentBackup, request->commcell(), caller.identity,
+                InvalidArgument("max_age must be a positive duration", "INVALID_MAX_AGE")));
   }
 
   jobs::TriggerRequest r;
