@@ -535,7 +535,10 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
       return s;
     }
     if (auto g = root["grpc"]) {
-      if (Status s = CheckKeys(g, "grpc", {"listen", "tls", "max_message_bytes"}); !s.ok()) {
+      if (Status s = CheckKeys(g, "grpc",
+                               {"listen", "tls", "max_message_bytes", "memory_limit_bytes",
+                                "max_concurrent_streams", "max_metadata_bytes"});
+          !s.ok()) {
         return s;
       }
       if (Status s = Get(g["listen"], "grpc.listen", config.grpc_listen); !s.ok()) return s;
@@ -546,6 +549,24 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
       }
       if (config.grpc_max_message_bytes < 1024 || config.grpc_max_message_bytes > 16 << 20) {
         return ConfigError("grpc.max_message_bytes", "must be 1024-16777216");
+      }
+      for (Status s :
+           {Get(g["memory_limit_bytes"], "grpc.memory_limit_bytes", config.grpc_memory_limit_bytes),
+            Get(g["max_concurrent_streams"], "grpc.max_concurrent_streams",
+                config.grpc_max_concurrent_streams),
+            Get(g["max_metadata_bytes"], "grpc.max_metadata_bytes",
+                config.grpc_max_metadata_bytes)}) {
+        if (!s.ok()) return s;
+      }
+      if (config.grpc_memory_limit_bytes < (int64_t{4} << 20) ||
+          config.grpc_memory_limit_bytes > (int64_t{64} << 30)) {
+        return ConfigError("grpc.memory_limit_bytes", "must be 4194304-68719476736 (4 MiB-64 GiB)");
+      }
+      if (config.grpc_max_concurrent_streams < 1 || config.grpc_max_concurrent_streams > 10000) {
+        return ConfigError("grpc.max_concurrent_streams", "must be 1-10000");
+      }
+      if (config.grpc_max_metadata_bytes < 1024 || config.grpc_max_metadata_bytes > 1 << 20) {
+        return ConfigError("grpc.max_metadata_bytes", "must be 1024-1048576");
       }
       if (auto t = g["tls"]) {
         auto tls = ParseGrpcTls(t, base_dir);
