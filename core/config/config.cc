@@ -562,8 +562,8 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
           config.grpc_memory_limit_bytes > (int64_t{64} << 30)) {
         return ConfigError("grpc.memory_limit_bytes", "must be 4194304-68719476736 (4 MiB-64 GiB)");
       }
-      if (config.grpc_max_concurrent_streams < 1 || config.grpc_max_concurrent_streams > 10000) {
-        return ConfigError("grpc.max_concurrent_streams", "must be 1-10000");
+      if (config.grpc_max_concurrent_streams < 1 || config.grpc_max_concurrent_streams > 100000) {
+        return ConfigError("grpc.max_concurrent_streams", "must be 1-100000");
       }
       if (config.grpc_max_metadata_bytes < 1024 || config.grpc_max_metadata_bytes > 1 << 20) {
         return ConfigError("grpc.max_metadata_bytes", "must be 1024-1048576");

@@ -291,8 +291,10 @@ TEST(RefusalAuditTest, WritesOneLinePerRefusalThenSuppressesAndCounts) {
             "peer=ipv4:10.0.0.7:50122 outcome=refused code=UNAUTHENTICATED "
             "reason=MISSING_CREDENTIALS error=\"this call needs 'authorization: Bearer <token>' "
             "metadata\"");
-  const Status denied = Authenticator::Authorize(Principal{.identity = "alice", .viewer = true},
-                                                 Method::kCancelJob, "prod");
+  Principal alice;
+  alice.identity = "alice";
+  alice.viewer = true;
+  const Status denied = Authenticator::Authorize(alice, Method::kCancelJob, "prod");
   audit.Refused(Method::kCancelJob, "prod", "alice", "ipv6:[::1]:4000", denied);
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[1],

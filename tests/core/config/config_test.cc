@@ -210,7 +210,7 @@ TEST_F(ConfigTest, GrpcResourceLimits) {
   auto c = Parse(kMinimal);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->grpc_memory_limit_bytes, 64 << 20);
-  EXPECT_EQ(c->grpc_max_concurrent_streams, 32);
+  EXPECT_EQ(c->grpc_max_concurrent_streams, 4096);
   EXPECT_EQ(c->grpc_max_metadata_bytes, 8192);
   c = Parse(std::string("grpc: {memory_limit_bytes: 268435456, max_concurrent_streams: 8, "
                         "max_metadata_bytes: 16384}\n") +
@@ -222,7 +222,7 @@ TEST_F(ConfigTest, GrpcResourceLimits) {
   ExpectError(std::string("grpc: {memory_limit_bytes: 1000}\n") + kMinimal,
               "grpc.memory_limit_bytes", "4194304-68719476736");
   ExpectError(std::string("grpc: {max_concurrent_streams: 0}\n") + kMinimal,
-              "grpc.max_concurrent_streams", "1-10000");
+              "grpc.max_concurrent_streams", "1-100000");
   ExpectError(std::string("grpc: {max_metadata_bytes: 100}\n") + kMinimal,
               "grpc.max_metadata_bytes", "1024-1048576");
   ExpectError(std::string("grpc: {max_concurrent_streams: many}\n") + kMinimal,
