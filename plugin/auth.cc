@@ -7,6 +7,8 @@
 #include <cctype>
 #include <cmath>
 
+#include "core/common/audit.h"
+#include "core/common/echo.h"
 #include "plugin/service.h"
 
 namespace drgate::plugin {
@@ -33,6 +35,8 @@ int HexValue(char c) {
   return -1;
 }
 
+}  // namespace
+
 const char* MethodName(Method method) {
   switch (method) {
     case Method::kGetJob: return "GetJob";
@@ -45,8 +49,6 @@ const char* MethodName(Method method) {
   }
   return "?";
 }
-
-}  // namespace
 
 bool IsWriteMethod(Method method) {
   return method == Method::kTriggerBackup || method == Method::kCancelJob ||
@@ -221,6 +223,60 @@ Status RateLimiter::Acquire(const std::string& identity) {
                 "RATE_LIMITED")
       .With("identity", identity)
       .With("retry_after_ms", std::to_string(std::max(1LL, retry_ms)));
+}
+
+RefusalAudit::RefusalAudit(const Clock& clock, Sink sink, int per_second)
+    : clock_(clock),
+      sink_(std::move(sink)),
+      per_second_(std::max(1, per_second)),
+      tokens_(per_second_) {}
+
+bool RefusalAudit::TakeLocked() {
+  const auto now = clock_.Now();
+  if (!started_) {
+    started_ = true;
+    last_ = now;
+  } else if (now > last_) {
+    const double elapsed = std::chrono::duration<double>(now - last_).count();
+    tokens_ = std::min(per_second_, tokens_ + elapsed * per_second_);
+    last_ = now;
+  }
+  if (tokens_ < 1.0) return false;
+  tokens_ -= 1.0;
+  return true;
+}
+
+void RefusalAudit::FlushLocked() {
+  const int64_t count = suppressed_.exchange(0);
+  if (count > 0) {
+    sink_(AuditMessage("refusals", {{"outcome", "suppressed"}, {"count", std::to_string(count)}}));
+  }
+}
+
+void RefusalAudit::Flush() {
+  if (suppressed_.load() == 0) return;
+  std::lock_guard lock(mu_);
+  if (suppressed_.load() == 0 || !TakeLocked()) return;
+  FlushLocked();
+}
+
+void RefusalAudit::Refused(Method method, std::string_view commcell, const std::string& caller,
+                           const std::string& peer, const Status& why) {
+  std::lock_guard lock(mu_);
+  if (!TakeLocked()) {
+    ++suppressed_;
+    return;
+  }
+  FlushLocked();  // the count of what came before, first
+  AuditFields fields = {{"method", MethodName(method)},
+                        {"commcell", Abbreviate(commcell)},
+                        {"caller", caller.empty() ? "unauthenticated" : Abbreviate(caller)},
+                        {"peer", Abbreviate(peer)},
+                        {"outcome", "refused"},
+                        {"code", StatusCodeName(why.code())}};
+  if (!why.reason().empty()) fields.emplace_back("reason", why.reason());
+  fields.emplace_back("error", Abbreviate(why.message(), 256));
+  sink_(AuditMessage(method == Method::kCancelJob ? "cancel" : "trigger", fields));
 }
 
 Status Gate::Admit(const grpc::CallbackServerContext& context, Method method,

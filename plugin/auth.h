@@ -10,7 +10,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +40,9 @@ enum class Method {
 
 // True for the methods that start or stop work on a CommServe (operator only, rate-limited).
 bool IsWriteMethod(Method method);
+
+// The RPC's name ("TriggerBackup").
+const char* MethodName(Method method);
 
 // An authenticated caller.
 struct Principal {
@@ -110,6 +115,45 @@ class RateLimiter {
   const Clock& clock_;
   std::mutex mu_;
   std::map<std::string, Bucket> buckets_;  // guarded by mu_
+};
+
+// Audit lines for refused write calls, one per refusal in core/common/audit.h's format, as the
+// orchestrator writes for the calls it handles:
+//
+//   audit: trigger method=TriggerBackup commcell=prod caller=unauthenticated
+//     peer=ipv4:10.0.0.7:50122 outcome=refused code=UNAUTHENTICATED reason=MISSING_CREDENTIALS
+//     error="this call needs 'authorization: Bearer <token>' metadata"
+//
+// (action "cancel" for CancelJob). Echoed values are abbreviated (core/common/echo.h). A token
+// bucket lets `per_second` lines through a second (bursts of as many); refusals past it are only
+// counted, and "audit: refusals outcome=suppressed count=K" is written once the bucket has a token
+// again (on the next refusal, or on the next call that calls Flush). Thread-safe.
+class RefusalAudit {
+ public:
+  using Sink = std::function<void(const std::string& line)>;
+  RefusalAudit(const Clock& clock, Sink sink, int per_second = 20);
+
+  // `caller` is the identity, or empty when the caller did not authenticate (written as
+  // "unauthenticated"); `peer` is gRPC's peer address; `why` the refusal.
+  void Refused(Method method, std::string_view commcell, const std::string& caller,
+               const std::string& peer, const Status& why);
+  // Writes the suppressed count, if any and if the bucket allows.
+  void Flush();
+
+ private:
+  // Requires mu_. Refills, then takes a token if there is one.
+  bool TakeLocked();
+  // Requires mu_.
+  void FlushLocked();
+
+  const Clock& clock_;
+  const Sink sink_;
+  const double per_second_;
+  std::atomic<int64_t> suppressed_{0};  // written under mu_, read without it by Flush
+  std::mutex mu_;
+  double tokens_;                                 // guarded by mu_
+  std::chrono::system_clock::time_point last_{};  // guarded by mu_
+  bool started_ = false;                          // guarded by mu_
 };
 
 // What the service asks per call. `limiter` may be null (no rate limit, as in insecure mode).

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "core/common/time_range.h"
+
 namespace drgate::plugin {
 void ToProto(TimePoint t, google::protobuf::Timestamp* out) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
@@ -10,9 +12,13 @@ void ToProto(TimePoint t, google::protobuf::Timestamp* out) {
   out->set_nanos(static_cast<int32_t>((ns - secs).count()));
 }
 
-TimePoint FromProto(const google::protobuf::Timestamp& time) {
-  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
-      std::chrono::seconds(time.seconds()) + std::chrono::nanoseconds(time.nanos())));
+StatusOr<TimePoint> FromProto(const google::protobuf::Timestamp& time, std::string_view field) {
+  return TimestampToTimePoint(time.seconds(), time.nanos(), field);
+}
+
+StatusOr<std::chrono::milliseconds> FromProto(const google::protobuf::Duration& duration,
+                                              std::string_view field, std::string_view reason) {
+  return DurationToMillis(duration.seconds(), duration.nanos(), field, reason);
 }
 
 StatusOr<BackupType> FromProto(v1::BackupType type) {

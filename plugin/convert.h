@@ -2,11 +2,14 @@
 
 // Translation between drgate.v1 messages and core's domain types. Pure functions.
 
+#include <chrono>
 #include <optional>
+#include <string_view>
 
 #include "core/common/job.h"
 #include "core/common/status.h"
 #include "drgate/v1/drgate.pb.h"
+#include "google/protobuf/duration.pb.h"
 
 namespace drgate::plugin {
 
@@ -20,6 +23,13 @@ v1::JobState ToProto(JobState state);
 
 void ToProto(const Job& job, v1::Job* out);
 void ToProto(TimePoint time, google::protobuf::Timestamp* out);
-TimePoint FromProto(const google::protobuf::Timestamp& time);
+// A caller's Timestamp, checked (core/common/time_range.h): INVALID_ARGUMENT (reason
+// INVALID_TIME) naming `field` outside 0001-01-01..9999-12-31 or with nanos outside
+// 0..999999999; saturated to TimePoint's span otherwise.
+StatusOr<TimePoint> FromProto(const google::protobuf::Timestamp& time, std::string_view field);
+// A caller's Duration in milliseconds (rounded up), checked likewise: +-315,576,000,000 s, nanos
+// within +-999,999,999 with the sign of seconds; INVALID_ARGUMENT with `reason` otherwise.
+StatusOr<std::chrono::milliseconds> FromProto(const google::protobuf::Duration& duration,
+                                              std::string_view field, std::string_view reason);
 
 }  // namespace drgate::plugin

@@ -5,13 +5,16 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <cstdint>
 #include <iterator>
+#include <optional>
 
 namespace drgate::plugin {
 namespace {
@@ -26,6 +29,24 @@ struct Handlers {
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables;
   std::function<Readiness()> readiness;
   std::string expected_authorization;  // "Basic <base64(user:password)>", empty: no auth
+  // Limits (HttpAdminOptions).
+  int max_connections = 64;
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_body_bytes = 1024;
+  std::chrono::milliseconds request_timeout{10000};
+  std::atomic<int> connections{0};  // open now
+};
+
+// Counts one open connection for as long as it lives.
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(std::shared_ptr<Handlers> h) : h_(std::move(h)) { ++h_->connections; }
+  ~ConnectionSlot() { --h_->connections; }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
+ private:
+  std::shared_ptr<Handlers> h_;
 };
 
 std::string Base64(const std::string& in) {
@@ -97,13 +118,13 @@ template <typename Stream>
 class Connection : public std::enable_shared_from_this<Connection<Stream>> {
  public:
   Connection(Stream stream, std::shared_ptr<Handlers> handlers)
-      : stream_(std::move(stream)), handlers_(std::move(handlers)) {}
+      : stream_(std::move(stream)), handlers_(std::move(handlers)), slot_(handlers_) {}
 
   void Start() {
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
       Read();
     } else {
-      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(10));
+      beast::get_lowest_layer(stream_).expires_after(handlers_->request_timeout);
       stream_.async_handshake(ssl::stream_base::server,
                               [self = this->shared_from_this()](beast::error_code ec) {
                                 if (!ec) self->Read();
@@ -113,17 +134,41 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
  private:
   void Read() {
-    req_ = {};
-    // Idle and slow clients are cut off.
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
-    http::async_read(stream_, buffer_, req_,
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(handlers_->max_header_bytes));
+    parser_->body_limit(handlers_->max_body_bytes);
+    // Idle and slow clients are cut off: the whole request must arrive within the timeout.
+    beast::get_lowest_layer(stream_).expires_after(handlers_->request_timeout);
+    http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec == http::error::header_limit || ec == http::error::body_limit) {
+                         return self->TooLarge(ec == http::error::header_limit);
+                       }
                        if (ec) return self->Close();
+                       self->req_ = self->parser_->release();
                        self->Write();
                      });
   }
+  // 431 or 413, then the connection closes (the rest of the request is not read).
+  void TooLarge(bool header) {
+    res_ = {};
+    res_.version(11);
+    res_.result(header ? http::status::request_header_fields_too_large
+                       : http::status::payload_too_large);
+    res_.set(http::field::server, "drgate");
+    res_.set(http::field::content_type, "text/plain");
+    res_.body() = header ? "request header too large\n" : "request body too large\n";
+    res_.keep_alive(false);
+    res_.prepare_payload();
+    Send();
+  }
   void Write() {
     res_ = Answer(*handlers_, req_);
+    Send();
+  }
+  void Send() {
+    // A client too slow to take the answer is cut off too.
+    beast::get_lowest_layer(stream_).expires_after(handlers_->request_timeout);
     http::async_write(stream_, res_,
                       [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                         if (ec || !self->res_.keep_alive()) return self->Close();
@@ -137,9 +182,11 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
   Stream stream_;
   beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> req_;
   http::response<http::string_body> res_;
   std::shared_ptr<Handlers> handlers_;
+  ConnectionSlot slot_;
 };
 
 class HttpAdminImpl final : public HttpAdmin, public std::enable_shared_from_this<HttpAdminImpl> {
@@ -184,7 +231,11 @@ class HttpAdminImpl final : public HttpAdmin, public std::enable_shared_from_thi
       if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) {
         return;
       }
-      if (!ec) {
+      if (!ec && self->handlers_->connections.load() >= self->handlers_->max_connections) {
+        // Over the cap: closed at once, before anything is read.
+        beast::error_code ignored;
+        socket.close(ignored);
+      } else if (!ec) {
         if (self->tls_) {
           using TlsStream = ssl::stream<beast::tcp_stream>;
           std::make_shared<Connection<TlsStream>>(
@@ -263,6 +314,10 @@ StatusOr<std::unique_ptr<HttpAdmin>> HttpAdmin::Start(
   auto handlers = std::make_shared<Handlers>();
   handlers->collectables = std::move(collectables);
   handlers->readiness = std::move(readiness);
+  handlers->max_connections = options.max_connections;
+  handlers->max_header_bytes = options.max_header_bytes;
+  handlers->max_body_bytes = options.max_body_bytes;
+  handlers->request_timeout = options.request_timeout;
   if (!options.username.empty()) {
     handlers->expected_authorization = "Basic " + Base64(options.username + ":" + options.password);
   }

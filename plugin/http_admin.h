@@ -4,9 +4,11 @@
 // cannot speak gRPC health checking. Plain HTTP/1.1 on Boost.Beast, on the server's io_context.
 //
 // The class is thread-safe. Stop() closes the listener; connections in progress finish their
-// request.
+// request. Connections, request sizes and slow clients are bounded (HttpAdminOptions).
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,6 +33,15 @@ struct HttpAdminOptions {
   // Basic auth on /metrics when username is set. /healthz and /readyz stay open for probes.
   std::string username;
   std::string password;
+  // Bounds for hostile or broken clients. Connections past max_connections are closed as soon
+  // as they are accepted; a request whose header exceeds max_header_bytes, or whose body exceeds
+  // max_body_bytes, is answered 431 or 413 and its connection closed; a request not read whole
+  // within request_timeout (also the idle time allowed between keep-alive requests), or a TLS
+  // handshake not done within it, closes the connection.
+  int max_connections = 64;
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_body_bytes = 1024;
+  std::chrono::milliseconds request_timeout{10000};
 };
 
 class HttpAdmin {

@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
@@ -310,6 +311,16 @@ Status ServerImpl::Init(const Config& config) {
   // Requests are small; a cap keeps a hostile or broken caller from making drgate buffer
   // megabytes per call (gRPC's default is 4 MiB). Replies (ListJobs pages) are not capped.
   builder.SetMaxReceiveMessageSize(config.grpc_max_message_bytes);
+  // gRPC 1.51 buffers a whole message before that check (a caller announcing 1 GiB is read to
+  // the end, before any authentication): the bound on memory is a ResourceQuota, under which
+  // gRPC cancels streams (RST_STREAM ENHANCE_YOUR_CALM) and closes idle connections. Streams per
+  // connection are capped too; the metadata limit is passed on, though gRPC 1.51 was measured
+  // serving larger metadata anyway (docs/hostile-input.md).
+  grpc::ResourceQuota quota("drgate-grpc");
+  quota.Resize(static_cast<std::size_t>(config.grpc_memory_limit_bytes));
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.grpc_max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, config.grpc_max_metadata_bytes);
   builder.RegisterService(service_.get());
   grpc_server_ = builder.BuildAndStart();
   if (!grpc_server_ || grpc_port_ == 0) {

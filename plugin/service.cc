@@ -57,7 +57,22 @@ Status DrBackupServiceImpl::Admit(const grpc::CallbackServerContext& context, Me
     std::lock_guard lock(gate_mu_);
     gate = gate_;
   }
-  return gate.Admit(context, method, commcell, principal);
+  refusals_.Flush();
+  Status s = gate.Admit(context, method, commcell, principal);
+  if (!s.ok() && IsWriteMethod(method)) {
+    // PERMISSION_DENIED and RATE_LIMITED name the identity; UNAUTHENTICATED has none.
+    const auto identity = s.metadata().find("identity");
+    return Refused(context, method, commcell,
+                   identity == s.metadata().end() ? "" : identity->second, std::move(s));
+  }
+  return s;
+}
+
+Status DrBackupServiceImpl::Refused(const grpc::CallbackServerContext& context, Method method,
+                                    std::string_view commcell, const std::string& caller,
+                                    Status why) const {
+  refusals_.Refused(method, commcell, caller, context.peer(), why);
+  return why;
 }
 
 grpc::ServerUnaryReactor* DrBackupServiceImpl::TriggerBackup(
@@ -68,7 +83,10 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::TriggerBackup(
     return Finish(context, s);
   }
   auto type = FromProto(request->backup_type());
-  if (!type.ok()) return Finish(context, type.status());
+  if (!type.ok()) {
+    return Finish(context, Refused(*context, Method::kTriggerBackup, request->commcell(),
+                                   caller.identity, type.status()));
+  }
 
   jobs::TriggerRequest r;
   r.commcell = request->commcell();
@@ -122,8 +140,16 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::ListJobs(grpc::CallbackServerCont
     if (!type.ok()) return Finish(context, type.status());
     filter.backup_type = *type;
   }
-  if (request->has_created_after()) filter.created_after = FromProto(request->created_after());
-  if (request->has_created_before()) filter.created_before = FromProto(request->created_before());
+  if (request->has_created_after()) {
+    auto after = FromProto(request->created_after(), "created_after");
+    if (!after.ok()) return Finish(context, after.status());
+    filter.created_after = *after;
+  }
+  if (request->has_created_before()) {
+    auto before = FromProto(request->created_before(), "created_before");
+    if (!before.ok()) return Finish(context, before.status());
+    filter.created_before = *before;
+  }
   auto* reactor = context->DefaultReactor();
   orchestrator_.ListJobs(std::move(filter), page_size, request->page_token(),
                          [reactor, response](StatusOr<JobPage> page) {
@@ -235,15 +261,25 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
     return Finish(context, s);
   }
   auto type = FromProto(request->backup_type());
-  if (!type.ok()) return Finish(context, type.status());
-  if (!request->has_max_age() || request->max_age().seconds() < 0 ||
-      (request->max_age().seconds() == 0 && request->max_age().nanos() <= 0)) {
-    return Finish(context,
-                  InvalidArgument("max_age must be a positive duration", "INVALID_MAX_AGE"));
+  if (!type.ok()) {
+    return Finish(context, Refused(*context, Method::kEnsureRecentBackup, request->commcell(),
+                                   caller.identity, type.status()));
   }
-  const auto max_age = std::chrono::seconds(request->max_age().seconds()) +
-                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::nanoseconds(request->max_age().nanos()));
+  // Checked: out-of-range seconds or nanos are refused, never wrapped (the orchestrator's
+  // "now - max_age" saturates in turn).
+  auto max_age = request->has_max_age()
+                     ? FromProto(request->max_age(), "max_age", "INVALID_MAX_AGE")
+                     : StatusOr<std::chrono::milliseconds>(std::chrono::milliseconds(0));
+  if (!max_age.ok()) {
+    return Finish(context, Refused(*context, Method::kEnsureRecentBackup, request->commcell(),
+                                   caller.identity, max_age.status()));
+  }
+  if (max_age->count() <= 0) {
+    return Finish(
+        context,
+        Refused(*context, Method::kEnsureRecentBackup, request->commcell(), caller.identity,
+                InvalidArgument("max_age must be a positive duration", "INVALID_MAX_AGE")));
+  }
 
   jobs::TriggerRequest r;
   r.commcell = request->commcell();
@@ -253,7 +289,7 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
   r.deadline = CallerDeadline(*context);
 
   auto* reactor = context->DefaultReactor();
-  orchestrator_.EnsureRecentBackup(std::move(r), max_age, AnswerTrigger(reactor, response));
+  orchestrator_.EnsureRecentBackup(std::move(r), *max_age, AnswerTrigger(reactor, response));
   return reactor;
 }
 

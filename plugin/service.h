@@ -9,8 +9,11 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/message_allocator.h>
 
+#include <spdlog/spdlog.h>
+
 #include <mutex>
 
+#include "core/common/clock.h"
 #include "core/jobs/orchestrator.h"
 #include "core/jobs/watch_hub.h"
 #include "drgate/v1/drgate.grpc.pb.h"
@@ -90,14 +93,21 @@ class DrBackupServiceImpl final : public v1::DrBackupService::CallbackService {
   static constexpr int kMaxPageSize = 1000;
 
  private:
+  // Refused write calls are audited (RefusalAudit).
   Status Admit(const grpc::CallbackServerContext& context, Method method, std::string_view commcell,
                Principal* principal) const;
+  // Writes the audit line of a write call refused with `why` (`caller` empty: unauthenticated)
+  // and returns `why`.
+  Status Refused(const grpc::CallbackServerContext& context, Method method,
+                 std::string_view commcell, const std::string& caller, Status why) const;
 
   jobs::Orchestrator& orchestrator_;
   jobs::WatchHub& hub_;
   mutable std::mutex gate_mu_;
   Gate gate_;  // guarded by gate_mu_
   ArenaMessageAllocator<v1::ListJobsRequest, v1::ListJobsResponse> list_jobs_allocator_;
+  SystemClock clock_;
+  mutable RefusalAudit refusals_{clock_, [](const std::string& line) { spdlog::info(line); }};
 };
 
 // The identity of the caller's verified client certificate (its first URI SAN, else DNS SAN,

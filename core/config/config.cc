@@ -572,7 +572,23 @@ Section<Config> GrpcSection() {
       .Add(
           "max_message_bytes", config::Integer<int>(1024, 16 << 20),
           [](Config& c) -> int& { return c.grpc_max_message_bytes; },
-          "Largest request message accepted; larger ones get RESOURCE_EXHAUSTED.");
+          "Largest request message accepted; larger ones get RESOURCE_EXHAUSTED.")
+      .Add(
+          "memory_limit_bytes",
+          config::Integer<int64_t>(int64_t{4} << 20, int64_t{64} << 30, " (4 MiB-64 GiB)"),
+          [](Config& c) -> int64_t& { return c.grpc_memory_limit_bytes; },
+          "Memory gRPC may hold for all connections together (a ResourceQuota); past it gRPC "
+          "cancels streams and closes idle connections. This bounds memory before "
+          "authentication (docs/hostile-input.md).")
+      .Add(
+          "max_concurrent_streams", config::Integer<int>(1, 100000),
+          [](Config& c) -> int& { return c.grpc_max_concurrent_streams; },
+          "Concurrent calls (HTTP/2 streams) per connection; WatchJob streams are long-lived.")
+      .Add(
+          "max_metadata_bytes", config::Integer<int>(1024, 1 << 20),
+          [](Config& c) -> int& { return c.grpc_max_metadata_bytes; },
+          "Request metadata limit handed to gRPC (gRPC 1.51 does not enforce it; the memory "
+          "limit bounds its cost).");
   return s;
 }
 

@@ -143,6 +143,17 @@ struct Config {
   // Largest request message drgate accepts (grpc.max_message_bytes); larger ones are refused with
   // RESOURCE_EXHAUSTED before they are parsed. drgate's requests are a few hundred bytes.
   int grpc_max_message_bytes = 64 * 1024;
+  // Memory gRPC may hold for all connections together (grpc.memory_limit_bytes, a gRPC
+  // ResourceQuota): past it gRPC cancels streams (RST_STREAM ENHANCE_YOUR_CALM) and closes idle
+  // connections. gRPC 1.51 reads a whole request before it checks max_message_bytes, so this is
+  // what bounds memory before authentication (docs/hostile-input.md).
+  int64_t grpc_memory_limit_bytes = 64 << 20;
+  // Concurrent calls (HTTP/2 streams) per connection (grpc.max_concurrent_streams). WatchJob
+  // streams are long-lived: a dashboard may follow thousands of jobs over a few channels.
+  int grpc_max_concurrent_streams = 4096;
+  // Request metadata limit passed to gRPC as grpc.max_metadata_size (grpc.max_metadata_bytes);
+  // gRPC 1.51 was measured serving larger metadata anyway: the quota is what bounds its cost.
+  int grpc_max_metadata_bytes = 8 * 1024;
   std::string metrics_listen = "127.0.0.1:9464";
   // Optional TLS (certificate and key, PEM) and basic auth for /metrics. /healthz and /readyz
   // stay open so probes need no credentials.

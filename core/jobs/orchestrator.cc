@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/common/audit.h"
+#include "core/common/time_range.h"
 #include "core/registry/fenced_job_store.h"
 
 namespace drgate::jobs {
@@ -533,7 +534,9 @@ void Orchestrator::EnsureRecentBackup(TriggerRequest request, std::chrono::milli
         if (recent.ok() && recent->has_value()) {
           const Job& job = **recent;
           const TimePoint finished = job.end_time.value_or(job.create_time);  // as LatestJob
-          if (finished >= clock_.Now() - max_age) {
+          // Saturating: a max_age reaching before the clock's range accepts any success (plain
+          // subtraction overflowed there and refused them).
+          if (finished >= SaturatingSub(clock_.Now(), max_age)) {
             metrics_.CountTrigger(name, request.backup_type, TriggerResult::kDeduplicated);
             done(TriggerOutcome{std::move(**recent), true});
             return;

@@ -117,6 +117,9 @@ class Process {
     return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
   }
 
+  // The child's pid while it runs (-1 once reaped).
+  pid_t pid() const { return pid_; }
+
   std::string Output() {
     std::lock_guard lock(mu_);
     std::string out;

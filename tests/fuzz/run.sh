@@ -5,7 +5,7 @@
 # a crash leaves its input in build-fuzz/artifacts/ and fails the run.
 #
 # Usage: tests/fuzz/run.sh [--seconds N] [target...]
-#   targets: json_response xml_response job_summary config (default: all)
+#   targets: json_response xml_response job_summary config time (default: all)
 #   --seconds N   time per target (default 15: the CTest test runs all four in about a minute)
 # Longer runs: tests/fuzz/run.sh --seconds 3600 json_response   (see README, "Fuzzing").
 set -euo pipefail
@@ -19,7 +19,7 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(json_response xml_response job_summary config)
+((${#targets[@]})) || targets=(json_response xml_response job_summary config time)
 
 build=${DRGATE_FUZZ_BUILD_DIR:-$root/build-fuzz}
 cxx=${DRGATE_FUZZ_CXX:-$(command -v clang++-14 || command -v clang++)}

@@ -372,6 +372,19 @@ INSTANTIATE_TEST_SUITE_P(
                    {"drgate_backup_trigger_failures_total{reason=\"authentication\"}", 1}},
                   Registry::kNothingStarted,
                   3},
+        // A 401 storm on every endpoint refuses drgate's login itself: the CommServe refuses
+        // drgate's credentials, which is what UPSTREAM_LOGIN_FAILED says (UPSTREAM_AUTH_FAILED is
+        // for a session rejected after a login that succeeded; docs/hostile-input.md).
+        FaultCase{"unauthorized_storm_login",
+                  {{"action", "unauthorized"}, {"count", 1}},
+                  grpc::StatusCode::FAILED_PRECONDITION,
+                  "UPSTREAM_LOGIN_FAILED",
+                  "login failed: HTTP 401",
+                  {{"drgate_commserv_requests_total{code=\"401\",endpoint=\"login\"}", 1},
+                   {"drgate_commserv_logins_total{result=\"failure\"}", 1},
+                   {"drgate_backup_trigger_failures_total{reason=\"authentication\"}", 1}},
+                  Registry::kNothingStarted,
+                  0},
         FaultCase{"error_code_in_200",
                   {{"endpoint", "DRBackup"},
                    {"action", "error_code"},

@@ -209,6 +209,7 @@ class Drgate {
   const std::string& grpc_address() const { return grpc_address_; }
   std::string Metrics() { return HttpClient(metrics_url_).Call("GET", "/metrics").body; }
   const std::string& metrics_url() const { return metrics_url_; }
+  pid_t pid() const { return process_->pid(); }
   void Signal(int sig) { process_->Signal(sig); }
   // SIGTERM; returns the exit code (-1 when killed by a signal).
   int Terminate() {

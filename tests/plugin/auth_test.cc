@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/common/audit.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "plugin/status_mapping.h"
@@ -267,6 +268,86 @@ TEST(TokensFileTest, ParsesAndNamesTheKeyOnErrors) {
                                   "auth.tokens_file", {"cs1"});
   ASSERT_FALSE(bad_cell.ok());
   EXPECT_NE(bad_cell.status().message().find("tokens[0].commcells[0]"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace drgate::plugin
+
+namespace drgate::plugin {
+namespace {
+
+TEST(RefusalAuditTest, WritesOneLinePerRefusalThenSuppressesAndCounts) {
+  testing::ManualClock clock;
+  std::vector<std::string> lines;
+  RefusalAudit audit(
+      clock, [&lines](const std::string& line) { lines.push_back(line); }, 3);
+  const Status unauthenticated(StatusCode::kUnauthenticated,
+                               "this call needs 'authorization: Bearer <token>' metadata",
+                               "MISSING_CREDENTIALS");
+  audit.Refused(Method::kTriggerBackup, "prod", "", "ipv4:10.0.0.7:50122", unauthenticated);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0],
+            "audit: trigger method=TriggerBackup commcell=prod caller=unauthenticated "
+            "peer=ipv4:10.0.0.7:50122 outcome=refused code=UNAUTHENTICATED "
+            "reason=MISSING_CREDENTIALS error=\"this call needs 'authorization: Bearer <token>' "
+            "metadata\"");
+  Principal alice;
+  alice.identity = "alice";
+  alice.viewer = true;
+  const Status denied = Authenticator::Authorize(alice, Method::kCancelJob, "prod");
+  audit.Refused(Method::kCancelJob, "prod", "alice", "ipv6:[::1]:4000", denied);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1],
+            "audit: cancel method=CancelJob commcell=prod caller=alice peer=ipv6:[::1]:4000 "
+            "outcome=refused code=PERMISSION_DENIED reason=PERMISSION_DENIED error=\"identity "
+            "alice may not call CancelJob (needs role operator)\"");
+
+  // A flood: the third line goes out, the next 100 are only counted.
+  for (int i = 0; i < 101; ++i) {
+    audit.Refused(Method::kEnsureRecentBackup, "prod", "", "ipv4:10.0.0.7:1", unauthenticated);
+  }
+  EXPECT_EQ(lines.size(), 3u);
+  audit.Flush();  // the bucket is still empty
+  EXPECT_EQ(lines.size(), 3u);
+
+  // A second later the bucket has 3 tokens again: the count first, then the next refusal.
+  clock.Advance(seconds(1));
+  audit.Refused(Method::kTriggerBackup, "prod", "", "ipv4:10.0.0.7:2", unauthenticated);
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[3], "audit: refusals outcome=suppressed count=100");
+  EXPECT_EQ(lines[4].rfind("audit: trigger method=TriggerBackup commcell=prod ", 0), 0u)
+      << lines[4];
+
+  // Suppressed refusals are reported by Flush alone once the bucket refills, even if no refusal
+  // follows; the summary line costs no token.
+  audit.Refused(Method::kTriggerBackup, "prod", "", "p", unauthenticated);
+  audit.Refused(Method::kTriggerBackup, "prod", "", "p", unauthenticated);
+  audit.Refused(Method::kTriggerBackup, "prod", "", "p", unauthenticated);  // suppressed
+  EXPECT_EQ(lines.size(), 7u);
+  clock.Advance(milliseconds(400));
+  audit.Flush();
+  ASSERT_EQ(lines.size(), 8u);
+  EXPECT_EQ(lines[7], "audit: refusals outcome=suppressed count=1");
+  audit.Flush();
+  EXPECT_EQ(lines.size(), 8u);
+}
+
+TEST(RefusalAuditTest, AbbreviatesEchoedValuesAndParsesBack) {
+  testing::ManualClock clock;
+  std::vector<std::string> lines;
+  RefusalAudit audit(clock, [&lines](const std::string& line) { lines.push_back(line); });
+  const std::string commcell(60000, 'c');
+  audit.Refused(
+      Method::kTriggerBackup, commcell, "ci", "ipv4:127.0.0.1:1",
+      Status(StatusCode::kResourceExhausted, "identity ci exceeded 6 write calls", "RATE_LIMITED"));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_LT(lines[0].size(), 600u);
+  auto record = ParseAuditMessage(lines[0]);
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->action, "trigger");
+  ASSERT_GE(record->fields.size(), 2u);
+  EXPECT_EQ(record->fields[1].first, "commcell");
+  EXPECT_EQ(record->fields[1].second, std::string(128, 'c') + "\u2026(60000 bytes)");
 }
 
 }  // namespace

@@ -222,9 +222,32 @@ TEST_F(ConfigTest, MaxConcurrentPolls) {
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->tracking.max_concurrent_polls, 4);
   ExpectError(std::string("tracking: {max_concurrent_polls: 0}") + kMinimal,
-              "tracking.max_concurrent_polls", "between 1 and 1000");
+              "tracking.max_concurrent_polls", "must be 1-1000");
   ExpectError(std::string("tracking: {max_concurrent_polls: many}") + kMinimal,
               "tracking.max_concurrent_polls", "wrong type");
+}
+
+TEST_F(ConfigTest, GrpcResourceLimits) {
+  auto c = Parse(kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->grpc_memory_limit_bytes, 64 << 20);
+  EXPECT_EQ(c->grpc_max_concurrent_streams, 4096);
+  EXPECT_EQ(c->grpc_max_metadata_bytes, 8192);
+  c = Parse(std::string("grpc: {memory_limit_bytes: 268435456, max_concurrent_streams: 8, "
+                        "max_metadata_bytes: 16384}\n") +
+            kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->grpc_memory_limit_bytes, 268435456);
+  EXPECT_EQ(c->grpc_max_concurrent_streams, 8);
+  EXPECT_EQ(c->grpc_max_metadata_bytes, 16384);
+  ExpectError(std::string("grpc: {memory_limit_bytes: 1000}\n") + kMinimal,
+              "grpc.memory_limit_bytes", "4194304-68719476736");
+  ExpectError(std::string("grpc: {max_concurrent_streams: 0}\n") + kMinimal,
+              "grpc.max_concurrent_streams", "1-100000");
+  ExpectError(std::string("grpc: {max_metadata_bytes: 100}\n") + kMinimal,
+              "grpc.max_metadata_bytes", "1024-1048576");
+  ExpectError(std::string("grpc: {max_concurrent_streams: many}\n") + kMinimal,
+              "grpc.max_concurrent_streams", "wrong type");
 }
 
 TEST_F(ConfigTest, SyntaxErrorNamesTheLine) {

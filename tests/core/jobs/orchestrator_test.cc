@@ -359,6 +359,32 @@ TEST_F(OrchestratorTest, EnsureRecentBackupAnswersARecentSuccessWithoutTriggerin
   EXPECT_EQ(client_->calls(), 1);
 }
 
+// The largest max_age a Duration allows (about 10,000 years, in milliseconds) reaches before the
+// clock's range: "now - max_age" saturates, so any success qualifies. It overflowed before (a
+// new backup started seconds after one succeeded); UBSan flags such an overflow.
+TEST_F(OrchestratorTest, EnsureRecentBackupWithAHugeMaxAgeAnswersTheLastSuccess) {
+  Job done;
+  done.commcell = "cs1";
+  done.job_id = "100";
+  done.state = JobState::kSucceeded;
+  done.create_time = clock_.Now() - std::chrono::seconds(20);
+  done.end_time = clock_.Now() - std::chrono::seconds(10);
+  done.update_time = *done.end_time;
+  ASSERT_TRUE(store_->PutJobs({done}).ok());
+  for (const auto max_age :
+       {std::chrono::milliseconds(std::chrono::seconds(30000000000LL)),
+        std::chrono::milliseconds(315576000000LL * 1000 + 999), std::chrono::milliseconds::max()}) {
+    std::promise<StatusOr<TriggerOutcome>> p;
+    orchestrator_->EnsureRecentBackup(Request(), max_age,
+                                      [&p](StatusOr<TriggerOutcome> o) { p.set_value(o); });
+    auto out = p.get_future().get();
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(out->job.job_id, "100") << max_age.count();
+    EXPECT_TRUE(out->deduplicated);
+  }
+  EXPECT_EQ(client_->calls(), 0);
+}
+
 TEST_F(OrchestratorTest, ReusePolicyAnswersTheRunningJob) {
   client_ = std::make_shared<FakeCommServClient>([](const commserv::DrBackupRequest&) {
     return StatusOr<commserv::DrBackupResult>(Status(StatusCode::kAborted,
