@@ -74,6 +74,7 @@ const char* CommServEndpointName(CommServEndpoint endpoint) {
     case CommServEndpoint::kJobList: return "job_list";
     case CommServEndpoint::kKill: return "kill";
     case CommServEndpoint::kJobDetails: return "job_details";
+    case CommServEndpoint::kDrOptions: return "dr_options";
   }
   return "other";
 }

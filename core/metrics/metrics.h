@@ -38,7 +38,8 @@ enum class CommServEndpoint {
   kJob,
   kJobList,
   kKill,
-  kJobDetails
+  kJobDetails,
+  kDrOptions
 };
 const char* CommServEndpointName(CommServEndpoint endpoint);
 
