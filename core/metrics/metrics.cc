@@ -133,7 +133,9 @@ Metrics::Metrics(prometheus::Registry& registry)
                              .Register(registry)),
       jobs_finished_(prometheus::BuildCounter()
                          .Name("drgate_backup_jobs_finished_total")
-                         .Help("DR backup jobs drgate started that reached a terminal state.")
+                         .Help("DR backup jobs that reached a terminal state while drgate ran, by "
+                               "origin: drgate (drgate started it) or commserv (the "
+                               "CommServe's schedule or an administrator).")
                          .Register(registry)),
       job_duration_(prometheus::BuildHistogram()
                         .Name("drgate_backup_job_duration_seconds")
@@ -145,8 +147,9 @@ Metrics::Metrics(prometheus::Registry& registry)
                        .Register(registry)),
       last_success_(prometheus::BuildGauge()
                         .Name("drgate_backup_last_success_timestamp_seconds")
-                        .Help("End time (Unix seconds) of the last successful DR backup; 0 when "
-                              "drgate has seen none.")
+                        .Help("End time (Unix seconds) of the CommCell's last successful DR backup "
+                              "of any origin (drgate's or the CommServe's own); 0 when drgate "
+                              "has seen none.")
                         .Register(registry)),
       last_finished_(prometheus::BuildGauge()
                          .Name("drgate_backup_last_finished_timestamp_seconds")
@@ -165,7 +168,19 @@ Metrics::Metrics(prometheus::Registry& registry)
               .Help("Registry writes that failed, by problem: disk_full, read_only, io_error, "
                     "busy, out_of_memory, other. A trigger whose intent cannot be written fails "
                     "before anything is sent to the CommServe.")
-              .Register(registry)) {
+              .Register(registry)),
+      retained_fulls_(prometheus::BuildGauge()
+                          .Name("drgate_dr_backup_retained_fulls")
+                          .Help("Full DR backups the CommServe retains (its DR backup options); "
+                                "absent while unknown.")
+                          .Register(registry)),
+      offsite_(prometheus::BuildGauge()
+                   .Name("drgate_dr_backup_offsite")
+                   .Help("1 when the CommServe's DR backup export is copied off its host (a "
+                         "network share or the cloud upload), 0 when it stays on the host's "
+                         "own disk; absent while unknown. Phase 1 only: a storage policy copy "
+                         "may still leave the host (docs/dr-history.md).")
+                   .Register(registry)) {
   for (const char* problem : kRegistryProblems) registry_write_failures_.Add({{"reason", problem}});
   build_info_.Add({{"version", DRGATE_VERSION}, {"revision", DRGATE_REVISION}}).Set(1);
 }
@@ -206,8 +221,10 @@ void Metrics::RegisterCommCell(const std::string& commcell) {
     job_duration_.Add({{"commcell", commcell}, {"backup_type", t}}, kJobDurationBuckets);
     last_success_.Add({{"commcell", commcell}, {"backup_type", t}});
     for (JobState state : kTerminalStates) {
-      jobs_finished_.Add(
-          {{"commcell", commcell}, {"backup_type", t}, {"state", JobStateName(state)}});
+      jobs_finished_.Add({{"commcell", commcell},
+                          {"backup_type", t},
+                          {"state", JobStateName(state)},
+                          {"origin", JobOriginName(JobOrigin::kDrgate)}});
       last_finished_.Add(
           {{"commcell", commcell}, {"backup_type", t}, {"state", JobStateName(state)}});
     }
@@ -257,7 +274,10 @@ void Metrics::CountLogin(const std::string& commcell, bool success) {
 void Metrics::RecordJobFinished(const Job& job) {
   const char* type = BackupTypeName(job.backup_type);
   jobs_finished_
-      .Add({{"commcell", job.commcell}, {"backup_type", type}, {"state", JobStateName(job.state)}})
+      .Add({{"commcell", job.commcell},
+            {"backup_type", type},
+            {"state", JobStateName(job.state)},
+            {"origin", JobOriginName(job.origin)}})
       .Increment();
   const TimePoint end = job.end_time.value_or(job.update_time);
   if (job.start_time && job.end_time && *job.end_time >= *job.start_time) {
@@ -276,6 +296,21 @@ void Metrics::SetLastSuccess(const std::string& commcell, BackupType type, TimeP
   auto& gauge = last_success_.Add({{"commcell", commcell}, {"backup_type", BackupTypeName(type)}});
   // Never move backwards: a late report of an older job must not hide a newer success.
   if (Seconds(when) > gauge.Value()) gauge.Set(Seconds(when));
+}
+
+void Metrics::SetDrBackupOptions(const std::string& commcell, std::optional<int32_t> retained_fulls,
+                                 std::optional<bool> offsite) {
+  const prometheus::Labels labels = {{"commcell", commcell}};
+  if (retained_fulls) {
+    retained_fulls_.Add(labels).Set(*retained_fulls);
+  } else if (retained_fulls_.Has(labels)) {
+    retained_fulls_.Remove(&retained_fulls_.Add(labels));
+  }
+  if (offsite) {
+    offsite_.Add(labels).Set(*offsite ? 1 : 0);
+  } else if (offsite_.Has(labels)) {
+    offsite_.Remove(&offsite_.Add(labels));
+  }
 }
 
 void Metrics::SetActiveJobs(const std::string& commcell, int64_t count) {
