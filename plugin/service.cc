@@ -119,6 +119,9 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::ListJobs(grpc::CallbackServerCont
   }
   if (request->has_created_after()) filter.created_after = FromProto(request->created_after());
   if (request->has_created_before()) filter.created_before = FromProto(request->created_before());
+  auto origin = FilterFromProto(request->origin());
+  if (!origin.ok()) return Finish(context, origin.status());
+  filter.origin = *origin;
   auto page = orchestrator_.ListJobs(filter, page_size, request->page_token());
   if (page.ok()) {
     for (const auto& job : page->jobs) ToProto(job, response->add_jobs());
@@ -294,6 +297,10 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
                        std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::nanoseconds(request->max_age().nanos()));
 
+  // JOB_ORIGIN_UNSPECIFIED: a DR backup of any origin counts; JOB_ORIGIN_DRGATE: only drgate's.
+  auto origin = FilterFromProto(request->origin());
+  if (!origin.ok()) return Finish(context, origin.status());
+
   jobs::TriggerRequest r;
   r.commcell = request->commcell();
   r.backup_type = *type;
@@ -302,7 +309,8 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
   r.deadline = CallerDeadline(*context);
 
   auto* reactor = context->DefaultReactor();
-  orchestrator_.EnsureRecentBackup(std::move(r), max_age, AnswerTrigger(reactor, response));
+  orchestrator_.EnsureRecentBackup(std::move(r), max_age, AnswerTrigger(reactor, response),
+                                   *origin);
   return reactor;
 }
 
@@ -320,6 +328,15 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::ListCommCells(
     cell->set_url(info.url);
     cell->set_reachable(info.reachability.reachable);
     cell->set_last_error(info.reachability.last_error);
+    if (info.dr_backup_options) {
+      const commserv::DrBackupOptions& o = info.dr_backup_options->options;
+      v1::DrBackupOptions* out = cell->mutable_dr_backup_options();
+      out->set_destination(o.destination.value_or(""));
+      out->set_retained_fulls(o.retained_fulls.value_or(0));
+      out->set_network_share(o.network_share.value_or(false));
+      out->set_cloud_upload(o.cloud_upload.value_or(false));
+      ToProto(info.dr_backup_options->fetch_time, out->mutable_fetch_time());
+    }
     if (info.reachability.contacted) {
       ToProto(info.reachability.last_contact, cell->mutable_last_contact_time());
     }
