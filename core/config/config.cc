@@ -621,7 +621,8 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
     if (auto t = root["tracking"]) {
       if (Status s = CheckKeys(t, "tracking",
                                {"poll_interval", "max_backoff", "unseen_grace", "intent_grace",
-                                "intent_give_up", "retention", "probe_interval"});
+                                "intent_give_up", "retention", "probe_interval", "history_lookback",
+                                "history_interval", "options_interval"});
           !s.ok()) {
         return s;
       }
@@ -633,8 +634,17 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& ba
             GetDuration(t["intent_grace"], "tracking.intent_grace", tc.intent_grace),
             GetDuration(t["intent_give_up"], "tracking.intent_give_up", tc.intent_give_up),
             GetDuration(t["retention"], "tracking.retention", tc.retention),
-            GetDuration(t["probe_interval"], "tracking.probe_interval", tc.probe_interval)}) {
+            GetDuration(t["probe_interval"], "tracking.probe_interval", tc.probe_interval),
+            GetDuration(t["history_lookback"], "tracking.history_lookback", tc.history_lookback),
+            GetDuration(t["history_interval"], "tracking.history_interval", tc.history_interval),
+            GetDuration(t["options_interval"], "tracking.options_interval", tc.options_interval)}) {
         if (!s.ok()) return s;
+      }
+      for (const auto& [key, value] :
+           {std::pair{"tracking.history_lookback", tc.history_lookback},
+            std::pair{"tracking.history_interval", tc.history_interval},
+            std::pair{"tracking.options_interval", tc.options_interval}}) {
+        if (value < std::chrono::seconds(1)) return ConfigError(key, "must be at least 1s");
       }
       if (tc.poll_interval.count() <= 0) {
         return ConfigError("tracking.poll_interval", "must be > 0");

@@ -62,6 +62,12 @@ struct TrackingConfig {
   std::chrono::milliseconds intent_give_up{900000};
   std::chrono::milliseconds probe_interval{60000};  // 0: never probe idle CommCells
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};  // 0: keep forever
+  // The CommServe's own DR backups (core/jobs/dr_history.h): how far back the first read of a
+  // CommCell's DR job history goes, how often an idle CommCell's DR job list is read, and how
+  // often its DR backup options are read again.
+  std::chrono::milliseconds history_lookback{std::chrono::hours(24 * 7)};
+  std::chrono::milliseconds history_interval{std::chrono::minutes(5)};
+  std::chrono::milliseconds options_interval{std::chrono::hours(1)};
 };
 
 // One caller of the gRPC API, from auth.tokens_file. Only the SHA-256 of the bearer token is
