@@ -25,16 +25,16 @@ const char* ResultName(TriggerResult r) {
 // Series budget: at most 120 series per CommCell on /metrics (tests/core/metrics count them), so
 // histograms have few buckets, each chosen for a question an alert or the dashboard asks.
 //
-// A trigger (token, POST, parse) answers in well under a second when healthy; 2.5 s and more
-// means a slow CommServe, 10/30 s the timeouts.
-const prometheus::Histogram::BucketBoundaries kTriggerBuckets = {0.25, 1, 2.5, 10, 30};
+// A trigger (token, POST, parse) answers in well under a second when healthy; 5 s and more
+// means a slow CommServe, 30 s the timeouts.
+const prometheus::Histogram::BucketBoundaries kTriggerBuckets = {0.25, 1, 5, 30};
 
 // One CommServe request: fast (< 50 ms, keep-alive), normal (< 250 ms), slow, very slow,
 // timing out.
 const prometheus::Histogram::BucketBoundaries kCommServBuckets = {0.05, 0.25, 1, 5, 30};
 
-// DR backups take minutes to hours: 10 min, 30 min, 1 h, 2 h, 4 h.
-const prometheus::Histogram::BucketBoundaries kJobDurationBuckets = {600, 1800, 3600, 7200, 14400};
+// DR backups take minutes to hours: 30 min, 1 h, 2 h, 4 h.
+const prometheus::Histogram::BucketBoundaries kJobDurationBuckets = {1800, 3600, 7200, 14400};
 
 // drgate_commserv_request_duration_seconds has its own histogram for the DR backup call and the
 // job list (the calls whose latency matters); every other endpoint shares endpoint="other".
@@ -239,6 +239,14 @@ void Metrics::RegisterCommCell(const std::string& commcell) {
                           {"backup_type", t},
                           {"state", JobStateName(state)},
                           {"origin", JobOriginName(JobOrigin::kDrgate)}});
+      // The CommServe's own jobs: failures exist from the start so that increase() in
+      // DrgateDrBackupFailed sees the first one; successes appear when one finishes (budget).
+      if (state == JobState::kFailed || state == JobState::kKilled) {
+        jobs_finished_.Add({{"commcell", commcell},
+                            {"backup_type", t},
+                            {"state", JobStateName(state)},
+                            {"origin", JobOriginName(JobOrigin::kCommserv)}});
+      }
       last_finished_.Add(
           {{"commcell", commcell}, {"backup_type", t}, {"state", JobStateName(state)}});
     }

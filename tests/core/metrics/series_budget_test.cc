@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "core/metrics/metrics.h"
+#include "tests/fakes/metric_value.h"
 
 namespace drgate {
 namespace {
@@ -42,15 +43,18 @@ void SteadyState(Metrics& metrics, const std::string& commcell) {
     metrics.ObserveCommServRequest(commcell, e, 0.1);
   }
   for (JobOrigin origin : {JobOrigin::kDrgate, JobOrigin::kCommserv}) {
-    for (JobState state : {JobState::kSucceeded, JobState::kFailed}) {
-      Job job;
-      job.commcell = commcell;
-      job.job_id = "1";
-      job.origin = origin;
-      job.state = state;
-      job.start_time = TimePoint(std::chrono::seconds(1000));
-      job.end_time = TimePoint(std::chrono::seconds(2000));
-      metrics.RecordJobFinished(job);
+    for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {
+      for (JobState state : {JobState::kSucceeded, JobState::kFailed}) {
+        Job job;
+        job.commcell = commcell;
+        job.job_id = "1";
+        job.origin = origin;
+        job.backup_type = type;
+        job.state = state;
+        job.start_time = TimePoint(std::chrono::seconds(1000));
+        job.end_time = TimePoint(std::chrono::seconds(2000));
+        metrics.RecordJobFinished(job);
+      }
     }
   }
   metrics.ObserveTriggerDuration(commcell, 0.3);
@@ -70,6 +74,24 @@ TEST(SeriesBudgetTest, OneMoreCommCellAddsAtMost120Series) {
   std::printf("series per CommCell: %d (budget %d)\n", per_commcell, kBudgetPerCommCell);
   EXPECT_LE(per_commcell, kBudgetPerCommCell);
   EXPECT_GT(per_commcell, 50);  // the counting works: a CommCell has dozens of series
+}
+
+TEST(SeriesBudgetTest, FailuresOfBothOriginsExistFromTheStart) {
+  prometheus::Registry registry;
+  Metrics metrics(registry);
+  metrics.RegisterCommCell("cs1");
+  for (const char* state : {"failed", "killed"}) {
+    for (const char* origin : {"drgate", "commserv"}) {
+      for (const char* type : {"full", "differential"}) {
+        EXPECT_EQ(
+            testing::MetricValue(
+                registry, "drgate_backup_jobs_finished_total",
+                {{"commcell", "cs1"}, {"backup_type", type}, {"state", state}, {"origin", origin}}),
+            0)
+            << state << " " << origin << " " << type;
+      }
+    }
+  }
 }
 
 TEST(SeriesBudgetTest, UnknownOptionsAreAbsentAndComeBack) {
