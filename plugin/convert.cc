@@ -51,6 +51,21 @@ v1::JobState ToProto(JobState state) {
   return static_cast<v1::JobState>(static_cast<int>(state));
 }
 
+StatusOr<std::optional<JobOrigin>> FilterFromProto(v1::JobOrigin origin) {
+  switch (origin) {
+    case v1::JOB_ORIGIN_UNSPECIFIED: return std::optional<JobOrigin>();
+    case v1::JOB_ORIGIN_DRGATE: return std::optional<JobOrigin>(JobOrigin::kDrgate);
+    case v1::JOB_ORIGIN_COMMSERV: return std::optional<JobOrigin>(JobOrigin::kCommserv);
+    default: break;
+  }
+  return InvalidArgument("unknown origin filter " + std::to_string(origin),
+                         "INVALID_ORIGIN_FILTER");
+}
+
+v1::JobOrigin ToProto(JobOrigin origin) {
+  return origin == JobOrigin::kCommserv ? v1::JOB_ORIGIN_COMMSERV : v1::JOB_ORIGIN_DRGATE;
+}
+
 void ToProto(const Job& job, v1::Job* out) {
   out->set_job_id(job.job_id);
   out->set_commcell(job.commcell);
@@ -67,6 +82,7 @@ void ToProto(const Job& job, v1::Job* out) {
   if (job.start_time) ToProto(*job.start_time, out->mutable_start_time());
   if (job.end_time) ToProto(*job.end_time, out->mutable_end_time());
   ToProto(job.update_time, out->mutable_update_time());
+  out->set_origin(ToProto(job.origin));
 }
 
 }  // namespace drgate::plugin

@@ -21,6 +21,11 @@ v1::BackupType ToProto(BackupType type);
 StatusOr<std::optional<JobState>> FilterFromProto(v1::JobState state);
 v1::JobState ToProto(JobState state);
 
+// nullopt for JOB_ORIGIN_UNSPECIFIED (every origin); INVALID_ARGUMENT (reason
+// INVALID_ORIGIN_FILTER) for unknown values.
+StatusOr<std::optional<JobOrigin>> FilterFromProto(v1::JobOrigin origin);
+v1::JobOrigin ToProto(JobOrigin origin);
+
 void ToProto(const Job& job, v1::Job* out);
 void ToProto(TimePoint time, google::protobuf::Timestamp* out);
 // A caller's Timestamp, checked (core/common/time_range.h): INVALID_ARGUMENT (reason

@@ -150,6 +150,9 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::ListJobs(grpc::CallbackServerCont
     if (!before.ok()) return Finish(context, before.status());
     filter.created_before = *before;
   }
+  auto origin = FilterFromProto(request->origin());
+  if (!origin.ok()) return Finish(context, origin.status());
+  filter.origin = *origin;
   auto* reactor = context->DefaultReactor();
   orchestrator_.ListJobs(std::move(filter), page_size, request->page_token(),
                          [reactor, response](StatusOr<JobPage> page) {
@@ -281,6 +284,10 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
                 InvalidArgument("max_age must be a positive duration", "INVALID_MAX_AGE")));
   }
 
+  // JOB_ORIGIN_UNSPECIFIED: a DR backup of any origin counts; JOB_ORIGIN_DRGATE: only drgate's.
+  auto origin = FilterFromProto(request->origin());
+  if (!origin.ok()) return Finish(context, origin.status());
+
   jobs::TriggerRequest r;
   r.commcell = request->commcell();
   r.backup_type = *type;
@@ -289,7 +296,8 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
   r.deadline = CallerDeadline(*context);
 
   auto* reactor = context->DefaultReactor();
-  orchestrator_.EnsureRecentBackup(std::move(r), *max_age, AnswerTrigger(reactor, response));
+  orchestrator_.EnsureRecentBackup(std::move(r), *max_age, AnswerTrigger(reactor, response),
+                                   *origin);
   return reactor;
 }
 
@@ -307,6 +315,15 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::ListCommCells(
     cell->set_url(info.url);
     cell->set_reachable(info.reachability.reachable);
     cell->set_last_error(info.reachability.last_error);
+    if (info.dr_backup_options) {
+      const commserv::DrBackupOptions& o = info.dr_backup_options->options;
+      v1::DrBackupOptions* out = cell->mutable_dr_backup_options();
+      out->set_destination(o.destination.value_or(""));
+      out->set_retained_fulls(o.retained_fulls.value_or(0));
+      out->set_network_share(o.network_share.value_or(false));
+      out->set_cloud_upload(o.cloud_upload.value_or(false));
+      ToProto(info.dr_backup_options->fetch_time, out->mutable_fetch_time());
+    }
     if (info.reachability.contacted) {
       ToProto(info.reachability.last_contact, cell->mutable_last_contact_time());
     }

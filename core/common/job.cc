@@ -16,6 +16,20 @@ std::optional<BackupType> ParseBackupType(std::string_view name) {
   return std::nullopt;
 }
 
+const char* JobOriginName(JobOrigin origin) {
+  switch (origin) {
+    case JobOrigin::kDrgate: return "drgate";
+    case JobOrigin::kCommserv: return "commserv";
+  }
+  return "drgate";
+}
+
+std::optional<JobOrigin> ParseJobOrigin(std::string_view name) {
+  if (name == "drgate") return JobOrigin::kDrgate;
+  if (name == "commserv") return JobOrigin::kCommserv;
+  return std::nullopt;
+}
+
 const char* JobStateName(JobState state) {
   switch (state) {
     case JobState::kSubmitted: return "submitted";

@@ -36,7 +36,16 @@ bool IsTerminal(JobState state);
 
 using TimePoint = std::chrono::system_clock::time_point;
 
-// One DR backup job drgate started, as recorded in the registry.
+// Who started a DR backup job: drgate itself, or the CommServe (its own DR schedule or an
+// administrator; the CommServe's job list does not say which).
+enum class JobOrigin { kDrgate = 1, kCommserv = 2 };
+
+// "drgate" / "commserv" (stable: used in metric labels, the registry and the CLI).
+const char* JobOriginName(JobOrigin origin);
+std::optional<JobOrigin> ParseJobOrigin(std::string_view name);
+
+// One DR backup job of a CommCell, as recorded in the registry: one drgate started, or one it
+// found in the CommServe's DR job history (origin kCommserv).
 struct Job {
   std::string commcell;
   std::string job_id;  // the CommServe's id, verbatim
@@ -53,6 +62,7 @@ struct Job {
   std::optional<TimePoint> start_time;
   std::optional<TimePoint> end_time;
   TimePoint update_time{};
+  JobOrigin origin = JobOrigin::kDrgate;
 
   friend bool operator==(const Job&, const Job&) = default;
 };

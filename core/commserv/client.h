@@ -41,6 +41,17 @@ class CommServClient {
   virtual void ListDrJobs(std::chrono::seconds lookback,
                           Callback<std::vector<JobSummary>> done) = 0;
 
+  // One page of the same list, for reading a long history: `limit` jobs from `offset` (the
+  // `limit` and `offset` request headers), newest first, with the whole list's size
+  // (totalRecordsWithoutPaging) to know when to stop.
+  virtual void ListDrJobPage(std::chrono::seconds lookback, int64_t offset, int64_t limit,
+                             Callback<JobListPage> done) = 0;
+
+  // GET Commcell/DRBackup/Options: where the CommServe writes its DR backups. An error with
+  // reason kReasonDrOptionsUnavailable (codec.h) means the options cannot be known from this
+  // CommServe (404, unreadable answer): log it once and treat the options as unknown.
+  virtual void GetDrBackupOptions(Callback<DrBackupOptions> done) = 0;
+
   // GET Job/{id}. nullopt when the CommServe does not (yet) show the job: a freshly submitted id
   // can be missing for a few seconds, which is not a failure.
   virtual void GetJob(const std::string& job_id, Callback<std::optional<JobSummary>> done) = 0;

@@ -905,6 +905,102 @@ StatusOr<std::vector<JobSummary>> DecodeJobList(const HttpResponse& response) {
   return out;
 }
 
+StatusOr<JobListPage> DecodeJobListPage(const HttpResponse& response) {
+  StatusOr<std::vector<JobSummary>> jobs = DecodeJobList(response);
+  if (!jobs.ok()) return jobs.status();
+  JobListPage page;
+  page.jobs = std::move(*jobs);
+  page.total = static_cast<int64_t>(page.jobs.size());
+  // DecodeJobList succeeded, so the body is a JSON object.
+  const json root = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (const json* total = Field(root, "totalRecordsWithoutPaging")) {
+    if (std::optional<int64_t> n = JsonToInt(*total); n && *n >= page.total) page.total = *n;
+  }
+  return page;
+}
+
+namespace {
+
+// 1/0, true/false, "1"/"0", "true"/"false" (any case); anything else is unknown.
+std::optional<bool> JsonToFlag(const json& v) {
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_number()) {
+    std::optional<int64_t> n = JsonToInt(v);
+    if (n == 0) return false;
+    if (n == 1) return true;
+    return std::nullopt;
+  }
+  if (v.is_string()) {
+    std::string text(Trim(v.get_ref<const std::string&>()));
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (text == "1" || text == "true") return true;
+    if (text == "0" || text == "false") return false;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<bool> CopyLeavesHost(const DrBackupOptions& options) {
+  if (options.network_share == true || options.cloud_upload == true) return true;
+  if (options.network_share == false && options.cloud_upload == false) return false;
+  return std::nullopt;
+}
+
+StatusOr<DrBackupOptions> DecodeDrBackupOptions(const HttpResponse& response) {
+  const int http = response.status;
+  if (http == 404) {
+    return WithHttpStatus(
+        Status(StatusCode::kNotFound, "the CommServe has no DR backup options endpoint (HTTP 404)",
+               kReasonDrOptionsUnavailable),
+        http);
+  }
+  if (!Is2xx(http)) return HttpError(response, Call::kDefault);
+  StatusOr<Body> body = ParseBody(response, WireFormat::kJson);
+  if (!body.ok()) {
+    Status s = body.status();
+    return WithHttpStatus(Status(s.code(), s.message(), kReasonDrOptionsUnavailable), http);
+  }
+  if (std::optional<UpstreamError> error = FindError(*body)) {
+    return Rejected(*error, http, Call::kDefault);
+  }
+  if (body->format != WireFormat::kJson || !body->json_value.is_object()) {
+    return WithHttpStatus(Status(StatusCode::kInternal, "DR backup options are not a JSON object",
+                                 kReasonDrOptionsUnavailable),
+                          http);
+  }
+  const json* wrapped = Field(body->json_value, "properties");
+  const json& properties = wrapped != nullptr && wrapped->is_object() ? *wrapped : body->json_value;
+
+  DrBackupOptions options;
+  if (const json* v = Field(properties, "DRDumpLocation"); v != nullptr && v->is_string()) {
+    options.destination = SanitizeText(v->get<std::string>());
+  }
+  if (const json* v = Field(properties, "DRNumFulls")) {
+    std::optional<int64_t> n = JsonToInt(*v);
+    if (n && *n >= 0 && *n <= std::numeric_limits<int32_t>::max()) {
+      options.retained_fulls = static_cast<int32_t>(*n);
+    }
+  }
+  if (const json* v = Field(properties, "UseLocalDrive")) options.local_drive = JsonToFlag(*v);
+  if (const json* v = Field(properties, "UseNetworkShare")) options.network_share = JsonToFlag(*v);
+  if (const json* v = Field(properties, "uploadBackupMetadataToCloud")) {
+    options.cloud_upload = JsonToFlag(*v);
+  }
+  if (const json* v = Field(properties, "cloudLibrary"); v != nullptr && v->is_object()) {
+    // A named or numbered cloud library is an upload target, whatever the flag says.
+    for (const auto& [key, value] : v->items()) {
+      if ((value.is_string() && !Trim(value.get_ref<const std::string&>()).empty()) ||
+          (value.is_number() && JsonToInt(value).value_or(0) > 0)) {
+        options.cloud_upload = true;
+        break;
+      }
+    }
+  }
+  return options;
+}
+
 std::optional<JobState> MapJobStatus(std::string_view status) {
   static constexpr std::pair<std::string_view, JobState> kExact[] = {
       {"running", JobState::kRunning},

@@ -116,6 +116,41 @@ struct JobSummary {
 // sanitized and cut to 512 bytes; pendingReason loses its HTML tags.
 StatusOr<std::vector<JobSummary>> DecodeJobList(const HttpResponse& response);
 
+// One page of the DR job list: the jobs it holds and totalRecordsWithoutPaging (the size of the
+// whole list; the number of jobs on the page when the field is missing or unreadable).
+struct JobListPage {
+  std::vector<JobSummary> jobs;
+  int64_t total = 0;
+};
+// DecodeJobList, keeping totalRecordsWithoutPaging for paging with the limit/offset headers.
+StatusOr<JobListPage> DecodeJobListPage(const HttpResponse& response);
+
+// The CommServe's DR backup options (GET Commcell/DRBackup/Options), field by field: nullopt
+// when the answer does not say (a missing or unreadable field is unknown, not false).
+struct DrBackupOptions {
+  std::optional<std::string> destination;  // DRDumpLocation
+  std::optional<int32_t> retained_fulls;   // DRNumFulls
+  std::optional<bool> local_drive;         // UseLocalDrive
+  std::optional<bool> network_share;       // UseNetworkShare
+  std::optional<bool> cloud_upload;        // uploadBackupMetadataToCloud, or a cloudLibrary
+
+  friend bool operator==(const DrBackupOptions&, const DrBackupOptions&) = default;
+};
+
+// True when a copy of the DR export leaves the CommServe host (a network share or the cloud
+// upload is on); false when both are known to be off; nullopt when that cannot be told.
+std::optional<bool> CopyLeavesHost(const DrBackupOptions& options);
+
+// Reason of the errors DecodeDrBackupOptions returns when the options cannot be known: HTTP 404
+// (NOT_FOUND; releases without the endpoint) or a 2xx body that is not a JSON object (INTERNAL).
+// Callers treat the options as unknown. Other errors follow the conventions above.
+inline constexpr char kReasonDrOptionsUnavailable[] = "DR_OPTIONS_UNAVAILABLE";
+
+// {"properties": {...}} or the same fields without the wrapper. Flags may be 1/0, booleans or
+// strings ("1", "true"); numbers may be strings ("5"). A cloudLibrary object with any content
+// means the cloud upload is on. Texts are sanitized and cut to 512 bytes.
+StatusOr<DrBackupOptions> DecodeDrBackupOptions(const HttpResponse& response);
+
 // Maps a CommServe status text (case-insensitive, whitespace-tolerant) to a state:
 //   Running, Running (cannot be verified), Kill Pending, Interrupt Pending, Interrupted -> kRunning
 //     (not finished: a pending kill/interrupt is not an outcome, an interrupted job is resumed

@@ -239,6 +239,23 @@ void SessionClient::ListDrJobs(std::chrono::seconds lookback,
                                          &DecodeJobList, std::move(done));
 }
 
+void SessionClient::ListDrJobPage(std::chrono::seconds lookback, int64_t offset, int64_t limit,
+                                  Callback<JobListPage> done) {
+  HttpRequest http =
+      JsonRequest("GET", "Job?jobCategory=All&jobFilter=CSDRBKP&completedJobLookupTime=" +
+                             std::to_string(lookback.count()));
+  http.headers["limit"] = std::to_string(limit);
+  http.headers["offset"] = std::to_string(offset);
+  Authenticated<JobListPage>(CommServEndpoint::kJobList, std::move(http), &DecodeJobListPage,
+                             std::move(done));
+}
+
+void SessionClient::GetDrBackupOptions(Callback<DrBackupOptions> done) {
+  Authenticated<DrBackupOptions>(CommServEndpoint::kDrOptions,
+                                 JsonRequest("GET", "Commcell/DRBackup/Options"),
+                                 &DecodeDrBackupOptions, std::move(done));
+}
+
 void SessionClient::GetJob(const std::string& job_id, Callback<std::optional<JobSummary>> done) {
   Authenticated<std::optional<JobSummary>>(
       CommServEndpoint::kJob, JsonRequest("GET", "Job/" + job_id),

@@ -83,6 +83,9 @@ class SessionClient final : public CommServClient,
 
   void TriggerDrBackup(const DrBackupRequest& request, Callback<DrBackupResult> done) override;
   void ListDrJobs(std::chrono::seconds lookback, Callback<std::vector<JobSummary>> done) override;
+  void ListDrJobPage(std::chrono::seconds lookback, int64_t offset, int64_t limit,
+                     Callback<JobListPage> done) override;
+  void GetDrBackupOptions(Callback<DrBackupOptions> done) override;
   void GetJob(const std::string& job_id, Callback<std::optional<JobSummary>> done) override;
   void KillJob(const std::string& job_id, std::function<void(Status)> done) override;
   Reachability reachability() const override;

@@ -402,6 +402,19 @@ Section<TrackingConfig> TrackingSection() {
           [](T& t) -> int& { return t.max_concurrent_polls; },
           "At most this many CommCells have a job-list request under way at once; the others "
           "wait for a slot. Set it above the number of CommServes that may hang at once.")
+      .Add(
+          "history_lookback", config::Duration(std::chrono::seconds(1)),
+          [](T& t) -> milliseconds& { return t.history_lookback; },
+          "How far back the first read of a CommCell's DR job history goes (docs/dr-history.md).")
+      .Add(
+          "history_interval", config::Duration(std::chrono::seconds(1)),
+          [](T& t) -> milliseconds& { return t.history_interval; },
+          "How often an idle CommCell's DR job list is read, so that DR backups drgate did not "
+          "start are seen.")
+      .Add(
+          "options_interval", config::Duration(std::chrono::seconds(1)),
+          [](T& t) -> milliseconds& { return t.options_interval; },
+          "How often a CommCell's DR backup options (where DR backups go) are read again.")
       .Rule("max_backoff is at least poll_interval; intent_give_up is at least intent_grace.",
             [](T& t, const std::string& prefix, const config::Context&) {
               if (t.max_backoff < t.poll_interval) {

@@ -67,6 +67,12 @@ struct TrackingConfig {
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};
   // At most this many CommCells have a poll or probe under way at once (docs/tracking.md).
   int max_concurrent_polls = 16;
+  // The CommServe's own DR backups (core/jobs/dr_history.h): how far back the first read of a
+  // CommCell's DR job history goes, how often an idle CommCell's DR job list is read, and how
+  // often its DR backup options are read again.
+  std::chrono::milliseconds history_lookback{std::chrono::hours(24 * 7)};
+  std::chrono::milliseconds history_interval{std::chrono::minutes(5)};
+  std::chrono::milliseconds options_interval{std::chrono::hours(1)};
   bool operator==(const TrackingConfig&) const = default;
 };
 

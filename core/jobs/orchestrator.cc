@@ -506,7 +506,7 @@ void Orchestrator::Complete(const std::string& commcell, const TriggerRequest& r
 }
 
 void Orchestrator::EnsureRecentBackup(TriggerRequest request, std::chrono::milliseconds max_age,
-                                      TriggerCallback done) {
+                                      TriggerCallback done, std::optional<JobOrigin> origin) {
   auto cell = Resolve(request.commcell);
   if (!cell.ok()) {
     blocking_.Post([done = std::move(done), s = cell.status()] { done(s); });
@@ -524,13 +524,14 @@ void Orchestrator::EnsureRecentBackup(TriggerRequest request, std::chrono::milli
                                                                              std::move(done));
   Read(
       name,
-      [this, name, max_age, shared] {
+      [this, name, max_age, origin, shared] {
         TriggerRequest& request = shared->first;
         TriggerCallback& done = shared->second;
         // "Completed w/ one or more errors" is a success with errors (the CommServe's own
         // reading), as for drgate_backup_last_success_timestamp_seconds.
         auto recent = store_.LatestJob(name, request.backup_type,
-                                       {JobState::kSucceeded, JobState::kSucceededWithErrors});
+                                       {JobState::kSucceeded, JobState::kSucceededWithErrors},
+                                       origin);
         if (recent.ok() && recent->has_value()) {
           const Job& job = **recent;
           const TimePoint finished = job.end_time.value_or(job.create_time);  // as LatestJob
@@ -544,7 +545,8 @@ void Orchestrator::EnsureRecentBackup(TriggerRequest request, std::chrono::milli
         }
         auto running = store_.LatestJob(
             name, request.backup_type,
-            {JobState::kSubmitted, JobState::kQueued, JobState::kRunning, JobState::kSuspended});
+            {JobState::kSubmitted, JobState::kQueued, JobState::kRunning, JobState::kSuspended},
+            origin);
         if (!recent.ok() || !running.ok()) {
           done(Annotate(!recent.ok() ? recent.status() : running.status(), name));
           return;
@@ -688,7 +690,9 @@ std::vector<CommCellInfo> Orchestrator::ListCommCells() const {
     cells = commcells_;
   }
   for (const auto& c : *cells) {
-    out.push_back(CommCellInfo{c.name, c.url, c.client->reachability()});
+    CommCellInfo info{c.name, c.url, c.client->reachability(), std::nullopt};
+    if (options_.dr_options != nullptr) info.dr_backup_options = options_.dr_options->Get(c.name);
+    out.push_back(std::move(info));
   }
   return out;
 }

@@ -43,6 +43,7 @@
 #include "core/common/status.h"
 #include "core/commserv/client.h"
 #include "core/jobs/commcell.h"
+#include "core/jobs/dr_history.h"
 #include "core/jobs/tracker.h"
 #include "core/metrics/metrics.h"
 #include "core/registry/job_store.h"
@@ -69,6 +70,8 @@ struct CommCellInfo {
   std::string name;
   std::string url;
   commserv::Reachability reachability;
+  // The DR backup options last read (OrchestratorOptions::dr_options); nullopt while unknown.
+  std::optional<DrOptionsHolder::Entry> dr_backup_options;
 };
 
 // At most 36 printable ASCII characters.
@@ -83,6 +86,9 @@ struct OrchestratorOptions {
   // TRIGGER_OUTCOME_PENDING at once, as it can only be a lost answer.
   std::chrono::milliseconds shared_wait{0};
   std::chrono::milliseconds shared_poll{100};
+  // Where the DR history component keeps each CommCell's DR backup options (ListCommCells reads
+  // them); null: always unknown. Must outlive the Orchestrator.
+  const DrOptionsHolder* dr_options = nullptr;
 };
 
 class Orchestrator {
@@ -110,9 +116,10 @@ class Orchestrator {
   void TriggerBackup(TriggerRequest request, TriggerCallback done);
 
   // Answers a job that succeeded (also with errors) and ended within `max_age`, else one of this
-  // type that is running now, else triggers one. deduplicated = true for the first two.
+  // type that is running now, else triggers one. deduplicated = true for the first two. Jobs of
+  // any origin count (the CommServe's own schedule included) unless `origin` names one.
   void EnsureRecentBackup(TriggerRequest request, std::chrono::milliseconds max_age,
-                          TriggerCallback done);
+                          TriggerCallback done, std::optional<JobOrigin> origin = std::nullopt);
 
   // Kills the job on the CommServe and answers its state as the CommServe reports it after the
   // kill. NOT_FOUND for a job drgate did not start; FAILED_PRECONDITION (JOB_ALREADY_FINISHED)

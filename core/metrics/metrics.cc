@@ -22,13 +22,30 @@ const char* ResultName(TriggerResult r) {
   return "failed";
 }
 
-// Upstream latency spans ~10 ms (keep-alive, cached token) to a minute (timeouts).
-const prometheus::Histogram::BucketBoundaries kTriggerBuckets = {
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+// Series budget: at most 120 series per CommCell on /metrics (tests/core/metrics count them), so
+// histograms have few buckets, each chosen for a question an alert or the dashboard asks.
+//
+// A trigger (token, POST, parse) answers in well under a second when healthy; 5 s and more
+// means a slow CommServe, 30 s the timeouts.
+const prometheus::Histogram::BucketBoundaries kTriggerBuckets = {0.25, 1, 5, 30};
 
-// DR backups take minutes to hours: buckets from 30 s to 4 h.
-const prometheus::Histogram::BucketBoundaries kJobDurationBuckets = {
-    30, 60, 120, 300, 600, 900, 1800, 2700, 3600, 5400, 7200, 10800, 14400};
+// One CommServe request: fast (< 50 ms, keep-alive), normal (< 250 ms), slow, very slow,
+// timing out.
+const prometheus::Histogram::BucketBoundaries kCommServBuckets = {0.05, 0.25, 1, 5, 30};
+
+// DR backups take minutes to hours: 30 min, 1 h, 2 h, 4 h.
+const prometheus::Histogram::BucketBoundaries kJobDurationBuckets = {1800, 3600, 7200, 14400};
+
+// drgate_commserv_request_duration_seconds has its own histogram for the DR backup call and the
+// job list (the calls whose latency matters); every other endpoint shares endpoint="other".
+// drgate_commserv_requests_total keeps every endpoint apart.
+const char* DurationEndpoint(CommServEndpoint endpoint) {
+  switch (endpoint) {
+    case CommServEndpoint::kDrBackup:
+    case CommServEndpoint::kJobList: return CommServEndpointName(endpoint);
+    default: return "other";
+  }
+}
 
 constexpr JobState kTerminalStates[] = {JobState::kSucceeded, JobState::kSucceededWithErrors,
                                         JobState::kFailed, JobState::kKilled};
@@ -74,6 +91,7 @@ const char* CommServEndpointName(CommServEndpoint endpoint) {
     case CommServEndpoint::kJobList: return "job_list";
     case CommServEndpoint::kKill: return "kill";
     case CommServEndpoint::kJobDetails: return "job_details";
+    case CommServEndpoint::kDrOptions: return "dr_options";
   }
   return "other";
 }
@@ -132,7 +150,9 @@ Metrics::Metrics(prometheus::Registry& registry)
                              .Register(registry)),
       jobs_finished_(prometheus::BuildCounter()
                          .Name("drgate_backup_jobs_finished_total")
-                         .Help("DR backup jobs drgate started that reached a terminal state.")
+                         .Help("DR backup jobs that reached a terminal state while drgate ran, by "
+                               "origin: drgate (drgate started it) or commserv (the "
+                               "CommServe's schedule or an administrator).")
                          .Register(registry)),
       job_duration_(prometheus::BuildHistogram()
                         .Name("drgate_backup_job_duration_seconds")
@@ -144,8 +164,9 @@ Metrics::Metrics(prometheus::Registry& registry)
                        .Register(registry)),
       last_success_(prometheus::BuildGauge()
                         .Name("drgate_backup_last_success_timestamp_seconds")
-                        .Help("End time (Unix seconds) of the last successful DR backup; 0 when "
-                              "drgate has seen none.")
+                        .Help("End time (Unix seconds) of the CommCell's last successful DR backup "
+                              "of any origin (drgate's or the CommServe's own); 0 when drgate "
+                              "has seen none.")
                         .Register(registry)),
       last_finished_(prometheus::BuildGauge()
                          .Name("drgate_backup_last_finished_timestamp_seconds")
@@ -171,7 +192,19 @@ Metrics::Metrics(prometheus::Registry& registry)
               .Help("Registry writes that failed, by problem: disk_full, read_only, io_error, "
                     "busy, out_of_memory, other. A trigger whose intent cannot be written fails "
                     "before anything is sent to the CommServe.")
-              .Register(registry)) {
+              .Register(registry)),
+      retained_fulls_(prometheus::BuildGauge()
+                          .Name("drgate_dr_backup_retained_fulls")
+                          .Help("Full DR backups the CommServe retains (its DR backup options); "
+                                "absent while unknown.")
+                          .Register(registry)),
+      offsite_(prometheus::BuildGauge()
+                   .Name("drgate_dr_backup_offsite")
+                   .Help("1 when the CommServe's DR backup export is copied off its host (a "
+                         "network share or the cloud upload), 0 when it stays on the host's "
+                         "own disk; absent while unknown. Phase 1 only: a storage policy copy "
+                         "may still leave the host (docs/dr-history.md).")
+                   .Register(registry)) {
   for (const char* problem : kRegistryProblems) registry_write_failures_.Add({{"reason", problem}});
   build_info_.Add({{"version", DRGATE_VERSION}, {"revision", DRGATE_REVISION}}).Set(1);
 }
@@ -205,19 +238,26 @@ void Metrics::RegisterCommCell(const std::string& commcell) {
   for (const char* reason : kRejectReasons) {
     commserv_rejected_.Add({{"commcell", commcell}, {"reason", reason}});
   }
-  for (CommServEndpoint e :
-       {CommServEndpoint::kLogin, CommServEndpoint::kRenew, CommServEndpoint::kDrBackup,
-        CommServEndpoint::kJob, CommServEndpoint::kJobList, CommServEndpoint::kKill}) {
-    commserv_duration_.Add({{"commcell", commcell}, {"endpoint", CommServEndpointName(e)}},
-                           kTriggerBuckets);
+  for (const char* e : {"drbackup", "job_list", "other"}) {
+    commserv_duration_.Add({{"commcell", commcell}, {"endpoint", e}}, kCommServBuckets);
   }
   for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {
     const char* t = BackupTypeName(type);
     job_duration_.Add({{"commcell", commcell}, {"backup_type", t}}, kJobDurationBuckets);
     last_success_.Add({{"commcell", commcell}, {"backup_type", t}});
     for (JobState state : kTerminalStates) {
-      jobs_finished_.Add(
-          {{"commcell", commcell}, {"backup_type", t}, {"state", JobStateName(state)}});
+      jobs_finished_.Add({{"commcell", commcell},
+                          {"backup_type", t},
+                          {"state", JobStateName(state)},
+                          {"origin", JobOriginName(JobOrigin::kDrgate)}});
+      // The CommServe's own jobs: failures exist from the start so that increase() in
+      // DrgateDrBackupFailed sees the first one; successes appear when one finishes (budget).
+      if (state == JobState::kFailed || state == JobState::kKilled) {
+        jobs_finished_.Add({{"commcell", commcell},
+                            {"backup_type", t},
+                            {"state", JobStateName(state)},
+                            {"origin", JobOriginName(JobOrigin::kCommserv)}});
+      }
       last_finished_.Add(
           {{"commcell", commcell}, {"backup_type", t}, {"state", JobStateName(state)}});
     }
@@ -239,7 +279,7 @@ void Metrics::RegisterCommCell(const std::string& commcell) {
 void Metrics::ObserveCommServRequest(const std::string& commcell, CommServEndpoint endpoint,
                                      double seconds) {
   commserv_duration_
-      .Add({{"commcell", commcell}, {"endpoint", CommServEndpointName(endpoint)}}, kTriggerBuckets)
+      .Add({{"commcell", commcell}, {"endpoint", DurationEndpoint(endpoint)}}, kCommServBuckets)
       .Observe(seconds);
 }
 
@@ -267,7 +307,10 @@ void Metrics::CountLogin(const std::string& commcell, bool success) {
 void Metrics::RecordJobFinished(const Job& job) {
   const char* type = BackupTypeName(job.backup_type);
   jobs_finished_
-      .Add({{"commcell", job.commcell}, {"backup_type", type}, {"state", JobStateName(job.state)}})
+      .Add({{"commcell", job.commcell},
+            {"backup_type", type},
+            {"state", JobStateName(job.state)},
+            {"origin", JobOriginName(job.origin)}})
       .Increment();
   const TimePoint end = job.end_time.value_or(job.update_time);
   if (job.start_time && job.end_time && *job.end_time >= *job.start_time) {
@@ -286,6 +329,21 @@ void Metrics::SetLastSuccess(const std::string& commcell, BackupType type, TimeP
   auto& gauge = last_success_.Add({{"commcell", commcell}, {"backup_type", BackupTypeName(type)}});
   // Never move backwards: a late report of an older job must not hide a newer success.
   if (Seconds(when) > gauge.Value()) gauge.Set(Seconds(when));
+}
+
+void Metrics::SetDrBackupOptions(const std::string& commcell, std::optional<int32_t> retained_fulls,
+                                 std::optional<bool> offsite) {
+  const prometheus::Labels labels = {{"commcell", commcell}};
+  if (retained_fulls) {
+    retained_fulls_.Add(labels).Set(*retained_fulls);
+  } else if (retained_fulls_.Has(labels)) {
+    retained_fulls_.Remove(&retained_fulls_.Add(labels));
+  }
+  if (offsite) {
+    offsite_.Add(labels).Set(*offsite ? 1 : 0);
+  } else if (offsite_.Has(labels)) {
+    offsite_.Remove(&offsite_.Add(labels));
+  }
 }
 
 void Metrics::SetActiveJobs(const std::string& commcell, int64_t count) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,7 +39,8 @@ enum class CommServEndpoint {
   kJob,
   kJobList,
   kKill,
-  kJobDetails
+  kJobDetails,
+  kDrOptions
 };
 const char* CommServEndpointName(CommServEndpoint endpoint);
 
@@ -78,6 +80,10 @@ class Metrics {
   // Seeds drgate_backup_last_success_timestamp_seconds from the registry at startup.
   void SetLastSuccess(const std::string& commcell, BackupType type, TimePoint when);
   void SetActiveJobs(const std::string& commcell, int64_t count);
+  // drgate_dr_backup_retained_fulls and drgate_dr_backup_offsite of the CommCell; a nullopt
+  // removes that series (unknown).
+  void SetDrBackupOptions(const std::string& commcell, std::optional<int32_t> retained_fulls,
+                          std::optional<bool> offsite);
   // drgate_registry_leader: 1 while this replica leads (polls the CommServe), else 0. Always 1
   // with the embedded registry.
   void SetRegistryLeader(bool leader);
@@ -114,6 +120,8 @@ class Metrics {
   prometheus::Gauge& registry_leader_;
   prometheus::Counter& fenced_writes_;
   prometheus::Family<prometheus::Counter>& registry_write_failures_;
+  prometheus::Family<prometheus::Gauge>& retained_fulls_;
+  prometheus::Family<prometheus::Gauge>& offsite_;
 };
 
 }  // namespace drgate

@@ -1,6 +1,7 @@
 #pragma once
 
-// The job registry: every DR backup job drgate started, durable across restarts.
+// The job registry: every DR backup job drgate started, and those it found in a CommServe's DR
+// job history (Job::origin), durable across restarts.
 //
 // Implementations are thread-safe. Every write returns only once it is durable (for SQLite: WAL
 // with synchronous=FULL; for PostgreSQL: a committed transaction), so a job acknowledged to a
@@ -27,6 +28,7 @@ struct JobFilter {
   // may be unset (unbounded); an empty range lists nothing.
   std::optional<TimePoint> created_after;
   std::optional<TimePoint> created_before;
+  std::optional<JobOrigin> origin;  // unset: every origin
 };
 
 struct JobPage {
@@ -74,9 +76,10 @@ class JobStore {
   // The job of `commcell` and `type` whose state is one of `states` and that is the most recent
   // by coalesce(end_time, create_time) (end_time when set, create_time otherwise); of jobs equally
   // recent, the one with the greatest job_id (compared bytewise). nullopt when no job matches,
-  // including when `states` is empty.
-  virtual StatusOr<std::optional<Job>> LatestJob(const std::string& commcell, BackupType type,
-                                                 const std::vector<JobState>& states) = 0;
+  // including when `states` is empty. `origin` unset: a job of any origin; set: only that origin.
+  virtual StatusOr<std::optional<Job>> LatestJob(
+      const std::string& commcell, BackupType type, const std::vector<JobState>& states,
+      std::optional<JobOrigin> origin = std::nullopt) = 0;
 
   // Retention. Deletes, in one transaction, at most `max_rows` jobs in a terminal state
   // (succeeded, succeeded_with_errors, failed, killed; never unknown or a non-terminal state)

@@ -149,6 +149,20 @@ CREATE TABLE leader_leases (
   expires_at TIMESTAMPTZ NOT NULL
 );
 )sql"},
+    {4, "job origin",
+     R"sql(
+-- Who started each job: 'drgate', or 'commserv' for jobs found in the CommServe's DR job history
+-- (its own schedule, an administrator). Every job recorded before this version is drgate's.
+ALTER TABLE jobs ADD COLUMN origin TEXT NOT NULL DEFAULT 'drgate';
+-- LatestJob restricted to one origin (LatestJob of any origin keeps using jobs_latest).
+CREATE INDEX jobs_latest_origin
+  ON jobs (commcell, backup_type, origin, state, coalesce(end_time_ms, create_time_ms), job_id);
+)sql",
+     R"sql(
+ALTER TABLE jobs ADD COLUMN origin TEXT COLLATE "C" NOT NULL DEFAULT 'drgate';
+CREATE INDEX jobs_latest_origin
+  ON jobs (commcell, backup_type, origin, state, coalesce(end_time_ms, create_time_ms), job_id);
+)sql"},
 };
 static_assert(std::size(kSteps) == kSchemaVersion);
 

@@ -27,7 +27,7 @@ struct MigrationStep {
 std::span<const MigrationStep> Migrations();
 
 // The schema version this build creates and understands.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // pg_advisory_lock key that serialises migrations of one PostgreSQL database ("drgate-m").
 inline constexpr long long kPostgresMigrationLockKey = 0x647267617465'2d6dLL;

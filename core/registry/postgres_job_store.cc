@@ -28,7 +28,7 @@ constexpr char kReasonError[] = "REGISTRY_ERROR";
 constexpr char kJobColumns[] =
     "commcell, job_id, task_id, backup_type, compression, state, commserv_status, "
     "percent_complete, failure_reason, request_id, requested_by, create_time_ms, start_time_ms, "
-    "end_time_ms, update_time_ms";
+    "end_time_ms, update_time_ms, origin";
 
 // A transaction lock per (commcell, request_id), released at COMMIT or ROLLBACK.
 constexpr char kLockRequestIdSql[] =
@@ -54,14 +54,17 @@ StatusOr<Job> ReadJob(const PgResult& r, int row) {
   job.task_id = r.Int(row, 2);
   const std::string backup_type = r.Text(row, 3);
   const std::string state = r.Text(row, 5);
+  const std::string origin = r.Text(row, 15);
   std::optional<BackupType> parsed_type = ParseBackupType(backup_type);
   std::optional<JobState> parsed_state = ParseJobState(state);
-  if (!parsed_type || !parsed_state) {
+  std::optional<JobOrigin> parsed_origin = ParseJobOrigin(origin);
+  if (!parsed_type || !parsed_state || !parsed_origin) {
     return Internal("registry row for job '" + job.job_id + "' on CommCell '" + job.commcell +
-                        "' has an unknown backup_type '" + backup_type + "' or state '" + state +
-                        "'",
+                        "' has an unknown backup_type '" + backup_type + "', state '" + state +
+                        "' or origin '" + origin + "'",
                     kReasonError);
   }
+  job.origin = *parsed_origin;
   job.backup_type = *parsed_type;
   job.compression = r.Int(row, 4) != 0;
   job.state = *parsed_state;
@@ -88,15 +91,15 @@ StatusOr<std::vector<Job>> ReadJobs(const PgResult& r) {
   return jobs;
 }
 
-// An upsert of `rows` jobs in one statement: 15 parameters per row.
+// An upsert of `rows` jobs in one statement: 16 parameters per row.
 std::string UpsertSql(std::size_t rows) {
   std::string sql = std::string("INSERT INTO jobs (") + kJobColumns + ") VALUES ";
   for (std::size_t r = 0; r < rows; ++r) {
-    auto p = [r](int i) { return "$" + std::to_string(r * 15 + i); };
+    auto p = [r](int i) { return "$" + std::to_string(r * 16 + i); };
     sql += (r == 0 ? "(" : ", (") + p(1) + ", " + p(2) + ", " + p(3) + "::bigint, " + p(4) + ", " +
            p(5) + "::integer, " + p(6) + ", " + p(7) + ", " + p(8) + "::integer, " + p(9) + ", " +
            p(10) + ", " + p(11) + ", " + p(12) + "::bigint, " + p(13) + "::bigint, " + p(14) +
-           "::bigint, " + p(15) + "::bigint)";
+           "::bigint, " + p(15) + "::bigint, " + p(16) + ")";
   }
   sql +=
       " ON CONFLICT (commcell, job_id) DO UPDATE SET "
@@ -106,7 +109,7 @@ std::string UpsertSql(std::size_t rows) {
       "failure_reason = EXCLUDED.failure_reason, request_id = EXCLUDED.request_id, "
       "requested_by = EXCLUDED.requested_by, create_time_ms = EXCLUDED.create_time_ms, "
       "start_time_ms = EXCLUDED.start_time_ms, end_time_ms = EXCLUDED.end_time_ms, "
-      "update_time_ms = EXCLUDED.update_time_ms";
+      "update_time_ms = EXCLUDED.update_time_ms, origin = EXCLUDED.origin";
   return sql;
 }
 
@@ -117,7 +120,7 @@ void AppendJobParams(const Job& job, Params& params) {
        Int(job.compression ? 1 : 0), std::string(JobStateName(job.state)), job.commserv_status,
        Int(job.percent_complete), job.failure_reason, job.request_id, job.requested_by,
        Int(ToMillis(job.create_time)), OptionalMillis(job.start_time), OptionalMillis(job.end_time),
-       Int(ToMillis(job.update_time))});
+       Int(ToMillis(job.update_time)), std::string(JobOriginName(job.origin))});
 }
 
 // Closes an open intent; a no-op for a resolved one; NOT_FOUND for an unknown one. Runs inside
@@ -581,6 +584,7 @@ StatusOr<JobPage> PostgresJobStore::ListJobs(const JobFilter& filter, int page_s
   if (!filter.commcell.empty()) sql += " AND commcell = " + param(filter.commcell);
   if (filter.state) sql += " AND state = " + param(JobStateName(*filter.state));
   if (filter.backup_type) sql += " AND backup_type = " + param(BackupTypeName(*filter.backup_type));
+  if (filter.origin) sql += " AND origin = " + param(JobOriginName(*filter.origin));
   if (cursor) {
     sql += " AND (create_time_ms, commcell, job_id) < (" + param(Int(cursor->create_time_ms)) +
            "::bigint, " + param(cursor->commcell) + ", " + param(cursor->job_id) + ")";
@@ -631,7 +635,8 @@ StatusOr<std::vector<Job>> PostgresJobStore::ListActiveJobs() {
 
 StatusOr<std::optional<Job>> PostgresJobStore::LatestJob(const std::string& commcell,
                                                          BackupType type,
-                                                         const std::vector<JobState>& states) {
+                                                         const std::vector<JobState>& states,
+                                                         std::optional<JobOrigin> origin) {
   static const std::string kOperation = "find latest job";
   if (states.empty()) return std::optional<Job>();
   // A text[] literal: state names are lower-case words, nothing to quote.
@@ -641,12 +646,15 @@ StatusOr<std::optional<Job>> PostgresJobStore::LatestJob(const std::string& comm
   }
   array += "}";
   std::optional<Job> found;
+  Params params = {commcell, std::string(BackupTypeName(type)), array};
+  if (origin) params.push_back(std::string(JobOriginName(*origin)));
   Status s = Run(kOperation, false, [&](PgConnection& conn) -> Status {
     StatusOr<PgResult> r = conn.Exec(
         std::string("SELECT ") + kJobColumns +
-            " FROM jobs WHERE commcell = $1 AND backup_type = $2 AND state = ANY($3::text[]) "
+            " FROM jobs WHERE commcell = $1 AND backup_type = $2 AND state = ANY($3::text[]) " +
+            (origin ? "AND origin = $4 " : "") +
             "ORDER BY coalesce(end_time_ms, create_time_ms) DESC, job_id DESC LIMIT 1",
-        {commcell, std::string(BackupTypeName(type)), array}, kOperation);
+        params, kOperation);
     if (!r.ok()) return r.status();
     if (r->rows() == 0) return Status::Ok();
     StatusOr<Job> job = ReadJob(*r, 0);

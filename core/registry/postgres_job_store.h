@@ -57,7 +57,8 @@ class PostgresJobStore final : public JobStore {
                              const std::string& page_token) override;
   StatusOr<std::vector<Job>> ListActiveJobs() override;
   StatusOr<std::optional<Job>> LatestJob(const std::string& commcell, BackupType type,
-                                         const std::vector<JobState>& states) override;
+                                         const std::vector<JobState>& states,
+                                         std::optional<JobOrigin> origin = std::nullopt) override;
   StatusOr<int64_t> PruneTerminalJobs(TimePoint finished_before, int max_rows) override;
   StatusOr<int64_t> AddIntent(const TriggerIntent& intent) override;
   Status ResolveIntent(int64_t intent_id, const std::string& outcome) override;

@@ -62,8 +62,9 @@ struct Sql {
   std::string find_by_request_id;
   std::string list_active;
   // Indexed by ListVariant().
-  std::array<std::string, 16> list_jobs;
+  std::array<std::string, 32> list_jobs;
   std::string latest_job;
+  std::string latest_job_of_origin;
   std::string prune_jobs;
   std::string prune_intents;
   std::string add_intent;
@@ -77,15 +78,16 @@ struct Sql {
 constexpr char kJobColumns[] =
     "commcell, job_id, task_id, backup_type, compression, state, commserv_status, "
     "percent_complete, failure_reason, request_id, requested_by, create_time_ms, start_time_ms, "
-    "end_time_ms, update_time_ms";
+    "end_time_ms, update_time_ms, origin";
 
 // LatestJob binds one parameter per distinct state; unused ones stay NULL and match nothing.
 constexpr const char* kLatestJobStateParams[] = {":state1", ":state2", ":state3",
                                                  ":state4", ":state5", ":state6",
                                                  ":state7", ":state8", ":state9"};
 
-int ListVariant(bool by_commcell, bool by_state, bool by_type, bool after_cursor) {
-  return (by_commcell ? 1 : 0) | (by_state ? 2 : 0) | (by_type ? 4 : 0) | (after_cursor ? 8 : 0);
+int ListVariant(bool by_commcell, bool by_state, bool by_type, bool after_cursor, bool by_origin) {
+  return (by_commcell ? 1 : 0) | (by_state ? 2 : 0) | (by_type ? 4 : 0) | (after_cursor ? 8 : 0) |
+         (by_origin ? 16 : 0);
 }
 
 // Keyset pagination over (create_time_ms, commcell, job_id) descending. INDEXED BY pins the plan
@@ -93,7 +95,8 @@ int ListVariant(bool by_commcell, bool by_state, bool by_type, bool after_cursor
 // index were ever missing). The create_time range is always bound (to the whole int64 range when
 // the filter has none), so it narrows that same scan. After a cursor, the cursor is the scan's
 // upper end: ListJobs has checked that it lies inside the range.
-std::string ListJobsSql(bool by_commcell, bool by_state, bool by_type, bool after_cursor) {
+std::string ListJobsSql(bool by_commcell, bool by_state, bool by_type, bool after_cursor,
+                        bool by_origin) {
   // Only CommCell + type has an index of its own; otherwise a type filter is checked on the rows
   // of the index of the other criteria.
   const char* index = by_commcell ? (by_state  ? "jobs_by_commcell_state_time"
@@ -104,6 +107,8 @@ std::string ListJobsSql(bool by_commcell, bool by_state, bool by_type, bool afte
   if (by_commcell) terms.push_back("commcell = :filter_commcell");
   if (by_state) terms.push_back("state = :filter_state");
   if (by_type) terms.push_back("backup_type = :filter_type");
+  // Like the type filter, an origin filter is checked on the rows of the chosen index.
+  if (by_origin) terms.push_back("origin = :filter_origin");
   terms.push_back("create_time_ms >= :created_from_ms");
   if (!after_cursor) terms.push_back("create_time_ms <= :created_until_ms");
   if (after_cursor) {
@@ -126,7 +131,7 @@ const Sql& Statements() {
                     ") VALUES (:commcell, :job_id, :task_id, :backup_type, :compression, :state, "
                     ":commserv_status, :percent_complete, :failure_reason, :request_id, "
                     ":requested_by, :create_time_ms, :start_time_ms, :end_time_ms, "
-                    ":update_time_ms) "
+                    ":update_time_ms, :origin) "
                     "ON CONFLICT (commcell, job_id) DO UPDATE SET "
                     "task_id = excluded.task_id, backup_type = excluded.backup_type, "
                     "compression = excluded.compression, state = excluded.state, "
@@ -136,7 +141,7 @@ const Sql& Statements() {
                     "requested_by = excluded.requested_by, "
                     "create_time_ms = excluded.create_time_ms, "
                     "start_time_ms = excluded.start_time_ms, end_time_ms = excluded.end_time_ms, "
-                    "update_time_ms = excluded.update_time_ms";
+                    "update_time_ms = excluded.update_time_ms, origin = excluded.origin";
     s->get_job = std::string("SELECT ") + kJobColumns +
                  " FROM jobs WHERE commcell = :commcell AND job_id = :job_id";
     s->find_by_request_id = std::string("SELECT ") + kJobColumns +
@@ -148,7 +153,9 @@ const Sql& Statements() {
                      " FROM jobs INDEXED BY jobs_active "
                      "WHERE state IN ('submitted', 'queued', 'running', 'suspended', 'unknown') "
                      "ORDER BY create_time_ms, commcell, job_id";
-    for (int v = 0; v < 16; ++v) s->list_jobs[v] = ListJobsSql(v & 1, v & 2, v & 4, v & 8);
+    for (int v = 0; v < 32; ++v) {
+      s->list_jobs[v] = ListJobsSql(v & 1, v & 2, v & 4, v & 8, v & 16);
+    }
     // For each requested state, a correlated subquery seeks that state's most recent job in
     // jobs_latest (its ORDER BY is the index order, so LIMIT 1 stops at the first entry); the
     // outer query picks the most recent of those at most nine rows.
@@ -163,6 +170,19 @@ const Sql& Statements() {
                     "ORDER BY coalesce(j.end_time_ms, j.create_time_ms) DESC, j.job_id DESC "
                     "LIMIT 1) FROM wanted) "
                     "ORDER BY coalesce(end_time_ms, create_time_ms) DESC, job_id DESC LIMIT 1";
+    // The same, for one origin, on jobs_latest_origin.
+    s->latest_job_of_origin =
+        std::string(
+            "WITH wanted(state) AS (VALUES (:state1), (:state2), (:state3), "
+            "(:state4), (:state5), (:state6), (:state7), (:state8), "
+            "(:state9)) SELECT ") +
+        kJobColumns +
+        " FROM jobs WHERE rowid IN (SELECT (SELECT j.rowid FROM jobs AS j "
+        "INDEXED BY jobs_latest_origin WHERE j.commcell = :commcell AND "
+        "j.backup_type = :backup_type AND j.origin = :origin AND j.state = wanted.state "
+        "ORDER BY coalesce(j.end_time_ms, j.create_time_ms) DESC, j.job_id DESC "
+        "LIMIT 1) FROM wanted) "
+        "ORDER BY coalesce(end_time_ms, create_time_ms) DESC, job_id DESC LIMIT 1";
     // The WHERE clauses repeat the partial indexes' conditions verbatim so that they apply.
     s->prune_jobs =
         "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_prunable "
@@ -312,14 +332,17 @@ StatusOr<Job> ReadJob(const Statement& row) {
   job.task_id = row.Int(2);
   std::string backup_type = row.Text(3);
   std::string state = row.Text(5);
+  std::string origin = row.Text(15);
   std::optional<BackupType> parsed_type = ParseBackupType(backup_type);
   std::optional<JobState> parsed_state = ParseJobState(state);
-  if (!parsed_type || !parsed_state) {
+  std::optional<JobOrigin> parsed_origin = ParseJobOrigin(origin);
+  if (!parsed_type || !parsed_state || !parsed_origin) {
     return Internal("registry row for job '" + job.job_id + "' on CommCell '" + job.commcell +
-                        "' has an unknown backup_type '" + backup_type + "' or state '" + state +
-                        "'",
+                        "' has an unknown backup_type '" + backup_type + "', state '" + state +
+                        "' or origin '" + origin + "'",
                     kReasonError);
   }
+  job.origin = *parsed_origin;
   job.backup_type = *parsed_type;
   job.compression = row.Int(4) != 0;
   job.state = *parsed_state;
@@ -732,6 +755,7 @@ Status SqliteJobStore::PutJobs(const std::vector<Job>& jobs,
       upsert.Bind(":start_time_ms", job.start_time);
       upsert.Bind(":end_time_ms", job.end_time);
       upsert.Bind(":update_time_ms", ToMillis(job.update_time));
+      upsert.Bind(":origin", JobOriginName(job.origin));
       if (Status s = upsert.Run(); !s.ok()) {
         return s.WithContext("job '" + job.job_id + "' on CommCell '" + job.commcell + "'");
       }
@@ -870,13 +894,14 @@ StatusOr<JobPage> SqliteJobStore::ListJobs(const JobFilter& filter, int page_siz
         kReasonInvalidPageToken);
   }
 
-  const std::string& sql =
-      Statements().list_jobs[ListVariant(!filter.commcell.empty(), filter.state.has_value(),
-                                         filter.backup_type.has_value(), cursor.has_value())];
+  const std::string& sql = Statements().list_jobs[ListVariant(
+      !filter.commcell.empty(), filter.state.has_value(), filter.backup_type.has_value(),
+      cursor.has_value(), filter.origin.has_value())];
   auto jobs = OnReader(AcquireReader(), sql, kOperation, [&](Statement& select) {
     select.Bind(":filter_commcell", filter.commcell);
     if (filter.state) select.Bind(":filter_state", JobStateName(*filter.state));
     if (filter.backup_type) select.Bind(":filter_type", BackupTypeName(*filter.backup_type));
+    if (filter.origin) select.Bind(":filter_origin", JobOriginName(*filter.origin));
     select.Bind(":created_from_ms", range.from);
     select.Bind(":created_until_ms", range.until);
     if (cursor) {
@@ -905,7 +930,8 @@ StatusOr<std::vector<Job>> SqliteJobStore::ListActiveJobs() {
 }
 
 StatusOr<std::optional<Job>> SqliteJobStore::LatestJob(const std::string& commcell, BackupType type,
-                                                       const std::vector<JobState>& states) {
+                                                       const std::vector<JobState>& states,
+                                                       std::optional<JobOrigin> origin) {
   // Distinct states, at most one per JobState value, each bound to one parameter.
   std::vector<JobState> distinct;
   for (JobState state : states) {
@@ -919,15 +945,16 @@ StatusOr<std::optional<Job>> SqliteJobStore::LatestJob(const std::string& commce
                            " distinct states, more than the " +
                            std::to_string(std::size(kLatestJobStateParams)) + " that exist");
   }
-  return OnReader(AcquireReader(), Statements().latest_job, "find latest job",
-                  [&](Statement& select) {
-                    select.Bind(":commcell", commcell);
-                    select.Bind(":backup_type", BackupTypeName(type));
-                    for (size_t i = 0; i < distinct.size(); ++i) {
-                      select.Bind(kLatestJobStateParams[i], JobStateName(distinct[i]));
-                    }
-                    return ReadFirstJob(select);
-                  });
+  const std::string& sql = origin ? Statements().latest_job_of_origin : Statements().latest_job;
+  return OnReader(AcquireReader(), sql, "find latest job", [&](Statement& select) {
+    select.Bind(":commcell", commcell);
+    if (origin) select.Bind(":origin", JobOriginName(*origin));
+    select.Bind(":backup_type", BackupTypeName(type));
+    for (size_t i = 0; i < distinct.size(); ++i) {
+      select.Bind(kLatestJobStateParams[i], JobStateName(distinct[i]));
+    }
+    return ReadFirstJob(select);
+  });
 }
 
 StatusOr<std::vector<TriggerIntent>> SqliteJobStore::ListOpenIntents() {

@@ -28,7 +28,7 @@ namespace drgate {
 class SqliteJobStore final : public JobStore {
  public:
   // The schema version this build creates and understands.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens or creates the database at `path` and migrates it to kSchemaVersion. The parent folder
   // must exist (creating it is the deployment's job): FAILED_PRECONDITION, reason
@@ -73,7 +73,8 @@ class SqliteJobStore final : public JobStore {
   StatusOr<std::vector<Job>> ListActiveJobs() override;
   // One index seek per distinct state in `states`: O(|states| log n).
   StatusOr<std::optional<Job>> LatestJob(const std::string& commcell, BackupType type,
-                                         const std::vector<JobState>& states) override;
+                                         const std::vector<JobState>& states,
+                                         std::optional<JobOrigin> origin = std::nullopt) override;
   // O(deleted rows * log n): the candidates come from partial indexes, oldest first.
   StatusOr<int64_t> PruneTerminalJobs(TimePoint finished_before, int max_rows) override;
   // One process, which always leads: there is no lease to check, the fence is ignored and these

@@ -135,6 +135,7 @@ uint64_t FilterFingerprint(const JobFilter& filter) {
   if (filter.backup_type) append("type", BackupTypeName(*filter.backup_type));
   if (filter.created_after) append("from", std::to_string(range.from));
   if (filter.created_before) append("until", std::to_string(range.until));
+  if (filter.origin) append("origin", JobOriginName(*filter.origin));
   return Fnv1a64(key);
 }
 

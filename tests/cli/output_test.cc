@@ -374,10 +374,94 @@ TEST(RenderJobTableTest, PrintsHeaderRowsAndNextPage) {
   v1::ListJobsResponse response;
   *response.add_jobs() = SubmittedJob();
   response.set_next_page_token("abc");
+  v1::Job scheduled = SubmittedJob();
+  scheduled.set_job_id("2100");
+  scheduled.set_origin(v1::JOB_ORIGIN_COMMSERV);
+  *response.add_jobs() = scheduled;
+  response.mutable_jobs(0)->set_origin(v1::JOB_ORIGIN_DRGATE);
   EXPECT_EQ(RenderJobTable(response),
-            "JOB   COMMCELL  TYPE  STATE      PCT  CREATED               ENDED  FAILURE\n"
-            "2141  cs1       full  SUBMITTED  0%   2024-05-01T10:00:00Z  -\n"
+            "JOB   COMMCELL  TYPE  ORIGIN    STATE      PCT  CREATED               ENDED  FAILURE\n"
+            "2141  cs1       full  drgate    SUBMITTED  0%   2024-05-01T10:00:00Z  -\n"
+            "2100  cs1       full  commserv  SUBMITTED  0%   2024-05-01T10:00:00Z  -\n"
             "more jobs: --page-token abc (or --all)\n");
+}
+
+TEST(ParseJobOriginTest, ReadsBothOriginsOnly) {
+  EXPECT_EQ(ParseJobOrigin("drgate"), v1::JOB_ORIGIN_DRGATE);
+  EXPECT_EQ(ParseJobOrigin("CommServ"), v1::JOB_ORIGIN_COMMSERV);
+  EXPECT_EQ(ParseJobOrigin("any"), std::nullopt);
+  EXPECT_EQ(ParseJobOrigin(""), std::nullopt);
+  EXPECT_EQ(JobOriginName(v1::JOB_ORIGIN_UNSPECIFIED), "-");
+}
+
+namespace {
+
+v1::Job FinishedJob(const std::string& id, v1::BackupType type, v1::JobState state,
+                    v1::JobOrigin origin, int64_t end) {
+  v1::Job job = SubmittedJob();
+  job.set_job_id(id);
+  job.set_backup_type(type);
+  job.set_state(state);
+  job.set_origin(origin);
+  job.mutable_end_time()->set_seconds(end);
+  job.mutable_update_time()->set_seconds(end);
+  return job;
+}
+
+}  // namespace
+
+TEST(StatusTest, OneLinePerCommCellWithLastSuccessesRunningFailureAndOptions) {
+  constexpr int64_t kNow = 1714557600;
+  v1::ListCommCellsResponse cells;
+  v1::CommCell* cs1 = cells.add_commcells();
+  cs1->set_name("cs1");
+  cs1->set_reachable(true);
+  cs1->mutable_dr_backup_options()->set_retained_fulls(5);
+  cs1->mutable_dr_backup_options()->set_destination("C:\\DR");
+  v1::CommCell* cs2 = cells.add_commcells();
+  cs2->set_name("cs2");
+
+  v1::ListJobsResponse jobs1;
+  *jobs1.add_jobs() = FinishedJob("10", v1::BACKUP_TYPE_FULL, v1::JOB_STATE_SUCCEEDED,
+                                  v1::JOB_ORIGIN_DRGATE, kNow - 3 * 86400);
+  *jobs1.add_jobs() = FinishedJob("11", v1::BACKUP_TYPE_FULL, v1::JOB_STATE_SUCCEEDED_WITH_ERRORS,
+                                  v1::JOB_ORIGIN_COMMSERV, kNow - 3 * 3600);
+  *jobs1.add_jobs() = FinishedJob("12", v1::BACKUP_TYPE_DIFFERENTIAL, v1::JOB_STATE_FAILED,
+                                  v1::JOB_ORIGIN_COMMSERV, kNow - 2 * 86400);
+  jobs1.mutable_jobs(2)->set_failure_reason("disk full");
+  v1::Job running = SubmittedJob();
+  running.set_job_id("13");
+  running.set_state(v1::JOB_STATE_RUNNING);
+  running.set_origin(v1::JOB_ORIGIN_DRGATE);
+  *jobs1.add_jobs() = running;
+
+  std::vector<CommCellStatus> rows = {BuildCommCellStatus(*cs1, jobs1.jobs()),
+                                      BuildCommCellStatus(*cs2, v1::ListJobsResponse().jobs())};
+  ASSERT_NE(rows[0].last_full, nullptr);
+  EXPECT_EQ(rows[0].last_full->job_id(), "11");
+  EXPECT_EQ(rows[0].offsite, false);
+  EXPECT_EQ(rows[1].offsite, std::nullopt);
+  google::protobuf::Timestamp now;
+  now.set_seconds(kNow);
+  EXPECT_EQ(RenderStatus(rows, now),
+            "COMMCELL  REACHABLE  LAST FULL          LAST DIFFERENTIAL  RUNNING           "
+            "LAST FAILURE                  RETAINED FULLS  OFFSITE\n"
+            "cs1       yes        3h ago (commserv)  none               13 full (drgate)  "
+            "2d ago (commserv: disk full)  5               no\n"
+            "cs2       no         none               none               -                 "
+            "none                          unknown         unknown\n");
+
+  const nlohmann::ordered_json json = StatusToJson(rows, now);
+  EXPECT_EQ(json[0]["last_full"]["job_id"], "11");
+  EXPECT_EQ(json[0]["last_full"]["origin"], "commserv");
+  EXPECT_EQ(json[0]["last_full"]["age_seconds"], 3 * 3600);
+  EXPECT_EQ(json[0]["last_differential"], nullptr);
+  EXPECT_EQ(json[0]["running"][0]["job_id"], "13");
+  EXPECT_EQ(json[0]["last_failure"]["failure_reason"], "disk full");
+  EXPECT_EQ(json[0]["retained_fulls"], 5);
+  EXPECT_EQ(json[0]["offsite"], false);
+  EXPECT_EQ(json[1]["retained_fulls"], nullptr);
+  EXPECT_EQ(json[1]["offsite"], nullptr);
 }
 
 TEST(RenderJobTableTest, EmptyListSaysSo) {

@@ -3,13 +3,16 @@
 // A CommServClient that answers TriggerDrBackup from a script, counts calls, and can hold
 // answers until released (to line up concurrent duplicates).
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -81,6 +84,52 @@ class FakeCommServClient final : public commserv::CommServClient {
       done(result);
     });
   }
+  // Pages of the list as ListDrJobs shows it, newest start first (then highest id). Records the
+  // lookback asked.
+  void ListDrJobPage(std::chrono::seconds lookback, int64_t offset, int64_t limit,
+                     Callback<commserv::JobListPage> done) override {
+    ++page_calls_;
+    last_lookback_ = lookback;
+    StatusOr<commserv::JobListPage> result = commserv::JobListPage{};
+    {
+      std::lock_guard lock(mu_);
+      if (list_error_) {
+        result = *list_error_;
+      } else {
+        std::vector<commserv::JobSummary> all;
+        for (const auto& [id, s] : jobs_) {
+          if (!hidden_.count(id)) all.push_back(s);
+        }
+        std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+          return a.start_time != b.start_time ? a.start_time > b.start_time
+                                              : std::stoll(a.job_id) > std::stoll(b.job_id);
+        });
+        result->total = static_cast<int64_t>(all.size());
+        for (int64_t i = offset; i < std::min<int64_t>(offset + limit, result->total); ++i) {
+          result->jobs.push_back(all[i]);
+        }
+      }
+    }
+    Answer([done = std::move(done), result = std::move(result)] { done(result); });
+  }
+  // What GetDrBackupOptions answers (default: a 404, reason DR_OPTIONS_UNAVAILABLE).
+  void SetOptions(StatusOr<commserv::DrBackupOptions> options) {
+    std::lock_guard lock(mu_);
+    options_ = std::move(options);
+  }
+  void GetDrBackupOptions(Callback<commserv::DrBackupOptions> done) override {
+    ++options_calls_;
+    StatusOr<commserv::DrBackupOptions> result = commserv::DrBackupOptions{};
+    {
+      std::lock_guard lock(mu_);
+      result = options_;
+    }
+    Answer([done = std::move(done), result = std::move(result)] { done(result); });
+  }
+  int page_calls() const { return page_calls_; }
+  int options_calls() const { return options_calls_; }
+  std::chrono::seconds last_lookback() const { return last_lookback_; }
+
   void GetJob(const std::string& id, Callback<std::optional<commserv::JobSummary>> done) override {
     ++get_calls_;
     std::optional<commserv::JobSummary> found;
@@ -158,6 +207,11 @@ class FakeCommServClient final : public commserv::CommServClient {
   std::map<std::string, commserv::JobSummary> jobs_;  // guarded by mu_
   std::set<std::string> hidden_;                      // guarded by mu_
   std::optional<Status> list_error_;                  // guarded by mu_
+  StatusOr<commserv::DrBackupOptions> options_ =      // guarded by mu_
+      Status(StatusCode::kNotFound, "no options endpoint", commserv::kReasonDrOptionsUnavailable);
+  std::atomic<int> page_calls_{0};
+  std::atomic<int> options_calls_{0};
+  std::atomic<std::chrono::seconds> last_lookback_{std::chrono::seconds(0)};
   std::atomic<int> list_calls_{0};
   std::atomic<int> get_calls_{0};
   std::atomic<int> kill_calls_{0};

@@ -1,4 +1,5 @@
-// Fuzzes the job summary decoder (GET Job/{id} and the DR job list) and the status text mapping.
+// Fuzzes the job summary decoder (GET Job/{id} and the DR job list, one page of it), the DR
+// backup options decoder and the status text mapping.
 // The input is the body.
 
 #include <cstdint>
@@ -31,5 +32,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   (void)DecodeJobList(drgate::fuzz::Response(404, "text/html", body));
+  // The same bytes as a page of the list and as the DR backup options.
+  auto page = DecodeJobListPage(drgate::fuzz::Response(200, "application/json", body));
+  if (page.ok() && page->total < static_cast<int64_t>(page->jobs.size())) std::abort();
+  if (!page.ok()) drgate::fuzz::CheckStatus(page.status());
+  auto options = DecodeDrBackupOptions(drgate::fuzz::Response(200, "application/json", body));
+  if (options.ok()) {
+    if (options->destination) drgate::fuzz::CheckText(*options->destination);
+    if (options->retained_fulls && *options->retained_fulls < 0) std::abort();
+  } else {
+    drgate::fuzz::CheckStatus(options.status());
+  }
   return 0;
 }

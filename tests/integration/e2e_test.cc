@@ -230,6 +230,56 @@ TEST_F(EndToEndTest, ListJobsPagesThroughEveryJob) {
   EXPECT_EQ(pages, 2);
 }
 
+TEST_F(EndToEndTest, JobsCarryTheirOriginAndListJobsAndEnsureRecentBackupFilterByIt) {
+  StartSim({"--job-duration-ms", "600000"});  // the job stays running for the whole test
+  StartDrgate();
+  v1::TriggerBackupResponse triggered;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, false, &triggered).ok());
+  EXPECT_EQ(triggered.job().origin(), v1::JOB_ORIGIN_DRGATE);
+
+  auto list = [&](v1::JobOrigin origin, v1::ListJobsResponse* out) {
+    v1::ListJobsRequest req;
+    req.set_origin(origin);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return drgate_->stub().ListJobs(&ctx, req, out);
+  };
+  v1::ListJobsResponse ours;
+  ASSERT_TRUE(list(v1::JOB_ORIGIN_DRGATE, &ours).ok());
+  ASSERT_EQ(ours.jobs_size(), 1);
+  EXPECT_EQ(ours.jobs(0).job_id(), triggered.job().job_id());
+  EXPECT_EQ(ours.jobs(0).origin(), v1::JOB_ORIGIN_DRGATE);
+  v1::ListJobsResponse theirs;
+  ASSERT_TRUE(list(v1::JOB_ORIGIN_COMMSERV, &theirs).ok());
+  EXPECT_EQ(theirs.jobs_size(), 0);
+  v1::ListJobsResponse bad;
+  const grpc::Status invalid = list(static_cast<v1::JobOrigin>(7), &bad);
+  EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ErrorInfoOf(invalid).reason(), "INVALID_ORIGIN_FILTER");
+
+  // EnsureRecentBackup counting only drgate's own answers the running drgate job, no new POST.
+  auto ensure = [&](v1::JobOrigin origin, v1::TriggerBackupResponse* out) {
+    v1::EnsureRecentBackupRequest req;
+    req.set_commcell("cs1");
+    req.set_backup_type(BACKUP_TYPE_FULL);
+    req.mutable_max_age()->set_seconds(7200);
+    req.set_origin(origin);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return drgate_->stub().EnsureRecentBackup(&ctx, req, out);
+  };
+  v1::TriggerBackupResponse ensured;
+  const grpc::Status own = ensure(v1::JOB_ORIGIN_DRGATE, &ensured);
+  ASSERT_TRUE(own.ok()) << own.error_message();
+  EXPECT_TRUE(ensured.deduplicated());
+  EXPECT_EQ(ensured.job().job_id(), triggered.job().job_id());
+  EXPECT_EQ(sim_->Requests("/CommServ/DRBackup").size(), 1u);
+  v1::TriggerBackupResponse unused;
+  const grpc::Status wrong = ensure(static_cast<v1::JobOrigin>(9), &unused);
+  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ErrorInfoOf(wrong).reason(), "INVALID_ORIGIN_FILTER");
+}
+
 TEST_F(EndToEndTest, ListCommCellsShowsTheUrlWithoutSecretsAndReachability) {
   StartSim();
   StartDrgate();

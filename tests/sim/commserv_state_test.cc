@@ -96,5 +96,80 @@ TEST_F(SimStateTest, TokenExpiresAfterInactivityButRenewsWithinGrace) {
   EXPECT_FALSE(state_->RenewToken(renewed).has_value());  // Past the grace period.
 }
 
+TEST(SimScheduleTest, TheScheduleStartsFullBackupsOnItsOwnEvenWhenNobodyLooks) {
+  StateOptions options;
+  options.job_duration = milliseconds(1000);
+  options.dr_schedule = std::chrono::hours(24);
+  auto clock = std::make_unique<ManualClock>();
+  ManualClock* manual = clock.get();
+  CommservState state(options, std::move(clock));
+  manual->Advance(std::chrono::hours(23));
+  EXPECT_TRUE(state.ListJobs(JobCategory::kAll, seconds(7 * 86400)).empty());
+  // Nobody looks for three days: three scheduled fulls ran and finished at their own times.
+  manual->Advance(std::chrono::hours(49) + std::chrono::minutes(1));
+  const auto jobs = state.ListJobs(JobCategory::kAll, seconds(7 * 86400));
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(state.ScheduledStarts(), 3);
+  const int64_t origin = 1'700'000'000;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const int64_t day = static_cast<int64_t>(3 - i);  // Newest first.
+    EXPECT_EQ(jobs[i].status, "Completed");
+    EXPECT_EQ(jobs[i].level, BackupLevel::kFull);
+    EXPECT_EQ(jobs[i].job_start_time, origin + day * 86400);
+    EXPECT_EQ(jobs[i].job_end_time, origin + day * 86400 + 1);
+  }
+  // completedJobLookupTime bounds the history: only the last day's job ended within 2 hours.
+  EXPECT_EQ(state.ListJobs(JobCategory::kFinished, seconds(7200)).size(), 1u);
+}
+
+TEST_F(SimStateTest, SeededHistoryIsListedByStartTimeAndRejectsWhatIsNotHistory) {
+  const TimePoint now = clock_->Now();
+  std::string error;
+  const auto old_full =
+      state_->SeedHistory({.start = now - std::chrono::hours(50),
+                           .end = now - std::chrono::hours(49),
+                           .level = BackupLevel::kFull,
+                           .status = "Failed",
+                           .reason = "Error Code: [19:857] Description: disk full"},
+                          &error);
+  ASSERT_TRUE(old_full.has_value()) << error;
+  const Submission live = state_->SubmitDrBackup({BackupLevel::kFull, false});
+  const auto differential = state_->SeedHistory({.start = now - std::chrono::hours(2),
+                                                 .end = now - std::chrono::hours(1),
+                                                 .level = BackupLevel::kDifferential,
+                                                 .status = "Completed",
+                                                 .reason = ""},
+                                                &error);
+  ASSERT_TRUE(differential.has_value()) << error;
+  EXPECT_EQ(*old_full, 2100);
+  EXPECT_EQ(live.job_id, 2101);
+  EXPECT_EQ(*differential, 2102);
+
+  const auto jobs = state_->ListJobs(JobCategory::kAll, seconds(3 * 86400));
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(jobs[0].job_id, 2101);  // Started now.
+  EXPECT_EQ(jobs[1].job_id, 2102);
+  EXPECT_EQ(jobs[1].status, "Completed");
+  EXPECT_EQ(jobs[1].level, BackupLevel::kDifferential);
+  EXPECT_EQ(jobs[1].percent_complete, 100);
+  EXPECT_EQ(jobs[2].job_id, 2100);
+  EXPECT_EQ(jobs[2].status, "Failed");
+  EXPECT_EQ(jobs[2].pending_reason, "Error Code: [19:857] Description: disk full");
+  EXPECT_EQ(jobs[2].job_end_time,
+            std::chrono::duration_cast<seconds>((now - std::chrono::hours(49)).time_since_epoch())
+                .count());
+  EXPECT_EQ(state_->ListJobs(JobCategory::kFinished, seconds(7200)).size(), 1u);
+
+  EXPECT_FALSE(
+      state_->SeedHistory({now, now + seconds(5), BackupLevel::kFull, "Completed", ""}, &error));
+  EXPECT_EQ(error, "end lies in the future");
+  EXPECT_FALSE(
+      state_->SeedHistory({now, now - seconds(5), BackupLevel::kFull, "Completed", ""}, &error));
+  EXPECT_EQ(error, "end before start");
+  EXPECT_FALSE(
+      state_->SeedHistory({now - seconds(9), now, BackupLevel::kFull, "Running", ""}, &error));
+  EXPECT_EQ(error, "status does not finish a job: Running");
+}
+
 }  // namespace
 }  // namespace commserv_sim

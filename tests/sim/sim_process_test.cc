@@ -619,4 +619,118 @@ TEST(CommservSimTest, ServesTlsWithTheGeneratedCertificate) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(CommservSimTest, SeededHistoryIsPagedAndBoundedByTheLookupTime) {
+  SimProcess sim({"--plain", "--quiet"});
+  Client client(sim.port());
+  const Headers auth = LogIn(client);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  json history = json::array();
+  for (int day = 1; day <= 5; ++day) {
+    history.push_back({{"start", now - day * 86400}, {"end", now - day * 86400 + 600}});
+  }
+  history.push_back({{"start", now - 3600},
+                     {"end", now - 3000},
+                     {"level", "Differential"},
+                     {"status", "Failed"},
+                     {"reason", "Error Code: [19:857] Description: no space"}});
+  const Answer seeded = client.Post("/_sim/history", history.dump());
+  ASSERT_EQ(seeded.status(), 200u) << seeded.response.body();
+  EXPECT_EQ(seeded.Json().at("job_ids"), json::parse("[2100,2101,2102,2103,2104,2105]"));
+
+  const std::string list = std::string(kBase) + "/Job?jobCategory=All&jobFilter=CSDRBKP";
+  const json week = client.Get(list + "&completedJobLookupTime=604800", auth).Json();
+  EXPECT_EQ(week.at("totalRecordsWithoutPaging"), 6);
+  const json first_page =
+      client.Get(list + "&completedJobLookupTime=604800", {auth[0], {"limit", "4"}}).Json();
+  ASSERT_EQ(first_page.at("jobs").size(), 4u);
+  const json failed = first_page.at("jobs").at(0).at("jobSummary");
+  EXPECT_EQ(failed.at("jobId"), 2105);
+  EXPECT_EQ(failed.at("status"), "Failed");
+  EXPECT_EQ(failed.at("backupLevelName"), "Differential");
+  EXPECT_EQ(failed.at("pendingReason"), "Error Code: [19:857] Description: no space");
+  EXPECT_EQ(failed.at("jobStartTime"), now - 3600);
+  EXPECT_EQ(failed.at("jobEndTime"), now - 3000);
+  const json second_page =
+      client
+          .Get(list + "&completedJobLookupTime=604800", {auth[0], {"limit", "4"}, {"offset", "4"}})
+          .Json();
+  EXPECT_EQ(second_page.at("totalRecordsWithoutPaging"), 6);
+  ASSERT_EQ(second_page.at("jobs").size(), 2u);
+  EXPECT_EQ(second_page.at("jobs").at(1).at("jobSummary").at("jobId"), 2104);  // 5 days ago.
+  // About 28 hours back: the failed differential and yesterday's full.
+  EXPECT_EQ(client.Get(list + "&completedJobLookupTime=100000", auth)
+                .Json()
+                .at("totalRecordsWithoutPaging"),
+            2);
+
+  const Answer future =
+      client.Post("/_sim/history", json{{"start", now}, {"end", now + 3600}}.dump());
+  EXPECT_EQ(future.status(), 400u);
+  EXPECT_EQ(future.Json().at("error"), "end lies in the future");
+  EXPECT_EQ(client.Post("/_sim/history", R"([{"start": 1}])").status(), 400u);
+}
+
+TEST(CommservSimTest, TheDrScheduleStartsBackupsNobodyPosted) {
+  SimProcess sim({"--plain", "--quiet", "--dr-schedule", "300ms", "--job-duration-ms", "100"});
+  Client client(sim.port());
+  const Headers auth = LogIn(client);
+  const std::string list =
+      std::string(kBase) + "/Job?jobCategory=All&jobFilter=CSDRBKP&completedJobLookupTime=3600";
+  json jobs;
+  for (int i = 0; i < 200; ++i) {
+    jobs = client.Get(list, auth).Json();
+    if (jobs.at("totalRecordsWithoutPaging").get<int>() >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(jobs.at("totalRecordsWithoutPaging").get<int>(), 2);
+  EXPECT_EQ(jobs.at("jobs").back().at("jobSummary").at("backupLevelName"), "Full");
+  const json stats = client.Get("/_sim/stats").Json();
+  EXPECT_GE(stats.at("scheduled_starts").get<int>(), 2);
+  EXPECT_EQ(stats.at("drbackup_posts"), 0);
+  EXPECT_THROW(SimProcess({"--plain", "--quiet", "--dr-schedule", "daily"}), std::runtime_error);
+}
+
+TEST(CommservSimTest, DrOptionsAnswerTheDefaultOrWhatTheAdminApiSet) {
+  SimProcess sim({"--plain", "--quiet"});
+  Client client(sim.port());
+  const Headers auth = LogIn(client);
+  const std::string options = std::string(kBase) + "/Commcell/DRBackup/Options";
+  EXPECT_EQ(client.Get(options).status(), 401u);
+  const Answer standard = client.Get(options, auth);
+  ASSERT_EQ(standard.status(), 200u);
+  EXPECT_EQ(standard.response[http::field::content_type], "application/json");
+  const json properties = standard.Json().at("properties");
+  EXPECT_EQ(properties.at("DRDumpLocation"), "C:\\Program Files\\Commvault\\DR");
+  EXPECT_EQ(properties.at("UseLocalDrive"), 1);
+  EXPECT_EQ(properties.at("UseNetworkShare"), 0);
+  EXPECT_EQ(properties.at("DRNumFulls"), 5);
+  EXPECT_EQ(properties.at("uploadBackupMetadataToCloud"), false);
+
+  // Quirks: no wrapper, quoted numbers, booleans for flags.
+  const json quirky = {
+      {"DRDumpLocation", "\\\\nas01\\dr"}, {"UseNetworkShare", true}, {"DRNumFulls", "7"}};
+  ASSERT_EQ(client.Post("/_sim/dr-options", json{{"body", quirky}}.dump()).status(), 200u);
+  EXPECT_EQ(client.Get(options, auth).Json(), quirky);
+  ASSERT_EQ(client.Post("/_sim/dr-options", R"({"body": "{not json"})").status(), 200u);
+  EXPECT_EQ(client.Get(options, auth).response.body(), "{not json");
+
+  ASSERT_EQ(client.Post("/_sim/dr-options", R"({"http_status": 404})").status(), 200u);
+  EXPECT_EQ(client.Get(options, auth).status(), 404u);
+  EXPECT_EQ(client.Get("/_sim/dr-options").Json().at("http_status"), 404);
+  EXPECT_EQ(client.Post("/_sim/dr-options", R"({"http_status": 7})").status(), 400u);
+
+  ASSERT_EQ(client.Post("/_sim/reset", "").status(), 200u);
+  EXPECT_EQ(client.Get(options, auth).Json().at("properties").at("DRNumFulls"), 5);
+  // Faults name the endpoint DROptions.
+  ASSERT_EQ(client
+                .Post("/_sim/faults", R"({"endpoint": "DROptions", "action": "status",
+                                            "http_status": 503})")
+                .status(),
+            200u);
+  EXPECT_EQ(client.Get(options, auth).status(), 503u);
+  EXPECT_EQ(client.Get(options, auth).status(), 200u);
+}
+
 }  // namespace

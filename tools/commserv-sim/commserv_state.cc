@@ -52,6 +52,7 @@ CommservState::CommservState(StateOptions options, std::unique_ptr<Clock> clock)
       clock_(std::move(clock)),
       next_job_id_(options_.first_job_id),
       next_task_id_(options_.first_task_id) {
+  next_scheduled_ = clock_->Now() + options_.dr_schedule;
   for (const auto& token : options_.api_tokens) {
     tokens_[token] = Token{.last_used = clock_->Now(), .api = true};
   }
@@ -184,6 +185,23 @@ void CommservState::StartWaitingJobs(TimePoint now) {
 }
 
 void CommservState::Advance(TimePoint now) {
+  if (options_.dr_schedule.count() > 0) {
+    // A schedule that fell far behind (a clock jump) catches up with its last 1000 runs only.
+    const auto behind = (now - next_scheduled_) / options_.dr_schedule;
+    if (behind > 1000) next_scheduled_ += options_.dr_schedule * (behind - 1000);
+    while (next_scheduled_ <= now) {
+      const TimePoint at = next_scheduled_;
+      next_scheduled_ += options_.dr_schedule;
+      AdvanceJobs(at);
+      if (CreateJob(DrBackupRequest{.level = BackupLevel::kFull}, at).accepted) {
+        ++scheduled_starts_;
+      }
+    }
+  }
+  AdvanceJobs(now);
+}
+
+void CommservState::AdvanceJobs(TimePoint now) {
   StartWaitingJobs(now);
   for (auto& [id, job] : jobs_) {
     if (job.stage != Stage::kRunning || RunTime(job, now) < options_.job_duration) continue;
@@ -226,10 +244,7 @@ CommservState::Job* CommservState::FindVisible(int64_t job_id, TimePoint now) {
   return &it->second;
 }
 
-Submission CommservState::SubmitDrBackup(const DrBackupRequest& request) {
-  const TimePoint now = clock_->Now();
-  std::lock_guard lock(mu_);
-  Advance(now);
+Submission CommservState::CreateJob(const DrBackupRequest& request, TimePoint at) {
   const int limit = request.level == BackupLevel::kFull ? kMaxActiveFull : kMaxActiveDifferential;
   int active = 0;
   int64_t first_active_id = 0;
@@ -243,13 +258,20 @@ Submission CommservState::SubmitDrBackup(const DrBackupRequest& request) {
   job.id = next_job_id_++;
   job.task_id = next_task_id_++;
   job.request = request;
-  job.submitted = now;
-  job.visible_at = now + options_.visibility_delay;
-  Requeue(job, now);
+  job.submitted = at;
+  job.visible_at = at + options_.visibility_delay;
+  Requeue(job, at);
   const Submission submission{.accepted = true, .task_id = job.task_id, .job_id = job.id};
   jobs_.emplace(job.id, std::move(job));
-  Advance(now);
+  AdvanceJobs(at);
   return submission;
+}
+
+Submission CommservState::SubmitDrBackup(const DrBackupRequest& request) {
+  const TimePoint now = clock_->Now();
+  std::lock_guard lock(mu_);
+  Advance(now);
+  return CreateJob(request, now);
 }
 
 std::optional<JobSummary> CommservState::FindJob(int64_t job_id) {
@@ -277,6 +299,10 @@ std::vector<JobSummary> CommservState::ListJobs(JobCategory category,
     if (!finished && category == JobCategory::kFinished) continue;
     jobs.push_back(Summarize(job, now));
   }
+  // Seeded history takes the next ids but may have started long ago: newest start first.
+  std::stable_sort(jobs.begin(), jobs.end(), [](const JobSummary& a, const JobSummary& b) {
+    return a.job_start_time > b.job_start_time;
+  });
   return jobs;
 }
 
@@ -372,6 +398,49 @@ bool CommservState::SetOutcome(int64_t job_id, std::string_view outcome) {
 void CommservState::ClearJobs() {
   std::lock_guard lock(mu_);
   jobs_.clear();
+}
+
+std::optional<int64_t> CommservState::SeedHistory(const HistoryEntry& entry, std::string* error) {
+  const TimePoint now = clock_->Now();
+  if (entry.end < entry.start) {
+    *error = "end before start";
+    return std::nullopt;
+  }
+  if (entry.end > now) {
+    *error = "end lies in the future";
+    return std::nullopt;
+  }
+  if (!IsFinishedStatus(entry.status)) {
+    *error = "status does not finish a job: " + entry.status;
+    return std::nullopt;
+  }
+  std::lock_guard lock(mu_);
+  Advance(now);
+  Job job;
+  job.id = next_job_id_++;
+  job.task_id = next_task_id_++;
+  job.request.level = entry.level;
+  job.submitted = entry.start;
+  job.visible_at = entry.start;
+  job.queued_since = entry.start;
+  job.stage = Stage::kFinished;
+  job.status = entry.status;
+  job.end_time = entry.end;
+  job.last_update = entry.end;
+  job.pending_reason = entry.reason;
+  const bool succeeded =
+      LowerContains(entry.status, "completed") || LowerContains(entry.status, "committed");
+  job.run_before = succeeded ? options_.job_duration : PhaseOneLength();
+  const int64_t id = job.id;
+  jobs_.emplace(id, std::move(job));
+  return id;
+}
+
+int64_t CommservState::ScheduledStarts() {
+  const TimePoint now = clock_->Now();
+  std::lock_guard lock(mu_);
+  Advance(now);
+  return scheduled_starts_;
 }
 
 }  // namespace commserv_sim

@@ -48,6 +48,18 @@ struct StateOptions {
   // Pre-issued API access tokens (as a CommServe administrator creates them): valid without a
   // Login and without the inactivity timeout, until the admin API expires or clears tokens.
   std::vector<std::string> api_tokens;
+  // When positive, the CommServe starts a full DR backup on its own every `dr_schedule`, the
+  // first one `dr_schedule` after the state is created (like Commvault's own DR schedule).
+  std::chrono::milliseconds dr_schedule{0};
+};
+
+// A finished DR backup to put into the job history (admin API), as if it had run earlier.
+struct HistoryEntry {
+  TimePoint start;
+  TimePoint end;
+  BackupLevel level = BackupLevel::kFull;
+  std::string status = "Completed";  // Must be a finished status.
+  std::string reason;                // pendingReason (the failure reason of failed jobs).
 };
 
 // Result of a DR backup submission: `job_id` and `task_id` when the job was created, else
@@ -108,8 +120,8 @@ class CommservState {
   Submission SubmitDrBackup(const DrBackupRequest& request);
   // The job as Job/{id} shows it; nullopt when unknown or not visible yet.
   std::optional<JobSummary> FindJob(int64_t job_id);
-  // Visible jobs of `category`, newest first. Finished jobs only when they ended within
-  // `completed_lookup` of now.
+  // Visible jobs of `category`, latest start first (then highest id). Finished jobs only when they
+  // ended within `completed_lookup` of now.
   std::vector<JobSummary> ListJobs(JobCategory category, std::chrono::seconds completed_lookup);
   ActionResult ApplyAction(int64_t job_id, JobAction action);
   // The delay/failure reason JobDetails reports; nullopt when the job is unknown or not visible.
@@ -125,6 +137,12 @@ class CommservState {
   bool SetOutcome(int64_t job_id, std::string_view outcome);
   // Admin: forgets every job. Ids keep increasing.
   void ClearJobs();
+  // Admin: adds a finished job with the next id. Returns its id, or nullopt (with `error` set)
+  // when the entry is not history: end before start, end in the future, or a status that does
+  // not finish a job.
+  std::optional<int64_t> SeedHistory(const HistoryEntry& entry, std::string* error);
+  // Admin: how many DR backups the schedule started so far.
+  int64_t ScheduledStarts();
 
  private:
   enum class Stage { kWaiting, kRunning, kHeld, kFinished };
@@ -166,6 +184,10 @@ class CommservState {
   // Brings every job up to `now`: starts waiting jobs whose turn came, ends jobs that ran long
   // enough. Requires mu_.
   void Advance(TimePoint now);
+  // Starts and ends jobs up to `now` (Advance without the schedule). Requires mu_.
+  void AdvanceJobs(TimePoint now);
+  // Creates a job submitted at `at` unless the level's active-job limit is reached. Requires mu_.
+  Submission CreateJob(const DrBackupRequest& request, TimePoint at);
   // Stops the running clock of a job, keeping its progress; the job is kHeld afterwards.
   // Requires mu_.
   void Freeze(Job& job, TimePoint now);
@@ -184,6 +206,8 @@ class CommservState {
   int64_t next_task_id_;                              // Guarded by mu_.
   // Last time a job left phase 1 early (killed, paused, held). Guarded by mu_.
   TimePoint phase_one_freed_at_;
+  TimePoint next_scheduled_;      // Guarded by mu_; meaningful when options_.dr_schedule > 0.
+  int64_t scheduled_starts_ = 0;  // Guarded by mu_.
 };
 
 }  // namespace commserv_sim

@@ -1,9 +1,12 @@
 // commserv-sim: a Commvault CommServe REST API simulator for drgate's tests and demos.
 // See --help; the admin API (/_sim/...) is described in service.h.
+#include <cctype>
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -39,11 +42,31 @@ struct Flags {
   int64_t token_ttl_seconds = 1800;
   int64_t job_duration_ms = 2000;
   int64_t visibility_delay_ms = 0;
+  std::string dr_schedule;
   std::string faults_file;
   bool expired_cert = false;
   StateOptions state;
   ServiceOptions service;
 };
+
+// "500ms", "30s", "5m", "24h" (a positive integer and a unit) as milliseconds.
+std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && digits < 12 &&
+         std::isdigit(static_cast<unsigned char>(text[digits]))) {
+    ++digits;
+  }
+  if (digits == 0) return std::nullopt;
+  const int64_t count = std::stoll(text.substr(0, digits));
+  const std::string unit = text.substr(digits);
+  int64_t factor = 0;
+  if (unit == "ms") factor = 1;
+  if (unit == "s") factor = 1000;
+  if (unit == "m") factor = 60 * 1000;
+  if (unit == "h") factor = 60 * 60 * 1000;
+  if (factor == 0 || count <= 0) return std::nullopt;
+  return std::chrono::milliseconds(count * factor);
+}
 
 void DefineFlags(CLI::App& app, Flags& flags) {
   app.add_option("--listen", flags.listen, "HOST:PORT to listen on; port 0 picks a free port")
@@ -103,6 +126,12 @@ void DefineFlags(CLI::App& app, Flags& flags) {
   app.add_option("--api-token", flags.state.api_tokens,
                  "A pre-issued API access token (repeatable) that is valid without Login and "
                  "without the inactivity timeout, until /_sim/expire-tokens");
+  app.add_option("--dr-schedule", flags.dr_schedule,
+                 "Start a full DR backup on its own every DURATION (e.g. 500ms, 30s, 5m, 24h), "
+                 "like the CommServe's own DR schedule; the first one DURATION after startup")
+      ->check([](const std::string& text) {
+        return ParseDuration(text) ? std::string() : "expected a duration like 30s, 5m or 24h";
+      });
   app.add_flag("--quiet", flags.quiet, "Do not log one line per request to stderr");
   app.add_option("--faults", flags.faults_file,
                  "JSON file with fault rules to install at startup (the body POST /_sim/faults "
@@ -115,7 +144,7 @@ void DefineFlags(CLI::App& app, Flags& flags) {
   app.footer(R"(Fault rules (POST /_sim/faults, GET to list, DELETE to clear; or --faults FILE):
   {"endpoint": E, "action": A, "count": N, "skip": K, ...options}
   endpoint  Login, RenewLoginToken, Logout, DRBackup, Job, JobList, Kill, Pause, Resume,
-            JobDetails, NotFound, or "*" (default): which requests the rule matches.
+            JobDetails, DROptions, NotFound, or "*" (default): which requests the rule matches.
   count     matching requests (connections, for connection-level actions) affected; default 1,
             -1 = forever. skip: matching requests let through first (default 0), so
             {"skip": 2, "count": 1} hits the third one.
@@ -148,7 +177,15 @@ Actions:
   expired_cert        connection-level (endpoint "*"): the next count TLS connections are served
                       an expired copy of the certificate (see --expired-cert).
 Connection-level rules count connections, not requests: clients that keep connections alive
-meet them only when they open a new one.)");
+meet them only when they open a new one.
+DR history and options (admin API):
+  POST /_sim/history [{"start": S, "end": E, "level": "Full"|"Differential",
+            "status": "Completed"|"Failed"|..., "reason": "..."}]  (epoch seconds) adds finished
+            jobs to the job list; answers {"ok": true, "job_ids": [...]}.
+  POST /_sim/dr-options {"body": {...} or "raw text", "http_status": 200|404|...} sets what
+            GET Commcell/DRBackup/Options answers (GET /_sim/dr-options shows it; reset restores
+            the default: local drive, 5 fulls, no upload).
+  GET /_sim/stats also counts "scheduled_starts" (jobs --dr-schedule started).)");
 }
 
 std::string ReadPassword(const std::string& path) {
@@ -189,6 +226,7 @@ int Run(Flags flags) {
   flags.state.token_ttl = std::chrono::seconds(flags.token_ttl_seconds);
   flags.state.job_duration = std::chrono::milliseconds(flags.job_duration_ms);
   flags.state.visibility_delay = std::chrono::milliseconds(flags.visibility_delay_ms);
+  if (!flags.dr_schedule.empty()) flags.state.dr_schedule = *ParseDuration(flags.dr_schedule);
 
   std::shared_ptr<asio::ssl::context> tls;
   CertificateFiles certificate;

@@ -17,9 +17,15 @@ using nlohmann::json;
 constexpr std::array<std::string_view, 3> kBasePaths = {"/commandcenter/api", "/webconsole/api",
                                                         "/SearchSvc/CVWebService.svc"};
 constexpr std::string_view kAdminPrefix = "/_sim/";
-constexpr std::array<std::string_view, 12> kFaultEndpoints = {
-    "*",       "Login", "RenewLoginToken", "Logout", "DRBackup",   "Job",
-    "JobList", "Kill",  "Pause",           "Resume", "JobDetails", "NotFound"};
+constexpr std::array<std::string_view, 13> kFaultEndpoints = {
+    "*",    "Login", "RenewLoginToken", "Logout",     "DRBackup",  "Job",     "JobList",
+    "Kill", "Pause", "Resume",          "JobDetails", "DROptions", "NotFound"};
+// The documented answer of Commcell/DRBackup/Options until the admin API changes it: the export
+// stays on the CommServe's local drive and is not uploaded (so no copy leaves the host).
+constexpr std::string_view kDefaultDrOptions =
+    R"({"properties":{"DRDumpLocation":"C:\\Program Files\\Commvault\\DR","UseLocalDrive":1,)"
+    R"("UseNetworkShare":0,"isUserAccountEnabled":0,"DRNumFulls":5,)"
+    R"("uploadBackupMetadataToCloud":false}})";
 constexpr std::chrono::seconds kDefaultCompletedLookup{24 * 60 * 60};
 
 std::string_view View(boost::beast::string_view text) {
@@ -118,7 +124,8 @@ Format AnswerFormat(const HttpRequest& request) {
 
 }  // namespace
 
-Service::Service(CommservState& state, ServiceOptions options) : state_(state), options_(options) {}
+Service::Service(CommservState& state, ServiceOptions options)
+    : state_(state), options_(options), dr_options_body_(kDefaultDrOptions) {}
 
 Service::Route Service::MatchRoute(std::string_view path) {
   std::string_view rest;
@@ -140,6 +147,7 @@ Service::Route Service::MatchRoute(std::string_view path) {
   if (rest == "CommServ/DRBackup") return {Endpoint::kDrBackup, "DRBackup", verb::post};
   if (rest == "JobDetails") return {Endpoint::kJobDetails, "JobDetails", verb::post};
   if (rest == "Job") return {Endpoint::kJobList, "JobList", verb::get};
+  if (rest == "Commcell/DRBackup/Options") return {Endpoint::kDrOptions, "DROptions", verb::get};
   if (rest.substr(0, 4) != "Job/") return {};
   rest.remove_prefix(4);
   const size_t slash = std::min(rest.find('/'), rest.size());
@@ -330,6 +338,7 @@ HttpResponse Service::Respond(const Route& route, const HttpRequest& request,
     case Endpoint::kPause:
     case Endpoint::kResume: return HandleJobAction(route);
     case Endpoint::kJobDetails: return HandleJobDetails(request);
+    case Endpoint::kDrOptions: return HandleDrOptions();
     default: return Text(http::status::not_found, "Not Found");
   }
 }
@@ -428,6 +437,14 @@ HttpResponse Service::HandleJobDetails(const HttpRequest& request) {
   return Json(EncodeJobDetails(*reason));
 }
 
+HttpResponse Service::HandleDrOptions() {
+  std::lock_guard lock(mu_);
+  if (dr_options_status_ != 200) {
+    return Text(static_cast<http::status>(dr_options_status_), "Not Found");
+  }
+  return Json(dr_options_body_);
+}
+
 HttpResponse Service::HandleAdmin(const HttpRequest& request, std::string_view path,
                                   std::string_view query) {
   const std::string_view name = path.substr(kAdminPrefix.size());
@@ -452,6 +469,14 @@ HttpResponse Service::HandleAdmin(const HttpRequest& request, std::string_view p
       faults_.clear();
       return AdminOk();
     }
+    return MethodNotAllowed(verb::post);
+  }
+  if (name == "history") {
+    return method == verb::post ? AdminSeedHistory(request) : MethodNotAllowed(verb::post);
+  }
+  if (name == "dr-options") {
+    if (method == verb::post) return AdminSetDrOptions(request);
+    if (method == verb::get) return AdminDrOptions();
     return MethodNotAllowed(verb::post);
   }
   if (name.substr(0, 5) == "jobs/") {
@@ -486,6 +511,11 @@ HttpResponse Service::AdminReset(std::string_view query) {
     drbackup_posts_ = 0;
     logins_ = 0;
     faults_applied_ = 0;
+  }
+  {
+    std::lock_guard lock(mu_);
+    dr_options_status_ = 200;
+    dr_options_body_ = std::string(kDefaultDrOptions);
   }
   state_.ClearJobs();
   if (QueryParam(query, "tokens") == "1") state_.ClearTokens();
@@ -528,6 +558,72 @@ HttpResponse Service::AdminForceJob(int64_t job_id, const HttpRequest& request) 
         reason != body.end() ? std::optional(reason->get<std::string>()) : std::nullopt);
   }
   return found ? AdminOk() : AdminError(http::status::not_found, "unknown job");
+}
+
+HttpResponse Service::AdminSeedHistory(const HttpRequest& request) {
+  json body = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
+  if (body.is_object()) body = json::array({body});
+  if (!body.is_array()) return AdminError(http::status::bad_request, "expected a JSON array");
+  std::vector<HistoryEntry> entries;
+  for (const json& item : body) {
+    if (!item.is_object() || !item.contains("start") || !item.contains("end") ||
+        !item["start"].is_number_integer() || !item["end"].is_number_integer()) {
+      return AdminError(http::status::bad_request,
+                        "each entry needs integer \"start\" and \"end\" (epoch seconds)");
+    }
+    HistoryEntry entry;
+    entry.start = TimePoint(std::chrono::seconds(item["start"].get<int64_t>()));
+    entry.end = TimePoint(std::chrono::seconds(item["end"].get<int64_t>()));
+    const json level = item.value("level", json("Full"));
+    if (level == "Full") {
+      entry.level = BackupLevel::kFull;
+    } else if (level == "Differential") {
+      entry.level = BackupLevel::kDifferential;
+    } else {
+      return AdminError(http::status::bad_request, "level must be \"Full\" or \"Differential\"");
+    }
+    const json status = item.value("status", json("Completed"));
+    const json reason = item.value("reason", json(""));
+    if (!status.is_string() || !reason.is_string()) {
+      return AdminError(http::status::bad_request, "status and reason must be strings");
+    }
+    entry.status = status.get<std::string>();
+    entry.reason = reason.get<std::string>();
+    entries.push_back(std::move(entry));
+  }
+  json ids = json::array();
+  for (const HistoryEntry& entry : entries) {
+    std::string error;
+    const auto id = state_.SeedHistory(entry, &error);
+    if (!id) return AdminError(http::status::bad_request, error);
+    ids.push_back(*id);
+  }
+  return Json(json{{"ok", true}, {"job_ids", ids}}.dump());
+}
+
+HttpResponse Service::AdminSetDrOptions(const HttpRequest& request) {
+  const json body = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object()) return AdminError(http::status::bad_request, "body must be an object");
+  const auto status = body.find("http_status");
+  const auto answer = body.find("body");
+  if (status != body.end() && (!status->is_number_unsigned() || *status < 100 || *status > 999)) {
+    return AdminError(http::status::bad_request, "http_status must be 100-999");
+  }
+  if (status == body.end() && answer == body.end()) {
+    return AdminError(http::status::bad_request, "expected \"body\" and/or \"http_status\"");
+  }
+  std::lock_guard lock(mu_);
+  dr_options_status_ = status != body.end() ? status->get<unsigned>() : 200;
+  if (answer != body.end()) {
+    // A string is sent verbatim (for bodies that are not valid JSON); anything else is dumped.
+    dr_options_body_ = answer->is_string() ? answer->get<std::string>() : answer->dump();
+  }
+  return AdminOk();
+}
+
+HttpResponse Service::AdminDrOptions() {
+  std::lock_guard lock(mu_);
+  return Json(json{{"http_status", dr_options_status_}, {"body", dr_options_body_}}.dump());
 }
 
 Service::Fault Service::ParseFault(const json& rule) {
@@ -649,11 +745,13 @@ HttpResponse Service::AdminFaults() {
 }
 
 HttpResponse Service::AdminStats() {
+  const int64_t scheduled_starts = state_.ScheduledStarts();
   std::lock_guard lock(mu_);
   return Json(json{{"requests_by_endpoint", endpoint_counts_},
                    {"drbackup_posts", drbackup_posts_},
                    {"logins", logins_},
-                   {"faults_applied", faults_applied_}}
+                   {"faults_applied", faults_applied_},
+                   {"scheduled_starts", scheduled_starts}}
                   .dump());
 }
 

@@ -59,6 +59,7 @@ class Service {
     kPause,
     kResume,
     kJobDetails,
+    kDrOptions,
     kNotFound,
   };
 
@@ -125,6 +126,7 @@ class Service {
   HttpResponse HandleJobList(const HttpRequest& request, std::string_view query);
   HttpResponse HandleJobAction(const Route& route);
   HttpResponse HandleJobDetails(const HttpRequest& request);
+  HttpResponse HandleDrOptions();
   // `real` is the endpoint's own answer when its side effect already ran (after_side_effect,
   // wrong_content_type), else nullopt.
   Reply FaultReply(const Fault& fault, const HttpRequest& request,
@@ -139,6 +141,9 @@ class Service {
   HttpResponse AdminAddFaults(const HttpRequest& request);
   HttpResponse AdminFaults();
   HttpResponse AdminStats();
+  HttpResponse AdminSeedHistory(const HttpRequest& request);
+  HttpResponse AdminSetDrOptions(const HttpRequest& request);
+  HttpResponse AdminDrOptions();
 
   CommservState& state_;
   const ServiceOptions options_;
@@ -150,6 +155,10 @@ class Service {
   int64_t drbackup_posts_ = 0;                                   // Guarded by mu_.
   int64_t logins_ = 0;                                           // Guarded by mu_.
   int64_t faults_applied_ = 0;                                   // Guarded by mu_.
+  // What Commcell/DRBackup/Options answers: the HTTP status and, for 200, the JSON body sent
+  // as is (so tests can play every quirk). Guarded by mu_.
+  unsigned dr_options_status_ = 200;
+  std::string dr_options_body_;
 };
 
 }  // namespace commserv_sim

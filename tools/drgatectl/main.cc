@@ -274,6 +274,7 @@ struct JobArgs {
 struct ListArgs {
   std::string commcell;
   std::string state;
+  std::string origin;
   int page_size = 0;
   std::string page_token;
   bool all = false;
@@ -358,6 +359,7 @@ class Commands {
     v1::ListJobsRequest request;
     request.set_commcell(args.commcell);
     if (!args.state.empty()) request.set_state(*ParseJobState(args.state));
+    if (!args.origin.empty()) request.set_origin(*ParseJobOrigin(args.origin));
     request.set_page_size(args.page_size);
     request.set_page_token(args.page_token);
     v1::ListJobsResponse all;
@@ -379,6 +381,34 @@ class Commands {
       PrintJson(MessageToJson(all));
     } else {
       std::cout << RenderJobTable(all);
+    }
+    return kExitOk;
+  }
+
+  // One line per CommCell: last successful full and differential DR backup (any origin), what
+  // runs, the last failure, and where DR backups go. Reads the newest 100 jobs of each CommCell.
+  int ShowStatus() {
+    v1::ListCommCellsResponse cells;
+    grpc::Status status = client_.ListCommCells(v1::ListCommCellsRequest(), &cells);
+    if (!status.ok()) return Failed("ListCommCells", status);
+    std::vector<v1::ListJobsResponse> jobs(cells.commcells_size());
+    std::vector<CommCellStatus> rows;
+    for (int i = 0; i < cells.commcells_size(); ++i) {
+      v1::ListJobsRequest request;
+      request.set_commcell(cells.commcells(i).name());
+      request.set_page_size(100);
+      status = client_.ListJobs(request, &jobs[i]);
+      if (!status.ok()) return Failed("ListJobs", status);
+      rows.push_back(BuildCommCellStatus(cells.commcells(i), jobs[i].jobs()));
+    }
+    google::protobuf::Timestamp now;
+    now.set_seconds(std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
+    if (json_) {
+      PrintJson(StatusToJson(rows, now));
+    } else {
+      std::cout << RenderStatus(rows, now);
     }
     return kExitOk;
   }
@@ -748,14 +778,20 @@ int Run(int argc, char** argv) {
                  "  drgatectl -o json jobs get -c cs1 2141 | jq -r .state"));
 
   ListArgs list_args;
-  CLI::App* list =
-      jobs->add_subcommand("list", "List jobs drgate started, newest first (ListJobs)");
+  CLI::App* list = jobs->add_subcommand(
+      "list", "List DR jobs (drgate's and the CommServe's own), newest first (ListJobs)");
   AddCommCellOption(list, &list_args.commcell, true);
   list->add_option("--state", list_args.state,
                    "Only jobs in this state: submitted, queued, running, suspended, succeeded, "
                    "succeeded_with_errors, failed, killed, unknown (default: every state)")
       ->type_name("STATE")
       ->check(JobStateValidator());
+  list->add_option("--origin", list_args.origin,
+                   "Only jobs drgate started (drgate) or found in the CommServe's DR history "
+                   "(commserv)")
+      ->check([](const std::string& text) {
+        return ParseJobOrigin(text) ? std::string() : "expected drgate or commserv";
+      });
   list->add_option("--page-size", list_args.page_size,
                    "Jobs per page, 1-1000 (default: the server's, 50)")
       ->check(CLI::Range(1, 1000));
@@ -787,6 +823,13 @@ int Run(int argc, char** argv) {
   CLI::App* commcells = app.add_subcommand(
       "commcells", "List the configured CommCells and whether drgate reaches them");
   commcells->footer(LeafFooter("  drgatectl commcells\n  drgatectl -o json commcells"));
+
+  // status
+  CLI::App* status_cmd = app.add_subcommand(
+      "status",
+      "One line per CommCell: last successful full and differential DR backup (age, origin), "
+      "what runs, the last failure, retained fulls and whether a copy leaves the host");
+  status_cmd->footer(LeafFooter("  drgatectl status\n  drgatectl -o json status"));
 
   // token hash
   CLI::App* token_cmd =
@@ -874,6 +917,7 @@ int Run(int argc, char** argv) {
   if (*watch) return commands.WatchJob(watch_args);
   if (*cancel) return commands.CancelJob(cancel_args);
   if (*commcells) return commands.ListCommCells();
+  if (*status_cmd) return commands.ShowStatus();
   return kExitUsage;  // Unreachable: require_subcommand(1) at every level.
 }
 

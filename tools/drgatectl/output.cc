@@ -14,6 +14,7 @@
 namespace drgate::cli {
 namespace {
 
+using nlohmann::ordered_json;
 using std::chrono::milliseconds;
 
 std::string ToLower(std::string_view text) {
@@ -357,16 +358,152 @@ std::string RenderTriggerResponse(const v1::TriggerBackupResponse& response) {
   return out;
 }
 
+std::optional<v1::JobOrigin> ParseJobOrigin(std::string_view text) {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "drgate") return v1::JOB_ORIGIN_DRGATE;
+  if (lower == "commserv") return v1::JOB_ORIGIN_COMMSERV;
+  return std::nullopt;
+}
+
+std::string JobOriginName(v1::JobOrigin origin) {
+  switch (origin) {
+    case v1::JOB_ORIGIN_DRGATE: return "drgate";
+    case v1::JOB_ORIGIN_COMMSERV: return "commserv";
+    default: return "-";
+  }
+}
+
+namespace {
+
+int64_t EndSeconds(const v1::Job& job) {
+  return job.end_time().seconds() != 0 ? job.end_time().seconds() : job.update_time().seconds();
+}
+
+// "45s", "12m", "3h", "2d".
+std::string Age(int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  if (seconds < 60) return std::to_string(seconds) + "s";
+  if (seconds < 3600) return std::to_string(seconds / 60) + "m";
+  if (seconds < 2 * 86400) return std::to_string(seconds / 3600) + "h";
+  return std::to_string(seconds / 86400) + "d";
+}
+
+std::string DescribeFinished(const v1::Job* job, const google::protobuf::Timestamp& now,
+                             bool with_reason) {
+  if (job == nullptr) return "none";
+  std::string out = Age(now.seconds() - EndSeconds(*job)) + " ago (" + JobOriginName(job->origin());
+  if (with_reason && !job->failure_reason().empty()) out += ": " + job->failure_reason();
+  return out + ")";
+}
+
+ordered_json FinishedToJson(const v1::Job* job, const google::protobuf::Timestamp& now,
+                            bool with_reason) {
+  if (job == nullptr) return nullptr;
+  ordered_json out = {{"job_id", job->job_id()},
+                      {"origin", JobOriginName(job->origin())},
+                      {"end_time", FormatTimestamp(job->end_time())},
+                      {"age_seconds", std::max<int64_t>(0, now.seconds() - EndSeconds(*job))}};
+  if (with_reason) out["failure_reason"] = job->failure_reason();
+  return out;
+}
+
+}  // namespace
+
+CommCellStatus BuildCommCellStatus(const v1::CommCell& commcell,
+                                   const google::protobuf::RepeatedPtrField<v1::Job>& jobs) {
+  CommCellStatus status;
+  status.name = commcell.name();
+  status.reachable = commcell.reachable();
+  auto later = [](const v1::Job* current, const v1::Job& candidate) {
+    return current == nullptr || EndSeconds(candidate) > EndSeconds(*current);
+  };
+  for (const v1::Job& job : jobs) {
+    switch (job.state()) {
+      case v1::JOB_STATE_SUCCEEDED:
+      case v1::JOB_STATE_SUCCEEDED_WITH_ERRORS: {
+        const v1::Job*& slot = job.backup_type() == v1::BACKUP_TYPE_DIFFERENTIAL
+                                   ? status.last_differential
+                                   : status.last_full;
+        if (later(slot, job)) slot = &job;
+        break;
+      }
+      case v1::JOB_STATE_FAILED:
+      case v1::JOB_STATE_KILLED:
+        if (later(status.last_failure, job)) status.last_failure = &job;
+        break;
+      case v1::JOB_STATE_UNKNOWN: break;
+      default: status.running.push_back(&job);
+    }
+  }
+  if (commcell.has_dr_backup_options()) {
+    const v1::DrBackupOptions& options = commcell.dr_backup_options();
+    if (options.retained_fulls() > 0) status.retained_fulls = options.retained_fulls();
+    status.offsite = options.network_share() || options.cloud_upload();
+  }
+  return status;
+}
+
+std::string RenderStatus(const std::vector<CommCellStatus>& cells,
+                         const google::protobuf::Timestamp& now) {
+  if (cells.empty()) return "no commcells configured\n";
+  std::vector<std::vector<std::string>> rows = {{"COMMCELL", "REACHABLE", "LAST FULL",
+                                                 "LAST DIFFERENTIAL", "RUNNING", "LAST FAILURE",
+                                                 "RETAINED FULLS", "OFFSITE"}};
+  for (const CommCellStatus& cell : cells) {
+    std::string running;
+    for (const v1::Job* job : cell.running) {
+      if (!running.empty()) running += ", ";
+      running += job->job_id() + " " + BackupTypeName(job->backup_type()) + " (" +
+                 JobOriginName(job->origin()) + ")";
+    }
+    rows.push_back({cell.name, cell.reachable ? "yes" : "no",
+                    DescribeFinished(cell.last_full, now, false),
+                    DescribeFinished(cell.last_differential, now, false),
+                    running.empty() ? "-" : running, DescribeFinished(cell.last_failure, now, true),
+                    cell.retained_fulls ? std::to_string(*cell.retained_fulls) : "unknown",
+                    cell.offsite ? (*cell.offsite ? "yes" : "no") : "unknown"});
+  }
+  return RenderTable(rows);
+}
+
+ordered_json StatusToJson(const std::vector<CommCellStatus>& cells,
+                          const google::protobuf::Timestamp& now) {
+  ordered_json out = ordered_json::array();
+  for (const CommCellStatus& cell : cells) {
+    ordered_json running = ordered_json::array();
+    for (const v1::Job* job : cell.running) {
+      running.push_back({{"job_id", job->job_id()},
+                         {"origin", JobOriginName(job->origin())},
+                         {"backup_type", BackupTypeName(job->backup_type())},
+                         {"state", JobStateName(job->state())}});
+    }
+    out.push_back(
+        {{"commcell", cell.name},
+         {"reachable", cell.reachable},
+         {"last_full", FinishedToJson(cell.last_full, now, false)},
+         {"last_differential", FinishedToJson(cell.last_differential, now, false)},
+         {"running", running},
+         {"last_failure", FinishedToJson(cell.last_failure, now, true)},
+         {"retained_fulls",
+          cell.retained_fulls ? ordered_json(*cell.retained_fulls) : ordered_json(nullptr)},
+         {"offsite", cell.offsite ? ordered_json(*cell.offsite) : ordered_json(nullptr)}});
+  }
+  return out;
+}
+
 std::string RenderJobTable(const v1::ListJobsResponse& response) {
   std::string out;
   if (response.jobs().empty()) {
     out = "no jobs\n";
   } else {
     std::vector<std::vector<std::string>> rows = {
-        {"JOB", "COMMCELL", "TYPE", "STATE", "PCT", "CREATED", "ENDED", "FAILURE"}};
+        {"JOB", "COMMCELL", "TYPE", "ORIGIN", "STATE", "PCT", "CREATED", "ENDED", "FAILURE"}};
     for (const v1::Job& job : response.jobs()) {
       rows.push_back({job.job_id(), job.commcell(), BackupTypeName(job.backup_type()),
-                      JobStateName(job.state()), std::to_string(job.percent_complete()) + "%",
+                      JobOriginName(job.origin()), JobStateName(job.state()),
+                      std::to_string(job.percent_complete()) + "%",
                       FormatTimestamp(job.create_time()), FormatTimestamp(job.end_time()),
                       job.failure_reason()});
     }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <google/protobuf/message.h>
 #include <google/protobuf/timestamp.pb.h>
@@ -73,6 +74,38 @@ std::string JobStateName(v1::JobState state);
 
 // "full", "differential", "unspecified".
 std::string BackupTypeName(v1::BackupType type);
+
+// "drgate" / "commserv" -> JobOrigin (case-insensitive); nullopt otherwise.
+std::optional<v1::JobOrigin> ParseJobOrigin(std::string_view text);
+// "drgate", "commserv", "-" (unspecified: a server older than origins).
+std::string JobOriginName(v1::JobOrigin origin);
+
+// One CommCell's line of `drgatectl status`, computed from its ListCommCells entry and its
+// recent jobs (any order; every origin).
+struct CommCellStatus {
+  std::string name;
+  bool reachable = false;
+  const v1::Job* last_full = nullptr;          // latest success (also with errors) by end time
+  const v1::Job* last_differential = nullptr;  // same, differential
+  std::vector<const v1::Job*> running;         // not terminal
+  const v1::Job* last_failure = nullptr;       // latest FAILED or KILLED by end time
+  std::optional<int32_t> retained_fulls;       // unset while the options are unknown
+  std::optional<bool> offsite;                 // a copy leaves the CommServe host
+};
+// The pointers point into `jobs`, which must outlive the result.
+CommCellStatus BuildCommCellStatus(const v1::CommCell& commcell,
+                                   const google::protobuf::RepeatedPtrField<v1::Job>& jobs);
+
+// One line per CommCell: `cs1  reachable  full 3h ago (commserv)  differential none  running -
+// last failure 2d ago (drgate: disk full)  retained fulls 5  offsite no`. Ages from `now`.
+std::string RenderStatus(const std::vector<CommCellStatus>& cells,
+                         const google::protobuf::Timestamp& now);
+// [{"commcell": ..., "reachable": ..., "last_full": {job_id, origin, end_time, age_seconds} or
+// null, "last_differential": ..., "running": [{job_id, origin, backup_type, state}],
+// "last_failure": {... , failure_reason} or null, "retained_fulls": N or null,
+// "offsite": bool or null}]
+nlohmann::ordered_json StatusToJson(const std::vector<CommCellStatus>& cells,
+                                    const google::protobuf::Timestamp& now);
 
 // RFC 3339 UTC with seconds precision ("2024-05-01T10:00:00Z"); "-" for an unset timestamp
 // (zero seconds and nanos: the proto default).

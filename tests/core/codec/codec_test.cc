@@ -490,6 +490,8 @@ TEST(DecodeDrBackupResponse, SurvivesEveryTruncation) {
           }
         }
         (void)DecodeJobList(r);
+        (void)DecodeJobListPage(r);
+        (void)DecodeDrBackupOptions(r);
         (void)DecodeLoginResponse(r);
         (void)DecodeRenewResponse(r);
         (void)DecodeGenericResponse(r);
@@ -697,6 +699,107 @@ TEST(DecodeJobList, ReadsEveryField) {
   EXPECT_EQ(b.last_update_time, 1700000900);
   EXPECT_EQ(b.pending_reason, "Upload to cloud failed.");
   EXPECT_EQ(b.phase, "2");
+}
+
+TEST(DecodeJobListPage, KeepsTheWholeListsSizeForPaging) {
+  auto page = DecodeJobListPage(Resp(200, kJson, R"({"totalRecordsWithoutPaging": "57",
+      "jobs": [{"jobSummary": {"jobId": 9}}]})"));
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->total, 57);
+  ASSERT_EQ(page->jobs.size(), 1u);
+  EXPECT_EQ(page->jobs[0].job_id, "9");
+  // Missing or smaller than the page: the page's own size.
+  EXPECT_EQ(DecodeJobListPage(Resp(200, kJson, R"({"jobs":[{"jobSummary":{"jobId":1}},
+      {"jobSummary":{"jobId":2}}]})"))
+                ->total,
+            2);
+  EXPECT_EQ(DecodeJobListPage(Resp(200, kJson, R"({"totalRecordsWithoutPaging":-3,
+      "jobs":[{"jobSummary":{"jobId":1}}]})"))
+                ->total,
+            1);
+  EXPECT_EQ(DecodeJobListPage(Resp(200, kJson, R"({"totalRecordsWithoutPaging":0})"))->total, 0);
+  EXPECT_EQ(DecodeJobListPage(Resp(500, "text/html", "<title>Down</title>")).status().reason(),
+            "UPSTREAM_HTTP_5XX");
+}
+
+// ---- DR backup options
+// ----------------------------------------------------------------------------
+
+TEST(DecodeDrBackupOptions, ReadsTheDocumentedAnswer) {
+  auto options = DecodeDrBackupOptions(Resp(200, kJson, R"({"properties": {
+      "DRDumpLocation": "C:\\Program Files\\Commvault\\DR", "UseLocalDrive": 1,
+      "UseNetworkShare": 0, "isUserAccountEnabled": 0, "DRNumFulls": 5,
+      "uploadBackupMetadataToCloud": false}})"));
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_EQ(options->destination, "C:\\Program Files\\Commvault\\DR");
+  EXPECT_EQ(options->retained_fulls, 5);
+  EXPECT_EQ(options->local_drive, true);
+  EXPECT_EQ(options->network_share, false);
+  EXPECT_EQ(options->cloud_upload, false);
+  EXPECT_EQ(CopyLeavesHost(*options), false);
+}
+
+TEST(DecodeDrBackupOptions, ToleratesQuotedNumbersBooleansAndNoWrapper) {
+  auto options = DecodeDrBackupOptions(Resp(200, kJson, R"({"DRDumpLocation": "\\\\nas01\\dr",
+      "UseLocalDrive": "false", "UseNetworkShare": true, "DRNumFulls": "7",
+      "uploadBackupMetadataToCloud": "0"})"));
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_EQ(options->destination, "\\\\nas01\\dr");
+  EXPECT_EQ(options->retained_fulls, 7);
+  EXPECT_EQ(options->local_drive, false);
+  EXPECT_EQ(options->network_share, true);
+  EXPECT_EQ(options->cloud_upload, false);
+  EXPECT_EQ(CopyLeavesHost(*options), true);
+}
+
+TEST(DecodeDrBackupOptions, MissingOrOddFieldsAreUnknownNotFalse) {
+  auto options = DecodeDrBackupOptions(Resp(200, kJson, R"({"properties": {
+      "UseNetworkShare": 0, "DRNumFulls": "many", "uploadBackupMetadataToCloud": 2}})"));
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_EQ(options->destination, std::nullopt);
+  EXPECT_EQ(options->retained_fulls, std::nullopt);
+  EXPECT_EQ(options->local_drive, std::nullopt);
+  EXPECT_EQ(options->network_share, false);
+  EXPECT_EQ(options->cloud_upload, std::nullopt);
+  EXPECT_EQ(CopyLeavesHost(*options), std::nullopt);
+  EXPECT_EQ(*DecodeDrBackupOptions(Resp(200, kJson, "{}")), DrBackupOptions{});
+}
+
+TEST(DecodeDrBackupOptions, ANamedCloudLibraryMeansTheUploadIsOn) {
+  auto options = DecodeDrBackupOptions(Resp(200, kJson, R"({"properties": {
+      "UseNetworkShare": 0, "uploadBackupMetadataToCloud": 0,
+      "cloudLibrary": {"libraryName": "MetallicDR", "libraryId": 12}}})"));
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_EQ(options->cloud_upload, true);
+  EXPECT_EQ(CopyLeavesHost(*options), true);
+  // An empty library object names nothing.
+  auto empty = DecodeDrBackupOptions(Resp(200, kJson, R"({"properties": {
+      "uploadBackupMetadataToCloud": 0, "cloudLibrary": {"libraryName": "", "libraryId": 0}}})"));
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->cloud_upload, false);
+}
+
+TEST(DecodeDrBackupOptions, NotFoundOrUnreadableIsUnavailable) {
+  auto missing = DecodeDrBackupOptions(Resp(404, "text/html", "<title>Not Found</title>"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().reason(), kReasonDrOptionsUnavailable);
+  EXPECT_EQ(missing.status().metadata().at("http_status"), "404");
+  for (const char* body : {"{not json", "[1, 2]", "\"text\""}) {
+    SCOPED_TRACE(body);
+    auto unreadable = DecodeDrBackupOptions(Resp(200, kJson, body));
+    ASSERT_FALSE(unreadable.ok());
+    EXPECT_EQ(unreadable.status().reason(), kReasonDrOptionsUnavailable);
+  }
+  // Other failures keep their usual meaning.
+  EXPECT_EQ(DecodeDrBackupOptions(Resp(503, "text/plain", "busy")).status().reason(),
+            "UPSTREAM_HTTP_5XX");
+  EXPECT_EQ(DecodeDrBackupOptions(Resp(401, kJson, R"({"errorCode":5})")).status().code(),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(DecodeDrBackupOptions(Resp(200, kJson, R"({"errorCode":2,"errorMessage":"no"})"))
+                .status()
+                .reason(),
+            "UPSTREAM_REJECTED");
 }
 
 TEST(DecodeJobList, ToleratesOddValues) {

@@ -181,6 +181,25 @@ commcells:
               "commcells[0].request_timeout", "invalid duration");
 }
 
+TEST_F(ConfigTest, DrHistoryKeysHaveDefaultsAndAreRead) {
+  auto defaults = Parse(kMinimal);
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->tracking.history_lookback, std::chrono::hours(24 * 7));
+  EXPECT_EQ(defaults->tracking.history_interval, std::chrono::minutes(5));
+  EXPECT_EQ(defaults->tracking.options_interval, std::chrono::hours(1));
+
+  auto set =
+      Parse(std::string(kMinimal) +
+            "tracking: {history_lookback: 2d, history_interval: 1m, options_interval: 30m}\n");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->tracking.history_lookback, std::chrono::hours(48));
+  EXPECT_EQ(set->tracking.history_interval, std::chrono::minutes(1));
+  EXPECT_EQ(set->tracking.options_interval, std::chrono::minutes(30));
+
+  ExpectError(std::string(kMinimal) + "tracking: {options_interval: 0s}\n",
+              "tracking.options_interval", "at least 1s");
+}
+
 TEST_F(ConfigTest, IntentGraceMustOutlastTheSlowestTrigger) {
   ExpectError(R"(
 tracking: {intent_grace: 30s}

@@ -405,6 +405,62 @@ TEST_F(OrchestratorTest, ReusePolicyAnswersTheRunningJob) {
   EXPECT_EQ((*store_->FindByRequestId("cs1", "reuse-me"))->job_id, "2100");
 }
 
+TEST_F(OrchestratorTest, EnsureRecentBackupCountsTheCommServesOwnBackupUnlessAskedForDrgates) {
+  Job scheduled;
+  scheduled.commcell = "cs1";
+  scheduled.job_id = "90";
+  scheduled.origin = JobOrigin::kCommserv;
+  scheduled.state = JobState::kSucceeded;
+  scheduled.create_time = clock_.Now() - std::chrono::minutes(50);
+  scheduled.end_time = clock_.Now() - std::chrono::minutes(30);
+  scheduled.update_time = *scheduled.end_time;
+  ASSERT_TRUE(store_->PutJobs({scheduled}).ok());
+
+  std::promise<StatusOr<TriggerOutcome>> any;
+  orchestrator_->EnsureRecentBackup(Request(), std::chrono::hours(2),
+                                    [&any](StatusOr<TriggerOutcome> o) { any.set_value(o); });
+  auto out = any.get_future().get();
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_TRUE(out->deduplicated);
+  EXPECT_EQ(out->job.job_id, "90");
+  EXPECT_EQ(out->job.origin, JobOrigin::kCommserv);
+  EXPECT_EQ(client_->calls(), 0);
+
+  // Only drgate's own count: the scheduled one does not, so drgate triggers (origin drgate).
+  std::promise<StatusOr<TriggerOutcome>> own;
+  orchestrator_->EnsureRecentBackup(
+      Request(), std::chrono::hours(2), [&own](StatusOr<TriggerOutcome> o) { own.set_value(o); },
+      JobOrigin::kDrgate);
+  auto fresh = own.get_future().get();
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_FALSE(fresh->deduplicated);
+  EXPECT_EQ(fresh->job.job_id, "2141");
+  EXPECT_EQ(fresh->job.origin, JobOrigin::kDrgate);
+  EXPECT_EQ(client_->calls(), 1);
+}
+
+TEST_F(OrchestratorTest, ListCommCellsCarriesTheDrBackupOptionsWhenKnown) {
+  DrOptionsHolder holder;
+  OrchestratorOptions options;
+  options.dr_options = &holder;
+  orchestrator_.reset();
+  std::vector<CommCell> cells{CommCell{"cs1", "https://cs1/api", client_},
+                              CommCell{"cs2", "https://cs2/api", client_}};
+  orchestrator_ = std::make_unique<Orchestrator>(std::move(cells), *store_, metrics_, clock_, pool_,
+                                                 *tracker_, options);
+  commserv::DrBackupOptions known;
+  known.retained_fulls = 5;
+  known.network_share = true;
+  holder.Set("cs1", DrOptionsHolder::Entry{known, clock_.Now()});
+
+  const std::vector<CommCellInfo> cells_info = orchestrator_->ListCommCells();
+  ASSERT_EQ(cells_info.size(), 2u);
+  ASSERT_TRUE(cells_info[0].dr_backup_options.has_value());
+  EXPECT_EQ(cells_info[0].dr_backup_options->options, known);
+  EXPECT_EQ(cells_info[0].dr_backup_options->fetch_time, clock_.Now());
+  EXPECT_FALSE(cells_info[1].dr_backup_options.has_value());
+}
+
 TEST_F(OrchestratorTest, CancelKillsUpstreamAndReflectsTheState) {
   auto out = Trigger(Request());
   ASSERT_TRUE(out.ok());

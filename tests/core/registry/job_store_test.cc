@@ -811,6 +811,56 @@ TEST_P(JobStoreContractTest, LatestJobMatchesOnlyItsCommCellTypeAndStates) {
   EXPECT_EQ(*store_->LatestJob("cc3", BackupType::kFull, {JobState::kSucceeded}), std::nullopt);
 }
 
+TEST_P(JobStoreContractTest, OriginIsStoredAndLatestJobAnswersAnyOriginOrOne) {
+  Job ours = TimedJob("1", JobState::kSucceeded, kT0, kT0 + 100);
+  Job scheduled = TimedJob("2", JobState::kSucceeded, kT0 + 200, kT0 + 300);
+  scheduled.origin = JobOrigin::kCommserv;
+  scheduled.request_id.clear();
+  scheduled.requested_by.clear();
+  Put({ours, scheduled});
+
+  EXPECT_EQ(store_->GetJob("cc1", "2")->origin, JobOrigin::kCommserv);
+  EXPECT_EQ(store_->GetJob("cc1", "1")->origin, JobOrigin::kDrgate);
+  EXPECT_THAT(*store_->LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded}),
+              Optional(scheduled));
+  EXPECT_THAT(
+      *store_->LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded}, JobOrigin::kDrgate),
+      Optional(ours));
+  EXPECT_THAT(
+      *store_->LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded}, JobOrigin::kCommserv),
+      Optional(scheduled));
+  EXPECT_EQ(*store_->LatestJob("cc1", BackupType::kFull, {JobState::kFailed}, JobOrigin::kDrgate),
+            std::nullopt);
+
+  // An upsert may change the origin (the writer knows best).
+  scheduled.origin = JobOrigin::kDrgate;
+  Put({scheduled});
+  EXPECT_EQ(store_->GetJob("cc1", "2")->origin, JobOrigin::kDrgate);
+}
+
+TEST_P(JobStoreContractTest, ListJobsFiltersByOriginAndPagesWithinIt) {
+  std::vector<Job> jobs;
+  for (int i = 0; i < 6; ++i) {
+    Job job = MakeJob("cc1", std::to_string(i), kT0 + i);
+    job.origin = i % 2 == 0 ? JobOrigin::kCommserv : JobOrigin::kDrgate;
+    jobs.push_back(job);
+  }
+  Put(jobs);
+  JobFilter commserv = Filter("cc1");
+  commserv.origin = JobOrigin::kCommserv;
+  EXPECT_THAT(Ids(ListAll(commserv, 2)), ElementsAre("4", "2", "0"));
+  JobFilter drgate;
+  drgate.origin = JobOrigin::kDrgate;
+  EXPECT_THAT(Ids(ListAll(drgate, 1)), ElementsAre("5", "3", "1"));
+  EXPECT_THAT(Ids(ListAll(Filter("cc1"), 10)), ElementsAre("5", "4", "3", "2", "1", "0"));
+  // A page token of one origin filter does not fit another.
+  StatusOr<JobPage> first = store_->ListJobs(commserv, 1, "");
+  ASSERT_TRUE(first.ok());
+  StatusOr<JobPage> mixed = store_->ListJobs(drgate, 1, first->next_page_token);
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_EQ(mixed.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_P(JobStoreContractTest, LatestJobWithoutEndTimeCountsFromCreateTime) {
   // coalesce(end_time, create_time): running (no end) at +50 beats queued (no end) at +30 and a
   // suspended job that started earlier but has an end_time of +40.
@@ -1492,6 +1542,10 @@ TEST_F(SqliteJobStoreTest, VersionOneDatabaseIsMigratedKeepingItsRows) {
   EXPECT_THAT(*s.LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded}), Optional(full));
   EXPECT_THAT(*s.LatestJob("cc1", BackupType::kDifferential, kNonTerminalStates),
               Optional(differential));
+  // Jobs recorded before origins existed are drgate's own.
+  EXPECT_EQ(raw.Query("SELECT group_concat(origin) FROM jobs"), "drgate,drgate");
+  EXPECT_THAT(*s.LatestJob("cc1", BackupType::kFull, {JobState::kSucceeded}, JobOrigin::kDrgate),
+              Optional(full));
   StatusOr<std::vector<TriggerIntent>> open = s.ListOpenIntents();
   ASSERT_TRUE(open.ok());
   ASSERT_EQ(open->size(), 1u);
