@@ -95,8 +95,9 @@ StatusOr<std::vector<Job>> FencedJobStore::ListActiveJobs() {
 }
 
 StatusOr<std::optional<Job>> FencedJobStore::LatestJob(const std::string& commcell, BackupType type,
-                                                       const std::vector<JobState>& states) {
-  return store_.LatestJob(commcell, type, states);
+                                                       const std::vector<JobState>& states,
+                                                       std::optional<JobOrigin> origin) {
+  return store_.LatestJob(commcell, type, states, origin);
 }
 
 StatusOr<int64_t> FencedJobStore::AddIntent(const TriggerIntent& intent) {

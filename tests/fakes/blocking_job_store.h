@@ -81,10 +81,11 @@ class BlockingJobStore final : public JobStore {
   StatusOr<std::vector<Job>> ListActiveJobs() override {
     return Counted("ListActiveJobs", inner_->ListActiveJobs());
   }
-  StatusOr<std::optional<Job>> LatestJob(const std::string& commcell, BackupType type,
-                                         const std::vector<JobState>& states) override {
+  StatusOr<std::optional<Job>> LatestJob(
+      const std::string& commcell, BackupType type, const std::vector<JobState>& states,
+      std::optional<JobOrigin> origin = std::nullopt) override {
     Gate(commcell, "");
-    return Counted("LatestJob", inner_->LatestJob(commcell, type, states));
+    return Counted("LatestJob", inner_->LatestJob(commcell, type, states, origin));
   }
   StatusOr<int64_t> PruneTerminalJobs(TimePoint finished_before, int max_rows) override {
     return Counted("PruneTerminalJobs", inner_->PruneTerminalJobs(finished_before, max_rows));

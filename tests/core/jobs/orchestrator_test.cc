@@ -447,7 +447,7 @@ TEST_F(OrchestratorTest, ListCommCellsCarriesTheDrBackupOptionsWhenKnown) {
   std::vector<CommCell> cells{CommCell{"cs1", "https://cs1/api", client_},
                               CommCell{"cs2", "https://cs2/api", client_}};
   orchestrator_ = std::make_unique<Orchestrator>(std::move(cells), *store_, metrics_, clock_, pool_,
-                                                 *tracker_, options);
+                                                 reads_, *tracker_, options);
   commserv::DrBackupOptions known;
   known.retained_fulls = 5;
   known.network_share = true;
