@@ -18,6 +18,10 @@
 #include "plugin/logging.h"
 #include "plugin/server.h"
 
+#ifndef DRGATE_VERSION_TEXT
+#define DRGATE_VERSION_TEXT "unknown"
+#endif
+
 namespace {
 
 std::string HostOf(const std::string& listen) {
@@ -48,6 +52,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", log_format,
                  "json|text|auto, overrides log.format (auto: text on a terminal, else JSON)");
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  app.set_version_flag("--version", "drgate " DRGATE_VERSION_TEXT,
+                       "print version, git revision and build type, then exit");
   app.footer(
       "Exit codes: 0 clean shutdown, 1 start-up failure, 2 usage or configuration error.\n"
       "Signals: SIGTERM/SIGINT drain calls in flight (up to shutdown_grace) and exit 0;\n"
