@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
   std::string log_level;
   std::string log_format;
   bool check_only = false;
-  app.add_option("-c,--config", config_path, "YAML configuration file (see docs/config.md)")->required();
+  app.add_option("-c,--config", config_path, "YAML configuration file (see docs/config.md)")
+      ->required();
   app.add_option("--grpc-listen", grpc_listen,
                  "HOST:PORT for gRPC, overrides grpc.listen (port 0 picks a free port)");
   app.add_option("--metrics-listen", metrics_listen,

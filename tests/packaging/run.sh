@@ -16,6 +16,12 @@
 # usage: tests/packaging/run.sh [BUILD_DIR]    (default build/)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [[ $(id -u) != 0 ]]; then
+  # mmdebstrap --mode=root, rootful podman and a state folder owned by uid 10001 need root
+  # (CI runs as root).
+  echo "packaging: SKIPPED: needs root" >&2
+  exit 0
+fi
 build=$(realpath "${1:-$root/build}")
 export DRGATE_CONTAINERS_DIR=${DRGATE_CONTAINERS_DIR:-/var/tmp/drgate-containers}
 mkdir -p "$DRGATE_CONTAINERS_DIR"
@@ -40,7 +46,6 @@ cleanup() {
   [[ -n $image ]] && drgate_engine rmi -f "$image" >/dev/null 2>&1 || true
   if [[ ${DRGATE_KEEP_CONTAINERS:-0} != 1 ]]; then
     drgate_engine rmi -a -f >/dev/null 2>&1 || true
-    drgate_engine system reset -f >/dev/null 2>&1 || true
     rm -rf "$DRGATE_CONTAINERS_DIR"
   fi
   rm -rf "$work"
