@@ -21,6 +21,10 @@
 #include "plugin/logging.h"
 #include "plugin/server.h"
 
+#ifndef DRGATE_VERSION_TEXT
+#define DRGATE_VERSION_TEXT "unknown"
+#endif
+
 namespace {
 
 std::string HostOf(const std::string& listen) {
@@ -56,6 +60,8 @@ int main(int argc, char** argv) {
                "validate the configuration as startup does (files, URLs, TLS, DSN) and exit");
   app.add_flag("--config-reference", reference,
                "print the configuration reference (Markdown) and exit");
+  app.set_version_flag("--version", "drgate " DRGATE_VERSION_TEXT,
+                       "print version, git revision and build type, then exit");
   app.footer(
       "Exit codes: 0 clean shutdown, 1 start-up failure, 2 usage or configuration error.\n"
       "Signals: SIGTERM/SIGINT drain calls in flight (up to shutdown_grace) and exit 0;\n"

@@ -54,7 +54,7 @@ registry:
 tracking:
   poll_interval: 1s        # the simulator's jobs take 3 s; production keeps the 10 s default
 auth:
-  mode: insecure           # loopback-only demo; production uses mode: tokens (README, Security)
+  mode: insecure           # loopback-only demo; production uses mode: tokens (docs/security.md)
 commcells:
   - name: demo
     url: $sim_url/commandcenter/api

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: set-up, build, then every CTest test (unit and integration, which start
 # commserv-sim and drgate on loopback ports chosen at run time; the crash test; the time-boxed
-# fuzz run), then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan)
+# fuzz run), then the Debian package and the container image (tests/packaging/run.sh), then the
+# same suite under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan)
 # and the concurrency tests under ThreadSanitizer (build-tsan), see tools/sanitizers.sh.
 # Usage: tools/test.sh [extra ctest arguments, e.g. -L unit or -R Codec]
 #   With extra arguments only the selected tests of build/ run (no sanitizer stages).
@@ -16,6 +17,11 @@ ctest --test-dir build --output-on-failure --timeout 300 -j "${DRGATE_TEST_JOBS:
 if [[ ${DRGATE_QUICK:-0} == 1 || $# -gt 0 ]]; then
   exit 0
 fi
+# The Debian package and the container image made from it (docs/packaging.md): lintian, the
+# systemd unit, installation into a fresh Debian 12, the image run as Kubernetes runs it.
+start=$SECONDS
+bash tests/packaging/run.sh build
+echo "drgate test: packaging stage took $((SECONDS - start)) s"
 for stage in asan tsan; do
   start=$SECONDS
   bash tools/sanitizers.sh "$stage"

@@ -7,7 +7,7 @@
 # Usage: tests/fuzz/run.sh [--seconds N] [target...]
 #   targets: json_response xml_response job_summary config time (default: all)
 #   --seconds N   time per target (default 15: the CTest test runs all four in about a minute)
-# Longer runs: tests/fuzz/run.sh --seconds 3600 json_response   (see README, "Fuzzing").
+# Longer runs: tests/fuzz/run.sh --seconds 3600 json_response   (see docs/reliability.md).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 seconds=15

@@ -54,6 +54,9 @@
 #ifndef DRGATE_VERSION
 #define DRGATE_VERSION "unknown"
 #endif
+#ifndef DRGATE_VERSION_TEXT
+#define DRGATE_VERSION_TEXT DRGATE_VERSION
+#endif
 
 namespace drgate::cli {
 namespace {
@@ -666,7 +669,8 @@ int Run(int argc, char** argv) {
       "stdout holds results (--output json: one JSON document per command, field names as in\n"
       "the drgate.v1 API); errors and wait progress go to stderr.",
       "drgatectl");
-  app.set_version_flag("--version", "drgatectl " DRGATE_VERSION);
+  app.set_version_flag("--version", "drgatectl " DRGATE_VERSION_TEXT,
+                       "print version, git revision and build type, then exit");
   app.require_subcommand(1);
   // Global options are accepted after the command name too ("drgatectl jobs list --output json").
   app.fallthrough();

@@ -22,6 +22,11 @@ packages=(
   # Reliability tests (issue 6): clang-14 + libclang-rt-14-dev (libFuzzer's runtime and clang's
   # sanitizer runtimes) build the fuzz targets; python3 runs the crash test driver and the soak.
   clang-14 libclang-rt-14-dev python3
+  # Packaging (tests/packaging/run.sh): the Debian package (dpkg-shlibdeps from dpkg-dev,
+  # help2man for the man pages, lintian), its systemd unit (systemd-analyze), and the container
+  # image built without a registry: podman/buildah with runc, a debian:12-slim base made by
+  # mmdebstrap from the Debian mirror.
+  dpkg-dev help2man lintian systemd podman buildah runc mmdebstrap uidmap
 )
 
 missing=()
