@@ -11,7 +11,7 @@
 namespace drgate {
 
 // Caps drgate applies to the files its configuration names (documented in
-// docs/configuration.md, "What the loader refuses").
+// docs/config.md, "What the loader refuses").
 inline constexpr std::size_t kMaxConfigFileBytes = 1 << 20;   // the YAML configuration
 inline constexpr std::size_t kMaxSecretFileBytes = 64 << 10;  // password_file, token_file, ...
 inline constexpr std::size_t kMaxPemFileBytes = 1 << 20;      // certificates, keys, CA bundles

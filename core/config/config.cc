@@ -959,7 +959,7 @@ std::string ConfigurationReference() {
          "core/config/config.cc; do not edit by hand (a test compares this file with the "
          "generated text). Durations are written like `500ms`, `30s`, `5m`, `1h30m`, `90d`; "
          "relative file names are resolved against the configuration file's folder. See "
-         "configuration.md for what the loader refuses.\n\n"
+         "[config.md](config.md#what-the-loader-refuses) for what the loader refuses.\n\n"
          "## drgate.yaml\n\n" +
          config::RenderReference(rows, rules) +
          "\n## auth.tokens_file\n\n"
