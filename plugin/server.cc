@@ -48,10 +48,11 @@ namespace asio = boost::asio;
 
 constexpr int kIoThreads = 2;
 constexpr int kBlockingThreads = 2;
-// Registry reads (docs/threads.md): at most half the pool for one CommCell, so a CommCell whose
-// reads stall leaves the other half to the others; half is also at most half the registry's
-// connections (PostgreSQL pool_size, SQLite's read connections, 8 by default each). Beyond 1000
-// reads of one CommCell waiting, more are refused (UNAVAILABLE) instead of queued.
+// Registry reads (docs/architecture.md, "Threads, blocking and locks"): at most half the pool for
+// one CommCell, so a CommCell whose reads stall leaves the other half to the others; half is also
+// at most half the registry's connections (PostgreSQL pool_size, SQLite's read connections, 8 by
+// default each). Beyond 1000 reads of one CommCell waiting, more are refused (UNAVAILABLE) instead
+// of queued.
 constexpr KeyedPoolOptions kReadPool{/*threads=*/8, /*per_key=*/4, /*max_queued=*/1000};
 
 commserv::TransportOptions TransportOptionsFor(const CommCellConfig& c) {

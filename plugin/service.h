@@ -3,7 +3,8 @@
 // DrBackupService on gRPC's callback API. Thin: it validates the shape of requests, translates
 // to core types, lets core/jobs decide, and maps the answer back. No gRPC thread waits on the
 // CommServe or the registry: every method that needs either hands the work to the orchestrator
-// and finishes its reactor from the orchestrator's callback, on a core pool (docs/threads.md).
+// and finishes its reactor from the orchestrator's callback, on a core pool (docs/architecture.md,
+// "Threads, blocking and locks").
 
 #include <google/protobuf/arena.h>
 #include <grpcpp/grpcpp.h>

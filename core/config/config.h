@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "core/common/on_active.h"
 #include "core/common/secret.h"
 #include "core/common/status.h"
 #include "core/commserv/codec.h"
 #include "core/commserv/policy.h"
-#include "core/jobs/commcell.h"
 
 namespace drgate {
 

@@ -529,9 +529,9 @@ void Orchestrator::EnsureRecentBackup(TriggerRequest request, std::chrono::milli
         TriggerCallback& done = shared->second;
         // "Completed w/ one or more errors" is a success with errors (the CommServe's own
         // reading), as for drgate_backup_last_success_timestamp_seconds.
-        auto recent = store_.LatestJob(name, request.backup_type,
-                                       {JobState::kSucceeded, JobState::kSucceededWithErrors},
-                                       origin);
+        auto recent =
+            store_.LatestJob(name, request.backup_type,
+                             {JobState::kSucceeded, JobState::kSucceededWithErrors}, origin);
         if (recent.ok() && recent->has_value()) {
           const Job& job = **recent;
           const TimePoint finished = job.end_time.value_or(job.create_time);  // as LatestJob

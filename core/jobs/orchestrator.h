@@ -12,13 +12,13 @@
 // unknown (the request may have reached the CommServe), the intent stays open so that startup
 // reconciliation can adopt or mark the job, and the caller gets UNAVAILABLE saying so.
 //
-// Threads (docs/threads.md): no method blocks its caller on the registry or the CommServe, so gRPC
-// threads may call every one. Registry reads (GetJob, ListJobs, a trigger's request_id lookup,
-// EnsureRecentBackup's and CancelJob's reads) run on the injected KeyedExecutor, keyed by CommCell,
-// so a CommCell whose reads stall holds only its share of that pool; registry writes (which fsync)
-// run on the blocking Executor. Callbacks run on one of those pools, never on the caller's thread,
-// except a refusal because too many reads of that CommCell are waiting (UNAVAILABLE, reason
-// REGISTRY_UNAVAILABLE), answered at once.
+// Threads (docs/architecture.md, "Threads, blocking and locks"): no method blocks its caller on the
+// registry or the CommServe, so gRPC threads may call every one. Registry reads (GetJob, ListJobs,
+// a trigger's request_id lookup, EnsureRecentBackup's and CancelJob's reads) run on the injected
+// KeyedExecutor, keyed by CommCell, so a CommCell whose reads stall holds only its share of that
+// pool; registry writes (which fsync) run on the blocking Executor. Callbacks run on one of those
+// pools, never on the caller's thread, except a refusal because too many reads of that CommCell are
+// waiting (UNAVAILABLE, reason REGISTRY_UNAVAILABLE), answered at once.
 //
 // Locks: mu_ guards only the in-memory bookkeeping of triggers in flight, keyed by (CommCell,
 // request id); no registry call, upstream call or callback runs under it. The class is

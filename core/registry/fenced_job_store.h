@@ -59,9 +59,9 @@ class FencedJobStore final : public JobStore {
   StatusOr<JobPage> ListJobs(const JobFilter& filter, int page_size,
                              const std::string& page_token) override;
   StatusOr<std::vector<Job>> ListActiveJobs() override;
-  StatusOr<std::optional<Job>> LatestJob(
-      const std::string& commcell, BackupType type, const std::vector<JobState>& states,
-      std::optional<JobOrigin> origin = std::nullopt) override;
+  StatusOr<std::optional<Job>> LatestJob(const std::string& commcell, BackupType type,
+                                         const std::vector<JobState>& states,
+                                         std::optional<JobOrigin> origin = std::nullopt) override;
   StatusOr<int64_t> AddIntent(const TriggerIntent& intent) override;
   StatusOr<std::vector<TriggerIntent>> ListOpenIntents() override;
   StatusOr<std::optional<TriggerIntent>> FindOpenIntent(const std::string& commcell,

@@ -81,9 +81,9 @@ class BlockingJobStore final : public JobStore {
   StatusOr<std::vector<Job>> ListActiveJobs() override {
     return Counted("ListActiveJobs", inner_->ListActiveJobs());
   }
-  StatusOr<std::optional<Job>> LatestJob(
-      const std::string& commcell, BackupType type, const std::vector<JobState>& states,
-      std::optional<JobOrigin> origin = std::nullopt) override {
+  StatusOr<std::optional<Job>> LatestJob(const std::string& commcell, BackupType type,
+                                         const std::vector<JobState>& states,
+                                         std::optional<JobOrigin> origin = std::nullopt) override {
     Gate(commcell, "");
     return Counted("LatestJob", inner_->LatestJob(commcell, type, states, origin));
   }

@@ -87,15 +87,15 @@ TEST(ProtoCompat, BaselineIsCompatibleWithItself) {
 TEST(ProtoCompat, AdditionsAreCompatible) {
   EXPECT_THAT(Check([](pb::FileDescriptorSet& s) {
                 auto* f = Message(s, "Job").add_field();
-                f->set_name("origin");
-                f->set_number(16);
+                f->set_name("added_in_a_later_version");
+                f->set_number(1000);
                 f->set_type(pb::FieldDescriptorProto::TYPE_STRING);
                 f->set_label(pb::FieldDescriptorProto::LABEL_OPTIONAL);
                 auto* v = Enum(s, "JobState").add_value();
                 v->set_name("JOB_STATE_NEW");
                 v->set_number(10);
                 auto* m = Api(s).add_message_type();
-                m->set_name("DrBackupOptions");
+                m->set_name("AddedInALaterVersion");
                 auto* rpc = Api(s).mutable_service(0)->add_method();
                 rpc->set_name("NewMethod");
                 rpc->set_input_type(".drgate.v1.GetJobRequest");
