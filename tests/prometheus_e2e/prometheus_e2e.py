@@ -263,7 +263,10 @@ def main():
                                 f"    {q}")
                 continue
             n = len(r["data"]["result"])
-            may_be_empty = re.search(r">\s*0\s*$", q) is not None
+            # "> 0" filters may match nothing; the DR-option gauges are absent until drgate has
+            # read the CommServe's DR backup options (docs/dr-history.md: unknown, not 0).
+            may_be_empty = (re.search(r">\s*0\s*$", q) is not None or
+                            re.search(r"drgate_dr_backup_(offsite|retained_fulls)", q) is not None)
             if n == 0 and not may_be_empty:
                 problems.append(f"dashboard {where}: no data with drgate's real metrics:\n    {q}")
             log(f"  ok  {n:2d} series  dashboard {where}")
