@@ -283,42 +283,50 @@ void SessionClient::KillJob(const std::string& job_id, std::function<void(Status
 
 void SessionClient::Call(CommServEndpoint endpoint, HttpRequest request, Budget budget, int attempt,
                          ResponseCallback done) {
-  WithToken([self = shared_from_this(), endpoint, request = std::move(request), budget, attempt,
+  // Closures that wait in waiters_ hold the client weakly: a strong hold there would make the
+  // client own itself, and leak it when the login they wait for is abandoned at shutdown (the
+  // login's own callback keeps the client alive while it can still run).
+  WithToken([weak = weak_from_this(), endpoint, request = std::move(request), budget, attempt,
              done = std::move(done)](StatusOr<std::string> token) mutable {
+    const std::shared_ptr<SessionClient> self = weak.lock();
+    if (self == nullptr) return;  // abandoned at shutdown: nobody waits for the answer
     if (!token.ok()) {
       done(token.status());
       return;
     }
     request.headers["Authtoken"] = *token;
     HttpRequest copy = request;
-    self->Send(endpoint, std::move(copy), budget,
-               [self, endpoint, request = std::move(request), budget, attempt, stale = *token,
-                done = std::move(done)](StatusOr<HttpResponse> response) mutable {
-                 if (!response.ok() || response->status != 401) {
-                   done(std::move(response));
-                   return;
-                 }
-                 if (attempt + 1 >= kMaxAttempts) {
-                   done(FailedPrecondition(
-                            "the CommServe rejected drgate's session (HTTP 401) after a token "
-                            "renewal and a new login; check the CommCell's credentials",
-                            "UPSTREAM_AUTH_FAILED")
-                            .With("http_status", "401"));
-                   return;
-                 }
-                 // First 401: renew the token; second: log in again.
-                 const bool renew = attempt == 0;
-                 self->Refresh(stale, renew,
-                               [self, endpoint, request = std::move(request), budget, attempt,
-                                done = std::move(done)](StatusOr<std::string> fresh) mutable {
-                                 if (!fresh.ok()) {
-                                   done(fresh.status());
-                                   return;
-                                 }
-                                 self->Call(endpoint, std::move(request), budget, attempt + 1,
-                                            std::move(done));
-                               });
-               });
+    self->Send(
+        endpoint, std::move(copy), budget,
+        [self, endpoint, request = std::move(request), budget, attempt, stale = *token,
+         done = std::move(done)](StatusOr<HttpResponse> response) mutable {
+          if (!response.ok() || response->status != 401) {
+            done(std::move(response));
+            return;
+          }
+          if (attempt + 1 >= kMaxAttempts) {
+            done(FailedPrecondition(
+                     "the CommServe rejected drgate's session (HTTP 401) after a token "
+                     "renewal and a new login; check the CommCell's credentials",
+                     "UPSTREAM_AUTH_FAILED")
+                     .With("http_status", "401"));
+            return;
+          }
+          // First 401: renew the token; second: log in again.
+          const bool renew = attempt == 0;
+          self->Refresh(
+              stale, renew,
+              [weak = std::weak_ptr<SessionClient>(self), endpoint, request = std::move(request),
+               budget, attempt, done = std::move(done)](StatusOr<std::string> fresh) mutable {
+                const std::shared_ptr<SessionClient> self = weak.lock();
+                if (self == nullptr) return;  // abandoned at shutdown
+                if (!fresh.ok()) {
+                  done(fresh.status());
+                  return;
+                }
+                self->Call(endpoint, std::move(request), budget, attempt + 1, std::move(done));
+              });
+        });
   });
 }
 
