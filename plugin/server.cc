@@ -24,6 +24,7 @@
 #include "core/common/keyed_executor.h"
 #include "core/commserv/beast_transport.h"
 #include "core/commserv/session.h"
+#include "core/jobs/dr_history.h"
 #include "core/jobs/orchestrator.h"
 #include "core/jobs/tracker.h"
 #include "core/jobs/watch_hub.h"
@@ -125,6 +126,7 @@ class ServerImpl final : public Server {
     io_threads_.clear();
     orchestrator_.reset();
     tracker_.reset();
+    history_.reset();
     refresher_.reset();
     leader_store_.reset();
     leader_.reset();
@@ -180,6 +182,9 @@ class ServerImpl final : public Server {
   // The registry as the tracker writes it: leader writes fenced by leader_'s lease.
   std::unique_ptr<FencedJobStore> leader_store_;
   std::unique_ptr<jobs::WatchRefresher> refresher_;  // replicas sharing a registry only
+  // The CommServes' own DR jobs and DR backup options (docs/dr-history.md), driven by the tracker.
+  jobs::DrOptionsHolder dr_options_;
+  std::unique_ptr<jobs::DrHistory> history_;
   std::unique_ptr<jobs::Tracker> tracker_;
   std::unique_ptr<jobs::Orchestrator> orchestrator_;
   std::unique_ptr<DrBackupServiceImpl> service_;
@@ -264,9 +269,16 @@ Status ServerImpl::Init(const Config& config) {
   // The tracker's writes are the leader's: fenced by the lease (docs/replicas-fencing.md).
   leader_store_ = std::make_unique<FencedJobStore>(
       *store_, *leader_, [this](const std::string&) { metrics_->CountFencedWrite(); });
-  tracker_ = std::make_unique<jobs::Tracker>(cells, *leader_store_, *metrics_, clock_, hub_,
-                                             tracking, leader_.get());
+  jobs::DrHistoryOptions history;
+  history.lookback = std::chrono::duration_cast<std::chrono::seconds>(tracking.history_lookback);
+  history.options_interval = tracking.options_interval;
+  history_ =
+      std::make_unique<jobs::DrHistory>(*leader_store_, *metrics_, dr_options_, clock_, history);
+  tracker_ =
+      std::make_unique<jobs::Tracker>(cells, *leader_store_, *metrics_, clock_, hub_, tracking,
+                                      leader_.get(), tracking.history ? history_.get() : nullptr);
   jobs::OrchestratorOptions orchestration;
+  orchestration.dr_options = &dr_options_;
   if (shared) {
     // A trigger racing another replica's with one request_id waits for it as long as that one
     // may take: the slowest CommCell's connect and request timeouts, twice, and a margin.

@@ -403,6 +403,10 @@ Section<TrackingConfig> TrackingSection() {
           "At most this many CommCells have a job-list request under way at once; the others "
           "wait for a slot. Set it above the number of CommServes that may hang at once.")
       .Add(
+          "history", config::Bool(), [](T& t) -> bool& { return t.history; },
+          "Read each CommCell's DR job history and DR backup options, so that DR backups drgate "
+          "did not start count too (docs/dr-history.md); false: only drgate's own.")
+      .Add(
           "history_lookback", config::Duration(std::chrono::seconds(1)),
           [](T& t) -> milliseconds& { return t.history_lookback; },
           "How far back the first read of a CommCell's DR job history goes (docs/dr-history.md).")

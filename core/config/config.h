@@ -67,6 +67,9 @@ struct TrackingConfig {
   std::chrono::milliseconds retention{std::chrono::hours(24 * 90)};
   // At most this many CommCells have a poll or probe under way at once (docs/tracking.md).
   int max_concurrent_polls = 16;
+  // Whether drgate reads the CommServe's DR job history and DR backup options (docs/dr-history.md);
+  // false: it knows only the DR backups it started, and sends nothing it was not asked for.
+  bool history = true;
   // The CommServe's own DR backups (core/jobs/dr_history.h): how far back the first read of a
   // CommCell's DR job history goes, how often an idle CommCell's DR job list is read, and how
   // often its DR backup options are read again.

@@ -1,25 +1,19 @@
 #include "core/jobs/dr_history.h"
 
 #include <algorithm>
-#include <cctype>
 #include <future>
-#include <set>
 #include <utility>
 
 #include <spdlog/spdlog.h>
+
+#include "core/jobs/intent_match.h"
 
 namespace drgate::jobs {
 namespace {
 
 using commserv::JobSummary;
 
-// How far a CommServe's clock may lag ours when matching a job to an intent (as the tracker).
-constexpr std::chrono::minutes kClockSkew{2};
 constexpr std::size_t kPutBatch = 100;
-
-TimePoint FromEpochSeconds(int64_t seconds) {
-  return TimePoint(std::chrono::seconds(seconds));
-}
 
 template <typename T, typename Start>
 StatusOr<T> Await(Start start) {
@@ -29,27 +23,60 @@ StatusOr<T> Await(Start start) {
   return future.get();
 }
 
-std::string Lower(const std::string& text) {
-  std::string lower;
-  for (char c : text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower;
-}
+// One history read: asks for the next page from the answer to the previous one, so no thread
+// waits between pages.
+class HistoryPager : public std::enable_shared_from_this<HistoryPager> {
+ public:
+  HistoryPager(std::string commcell, std::shared_ptr<commserv::CommServClient> client,
+               std::chrono::seconds lookback, const DrHistoryOptions& config,
+               DrHistory::HistoryCallback done)
+      : commcell_(std::move(commcell)),
+        client_(std::move(client)),
+        lookback_(lookback),
+        page_size_(config.page_size),
+        max_pages_(config.max_pages),
+        done_(std::move(done)) {}
 
-// The level a summary names; nullopt when it names none (then any intent may claim it).
-std::optional<BackupType> LevelOf(const JobSummary& s) {
-  const std::string lower = Lower(s.backup_level);
-  if (lower.find("full") != std::string::npos) return BackupType::kFull;
-  if (lower.find("diff") != std::string::npos) return BackupType::kDifferential;
-  return std::nullopt;
-}
+  void Next() {
+    client_->ListDrJobPage(lookback_, offset_, page_size_,
+                           [self = shared_from_this()](StatusOr<commserv::JobListPage> got) {
+                             self->Arrived(std::move(got));
+                           });
+  }
 
-// Tracker::Reconcile's matching rule: an intent may claim a DR job of its level (or of no named
-// level) that did not start before the intent, give or take the clock skew.
-bool MayClaim(const TriggerIntent& intent, const JobSummary& s) {
-  const std::optional<BackupType> level = LevelOf(s);
-  if (level && *level != intent.backup_type) return false;
-  return s.start_time <= 0 || FromEpochSeconds(s.start_time) >= intent.create_time - kClockSkew;
-}
+ private:
+  void Arrived(StatusOr<commserv::JobListPage> got) {
+    if (!got.ok()) {
+      done_(got.status());
+      return;
+    }
+    for (JobSummary& s : got->jobs) seen_.emplace(s.job_id, std::move(s));
+    offset_ += static_cast<int64_t>(got->jobs.size());
+    ++pages_;
+    if (!got->jobs.empty() && offset_ < got->total) {
+      if (pages_ < max_pages_) {
+        Next();
+        return;
+      }
+      spdlog::warn("dr history: commcell {}: read {} of {} DR jobs ({} pages); the rest is left",
+                   commcell_, offset_, got->total, max_pages_);
+    }
+    std::vector<JobSummary> list;
+    list.reserve(seen_.size());
+    for (auto& [id, s] : seen_) list.push_back(std::move(s));
+    done_(std::move(list));
+  }
+
+  const std::string commcell_;
+  const std::shared_ptr<commserv::CommServClient> client_;
+  const std::chrono::seconds lookback_;
+  const int64_t page_size_;
+  const int max_pages_;
+  const DrHistory::HistoryCallback done_;
+  std::map<std::string, JobSummary> seen_;
+  int64_t offset_ = 0;
+  int pages_ = 0;
+};
 
 // The registry's view of a DR job drgate did not start.
 Job FromSummary(const std::string& commcell, const JobSummary& s, TimePoint now) {
@@ -57,7 +84,7 @@ Job FromSummary(const std::string& commcell, const JobSummary& s, TimePoint now)
   job.commcell = commcell;
   job.job_id = s.job_id;
   job.origin = JobOrigin::kCommserv;
-  job.backup_type = LevelOf(s).value_or(BackupType::kFull);
+  job.backup_type = LevelOf(s.backup_level).value_or(BackupType::kFull);
   job.commserv_status = s.status;
   job.percent_complete = s.percent_complete;
   job.state = commserv::MapJobStatus(s.status).value_or(JobState::kRunning);
@@ -106,30 +133,32 @@ DrHistory::DrHistory(JobStore& store, Metrics& metrics, DrOptionsHolder& options
       config_(config),
       started_at_(clock.Now()) {}
 
-Status DrHistory::ReadHistory(const std::string& commcell, commserv::CommServClient& client) {
-  std::map<std::string, JobSummary> seen;  // a job that moves between pages is read once
-  int64_t offset = 0;
-  for (int page = 0; page < config_.max_pages; ++page) {
-    StatusOr<commserv::JobListPage> got = Await<commserv::JobListPage>([&](auto done) {
-      client.ListDrJobPage(config_.lookback, offset, config_.page_size, std::move(done));
-    });
-    if (!got.ok()) return got.status();
-    for (JobSummary& s : got->jobs) seen.emplace(s.job_id, std::move(s));
-    offset += static_cast<int64_t>(got->jobs.size());
-    if (got->jobs.empty() || offset >= got->total) break;
-    if (page + 1 == config_.max_pages) {
-      spdlog::warn("dr history: commcell {}: read {} of {} DR jobs ({} pages); the rest is left",
-                   commcell, offset, got->total, config_.max_pages);
-    }
-  }
-  std::vector<JobSummary> list;
-  list.reserve(seen.size());
-  for (auto& [id, s] : seen) list.push_back(std::move(s));
+void DrHistory::FetchHistory(const std::string& commcell,
+                             std::shared_ptr<commserv::CommServClient> client,
+                             std::chrono::seconds lookback, HistoryCallback done) const {
+  std::make_shared<HistoryPager>(commcell, std::move(client), lookback, config_, std::move(done))
+      ->Next();
+}
+
+StatusOr<int> DrHistory::RecordHistory(const std::string& commcell,
+                                       const std::vector<JobSummary>& list) {
   StatusOr<int> recorded = Record(commcell, list, /*count=*/false);
-  if (!recorded.ok()) return recorded.status();
-  spdlog::info("dr history: commcell {}: {} DR jobs in the last {} s, {} recorded as commserv",
-               commcell, list.size(), config_.lookback.count(), *recorded);
-  return Status::Ok();
+  if (recorded.ok()) {
+    spdlog::info("dr history: commcell {}: {} DR jobs in the history read, {} recorded as commserv",
+                 commcell, list.size(), *recorded);
+  }
+  return recorded;
+}
+
+Status DrHistory::ReadHistory(const std::string& commcell, commserv::CommServClient& client) {
+  // Blocks until the read is over, so the client outlives it: a non-owning pointer will do.
+  std::shared_ptr<commserv::CommServClient> unowned(std::shared_ptr<void>(), &client);
+  StatusOr<std::vector<JobSummary>> list =
+      Await<std::vector<JobSummary>>([&](HistoryCallback done) {
+        FetchHistory(commcell, unowned, config_.lookback, std::move(done));
+      });
+  if (!list.ok()) return list.status();
+  return RecordHistory(commcell, *list).status();
 }
 
 StatusOr<int> DrHistory::Observe(const std::string& commcell, const std::vector<JobSummary>& list) {
@@ -182,18 +211,17 @@ StatusOr<int> DrHistory::Record(const std::string& commcell, const std::vector<J
   return static_cast<int>(recorded.size());
 }
 
-Status DrHistory::RefreshOptions(const std::string& commcell, commserv::CommServClient& client) {
+bool DrHistory::OptionsDue(const std::string& commcell) {
   const TimePoint now = clock_.Now();
-  {
-    std::lock_guard lock(mu_);
-    const auto it = options_read_at_.find(commcell);
-    if (it != options_read_at_.end() && now - it->second < config_.options_interval) {
-      return Status::Ok();
-    }
-    options_read_at_[commcell] = now;
-  }
-  StatusOr<commserv::DrBackupOptions> got = Await<commserv::DrBackupOptions>(
-      [&](auto done) { client.GetDrBackupOptions(std::move(done)); });
+  std::lock_guard lock(mu_);
+  const auto it = options_read_at_.find(commcell);
+  if (it != options_read_at_.end() && now - it->second < config_.options_interval) return false;
+  options_read_at_[commcell] = now;
+  return true;
+}
+
+Status DrHistory::ApplyOptions(const std::string& commcell,
+                               StatusOr<commserv::DrBackupOptions> got) {
   if (!got.ok()) {
     if (got.status().reason() != commserv::kReasonDrOptionsUnavailable) return got.status();
     bool first = false;
@@ -215,9 +243,26 @@ Status DrHistory::RefreshOptions(const std::string& commcell, commserv::CommServ
     std::lock_guard lock(mu_);
     unavailable_logged_[commcell] = false;
   }
-  options_.Set(commcell, DrOptionsHolder::Entry{*got, now});
+  options_.Set(commcell, DrOptionsHolder::Entry{*got, clock_.Now()});
   metrics_.SetDrBackupOptions(commcell, got->retained_fulls, commserv::CopyLeavesHost(*got));
   return Status::Ok();
+}
+
+void DrHistory::Forget(const std::string& commcell) {
+  {
+    std::lock_guard lock(mu_);
+    options_read_at_.erase(commcell);
+    unavailable_logged_.erase(commcell);
+  }
+  options_.Clear(commcell);
+  metrics_.SetDrBackupOptions(commcell, std::nullopt, std::nullopt);
+}
+
+Status DrHistory::RefreshOptions(const std::string& commcell, commserv::CommServClient& client) {
+  if (!OptionsDue(commcell)) return Status::Ok();
+  return ApplyOptions(commcell, Await<commserv::DrBackupOptions>([&](auto done) {
+                        client.GetDrBackupOptions(std::move(done));
+                      }));
 }
 
 }  // namespace drgate::jobs

@@ -3,19 +3,23 @@
 // What drgate learns about a CommCell's DR backups beyond the ones it starts itself: the
 // CommServe's DR job history (its own schedule, administrators) and its DR backup options.
 //
-// Call sites (the per-CommCell tracker): on first contact with a CommCell, ReadHistory() and
-// RefreshOptions(); after each DR job list it fetches, Observe() with that list (before its own
-// intent reconciliation); every round, RefreshOptions() (a no-op until options_interval passed).
+// The tracker drives it (docs/dr-history.md): on first contact with a CommCell it pages through
+// the history (FetchHistory, asynchronous) and records it (RecordHistory); after each DR job list
+// it fetches, Observe() with that list before its own intent reconciliation; and when OptionsDue()
+// it asks for the options and hands the answer to ApplyOptions(). Nothing here waits for a
+// CommServe except the blocking conveniences ReadHistory and RefreshOptions (tools and tests).
 // Jobs this component records are origin kCommserv. Once recorded, an active one is an ordinary
 // job of the registry: the tracker follows it to the end (ListActiveJobs returns every origin)
 // and counts it in drgate_backup_jobs_finished_total{origin="commserv"}.
 //
-// The same rule as Tracker::Reconcile decides what belongs to drgate: a DR job that an open
-// trigger intent of the CommCell may claim (same level, started no earlier than two minutes
-// before the intent) is left alone: the tracker adopts it as drgate's or it shows up recorded.
+// A DR job that an open trigger intent of the CommCell may claim (MayClaim, intent_match.h: the
+// rule the tracker adopts by) is left alone: the tracker adopts it as drgate's, or it is recorded
+// by a later observation once no intent may claim it.
 
 #include <chrono>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -66,12 +70,22 @@ class DrHistory {
   DrHistory(JobStore& store, Metrics& metrics, DrOptionsHolder& options, const Clock& clock,
             DrHistoryOptions config);
 
-  // Pages through the CommCell's DR job list of the last `lookback` and records every job the
-  // registry does not know and no open intent may claim, as origin kCommserv with the
-  // CommServe's times, status and failure reason (pendingReason). Never counts finished jobs;
-  // raises drgate_backup_last_success_timestamp_seconds to the newest success seen. Blocks on
-  // the client: call it from the tracker's thread, never from a gRPC thread.
-  Status ReadHistory(const std::string& commcell, commserv::CommServClient& client);
+  using HistoryCallback = std::function<void(StatusOr<std::vector<commserv::JobSummary>>)>;
+
+  // Pages through the CommCell's DR job list of the last `lookback` (limit/offset, page_size
+  // jobs a page, at most max_pages) and calls `done` once with every job seen (a job that moves
+  // between pages counted once), or with the first error. Asynchronous: `done` runs on the
+  // client's thread; `client` is kept alive until then.
+  void FetchHistory(const std::string& commcell, std::shared_ptr<commserv::CommServClient> client,
+                    std::chrono::seconds lookback, HistoryCallback done) const;
+
+  // Records the jobs of a history read (FetchHistory) that the registry does not know and no
+  // open intent may claim, as origin kCommserv with the CommServe's times, status and failure
+  // reason (pendingReason). Never counts finished jobs; raises
+  // drgate_backup_last_success_timestamp_seconds to the newest success seen. Returns how many
+  // jobs it recorded. Registry work: call it from the tracker's thread.
+  StatusOr<int> RecordHistory(const std::string& commcell,
+                              const std::vector<commserv::JobSummary>& list);
 
   // Records the jobs of `list` (a DR job list just fetched) that are new to the registry and
   // that no open intent may claim; one already finished, and that ended after this object was
@@ -79,12 +93,27 @@ class DrHistory {
   // jobs it recorded.
   StatusOr<int> Observe(const std::string& commcell, const std::vector<commserv::JobSummary>& list);
 
-  // Reads the DR backup options when they were never read or options_interval has passed since
-  // the last attempt. Sets the holder and the retained-fulls/offsite gauges; when the CommServe
-  // cannot tell (reason DR_OPTIONS_UNAVAILABLE), logs that once per CommCell, clears them
-  // (unknown) and returns OK. Other errors are returned (and retried next interval). Blocks on
-  // the client, like ReadHistory.
+  // True when the CommCell's DR backup options were never asked for, or options_interval has
+  // passed since the last attempt; it then counts as attempted now.
+  bool OptionsDue(const std::string& commcell);
+
+  // Takes the answer of GET Commcell/DRBackup/Options: sets the holder and the retained-fulls
+  // and offsite gauges. When the CommServe cannot tell (reason DR_OPTIONS_UNAVAILABLE) logs that
+  // once per CommCell, makes them unknown and returns OK. Other errors are returned (the options
+  // are asked for again after options_interval) and leave the last known options in place.
+  Status ApplyOptions(const std::string& commcell, StatusOr<commserv::DrBackupOptions> got);
+
+  // Forgets a CommCell (removed by a reload): its options become unknown and are asked for
+  // again if it comes back.
+  void Forget(const std::string& commcell);
+
+  // Blocking forms of the above, for tools and tests: never call them on a gRPC or tracker
+  // thread. ReadHistory = FetchHistory(config lookback) + RecordHistory; RefreshOptions =
+  // OptionsDue + GET + ApplyOptions (OK without a request when not due).
+  Status ReadHistory(const std::string& commcell, commserv::CommServClient& client);
   Status RefreshOptions(const std::string& commcell, commserv::CommServClient& client);
+
+  const DrHistoryOptions& config() const { return config_; }
 
  private:
   // Records the new, unclaimed jobs of `list`. `count` says whether finished ones count.

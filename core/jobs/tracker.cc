@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/commserv/codec.h"
+#include "core/jobs/intent_match.h"
 
 namespace drgate::jobs {
 namespace {
@@ -17,29 +18,19 @@ using commserv::JobSummary;
 // rest for a CommServe clock a little ahead of drgate's.
 constexpr std::chrono::seconds kInFlightMargin{5};
 
-TimePoint FromEpochSeconds(int64_t seconds) {
-  return TimePoint(std::chrono::seconds(seconds));
-}
-
-bool LevelMatches(const std::string& level, BackupType type) {
-  if (level.empty()) return true;  // the CommServe did not say: any DR job may be ours
-  std::string lower;
-  for (char c : level) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower.find(type == BackupType::kFull ? "full" : "diff") != std::string::npos;
-}
-
 }  // namespace
 
 Tracker::Tracker(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics,
                  const Clock& clock, WatchHub& hub, TrackerOptions options,
-                 const LeaderElection* leader)
+                 const LeaderElection* leader, DrHistory* history)
     : store_(store),
       metrics_(metrics),
       clock_(clock),
       hub_(hub),
       options_(options),
       started_at_(clock.Now()),
-      leader_(leader) {
+      leader_(leader),
+      history_(history) {
   for (CommCell& c : commcells) {
     CellState& state = cells_[c.name];
     state.generation = next_generation_++;
@@ -93,6 +84,15 @@ void Tracker::SetCommCells(std::vector<CommCell> commcells) {
         CellState& state = next[c.name];
         state.generation = next_generation_++;
         state.cell = std::move(c);
+      }
+    }
+    if (history_ != nullptr) {
+      // A CommCell removed, or reached through a new client: its options are asked for afresh.
+      for (const auto& [name, state] : cells_) {
+        auto kept = next.find(name);
+        if (kept == next.end() || kept->second.generation != state.generation) {
+          history_->Forget(name);
+        }
       }
     }
     cells_ = std::move(next);
@@ -205,7 +205,7 @@ void Tracker::Tick(bool force, uint64_t round) {
   // Replicas sharing a registry: only the leader follows jobs and settles intents (a new leader
   // starts with a forced round: its election pokes the tracker). The others still probe idle
   // CommCells, so that their readiness and drgate_commserv_up tell the truth.
-  const bool leading = leader_ == nullptr || leader_->IsLeader();
+  const bool leading = Leading();
   const TimePoint now = clock_.Now();
   // Pruning runs hourly, or every tenth of the retention when that is shorter (a retention of
   // minutes keeps the registry, and the memory its caches take, at a steady size).
@@ -250,12 +250,21 @@ void Tracker::Tick(bool force, uint64_t round) {
 
   std::vector<std::string> idle;
   std::vector<std::shared_ptr<Poll>> start;
+  std::vector<std::pair<CommCell, uint64_t>> options_due;
+  // The leader observes the CommServe's own DR jobs: a history read on first contact, and an
+  // idle CommCell's job list every history_interval.
+  const bool observe = leading && history_ != nullptr;
   {
     std::lock_guard lock(shared_->mu);
     for (const std::string& name : due) {
       auto it = cells_.find(name);
       if (it == cells_.end() || it->second.phase != Phase::kWaiting) continue;
       CellState& state = it->second;
+      if (history_ != nullptr && !state.options_in_flight && history_->OptionsDue(name)) {
+        state.options_in_flight = true;
+        if (round != 0) ++rounds_[round];
+        options_due.emplace_back(state.cell, state.generation);
+      }
       auto poll = std::make_shared<Poll>();
       for (const Job& j : *active) {
         if (j.commcell == name && j.state != JobState::kUnknown) poll->jobs.push_back(j);
@@ -272,7 +281,9 @@ void Tracker::Tick(bool force, uint64_t round) {
       const bool forced = state.forced;
       state.forced = false;
       state.next_check = now + options_.poll_interval;
-      if (poll->jobs.empty() && !intents_open) {
+      poll->history = observe && !state.history_read;
+      const bool history_due = observe && now - state.last_list >= options_.history_interval;
+      if (poll->jobs.empty() && !intents_open && !poll->history && !history_due) {
         idle.push_back(name);
         // Nothing to follow: one cheap request now and then keeps reachability current.
         if (options_.probe_interval.count() <= 0 ||
@@ -285,9 +296,17 @@ void Tracker::Tick(bool force, uint64_t round) {
         state.next_check = state.next_poll;  // inside its poll interval or back-off
         continue;
       }
+      // Look back far enough to see every job and intent we follow, every DR job since the last
+      // list (history_due), and at least an hour; the history read goes back history_lookback.
+      if (observe && state.history_read) oldest = std::min(oldest, state.last_list);
       poll->lookback = std::max<std::chrono::seconds>(
           std::chrono::hours(1),
           std::chrono::duration_cast<std::chrono::seconds>(now - oldest) + std::chrono::hours(1));
+      if (poll->history) {
+        poll->lookback =
+            std::max(poll->lookback,
+                     std::chrono::duration_cast<std::chrono::seconds>(options_.history_lookback));
+      }
       poll->id = next_id_++;
       poll->cell = state.cell;
       poll->generation = state.generation;
@@ -303,6 +322,7 @@ void Tracker::Tick(bool force, uint64_t round) {
     for (const std::string& name : idle) metrics_.SetActiveJobs(name, 0);
   }
   for (const auto& poll : start) Send(poll);
+  for (const auto& [cell, generation] : options_due) SendOptions(cell, generation, round);
   if (prune) Prune();
 }
 
@@ -333,11 +353,77 @@ void Tracker::Send(const std::shared_ptr<Poll>& poll) {
   const auto lookback = poll->probe ? std::chrono::seconds(std::chrono::hours(1)) : poll->lookback;
   const uint64_t id = poll->id;
   ++upstream_requests_;
+  if (poll->history) {
+    history_->FetchHistory(poll->cell.name, client, lookback,
+                           [shared = shared_, id](StatusOr<std::vector<JobSummary>> list) {
+                             Deliver(shared,
+                                     [id, list = std::move(list)](Tracker& tracker) mutable {
+                                       if (auto poll = tracker.FindPoll(id))
+                                         tracker.HistoryArrived(poll, std::move(list));
+                                     });
+                           });
+    return;
+  }
   client->ListDrJobs(lookback, [shared = shared_, id](StatusOr<std::vector<JobSummary>> list) {
     Deliver(shared, [id, list = std::move(list)](Tracker& tracker) mutable {
       if (auto poll = tracker.FindPoll(id)) tracker.JobListArrived(poll, std::move(list));
     });
   });
+}
+
+void Tracker::SendOptions(const CommCell& cell, uint64_t generation, uint64_t round) {
+  ++upstream_requests_;
+  cell.client->GetDrBackupOptions([shared = shared_, name = cell.name, generation,
+                                   round](StatusOr<commserv::DrBackupOptions> got) {
+    Deliver(shared, [name, generation, round, got = std::move(got)](Tracker& tracker) mutable {
+      tracker.OptionsArrived(name, generation, round, std::move(got));
+    });
+  });
+}
+
+void Tracker::OptionsArrived(const std::string& commcell, uint64_t generation, uint64_t round,
+                             StatusOr<commserv::DrBackupOptions> options) {
+  bool current = false;
+  {
+    std::lock_guard lock(shared_->mu);
+    auto it = cells_.find(commcell);
+    if (it != cells_.end() && it->second.generation == generation) {
+      it->second.options_in_flight = false;
+      current = true;
+    }
+  }
+  // The answer of a CommCell since removed or replaced says nothing about the current one.
+  if (current) {
+    if (Status s = history_->ApplyOptions(commcell, std::move(options)); !s.ok()) {
+      spdlog::warn(
+          "tracker: commcell {}: cannot read the DR backup options ({}); asked again in {} s",
+          commcell, s.ToString(),
+          std::chrono::duration_cast<std::chrono::seconds>(history_->config().options_interval)
+              .count());
+    }
+  }
+  if (round != 0) {
+    std::lock_guard lock(shared_->mu);
+    if (auto r = rounds_.find(round); r != rounds_.end()) --r->second;
+  }
+  shared_->cv.notify_all();
+}
+
+void Tracker::HistoryArrived(const std::shared_ptr<Poll>& poll,
+                             StatusOr<std::vector<JobSummary>> list) {
+  if (list.ok()) {
+    if (StatusOr<int> recorded = history_->RecordHistory(poll->cell.name, *list); recorded.ok()) {
+      std::lock_guard lock(shared_->mu);
+      auto it = cells_.find(poll->cell.name);
+      if (it != cells_.end() && it->second.generation == poll->generation) {
+        it->second.history_read = true;
+      }
+    } else {
+      spdlog::warn("tracker: commcell {}: cannot record the DR history ({}); read again next poll",
+                   poll->cell.name, recorded.status().ToString());
+    }
+  }
+  JobListArrived(poll, std::move(list));
 }
 
 std::shared_ptr<Tracker::Poll> Tracker::FindPoll(uint64_t id) {
@@ -378,9 +464,17 @@ void Tracker::JobListArrived(const std::shared_ptr<Poll>& poll,
     if (it != cells_.end() && it->second.generation == poll->generation) {
       it->second.failures = 0;
       it->second.next_poll = poll->started + options_.poll_interval;
+      it->second.last_list = poll->started;
     }
   }
   poll->list = std::move(*list);
+  // The CommServe's own DR jobs in the list (the history read recorded its own already).
+  if (history_ != nullptr && !poll->history && Leading()) {
+    if (StatusOr<int> observed = history_->Observe(cell.name, poll->list); !observed.ok()) {
+      spdlog::warn("tracker: commcell {}: cannot record DR jobs drgate did not start: {}",
+                   cell.name, observed.status().ToString());
+    }
+  }
   std::map<std::string, const JobSummary*> by_id;
   for (const JobSummary& s : poll->list) by_id[s.job_id] = &s;
   for (const Job& job : poll->jobs) {
@@ -547,12 +641,8 @@ void Tracker::Reconcile(const CommCell& cell, const std::vector<JobSummary>& ups
     const JobSummary* match = nullptr;
     bool deferred = false;  // a candidate waits for the triggers in flight: do not give up yet
     for (const JobSummary& s : upstream) {
-      if (taken.count(s.job_id) || !LevelMatches(s.backup_level, intent.backup_type)) continue;
-      // The CommServe's clock may be a little off from ours: allow two minutes of skew.
-      if (s.start_time > 0 &&
-          FromEpochSeconds(s.start_time) < intent.create_time - std::chrono::minutes(2)) {
-        continue;
-      }
+      // The same rule the DR history leaves jobs alone by (intent_match.h).
+      if (taken.count(s.job_id) || !MayClaim(intent, s)) continue;
       // Start times are whole seconds (rounded down), hence the margin: a job of a trigger in
       // flight started at or after `floor`, so its start time reads later than floor - 1 s.
       if (floor != in_flight_since.end() &&

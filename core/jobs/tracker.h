@@ -14,6 +14,12 @@
 // `max_concurrent_polls` CommCells have a poll under way at once; a due CommCell beyond that
 // waits for a free slot, oldest first.
 //
+// DR history (with a DrHistory, docs/dr-history.md): the leader reads each CommCell's DR job
+// history on first contact (that read stands in for the poll's job list), records every DR job of
+// each list it fetches that drgate did not start (origin COMMSERV) and then follows it like its
+// own, and lists an idle CommCell every `history_interval`. Every replica asks for the DR backup
+// options every `options_interval` (one request in flight per CommCell at most).
+//
 // Intents (see Orchestrator): an intent older than `intent_grace` is matched against the
 // CommServe's DR job list: a DR job of the same type that started after the intent and that
 // drgate has not recorded is adopted (recorded with the intent's request id). When none shows
@@ -39,6 +45,7 @@
 #include "core/commserv/client.h"
 #include "core/config/config.h"
 #include "core/jobs/commcell.h"
+#include "core/jobs/dr_history.h"
 #include "core/jobs/watch_hub.h"
 #include "core/metrics/metrics.h"
 #include "core/registry/job_store.h"
@@ -58,9 +65,11 @@ class Tracker {
  public:
   // Every reference must outlive the tracker. With `leader` (replicas sharing a registry), jobs
   // and intents are followed only while leader->IsLeader(): one replica polls the CommServe for
-  // them (the others only probe, see probe_interval); null: always.
+  // them (the others only probe, see probe_interval); null: always. With `history`, DR jobs
+  // drgate did not start are observed too and the DR backup options are read; null: neither.
   Tracker(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics, const Clock& clock,
-          WatchHub& hub, TrackerOptions options, const LeaderElection* leader = nullptr);
+          WatchHub& hub, TrackerOptions options, const LeaderElection* leader = nullptr,
+          DrHistory* history = nullptr);
   ~Tracker();
   Tracker(const Tracker&) = delete;
   Tracker& operator=(const Tracker&) = delete;
@@ -118,6 +127,9 @@ class Tracker {
     int failures = 0;
     TimePoint next_poll{};
     TimePoint last_probe{};
+    bool history_read = false;       // the first-contact history read has been recorded
+    TimePoint last_list{};           // when the last job list that arrived was asked for
+    bool options_in_flight = false;  // GET Commcell/DRBackup/Options sent, not answered
   };
 
   // One poll (or probe) of one CommCell, from its check to its end.
@@ -125,8 +137,9 @@ class Tracker {
     uint64_t id = 0;
     CommCell cell;
     uint64_t generation = 0;
-    bool probe = false;  // nothing to follow: only the job list, for reachability
-    uint64_t round = 0;  // the RunRound waiting for it (0: none)
+    bool probe = false;    // nothing to follow: only the job list, for reachability
+    bool history = false;  // first contact: the history read is this poll's job list
+    uint64_t round = 0;    // the RunRound waiting for it (0: none)
     TimePoint started{};
     std::vector<Job> jobs;  // to follow (not UNKNOWN)
     std::chrono::seconds lookback{3600};
@@ -157,6 +170,16 @@ class Tracker {
   // list the tracker asks for comes through here, on a tracker thread.
   void JobListArrived(const std::shared_ptr<Poll>& poll,
                       StatusOr<std::vector<commserv::JobSummary>> list);
+  // The first-contact history read of `poll`'s CommCell has arrived: records it, then goes on as
+  // with any job list.
+  void HistoryArrived(const std::shared_ptr<Poll>& poll,
+                      StatusOr<std::vector<commserv::JobSummary>> list);
+  // Asks `cell` for its DR backup options; the answer goes to the history (OptionsArrived).
+  // `round`: the RunRound that waits for the answer too (0: none).
+  void SendOptions(const CommCell& cell, uint64_t generation, uint64_t round);
+  void OptionsArrived(const std::string& commcell, uint64_t generation, uint64_t round,
+                      StatusOr<commserv::DrBackupOptions> options);
+  bool Leading() const { return leader_ == nullptr || leader_->IsLeader(); }
   // Asks for the next job the list did not show, or ends the poll when none is left.
   void NextUnlisted(const std::shared_ptr<Poll>& poll);
   void UnlistedArrived(const std::shared_ptr<Poll>& poll,
@@ -181,6 +204,7 @@ class Tracker {
   const TrackerOptions options_;
   const TimePoint started_at_;          // intents older than this were left by an earlier process
   const LeaderElection* const leader_;  // null: always lead
+  DrHistory* const history_;            // null: no DR history, no options
 
   std::mutex apply_mu_;  // serialises Apply: read, merge, write of one job at a time
 

@@ -1,8 +1,8 @@
 // The DR history pieces against a real commserv-sim process: drgate's own CommServe client
 // (SessionClient over the Beast transport) pages through a seeded DR history and reads the DR
 // backup options in every form the simulator can answer, and DrHistory records that history in a
-// registry. What needs the tracker's wiring (drgate reading the history at startup, the options
-// reaching ListCommCells and drgatectl status) is left to the tests written with that wiring.
+// registry. drgate's own process (the tracker reading the history at startup, the options reaching
+// ListCommCells and drgatectl status) is tested in dr_history_test.cc.
 #include <chrono>
 #include <future>
 #include <memory>

@@ -53,10 +53,11 @@ struct Settings {
   // Short back-offs keep the cases fast; the counts stay exact.
   std::string retry = "{max_attempts: 3, initial_backoff: 20ms, max_backoff: 100ms}";
   std::string extra;  // more keys of the CommCell, each line "    key: value\n"
-  // No probes: the only upstream traffic is the test's. intent_grace must exceed
+  // No probes and no DR history read: the only upstream traffic is the test's (history on has
+  // tests of its own, dr_history_integration_test). intent_grace must exceed
   // 2 x connect_timeout + 2 x request_timeout (the config validates it).
   std::string tracking =
-      "tracking: {poll_interval: 200ms, intent_grace: 3s, intent_give_up: 3500ms, "
+      "tracking: {history: false, poll_interval: 200ms, intent_grace: 3s, intent_give_up: 3500ms, "
       "probe_interval: 0s}\n";
 };
 
@@ -576,7 +577,7 @@ TEST_F(FaultMatrixTest, FullQueueIsResourceExhausted) {
   s.extra = "    max_pending_requests: 1\n";
   // No tracker traffic in this window: the one slot belongs to the hanging trigger.
   s.tracking =
-      "tracking: {poll_interval: 60s, max_backoff: 120s, intent_grace: 3s, "
+      "tracking: {history: false, poll_interval: 60s, max_backoff: 120s, intent_grace: 3s, "
       "intent_give_up: 3500ms, probe_interval: 0s}\n";
   Start(s);
   sim_->Fault({{"endpoint", "DRBackup"}, {"action", "hang"}, {"delay_ms", 3000}});
@@ -608,7 +609,7 @@ TEST_F(FaultMatrixTest, CallersDeadlineBoundsTheUpstreamCall) {
   Settings s;
   s.request_timeout = "10s";
   s.tracking =
-      "tracking: {poll_interval: 200ms, intent_grace: 25s, intent_give_up: 30s, "
+      "tracking: {history: false, poll_interval: 200ms, intent_grace: 25s, intent_give_up: 30s, "
       "probe_interval: 0s}\n";
   Start(s);
   v1::TriggerBackupResponse resp;

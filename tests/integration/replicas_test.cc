@@ -40,12 +40,15 @@ class ReplicasTest : public ::testing::Test {
  protected:
   void SetUp() override { pg_.Exec("CREATE DATABASE drgate"); }
 
-  void StartSim(int job_duration_ms) {
-    sim_ = std::make_unique<Sim>(
-        dir_, std::vector<std::string>{"--job-duration-ms", std::to_string(job_duration_ms)});
+  void StartSim(int job_duration_ms, std::vector<std::string> more = {}) {
+    std::vector<std::string> args{"--job-duration-ms", std::to_string(job_duration_ms)};
+    args.insert(args.end(), more.begin(), more.end());
+    sim_ = std::make_unique<Sim>(dir_, std::move(args));
   }
   // `stderr_path`: where the replica logs (at info level); empty: inherited, warnings only.
-  std::unique_ptr<Drgate> StartReplica(const std::string& stderr_path = "") {
+  // `tracking`: more tracking.* keys, "key: value, " each.
+  std::unique_ptr<Drgate> StartReplica(const std::string& stderr_path = "",
+                                       const std::string& tracking = "") {
     dir_.Write("password", "s3cret\n");
     const std::string yaml =
         "auth: {mode: insecure}\n"
@@ -61,7 +64,9 @@ class ReplicasTest : public ::testing::Test {
         "    leader_lease: 2s\n"
         "    watch_interval: 100ms\n"
         "shutdown_grace: 2s\n"
-        "tracking: {poll_interval: 200ms, intent_grace: 31s, intent_give_up: 60s, "
+        "tracking: {" +
+        tracking +
+        "poll_interval: 200ms, intent_grace: 31s, intent_give_up: 60s, "
         "probe_interval: 1h}\n"
         "commcells:\n" +
         sim_->CommCellYaml("cs1", "    request_timeout: 10s\n");
@@ -163,6 +168,38 @@ TEST_F(ReplicasTest, OneRequestIdOnTwoReplicasAtOnceSendsOnePostAndAnswersOneJob
   ASSERT_FALSE(seen.empty());
   EXPECT_EQ(seen.back().state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(seen.back().job_id(), job_id);
+}
+
+// The CommServe's own DR schedule: the leader records the job (origin COMMSERV) and follows it;
+// both replicas answer it from the shared registry, and it is recorded once.
+TEST_F(ReplicasTest, AScheduledJobObservedByTheLeaderIsVisibleOnBothReplicas) {
+  StartSim(1500, {"--dr-schedule", "2s"});
+  auto a = StartReplica("", "history_interval: 1s, ");
+  auto b = StartReplica("", "history_interval: 1s, ");
+  std::string job_id;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        v1::ListJobsRequest req;
+        req.set_origin(v1::JOB_ORIGIN_COMMSERV);
+        req.set_state(v1::JOB_STATE_SUCCEEDED);
+        v1::ListJobsResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(Deadline(5s));
+        if (!b->stub().ListJobs(&ctx, req, &resp).ok() || resp.jobs_size() == 0) return false;
+        job_id = resp.jobs(resp.jobs_size() - 1).job_id();
+        return true;
+      },
+      30s));
+  EXPECT_EQ(Leader(*a) + Leader(*b), 1);
+  for (Drgate* replica : {a.get(), b.get()}) {
+    v1::Job job;
+    ASSERT_TRUE(Ok(GetJob(*replica, job_id, &job)));
+    EXPECT_EQ(job.origin(), v1::JOB_ORIGIN_COMMSERV);
+    EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED);
+    EXPECT_EQ(job.request_id(), "");
+  }
+  // drgate sent nothing: the schedule started every job.
+  EXPECT_EQ(sim_->Requests("/CommServ/DRBackup").size(), 0u);
 }
 
 TEST_F(ReplicasTest, KillingTheLeaderHandsTrackingToTheOtherWithinTheLease) {

@@ -558,5 +558,164 @@ TEST_F(TrackerTest, SetCommCellsAddsAndRemovesSchedules) {
   added->WaitIdle();
 }
 
+// The tracker with the DR history on (what drgate runs): first contact, observation of the
+// CommServe's own DR jobs, idle listing, options, and intents that keep their jobs.
+class TrackerHistoryTest : public TrackerTest {
+ protected:
+  ~TrackerHistoryTest() override {
+    client_->WaitIdle();
+    tracker_.reset();  // before the history it uses
+  }
+  static constexpr int64_t kNow = 1790000000;  // ManualClock's start, in epoch seconds
+
+  void MakeHistoryTracker() {
+    history_ = std::make_unique<DrHistory>(*store_, metrics_, holder_, clock_, DrHistoryOptions{});
+    tracker_ =
+        std::make_unique<Tracker>(std::vector<CommCell>{CommCell{"cs1", "u", client_}}, *store_,
+                                  metrics_, clock_, hub_, options_, nullptr, history_.get());
+  }
+  static commserv::JobSummary Dr(const std::string& id, const std::string& status,
+                                 const std::string& level, int64_t start, int64_t end = 0,
+                                 const std::string& reason = "") {
+    commserv::JobSummary s = Summary(id, status, end > 0 ? 100 : 10, start, end, reason);
+    s.backup_level = level;
+    return s;
+  }
+  double Finished(const std::string& origin, const std::string& state) {
+    return MetricValue(registry_, "drgate_backup_jobs_finished_total",
+                       {{"commcell", "cs1"}, {"origin", origin}, {"state", state}});
+  }
+
+  DrOptionsHolder holder_;
+  std::unique_ptr<DrHistory> history_;
+};
+
+TEST_F(TrackerHistoryTest, FirstContactReadsTheHistoryAsTheJobListAndRecordsItAsCommserv) {
+  client_->SetJob(Dr("101", "Completed", "Full", kNow - 3000, kNow - 2900));
+  client_->SetJob(
+      Dr("102", "Failed", "Differential", kNow - 1800, kNow - 1700, "Error Code: [19:857]"));
+  MakeHistoryTracker();
+  tracker_->RunRound();
+
+  EXPECT_EQ(client_->page_calls(), 1);
+  EXPECT_EQ(client_->list_calls(), 0);  // the history read is this poll's job list
+  EXPECT_EQ(client_->last_lookback(), std::chrono::seconds(7 * 86400));
+  const Job full = Stored("101");
+  EXPECT_EQ(full.origin, JobOrigin::kCommserv);
+  EXPECT_EQ(full.state, JobState::kSucceeded);
+  EXPECT_EQ(full.end_time, TimePoint(std::chrono::seconds(kNow - 2900)));
+  const Job diff = Stored("102");
+  EXPECT_EQ(diff.state, JobState::kFailed);
+  EXPECT_EQ(diff.backup_type, BackupType::kDifferential);
+  EXPECT_EQ(diff.failure_reason, "Error Code: [19:857]");
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_last_success_timestamp_seconds",
+                        {{"commcell", "cs1"}, {"backup_type", "full"}}),
+            kNow - 2900);
+  EXPECT_EQ(Finished("commserv", "failed"), 0);  // history is not counted
+
+  // Read once: the next forced round of an idle CommCell asks for nothing.
+  tracker_->RunRound();
+  EXPECT_EQ(client_->page_calls(), 1);
+  EXPECT_EQ(client_->list_calls(), 0);
+}
+
+TEST_F(TrackerHistoryTest, AScheduledJobIsFollowedAndCountedOnceEvenAfterARestart) {
+  MakeHistoryTracker();
+  tracker_->RunRound();  // first contact: nothing yet
+  clock_.Advance(std::chrono::seconds(10));
+  client_->SetJob(Dr("201", "Running", "Full", kNow + 5));
+
+  // Idle: listed again once history_interval has passed, not before.
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 0);
+  clock_.Advance(options_.history_interval);
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 1);
+  EXPECT_EQ(Stored("201").origin, JobOrigin::kCommserv);
+  EXPECT_EQ(Stored("201").state, JobState::kRunning);
+
+  // Now followed like drgate's own, at the poll interval.
+  client_->SetJob(Dr("201", "Failed", "Full", kNow + 5, kNow + 400, "media error"));
+  clock_.Advance(options_.poll_interval);
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 2);
+  EXPECT_EQ(Stored("201").state, JobState::kFailed);
+  EXPECT_EQ(Stored("201").failure_reason, "media error");
+  EXPECT_EQ(Finished("commserv", "failed"), 1);
+  EXPECT_EQ(Finished("drgate", "failed"), 0);
+  tracker_->RunRound();
+  EXPECT_EQ(Finished("commserv", "failed"), 1);
+
+  // A new process reads the history again: the job is known, counted nowhere a second time.
+  tracker_.reset();
+  MakeHistoryTracker();
+  tracker_->RunRound();
+  EXPECT_EQ(client_->page_calls(), 2);
+  EXPECT_EQ(Finished("commserv", "failed"), 1);
+}
+
+TEST_F(TrackerHistoryTest, ALostAnswerIsStillAdoptedForItsIntentNeverRecordedAsCommserv) {
+  TriggerIntent intent;
+  intent.commcell = "cs1";
+  intent.backup_type = BackupType::kFull;
+  intent.request_id = "lost-answer";
+  intent.create_time = clock_.Now();
+  ASSERT_TRUE(store_->AddIntent(intent).ok());
+  clock_.Advance(std::chrono::seconds(5));
+  // The trigger's job, and a scheduled differential no intent may claim.
+  client_->SetJob(Dr("5000", "Running", "Full", kNow + 1));
+  client_->SetJob(Dr("5001", "Running", "Differential", kNow + 2));
+  MakeHistoryTracker();  // a new process: the intent is from before it started
+  tracker_->RunRound();
+
+  const Job adopted = Stored("5000");
+  EXPECT_EQ(adopted.origin, JobOrigin::kDrgate);
+  EXPECT_EQ(adopted.request_id, "lost-answer");
+  EXPECT_TRUE(store_->ListOpenIntents()->empty());
+  EXPECT_EQ(Stored("5001").origin, JobOrigin::kCommserv);
+
+  clock_.Advance(options_.history_interval);
+  tracker_->RunRound();
+  EXPECT_EQ(Stored("5000").origin, JobOrigin::kDrgate);
+  JobFilter all;
+  EXPECT_EQ(store_->ListJobs(all, 100, "")->jobs.size(), 2u);
+}
+
+TEST_F(TrackerHistoryTest, OptionsAreReadOnFirstContactAndOncePerOptionsInterval) {
+  commserv::DrBackupOptions known;
+  known.destination = "\\\\backup01\\dr";
+  known.retained_fulls = 5;
+  known.network_share = true;
+  client_->SetOptions(known);
+  MakeHistoryTracker();
+  tracker_->RunRound();
+  EXPECT_EQ(client_->options_calls(), 1);
+  ASSERT_TRUE(holder_.Get("cs1").has_value());
+  EXPECT_EQ(holder_.Get("cs1")->options, known);
+  EXPECT_EQ(MetricValue(registry_, "drgate_dr_backup_offsite", {{"commcell", "cs1"}}), 1);
+  EXPECT_EQ(MetricValue(registry_, "drgate_dr_backup_retained_fulls", {{"commcell", "cs1"}}), 5);
+
+  tracker_->RunRound();
+  EXPECT_EQ(client_->options_calls(), 1);
+
+  // The CommServe stops telling (404): unknown again, the gauges go away, the rest carries on.
+  client_->SetOptions(Status(StatusCode::kNotFound, "HTTP 404",
+                             std::string(commserv::kReasonDrOptionsUnavailable)));
+  clock_.Advance(std::chrono::milliseconds(DrHistoryOptions{}.options_interval));
+  tracker_->RunRound();
+  EXPECT_EQ(client_->options_calls(), 2);
+  EXPECT_FALSE(holder_.Get("cs1").has_value());
+  EXPECT_EQ(MetricValue(registry_, "drgate_dr_backup_offsite", {{"commcell", "cs1"}}), -1);
+
+  // A reload that gives the CommCell a new client asks again at once.
+  auto replacement = std::make_shared<FakeCommServClient>();
+  replacement->SetOptions(known);
+  tracker_->SetCommCells({CommCell{"cs1", "u2", replacement}});
+  tracker_->RunRound();
+  EXPECT_EQ(replacement->options_calls(), 1);
+  EXPECT_EQ(holder_.Get("cs1")->options, known);
+  replacement->WaitIdle();
+}
+
 }  // namespace
 }  // namespace drgate::jobs
