@@ -24,7 +24,9 @@ StatusOr<T> Await(Start start) {
 }
 
 // One history read: asks for the next page from the answer to the previous one, so no thread
-// waits between pages.
+// waits between pages. The client keeps the pager alive (through the callback it holds while a
+// page is asked for), so the pager holds the client weakly: a strong reference back would be a
+// cycle that outlives a client closed with a page still asked for (a shutdown mid-read).
 class HistoryPager : public std::enable_shared_from_this<HistoryPager> {
  public:
   HistoryPager(std::string commcell, std::shared_ptr<commserv::CommServClient> client,
@@ -38,10 +40,18 @@ class HistoryPager : public std::enable_shared_from_this<HistoryPager> {
         done_(std::move(done)) {}
 
   void Next() {
-    client_->ListDrJobPage(lookback_, offset_, page_size_,
-                           [self = shared_from_this()](StatusOr<commserv::JobListPage> got) {
-                             self->Arrived(std::move(got));
-                           });
+    const std::shared_ptr<commserv::CommServClient> client = client_.lock();
+    if (client == nullptr) {
+      done_(Status(StatusCode::kCancelled,
+                   "the DR history read of commcell " + commcell_ +
+                       " ended: its CommServe client was closed",
+                   "SHUTTING_DOWN"));
+      return;
+    }
+    client->ListDrJobPage(lookback_, offset_, page_size_,
+                          [self = shared_from_this()](StatusOr<commserv::JobListPage> got) {
+                            self->Arrived(std::move(got));
+                          });
   }
 
  private:
@@ -68,7 +78,7 @@ class HistoryPager : public std::enable_shared_from_this<HistoryPager> {
   }
 
   const std::string commcell_;
-  const std::shared_ptr<commserv::CommServClient> client_;
+  const std::weak_ptr<commserv::CommServClient> client_;
   const std::chrono::seconds lookback_;
   const int64_t page_size_;
   const int max_pages_;
@@ -151,8 +161,9 @@ StatusOr<int> DrHistory::RecordHistory(const std::string& commcell,
 }
 
 Status DrHistory::ReadHistory(const std::string& commcell, commserv::CommServClient& client) {
-  // Blocks until the read is over, so the client outlives it: a non-owning pointer will do.
-  std::shared_ptr<commserv::CommServClient> unowned(std::shared_ptr<void>(), &client);
+  // Blocks until the read is over, so the client outlives it: a non-owning pointer (with a
+  // control block of its own, as the pager holds it weakly) will do.
+  std::shared_ptr<commserv::CommServClient> unowned(&client, [](commserv::CommServClient*) {});
   StatusOr<std::vector<JobSummary>> list =
       Await<std::vector<JobSummary>>([&](HistoryCallback done) {
         FetchHistory(commcell, unowned, config_.lookback, std::move(done));

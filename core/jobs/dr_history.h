@@ -75,7 +75,9 @@ class DrHistory {
   // Pages through the CommCell's DR job list of the last `lookback` (limit/offset, page_size
   // jobs a page, at most max_pages) and calls `done` once with every job seen (a job that moves
   // between pages counted once), or with the first error. Asynchronous: `done` runs on the
-  // client's thread; `client` is kept alive until then.
+  // client's thread. The read does not keep `client` alive (the caller does): a client
+  // released between two pages ends it with CANCELLED, and one destroyed with a page asked for
+  // drops `done` unrun.
   void FetchHistory(const std::string& commcell, std::shared_ptr<commserv::CommServClient> client,
                     std::chrono::seconds lookback, HistoryCallback done) const;
 

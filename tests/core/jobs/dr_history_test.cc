@@ -234,5 +234,72 @@ TEST_F(DrHistoryTest, AHistoryReadFailureIsReturned) {
   EXPECT_EQ(history_->ReadHistory("cs1", client_).reason(), "UPSTREAM_HTTP_5XX");
 }
 
+// A client that keeps every callback it is given and never answers, as a CommServe client does
+// with a request in flight when drgate shuts down.
+class SilentClient final : public commserv::CommServClient {
+ public:
+  void TriggerDrBackup(const commserv::DrBackupRequest&,
+                       Callback<commserv::DrBackupResult> done) override {
+    trigger_.push_back(std::move(done));
+  }
+  void ListDrJobs(std::chrono::seconds, Callback<std::vector<JobSummary>> done) override {
+    lists_.push_back(std::move(done));
+  }
+  void ListDrJobPage(std::chrono::seconds, int64_t, int64_t,
+                     Callback<commserv::JobListPage> done) override {
+    pages_.push_back(std::move(done));
+  }
+  void GetDrBackupOptions(Callback<commserv::DrBackupOptions> done) override {
+    options_.push_back(std::move(done));
+  }
+  void GetJob(const std::string&, Callback<std::optional<JobSummary>> done) override {
+    jobs_.push_back(std::move(done));
+  }
+  void KillJob(const std::string&, std::function<void(Status)> done) override {
+    kills_.push_back(std::move(done));
+  }
+  commserv::Reachability reachability() const override { return {}; }
+
+  std::vector<Callback<commserv::JobListPage>> pages_;
+
+ private:
+  std::vector<Callback<commserv::DrBackupResult>> trigger_;
+  std::vector<Callback<std::vector<JobSummary>>> lists_;
+  std::vector<Callback<commserv::DrBackupOptions>> options_;
+  std::vector<Callback<std::optional<JobSummary>>> jobs_;
+  std::vector<std::function<void(Status)>> kills_;
+};
+
+TEST_F(DrHistoryTest, AReadWithAPageInFlightDoesNotKeepItsClientAlive) {
+  auto client = std::make_shared<SilentClient>();
+  bool called = false;
+  history_->FetchHistory("cs1", client, std::chrono::hours(24),
+                         [&called](StatusOr<std::vector<JobSummary>>) { called = true; });
+  ASSERT_EQ(client->pages_.size(), 1u);
+  // The client holds the read (its callback); the read must not hold the client back.
+  std::weak_ptr<SilentClient> watch = client;
+  client.reset();
+  EXPECT_TRUE(watch.expired());
+  EXPECT_FALSE(called);  // a request never answered: `done` is dropped unrun
+}
+
+TEST_F(DrHistoryTest, AClientReleasedBetweenPagesEndsTheReadWithCancelled) {
+  auto client = std::make_shared<SilentClient>();
+  std::optional<Status> result;
+  history_->FetchHistory(
+      "cs1", client, std::chrono::hours(24),
+      [&result](StatusOr<std::vector<JobSummary>> got) { result = got.status(); });
+  ASSERT_EQ(client->pages_.size(), 1u);
+  auto page = std::move(client->pages_.front());
+  client.reset();  // released while the first page's answer is on its way
+  commserv::JobListPage first;
+  first.total = 3;
+  first.jobs.push_back(Finished("101", kNow - 600, kNow - 60, "Completed"));
+  page(first);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->code(), StatusCode::kCancelled);
+  EXPECT_EQ(result->reason(), "SHUTTING_DOWN");
+}
+
 }  // namespace
 }  // namespace drgate::jobs
