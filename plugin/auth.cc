@@ -127,12 +127,12 @@ StatusOr<Principal> Authenticator::Authenticate(std::optional<std::string_view> 
     return Status(StatusCode::kUnauthenticated,
                   "client certificate \"" + certificate +
                       "\" is not listed in auth.tokens_file; send a bearer token or add it",
-                  "UNKNOWN_CERTIFICATE");
+                  Reason::kUnknownCertificate);
   }
   if (!authorization || authorization->empty()) {
     return Status(StatusCode::kUnauthenticated,
                   "this call needs 'authorization: Bearer <token>' metadata",
-                  "MISSING_CREDENTIALS");
+                  Reason::kMissingCredentials);
   }
   std::string_view value = *authorization;
   bool bearer = value.size() > kBearer.size();
@@ -141,14 +141,16 @@ StatusOr<Principal> Authenticator::Authenticate(std::optional<std::string_view> 
   }
   if (!bearer) {
     return Status(StatusCode::kUnauthenticated,
-                  "the authorization metadata must be 'Bearer <token>'", "MISSING_CREDENTIALS");
+                  "the authorization metadata must be 'Bearer <token>'",
+                  Reason::kMissingCredentials);
   }
   std::string_view token = value.substr(kBearer.size());
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
   if (token.empty()) {
     return Status(StatusCode::kUnauthenticated,
-                  "the authorization metadata must be 'Bearer <token>'", "MISSING_CREDENTIALS");
+                  "the authorization metadata must be 'Bearer <token>'",
+                  Reason::kMissingCredentials);
   }
   const auto digest = Sha256(token);
   // Every entry is compared, so the time taken does not tell which (or whether one) matched.
@@ -158,7 +160,8 @@ StatusOr<Principal> Authenticator::Authenticate(std::optional<std::string_view> 
     if (equal && match == nullptr) match = &e;
   }
   if (match == nullptr) {
-    return Status(StatusCode::kUnauthenticated, "the bearer token is not valid", "INVALID_TOKEN");
+    return Status(StatusCode::kUnauthenticated, "the bearer token is not valid",
+                  Reason::kInvalidToken);
   }
   return match->principal;
 }
@@ -171,7 +174,7 @@ Status Authenticator::Authorize(const Principal& principal, Method method,
                   std::string("identity ") + principal.identity + " may not call " +
                       MethodName(method) + " (needs role " +
                       (IsWriteMethod(method) ? "operator" : "viewer") + ")",
-                  "PERMISSION_DENIED")
+                  Reason::kPermissionDenied)
         .With("identity", principal.identity);
   }
   // ListCommCells names no CommCell; the service shows only the allowed ones.
@@ -180,14 +183,14 @@ Status Authenticator::Authorize(const Principal& principal, Method method,
     return Status(StatusCode::kPermissionDenied,
                   "identity " + principal.identity +
                       " is limited to some CommCells: name the commcell in the request",
-                  "COMMCELL_NOT_ALLOWED")
+                  Reason::kCommCellNotAllowed)
         .With("identity", principal.identity);
   }
   if (!principal.MayUse(commcell)) {
     return Status(StatusCode::kPermissionDenied,
                   "identity " + principal.identity + " may not act on CommCell " +
                       std::string(commcell),
-                  "COMMCELL_NOT_ALLOWED")
+                  Reason::kCommCellNotAllowed)
         .With("identity", principal.identity)
         .With("commcell", std::string(commcell));
   }
@@ -198,7 +201,7 @@ RateLimiter::RateLimiter(const RateLimitConfig& config, const Clock& clock)
     : config_(config), clock_(clock) {}
 
 Status RateLimiter::Acquire(const std::string& identity) {
-  const auto now = clock_.Now();
+  const auto now = clock_.Monotonic();
   const double per_ms = config_.triggers_per_minute / 60000.0;
   std::lock_guard lock(mu_);
   auto [it, inserted] = buckets_.try_emplace(identity);
@@ -220,7 +223,7 @@ Status RateLimiter::Acquire(const std::string& identity) {
                 "identity " + identity + " exceeded " +
                     std::to_string(config_.triggers_per_minute) +
                     " write calls per minute (burst " + std::to_string(config_.burst) + ")",
-                "RATE_LIMITED")
+                Reason::kRateLimited)
       .With("identity", identity)
       .With("retry_after_ms", std::to_string(std::max(1LL, retry_ms)));
 }
@@ -232,7 +235,7 @@ RefusalAudit::RefusalAudit(const Clock& clock, Sink sink, int per_second)
       tokens_(per_second_) {}
 
 bool RefusalAudit::TakeLocked() {
-  const auto now = clock_.Now();
+  const auto now = clock_.Monotonic();
   if (!started_) {
     started_ = true;
     last_ = now;
@@ -274,7 +277,7 @@ void RefusalAudit::Refused(Method method, std::string_view commcell, const std::
                         {"peer", Abbreviate(peer)},
                         {"outcome", "refused"},
                         {"code", StatusCodeName(why.code())}};
-  if (!why.reason().empty()) fields.emplace_back("reason", why.reason());
+  if (why.reason() != Reason::kNone) fields.emplace_back("reason", ReasonName(why.reason()));
   fields.emplace_back("error", Abbreviate(why.message(), 256));
   sink_(AuditMessage(method == Method::kCancelJob ? "cancel" : "trigger", fields));
 }

@@ -109,7 +109,7 @@ class RateLimiter {
  private:
   struct Bucket {
     double tokens = 0;
-    std::chrono::system_clock::time_point last;
+    std::chrono::steady_clock::time_point last;
   };
   const RateLimitConfig config_;
   const Clock& clock_;
@@ -152,7 +152,7 @@ class RefusalAudit {
   std::atomic<int64_t> suppressed_{0};  // written under mu_, read without it by Flush
   std::mutex mu_;
   double tokens_;                                 // guarded by mu_
-  std::chrono::system_clock::time_point last_{};  // guarded by mu_
+  std::chrono::steady_clock::time_point last_{};  // guarded by mu_
   bool started_ = false;                          // guarded by mu_
 };
 

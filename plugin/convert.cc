@@ -17,7 +17,7 @@ StatusOr<TimePoint> FromProto(const google::protobuf::Timestamp& time, std::stri
 }
 
 StatusOr<std::chrono::milliseconds> FromProto(const google::protobuf::Duration& duration,
-                                              std::string_view field, std::string_view reason) {
+                                              std::string_view field, Reason reason) {
   return DurationToMillis(duration.seconds(), duration.nanos(), field, reason);
 }
 
@@ -30,7 +30,7 @@ StatusOr<BackupType> FromProto(v1::BackupType type) {
           "backup_type must be BACKUP_TYPE_FULL or BACKUP_TYPE_DIFFERENTIAL, got " +
               std::string(v1::BackupType_Name(type).empty() ? std::to_string(type)
                                                             : v1::BackupType_Name(type)),
-          "INVALID_BACKUP_TYPE");
+          Reason::kInvalidBackupType);
   }
 }
 
@@ -43,7 +43,8 @@ StatusOr<std::optional<JobState>> FilterFromProto(v1::JobState state) {
   if (state >= v1::JOB_STATE_SUBMITTED && state <= v1::JOB_STATE_UNKNOWN) {
     return std::optional<JobState>(static_cast<JobState>(static_cast<int>(state)));
   }
-  return InvalidArgument("unknown state filter " + std::to_string(state), "INVALID_STATE_FILTER");
+  return InvalidArgument("unknown state filter " + std::to_string(state),
+                         Reason::kInvalidStateFilter);
 }
 
 v1::JobState ToProto(JobState state) {
@@ -59,7 +60,7 @@ StatusOr<std::optional<JobOrigin>> FilterFromProto(v1::JobOrigin origin) {
     default: break;
   }
   return InvalidArgument("unknown origin filter " + std::to_string(origin),
-                         "INVALID_ORIGIN_FILTER");
+                         Reason::kInvalidOriginFilter);
 }
 
 v1::JobOrigin ToProto(JobOrigin origin) {

@@ -35,6 +35,6 @@ StatusOr<TimePoint> FromProto(const google::protobuf::Timestamp& time, std::stri
 // A caller's Duration in milliseconds (rounded up), checked likewise: +-315,576,000,000 s, nanos
 // within +-999,999,999 with the sign of seconds; INVALID_ARGUMENT with `reason` otherwise.
 StatusOr<std::chrono::milliseconds> FromProto(const google::protobuf::Duration& duration,
-                                              std::string_view field, std::string_view reason);
+                                              std::string_view field, Reason reason);
 
 }  // namespace drgate::plugin

@@ -209,7 +209,7 @@ class HttpAdminImpl final : public HttpAdmin, public std::enable_shared_from_thi
     if (ec || results.empty()) {
       return Status(StatusCode::kFailedPrecondition,
                     "metrics.listen: cannot resolve \"" + host + "\": " + ec.message(),
-                    "LISTEN_FAILED");
+                    Reason::kListenFailed);
     }
     const tcp::endpoint endpoint = results.begin()->endpoint();
     acceptor_.open(endpoint.protocol(), ec);
@@ -219,7 +219,7 @@ class HttpAdminImpl final : public HttpAdmin, public std::enable_shared_from_thi
     if (ec) {
       return Status(StatusCode::kFailedPrecondition,
                     "metrics.listen: cannot listen on " + listen + ": " + ec.message(),
-                    "LISTEN_FAILED");
+                    Reason::kListenFailed);
     }
     port_ = acceptor_.local_endpoint().port();
     return Status::Ok();
@@ -291,13 +291,13 @@ static StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const HttpAdminOpt
   if (ec) {
     return Status(StatusCode::kFailedPrecondition,
                   "metrics.tls.cert_file \"" + options.cert_file + "\": " + ec.message(),
-                  "LISTEN_FAILED");
+                  Reason::kListenFailed);
   }
   tls->use_private_key_file(options.key_file, ssl::context::pem, ec);
   if (ec) {
     return Status(StatusCode::kFailedPrecondition,
                   "metrics.tls.key_file \"" + options.key_file + "\": " + ec.message(),
-                  "LISTEN_FAILED");
+                  Reason::kListenFailed);
   }
   return tls;
 }

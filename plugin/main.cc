@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
   auto server = drgate::plugin::Server::Start(*config);
   if (!server.ok()) {
     std::cerr << "drgate: cannot start: " << server.status().message() << "\n";
-    return server.status().reason() == "CONFIG_INVALID" ? 2 : 1;
+    return server.status().reason() == drgate::Reason::kConfigInvalid ? 2 : 1;
   }
   std::cout << "drgate: gRPC listening on " << HostOf(config->grpc_listen) << ":"
             << (*server)->grpc_port() << "\n"

@@ -224,7 +224,7 @@ Status ServerImpl::OpenRegistry(const Config& config) {
     PostgresLeaderOptions leader;
     leader.endpoint = endpoint;
     leader.lease = pg.leader_lease;
-    leader_ = std::make_unique<PostgresLeaderElection>(std::move(leader));
+    leader_ = std::make_unique<PostgresLeaderElection>(std::move(leader), clock_);
     return Status::Ok();
   }
   if (config.registry_path != ":memory:") {
@@ -234,7 +234,7 @@ Status ServerImpl::OpenRegistry(const Config& config) {
     if (ec) {
       return Status(StatusCode::kFailedPrecondition,
                     "registry.path: cannot create folder " + dir.string() + ": " + ec.message(),
-                    "REGISTRY_UNAVAILABLE");
+                    Reason::kRegistryUnavailable);
     }
   }
   auto store = SqliteJobStore::Open(config.registry_path);
@@ -338,7 +338,7 @@ Status ServerImpl::Init(const Config& config) {
   grpc_server_ = builder.BuildAndStart();
   if (!grpc_server_ || grpc_port_ == 0) {
     return Status(StatusCode::kFailedPrecondition,
-                  "grpc.listen: cannot listen on " + config.grpc_listen, "LISTEN_FAILED");
+                  "grpc.listen: cannot listen on " + config.grpc_listen, Reason::kListenFailed);
   }
   health_ = grpc_server_->GetHealthCheckService();
   health_->SetServingStatus("liveness", true);
@@ -457,7 +457,8 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
 Status ServerImpl::Reload(const Config& config) {
   if (Status s = Server::Check(config); !s.ok()) return s;
   std::lock_guard reload(reload_mu_);
-  if (shutting_down_) return Status(StatusCode::kUnavailable, "shutting down", "SHUTTING_DOWN");
+  if (shutting_down_)
+    return Status(StatusCode::kUnavailable, "shutting down", Reason::kShuttingDown);
   // Settings bound at startup cannot change in place: say so rather than ignore them.
   for (const auto& [what, before, after] :
        {std::tuple{"grpc.listen", config_.grpc_listen, config.grpc_listen},
@@ -495,7 +496,7 @@ Status Server::Check(const Config& config) {
     // Messages that already start with the key keep it; others get it.
     const std::string& m = s.message();
     return Status(StatusCode::kInvalidArgument, m.rfind(key, 0) == 0 ? m : key + ": " + m,
-                  "CONFIG_INVALID");
+                  Reason::kConfigInvalid);
   };
   if (config.registry_postgres) {
     // The message never echoes the DSN: it might hold a password by mistake.

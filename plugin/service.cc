@@ -125,7 +125,8 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::ListJobs(grpc::CallbackServerCont
     return Finish(context, s);
   }
   if (request->page_size() < 0) {
-    return Finish(context, InvalidArgument("page_size must not be negative", "INVALID_PAGE_SIZE"));
+    return Finish(context,
+                  InvalidArgument("page_size must not be negative", Reason::kInvalidPageSize));
   }
   auto state = FilterFromProto(request->state());
   if (!state.ok()) return Finish(context, state.status());
@@ -271,7 +272,7 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
   // Checked: out-of-range seconds or nanos are refused, never wrapped (the orchestrator's
   // "now - max_age" saturates in turn).
   auto max_age = request->has_max_age()
-                     ? FromProto(request->max_age(), "max_age", "INVALID_MAX_AGE")
+                     ? FromProto(request->max_age(), "max_age", Reason::kInvalidMaxAge)
                      : StatusOr<std::chrono::milliseconds>(std::chrono::milliseconds(0));
   if (!max_age.ok()) {
     return Finish(context, Refused(*context, Method::kEnsureRecentBackup, request->commcell(),
@@ -281,7 +282,7 @@ grpc::ServerUnaryReactor* DrBackupServiceImpl::EnsureRecentBackup(
     return Finish(
         context,
         Refused(*context, Method::kEnsureRecentBackup, request->commcell(), caller.identity,
-                InvalidArgument("max_age must be a positive duration", "INVALID_MAX_AGE")));
+                InvalidArgument("max_age must be a positive duration", Reason::kInvalidMaxAge)));
   }
 
   // JOB_ORIGIN_UNSPECIFIED: a DR backup of any origin counts; JOB_ORIGIN_DRGATE: only drgate's.

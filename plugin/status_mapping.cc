@@ -41,7 +41,8 @@ grpc::Status ToGrpcStatus(const Status& status) {
   // drgate's StatusCode values are the canonical codes, as grpc::StatusCode's are.
   const auto code = static_cast<grpc::StatusCode>(static_cast<int>(status.code()));
   google::rpc::ErrorInfo info;
-  info.set_reason(status.reason().empty() ? StatusCodeName(status.code()) : status.reason());
+  info.set_reason(status.reason() == Reason::kNone ? StatusCodeName(status.code())
+                                                   : ReasonName(status.reason()));
   info.set_domain(kErrorDomain);
   // Values may echo what the caller sent (a 60,000-character job id): abbreviated, so the whole
   // status stays far below the 8 KiB of metadata a default gRPC client accepts.

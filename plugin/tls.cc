@@ -26,7 +26,7 @@ Status CheckPem(const std::string& key, const std::string& path, const std::stri
     return Status(StatusCode::kFailedPrecondition,
                   key + ": " + path + " holds no PEM " +
                       (marker == "PRIVATE KEY-----" ? "private key" : "certificate"),
-                  "TLS_CONFIG_INVALID");
+                  Reason::kTlsConfigInvalid);
   }
   return Status::Ok();
 }
@@ -88,7 +88,7 @@ StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeGrpcServerCredentials(
   auto creds = grpc::experimental::TlsServerCredentials(options);
   if (!creds) {
     return Status(StatusCode::kFailedPrecondition, "grpc.tls: gRPC refused the TLS settings",
-                  "TLS_CONFIG_INVALID");
+                  Reason::kTlsConfigInvalid);
   }
   spdlog::info("gRPC TLS: certificate {}, {}, files re-read every {} s", tls->cert_file,
                !mutual                    ? "no client certificates"

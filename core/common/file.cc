@@ -11,7 +11,7 @@ namespace drgate {
 namespace {
 
 Status Refused(const std::string& what) {
-  return Status(StatusCode::kInvalidArgument, what, "FILE_REFUSED");
+  return Status(StatusCode::kInvalidArgument, what, Reason::kFileRefused);
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ const char* StatusCodeName(StatusCode code) {
 std::string Status::ToString() const {
   if (ok()) return "OK";
   std::string out = StatusCodeName(code_);
-  if (!reason_.empty()) out += " [" + reason_ + "]";
+  if (reason_ != Reason::kNone) out += " [" + ReasonName(reason_) + "]";
   out += ": " + message_;
   return out;
 }

@@ -1,8 +1,9 @@
 #pragma once
 
 // drgate's one error model inside core/: a Status with a canonical code (the same set and the
-// same meaning as gRPC's and Abseil's), a human message, an UPPER_SNAKE machine-readable reason
-// and key/value metadata. plugin/ turns it into grpc::Status + google.rpc.ErrorInfo at the edge.
+// same meaning as gRPC's and Abseil's), a human message, a machine-readable Reason (reason.h: one
+// list, UPPER_SNAKE on the wire) and key/value metadata. plugin/ turns it into grpc::Status +
+// google.rpc.ErrorInfo at the edge.
 //
 // Choosing a code (Abseil's guidance): UNAVAILABLE when retrying the same call may help,
 // ABORTED when a higher level should retry, FAILED_PRECONDITION when the system must be fixed
@@ -15,6 +16,8 @@
 #include <string>
 #include <utility>
 #include <variant>
+
+#include "core/common/reason.h"
 
 namespace drgate {
 
@@ -44,16 +47,16 @@ const char* StatusCodeName(StatusCode code);
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
-  Status(StatusCode code, std::string message, std::string reason = {})
-      : code_(code), message_(std::move(message)), reason_(std::move(reason)) {}
+  Status(StatusCode code, std::string message, Reason reason = Reason::kNone)
+      : code_(code), message_(std::move(message)), reason_(reason) {}
 
   static Status Ok() { return Status(); }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
-  // UPPER_SNAKE, e.g. "UPSTREAM_REJECTED"; empty for OK.
-  const std::string& reason() const { return reason_; }
+  // Reason::kNone for OK. ReasonName() gives its wire name, e.g. "UPSTREAM_REJECTED".
+  Reason reason() const { return reason_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
   // Adds metadata (e.g. "commcell", "phase", "http_status"). Returns *this for chaining.
@@ -78,24 +81,24 @@ class [[nodiscard]] Status {
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
-  std::string reason_;
+  Reason reason_ = Reason::kNone;
   std::map<std::string, std::string> metadata_;
 };
 
-inline Status InvalidArgument(std::string msg, std::string reason = "INVALID_ARGUMENT") {
-  return Status(StatusCode::kInvalidArgument, std::move(msg), std::move(reason));
+inline Status InvalidArgument(std::string msg, Reason reason = Reason::kInvalidArgument) {
+  return Status(StatusCode::kInvalidArgument, std::move(msg), reason);
 }
-inline Status NotFound(std::string msg, std::string reason = "NOT_FOUND") {
-  return Status(StatusCode::kNotFound, std::move(msg), std::move(reason));
+inline Status NotFound(std::string msg, Reason reason = Reason::kNotFound) {
+  return Status(StatusCode::kNotFound, std::move(msg), reason);
 }
-inline Status Unavailable(std::string msg, std::string reason = "UPSTREAM_UNAVAILABLE") {
-  return Status(StatusCode::kUnavailable, std::move(msg), std::move(reason));
+inline Status Unavailable(std::string msg, Reason reason = Reason::kUpstreamUnavailable) {
+  return Status(StatusCode::kUnavailable, std::move(msg), reason);
 }
-inline Status Internal(std::string msg, std::string reason = "INTERNAL") {
-  return Status(StatusCode::kInternal, std::move(msg), std::move(reason));
+inline Status Internal(std::string msg, Reason reason = Reason::kInternal) {
+  return Status(StatusCode::kInternal, std::move(msg), reason);
 }
-inline Status FailedPrecondition(std::string msg, std::string reason) {
-  return Status(StatusCode::kFailedPrecondition, std::move(msg), std::move(reason));
+inline Status FailedPrecondition(std::string msg, Reason reason) {
+  return Status(StatusCode::kFailedPrecondition, std::move(msg), reason);
 }
 
 // A value or the Status that explains why there is none.
@@ -105,7 +108,7 @@ class [[nodiscard]] StatusOr {
   StatusOr(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design, like absl::StatusOr
   StatusOr(Status status) : v_(std::move(status)) {  // NOLINT
     if (std::get<Status>(v_).ok()) {
-      v_ = Status(StatusCode::kInternal, "StatusOr built from an OK status", "INTERNAL");
+      v_ = Status(StatusCode::kInternal, "StatusOr built from an OK status", Reason::kInternal);
     }
   }
 

@@ -28,15 +28,15 @@ TimePoint ClampTicks(Int128 ticks) {
   return TimePoint(Ticks(static_cast<Ticks::rep>(ticks)));
 }
 
-Status OutOfRange(std::string_view field, std::string_view reason, const std::string& what) {
-  return InvalidArgument(std::string(field) + " is out of range: " + what, std::string(reason))
+Status OutOfRange(std::string_view field, Reason reason, const std::string& what) {
+  return InvalidArgument(std::string(field) + " is out of range: " + what, reason)
       .With("field", std::string(field));
 }
 
 }  // namespace
 
 StatusOr<TimePoint> TimestampToTimePoint(int64_t seconds, int32_t nanos, std::string_view field,
-                                         std::string_view reason) {
+                                         Reason reason) {
   if (seconds < kMinTimestampSeconds || seconds > kMaxTimestampSeconds) {
     return OutOfRange(field, reason,
                       "seconds must be within " + std::to_string(kMinTimestampSeconds) + ".." +
@@ -52,8 +52,7 @@ StatusOr<TimePoint> TimestampToTimePoint(int64_t seconds, int32_t nanos, std::st
 }
 
 StatusOr<std::chrono::milliseconds> DurationToMillis(int64_t seconds, int32_t nanos,
-                                                     std::string_view field,
-                                                     std::string_view reason) {
+                                                     std::string_view field, Reason reason) {
   if (seconds < -kMaxDurationSeconds || seconds > kMaxDurationSeconds) {
     return OutOfRange(field, reason,
                       "seconds must be within -" + std::to_string(kMaxDurationSeconds) + ".." +

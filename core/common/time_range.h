@@ -27,20 +27,19 @@ inline constexpr int64_t kMaxDurationSeconds = 315576000000;   // about 10,000 y
 inline constexpr int32_t kMaxNanos = 999999999;
 
 // Reason of the refusals below unless the caller names another.
-inline constexpr char kReasonInvalidTime[] = "INVALID_TIME";
 
 // A Timestamp (`seconds` since the epoch, `nanos` 0..999999999) as a TimePoint, saturated to
 // TimePoint's span. INVALID_ARGUMENT (reason INVALID_TIME) naming `field` when seconds or nanos
 // are out of the Timestamp range.
 StatusOr<TimePoint> TimestampToTimePoint(int64_t seconds, int32_t nanos, std::string_view field,
-                                         std::string_view reason = kReasonInvalidTime);
+                                         Reason reason = Reason::kInvalidTime);
 
 // A Duration (`seconds` within +-315,576,000,000; `nanos` within +-999,999,999 and of the same
 // sign as seconds when both are non-zero) in milliseconds, rounded towards +infinity (a positive
 // duration never becomes zero). INVALID_ARGUMENT (reason `reason`) naming `field` otherwise.
 StatusOr<std::chrono::milliseconds> DurationToMillis(int64_t seconds, int32_t nanos,
                                                      std::string_view field,
-                                                     std::string_view reason = kReasonInvalidTime);
+                                                     Reason reason = Reason::kInvalidTime);
 
 // `t - d`, saturated to TimePoint's min() and max() instead of overflowing.
 TimePoint SaturatingSub(TimePoint t, std::chrono::milliseconds d);

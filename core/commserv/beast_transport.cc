@@ -58,7 +58,7 @@ const char* PhaseName(Phase phase) {
 
 // Every transport error: UNAVAILABLE, "<phase>: <detail>", metadata phase and request_sent.
 // request_sent is "true" from the write phase on: any byte may have reached the server.
-Status PhaseError(Phase phase, const std::string& reason, const std::string& detail) {
+Status PhaseError(Phase phase, Reason reason, const std::string& detail) {
   const bool sent = phase == Phase::kWrite || phase == Phase::kRead;
   return Status(StatusCode::kUnavailable, std::string(PhaseName(phase)) + ": " + detail, reason)
       .With("phase", PhaseName(phase))
@@ -66,7 +66,7 @@ Status PhaseError(Phase phase, const std::string& reason, const std::string& det
 }
 
 Status TimeoutError(Phase phase, std::chrono::milliseconds timeout) {
-  return PhaseError(phase, "UPSTREAM_TIMEOUT",
+  return PhaseError(phase, Reason::kUpstreamTimeout,
                     "timed out after " + std::to_string(timeout.count()) + " ms");
 }
 
@@ -238,12 +238,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     // The handshake error alone says "certificate verify failed"; OpenSSL's verify result says
     // why (self-signed, expired, host name mismatch...).
     std::string detail = ec.message();
+    Reason reason = Reason::kUpstreamTlsError;
     const long verify = SSL_get_verify_result(conn_->Tls()->native_handle());
     if (verify != X509_V_OK) {
       detail =
           "certificate verify failed (" + std::string(X509_verify_cert_error_string(verify)) + ")";
+      reason = Reason::kUpstreamCertificateRejected;  // the same certificate next time: no retry
     }
-    Finish(PhaseError(Phase::kHandshake, "UPSTREAM_TLS_ERROR", detail));
+    Finish(PhaseError(Phase::kHandshake, reason, detail));
   }
 
   void Write() {
@@ -285,7 +287,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   void OnRead(const ErrorCode& ec) {
     if (ec == http::error::body_limit || ec == http::error::header_limit) {
       return Finish(PhaseError(
-          Phase::kRead, "UPSTREAM_RESPONSE_TOO_LARGE",
+          Phase::kRead, Reason::kUpstreamResponseTooLarge,
           "response exceeds " + std::to_string(options().max_response_bytes) + " bytes"));
     }
     if (ec) return Fail(Phase::kRead, ec);
@@ -312,7 +314,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void Fail(Phase phase, const ErrorCode& ec) {
     if (ec == beast::error::timeout) return Finish(TimeoutError(phase, phase_timeout_));
-    Finish(PhaseError(phase, "UPSTREAM_UNREACHABLE", ec.message()));
+    Finish(PhaseError(phase, Reason::kUpstreamUnreachable, ec.message()));
   }
 
   // The phase's configured timeout, cut to the time left before the request's deadline (at

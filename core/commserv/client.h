@@ -48,7 +48,7 @@ class CommServClient {
                              Callback<JobListPage> done) = 0;
 
   // GET Commcell/DRBackup/Options: where the CommServe writes its DR backups. An error with
-  // reason kReasonDrOptionsUnavailable (codec.h) means the options cannot be known from this
+  // reason Reason::kDrOptionsUnavailable means the options cannot be known from this
   // CommServe (404, unreadable answer): log it once and treat the options as unknown.
   virtual void GetDrBackupOptions(Callback<DrBackupOptions> done) = 0;
 

@@ -28,7 +28,7 @@ constexpr std::size_t kMaxTokenBytes = 16 * 1024;
 // Job ids are decimal; 20 digits hold any uint64.
 constexpr std::size_t kMaxJobIdDigits = 20;
 
-constexpr std::string_view kMalformed = "MALFORMED_UPSTREAM_RESPONSE";
+constexpr Reason kMalformed = Reason::kMalformedUpstreamResponse;
 
 bool IsSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -333,8 +333,7 @@ Status WithHttpStatus(Status status, int http_status) {
 }
 
 Status Malformed(const std::string& message, int http_status) {
-  return WithHttpStatus(Status(StatusCode::kInternal, message, std::string(kMalformed)),
-                        http_status);
+  return WithHttpStatus(Status(StatusCode::kInternal, message, kMalformed), http_status);
 }
 
 // A parsed JSON or XML body. Move-only (the XML document is not copyable).
@@ -531,7 +530,7 @@ std::optional<std::string> BracketedJobId(std::string_view text) {
 
 // A DR_JOB_ALREADY_RUNNING status carrying the running job's id, when the text names it.
 Status AlreadyRunning(std::string message, std::string_view raw_text) {
-  Status s(StatusCode::kAborted, std::move(message), "DR_JOB_ALREADY_RUNNING");
+  Status s(StatusCode::kAborted, std::move(message), Reason::kDrJobAlreadyRunning);
   if (auto id = BracketedJobId(raw_text)) s.With("active_job_id", *id);
   return s;
 }
@@ -558,7 +557,7 @@ Status LoginFailure(const UpstreamError& error, int http_status, const std::stri
       message += " (remainingLockTime " + SanitizeText(remaining, 32) + ")";
     }
   }
-  Status status(StatusCode::kUnauthenticated, std::move(message), "UPSTREAM_LOGIN_FAILED");
+  Status status(StatusCode::kUnauthenticated, std::move(message), Reason::kUpstreamLoginFailed);
   if (error.account_locked) status.With("account_locked", "true");
   return WithHttpStatus(AddErrorCode(std::move(status), error), http_status);
 }
@@ -570,7 +569,7 @@ Status Rejected(const UpstreamError& error, int http_status, Call call) {
     case Call::kRenew:
       return WithHttpStatus(AddErrorCode(Status(StatusCode::kUnauthenticated,
                                                 "token renewal failed: " + DescribeError(error),
-                                                "UPSTREAM_RENEW_FAILED"),
+                                                Reason::kUpstreamRenewFailed),
                                          error),
                             http_status);
     case Call::kDefault: break;
@@ -584,7 +583,7 @@ Status Rejected(const UpstreamError& error, int http_status, Call call) {
   }
   return WithHttpStatus(
       AddErrorCode(FailedPrecondition("CommServe rejected the request: " + DescribeError(error),
-                                      "UPSTREAM_REJECTED"),
+                                      Reason::kUpstreamRejected),
                    error),
       http_status);
 }
@@ -605,20 +604,21 @@ Status HttpError(const HttpResponse& response, Call call) {
     if (call == Call::kRenew) {
       return WithHttpStatus(
           Status(StatusCode::kUnauthenticated, "token renewal failed: " + prefix + text,
-                 "UPSTREAM_RENEW_FAILED"),
+                 Reason::kUpstreamRenewFailed),
           http);
     }
     return WithHttpStatus(
-        Status(StatusCode::kUnauthenticated, prefix + text, "UPSTREAM_UNAUTHENTICATED"), http);
+        Status(StatusCode::kUnauthenticated, prefix + text, Reason::kUpstreamUnauthenticated),
+        http);
   }
 
   Status status;
   if (http == 429) {
-    status = Unavailable(prefix + "rate limited: " + text, "UPSTREAM_RATE_LIMITED");
+    status = Unavailable(prefix + "rate limited: " + text, Reason::kUpstreamRateLimited);
   } else if (http >= 500 && http <= 599) {
-    status = Unavailable(prefix + text, "UPSTREAM_HTTP_5XX");
+    status = Unavailable(prefix + text, Reason::kUpstreamHttp5xx);
   } else if (http >= 400 && http <= 499) {
-    status = FailedPrecondition(prefix + text, "UPSTREAM_HTTP_4XX");
+    status = FailedPrecondition(prefix + text, Reason::kUpstreamHttp4xx);
   } else if (http >= 300 && http <= 399) {
     // The webservice root is wrong (e.g. webconsole/api redirecting to commandcenter/api).
     // Following it here would resend a POST and its Authtoken elsewhere: configuration must
@@ -629,7 +629,7 @@ Status HttpError(const HttpResponse& response, Call call) {
     }
     status = FailedPrecondition("HTTP " + std::to_string(http) + " redirect" + location +
                                     ": fix the configured webservice root",
-                                "UPSTREAM_REDIRECTED");
+                                Reason::kUpstreamRedirected);
   } else {
     status = Malformed("unexpected HTTP status " + std::to_string(http), http);
   }
@@ -953,21 +953,21 @@ StatusOr<DrBackupOptions> DecodeDrBackupOptions(const HttpResponse& response) {
   if (http == 404) {
     return WithHttpStatus(
         Status(StatusCode::kNotFound, "the CommServe has no DR backup options endpoint (HTTP 404)",
-               kReasonDrOptionsUnavailable),
+               Reason::kDrOptionsUnavailable),
         http);
   }
   if (!Is2xx(http)) return HttpError(response, Call::kDefault);
   StatusOr<Body> body = ParseBody(response, WireFormat::kJson);
   if (!body.ok()) {
     Status s = body.status();
-    return WithHttpStatus(Status(s.code(), s.message(), kReasonDrOptionsUnavailable), http);
+    return WithHttpStatus(Status(s.code(), s.message(), Reason::kDrOptionsUnavailable), http);
   }
   if (std::optional<UpstreamError> error = FindError(*body)) {
     return Rejected(*error, http, Call::kDefault);
   }
   if (body->format != WireFormat::kJson || !body->json_value.is_object()) {
     return WithHttpStatus(Status(StatusCode::kInternal, "DR backup options are not a JSON object",
-                                 kReasonDrOptionsUnavailable),
+                                 Reason::kDrOptionsUnavailable),
                           http);
   }
   const json* wrapped = Field(body->json_value, "properties");

@@ -144,7 +144,6 @@ std::optional<bool> CopyLeavesHost(const DrBackupOptions& options);
 // Reason of the errors DecodeDrBackupOptions returns when the options cannot be known: HTTP 404
 // (NOT_FOUND; releases without the endpoint) or a 2xx body that is not a JSON object (INTERNAL).
 // Callers treat the options as unknown. Other errors follow the conventions above.
-inline constexpr char kReasonDrOptionsUnavailable[] = "DR_OPTIONS_UNAVAILABLE";
 
 // {"properties": {...}} or the same fields without the wrapper. Flags may be 1/0, booleans or
 // strings ("1", "true"); numbers may be strings ("5"). A cloudLibrary object with any content

@@ -23,7 +23,7 @@ StatusOr<CircuitBreaker::Ticket> CircuitBreaker::Admit(const std::string& commce
   {
     std::lock_guard lock(mu_);
     if (state_ == State::kClosed) return Ticket{false, generation_};
-    const auto now = clock_.Now();
+    const auto now = clock_.Monotonic();
     if (state_ == State::kOpen && now - opened_at_ >= policy_.open_for) {
       state_ = State::kHalfOpen;
       ++generation_;
@@ -48,7 +48,7 @@ StatusOr<CircuitBreaker::Ticket> CircuitBreaker::Admit(const std::string& commce
                     std::to_string(policy_.failure_threshold) +
                     " times in a row; drgate stops calling it for " +
                     std::to_string(retry_after.count()) + " ms (circuit breaker open)",
-                "CIRCUIT_OPEN")
+                Reason::kCircuitOpen)
       .With("retry_after_ms", std::to_string(retry_after.count()))
       .With("request_sent", "false");
 }
@@ -81,7 +81,7 @@ void CircuitBreaker::OnFailure(const Ticket& ticket) {
     if (trip) {
       opened = state_ == State::kClosed;  // half-open -> open: the circuit was never closed
       state_ = State::kOpen;
-      opened_at_ = clock_.Now();
+      opened_at_ = clock_.Monotonic();
       probe_in_flight_ = false;
       ++generation_;
     }

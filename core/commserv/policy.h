@@ -124,7 +124,7 @@ class CircuitBreaker {
   mutable std::mutex mu_;
   State state_ = State::kClosed;                       // guarded by mu_
   int failures_ = 0;                                   // guarded by mu_: consecutive, while closed
-  std::chrono::system_clock::time_point opened_at_{};  // guarded by mu_
+  std::chrono::steady_clock::time_point opened_at_{};  // guarded by mu_
   bool probe_in_flight_ = false;                       // guarded by mu_
   std::uint64_t generation_ = 0;  // guarded by mu_: bumped on every state change
 };

@@ -11,28 +11,15 @@ namespace {
 
 constexpr int kMaxAttempts = 3;  // the call, after a renewal, after a new login
 
-bool IsAuthFailure(const Status& s) {
-  return s.reason() == "UPSTREAM_AUTH_FAILED" || s.reason() == "UPSTREAM_LOGIN_FAILED";
-}
-
-// Failures drgate decided locally, without an answer from the CommServe about this call: they
-// say nothing new about its reachability.
-bool IsLocalFastFailure(const Status& s) {
-  // DEADLINE_EXCEEDED is the caller's impatience (also when it cut a request short).
-  return s.reason() == "CIRCUIT_OPEN" || s.reason() == "UPSTREAM_QUEUE_FULL" ||
-         s.reason() == "DEADLINE_EXCEEDED";
-}
-
 bool MetadataIs(const Status& s, const std::string& key, const std::string& value) {
   auto it = s.metadata().find(key);
   return it != s.metadata().end() && it->second == value;
 }
 
 // Whether the CommServe failed to answer usefully: what opens the circuit breaker.
-bool IsUpstreamFailure(const StatusOr<HttpResponse>& response) {
+bool FailedUpstream(const StatusOr<HttpResponse>& response) {
   if (response.ok()) return response->status >= 500;
-  const std::string& r = response.status().reason();
-  return r == "UPSTREAM_UNREACHABLE" || r == "UPSTREAM_TIMEOUT" || r == "UPSTREAM_TLS_ERROR";
+  return IsUpstreamFailure(response.status().reason());
 }
 
 // The retry rule of session.h: reads, and requests that never left drgate.
@@ -40,13 +27,7 @@ bool Retryable(const std::string& method, const StatusOr<HttpResponse>& response
   const bool read = method == "GET";
   if (response.ok()) return read && (response->status >= 500 || response->status == 429);
   const Status& s = response.status();
-  if (s.code() != StatusCode::kUnavailable || s.reason() == "UPSTREAM_RESPONSE_TOO_LARGE") {
-    return false;
-  }
-  if (s.reason() == "UPSTREAM_TLS_ERROR" &&
-      s.message().find("certificate verify failed") != std::string::npos) {
-    return false;
-  }
+  if (s.code() != StatusCode::kUnavailable || IsNeverRetried(s.reason())) return false;
   return read || MetadataIs(s, "request_sent", "false");
 }
 
@@ -64,7 +45,7 @@ std::chrono::milliseconds RetryAfter(const StatusOr<HttpResponse>& response) {
 // The same failure, told as what it is for the caller: their deadline ran out.
 Status CallerDeadline(const Status& s) {
   Status out(StatusCode::kDeadlineExceeded, s.message() + " (the caller's deadline ran out)",
-             "DEADLINE_EXCEEDED");
+             Reason::kDeadlineExceeded);
   for (const auto& [k, v] : s.metadata()) out.With(k, v);
   return out;
 }
@@ -126,7 +107,7 @@ SessionClient::Budget SessionClient::MakeBudget(std::optional<TimePoint> caller_
       from_caller = true;
     }
   }
-  return Budget{std::chrono::steady_clock::now() + limit, from_caller};
+  return Budget{clock_.Monotonic() + limit, from_caller};
 }
 
 Reachability SessionClient::reachability() const {
@@ -137,9 +118,9 @@ Reachability SessionClient::reachability() const {
 void SessionClient::Record(const Status& status) {
   // Reachable means the CommServe answered and accepted our session: a refusal of the request
   // itself (errorCode in a 200) still counts as reachable.
-  const bool reachable =
-      status.ok() || !(status.code() == StatusCode::kUnavailable ||
-                       status.code() == StatusCode::kDeadlineExceeded || IsAuthFailure(status));
+  const bool reachable = status.ok() || !(status.code() == StatusCode::kUnavailable ||
+                                          status.code() == StatusCode::kDeadlineExceeded ||
+                                          IsAuthFailure(status.reason()));
   metrics_.SetCommServUp(options_.commcell, reachable);
   std::lock_guard lock(mu_);
   reachability_.contacted = true;
@@ -155,7 +136,8 @@ void SessionClient::Authenticated(CommServEndpoint endpoint, HttpRequest request
   auto finish = [self = shared_from_this(), decode = std::move(decode),
                  done = std::move(done)](StatusOr<HttpResponse> response) {
     StatusOr<T> result = response.ok() ? decode(*response) : StatusOr<T>(response.status());
-    if (!result.ok() && !IsLocalFastFailure(result.status())) self->Record(result.status());
+    if (!result.ok() && !IsLocalFastFailure(result.status().reason()))
+      self->Record(result.status());
     if (result.ok()) self->Record(Status::Ok());
     self->pending_.fetch_sub(1);
     if (!result.ok()) {
@@ -171,19 +153,19 @@ void SessionClient::Authenticated(CommServEndpoint endpoint, HttpRequest request
                      std::to_string(limit) + " calls to the CommServe of CommCell \"" +
                          options_.commcell +
                          "\" are already in progress (max_pending_requests); retry later",
-                     "UPSTREAM_QUEUE_FULL")
+                     Reason::kUpstreamQueueFull)
                   .With("request_sent", "false"),
               std::move(finish));
     return;
   }
   const Budget budget = MakeBudget(caller_deadline);
-  if (budget.from_caller && std::chrono::steady_clock::now() >= budget.deadline) {
+  if (budget.from_caller && clock_.Monotonic() >= budget.deadline) {
     metrics_.CountCommServRejected(options_.commcell, "deadline_exceeded");
-    FailLater(
-        Status(StatusCode::kDeadlineExceeded,
-               "the caller's deadline ran out before the CommServe was called", "DEADLINE_EXCEEDED")
-            .With("request_sent", "false"),
-        std::move(finish));
+    FailLater(Status(StatusCode::kDeadlineExceeded,
+                     "the caller's deadline ran out before the CommServe was called",
+                     Reason::kDeadlineExceeded)
+                  .With("request_sent", "false"),
+              std::move(finish));
     return;
   }
   Call(endpoint, std::move(request), budget, 0, std::move(finish));
@@ -216,7 +198,7 @@ void SessionClient::TriggerDrBackup(const DrBackupRequest& request, Callback<DrB
       [format](const HttpResponse& r) -> StatusOr<DrBackupResult> {
         StatusOr<DrBackupResult> result = DecodeDrBackupResponse(r, format);
         if (!result.ok() && r.status >= 200 && r.status <= 299 &&
-            result.status().reason() == "MALFORMED_UPSTREAM_RESPONSE") {
+            result.status().reason() == Reason::kMalformedUpstreamResponse) {
           // A 2xx we cannot read may still be "job started": let reconciliation find out.
           Status s = result.status();
           return s.With("request_sent", "true");
@@ -308,7 +290,7 @@ void SessionClient::Call(CommServEndpoint endpoint, HttpRequest request, Budget 
             done(FailedPrecondition(
                      "the CommServe rejected drgate's session (HTTP 401) after a token "
                      "renewal and a new login; check the CommCell's credentials",
-                     "UPSTREAM_AUTH_FAILED")
+                     Reason::kUpstreamAuthFailed)
                      .With("http_status", "401"));
             return;
           }
@@ -391,7 +373,7 @@ void SessionClient::Login(TokenCallback done) {
     done(
         FailedPrecondition("the CommServe rejected the configured token and it could not be "
                            "renewed; update the CommCell's token_file",
-                           "UPSTREAM_AUTH_FAILED"));
+                           Reason::kUpstreamAuthFailed));
     return;
   }
   HttpRequest http;
@@ -403,7 +385,7 @@ void SessionClient::Login(TokenCallback done) {
   Send(CommServEndpoint::kLogin, std::move(http), MakeBudget(std::nullopt),
        [self = shared_from_this(), done = std::move(done)](StatusOr<HttpResponse> response) {
          if (!response.ok()) {
-           if (!IsLocalFastFailure(response.status())) {
+           if (!IsLocalFastFailure(response.status().reason())) {
              self->Record(response.status());
              self->metrics_.CountLogin(self->options_.commcell, false);
            }
@@ -418,7 +400,7 @@ void SessionClient::Login(TokenCallback done) {
              s = Status(StatusCode::kFailedPrecondition,
                         "the CommServe refused drgate's login as \"" + self->options_.username +
                             "\": " + s.message(),
-                        s.reason().empty() ? "UPSTREAM_LOGIN_FAILED" : s.reason());
+                        s.reason() == Reason::kNone ? Reason::kUpstreamLoginFailed : s.reason());
              for (const auto& [k, v] : token.status().metadata()) s.With(k, v);
            } else {
              s = s.WithContext("login");
@@ -451,17 +433,17 @@ void SessionClient::Send(CommServEndpoint endpoint, HttpRequest request, Budget 
 
 void SessionClient::Attempt(CommServEndpoint endpoint, HttpRequest request, Budget budget,
                             int attempt, ResponseCallback done) {
-  if (std::chrono::steady_clock::now() >= budget.deadline) {
+  if (clock_.Monotonic() >= budget.deadline) {
     // Only reachable after a token refresh used up the time: nothing of this request was sent.
     metrics_.CountCommServRejected(options_.commcell, "deadline_exceeded");
     Status s = budget.from_caller
                    ? Status(StatusCode::kDeadlineExceeded,
                             "the caller's deadline ran out before the CommServe was called",
-                            "DEADLINE_EXCEEDED")
+                            Reason::kDeadlineExceeded)
                    : Unavailable("request_timeout (" +
                                      std::to_string(options_.policy.request_timeout.count()) +
                                      " ms) ran out before the request was sent",
-                                 "UPSTREAM_TIMEOUT");
+                                 Reason::kUpstreamTimeout);
     FailLater(s.With("request_sent", "false"), std::move(done));
     return;
   }
@@ -473,24 +455,24 @@ void SessionClient::Attempt(CommServEndpoint endpoint, HttpRequest request, Budg
   }
   HttpRequest copy = request;
   copy.deadline = budget.deadline;
-  const auto started = std::chrono::steady_clock::now();
+  const auto started = clock_.Monotonic();
   transport_->Send(std::move(copy), [self = shared_from_this(), endpoint,
                                      request = std::move(request), budget, attempt,
                                      ticket = *ticket, started, done = std::move(done)](
                                         StatusOr<HttpResponse> response) mutable {
     const std::string& commcell = self->options_.commcell;
     self->metrics_.CountCommServRequest(commcell, endpoint, response.ok() ? response->status : 0);
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = self->clock_.Monotonic();
     self->metrics_.ObserveCommServRequest(commcell, endpoint,
                                           std::chrono::duration<double>(now - started).count());
     // A timeout at the caller's deadline is the caller's impatience, not the CommServe's fault.
     const bool cut_by_caller = !response.ok() && budget.from_caller && now >= budget.deadline &&
-                               response.status().reason() == "UPSTREAM_TIMEOUT";
+                               response.status().reason() == Reason::kUpstreamTimeout;
     if (cut_by_caller) {
       self->breaker_.OnNeutral(ticket);
-    } else if (IsUpstreamFailure(response)) {
+    } else if (FailedUpstream(response)) {
       self->breaker_.OnFailure(ticket);
-    } else if (response.ok() || response.status().reason() == "UPSTREAM_RESPONSE_TOO_LARGE") {
+    } else if (response.ok() || response.status().reason() == Reason::kUpstreamResponseTooLarge) {
       self->breaker_.OnSuccess(ticket);
     } else {
       self->breaker_.OnNeutral(ticket);

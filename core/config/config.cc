@@ -895,7 +895,7 @@ StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_te
 }
 
 StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
-  if (text.empty()) return InvalidArgument("empty duration", "INVALID_DURATION");
+  if (text.empty()) return InvalidArgument("empty duration", Reason::kInvalidDuration);
   std::chrono::milliseconds total{0};
   std::size_t i = 0;
   while (i < text.size()) {
@@ -904,7 +904,7 @@ StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
     if (start == i || i - start > 9) {
       return InvalidArgument(
           "invalid duration \"" + text + "\" (examples: 500ms, 30s, 5m, 2h, 90d)",
-          "INVALID_DURATION");
+          Reason::kInvalidDuration);
     }
     const long long n = std::stoll(text.substr(start, i - start));
     std::size_t unit_start = i;
@@ -922,7 +922,7 @@ StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
       total += std::chrono::hours(24 * n);
     else {
       return InvalidArgument("invalid duration \"" + text + "\": unit must be ms, s, m, h or d",
-                             "INVALID_DURATION");
+                             Reason::kInvalidDuration);
     }
   }
   return total;

@@ -12,7 +12,7 @@ StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text);  // 
 namespace config {
 
 Status Error(const std::string& key, const std::string& what) {
-  return Status(StatusCode::kInvalidArgument, key + ": " + what, "CONFIG_INVALID");
+  return Status(StatusCode::kInvalidArgument, key + ": " + what, Reason::kConfigInvalid);
 }
 
 std::string Resolve(const std::string& base_dir, const std::string& path) {

@@ -45,7 +45,7 @@ class HistoryPager : public std::enable_shared_from_this<HistoryPager> {
       done_(Status(StatusCode::kCancelled,
                    "the DR history read of commcell " + commcell_ +
                        " ended: its CommServe client was closed",
-                   "SHUTTING_DOWN"));
+                   Reason::kShuttingDown));
       return;
     }
     client->ListDrJobPage(lookback_, offset_, page_size_,
@@ -223,7 +223,7 @@ StatusOr<int> DrHistory::Record(const std::string& commcell, const std::vector<J
 }
 
 bool DrHistory::OptionsDue(const std::string& commcell) {
-  const TimePoint now = clock_.Now();
+  const auto now = clock_.Monotonic();
   std::lock_guard lock(mu_);
   const auto it = options_read_at_.find(commcell);
   if (it != options_read_at_.end() && now - it->second < config_.options_interval) return false;
@@ -234,7 +234,7 @@ bool DrHistory::OptionsDue(const std::string& commcell) {
 Status DrHistory::ApplyOptions(const std::string& commcell,
                                StatusOr<commserv::DrBackupOptions> got) {
   if (!got.ok()) {
-    if (got.status().reason() != commserv::kReasonDrOptionsUnavailable) return got.status();
+    if (got.status().reason() != Reason::kDrOptionsUnavailable) return got.status();
     bool first = false;
     {
       std::lock_guard lock(mu_);

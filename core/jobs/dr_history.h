@@ -130,8 +130,9 @@ class DrHistory {
   const TimePoint started_at_;
 
   std::mutex mu_;
-  std::map<std::string, TimePoint> options_read_at_;  // guarded by mu_: last attempt
-  std::map<std::string, bool> unavailable_logged_;    // guarded by mu_
+  // guarded by mu_: the last attempt, on the clock's monotonic time
+  std::map<std::string, std::chrono::steady_clock::time_point> options_read_at_;
+  std::map<std::string, bool> unavailable_logged_;  // guarded by mu_
 };
 
 }  // namespace drgate::jobs

@@ -15,7 +15,7 @@ namespace {
 AuditFields WithError(AuditFields fields, const Status& s) {
   if (!s.ok()) {
     fields.emplace_back("code", StatusCodeName(s.code()));
-    if (!s.reason().empty()) fields.emplace_back("reason", s.reason());
+    if (s.reason() != Reason::kNone) fields.emplace_back("reason", ReasonName(s.reason()));
     fields.emplace_back("error", s.message());
   }
   return fields;
@@ -25,12 +25,12 @@ Status ValidateRequestId(const std::string& id) {
   if (id.size() > kMaxRequestIdLength) {
     return InvalidArgument(
         "request_id is " + std::to_string(id.size()) + " characters long; at most 36 are allowed",
-        "INVALID_REQUEST_ID");
+        Reason::kInvalidRequestId);
   }
   for (unsigned char c : id) {
     if (c < 0x21 || c > 0x7e) {
       return InvalidArgument("request_id must be printable ASCII without spaces",
-                             "INVALID_REQUEST_ID");
+                             Reason::kInvalidRequestId);
     }
   }
   return Status::Ok();
@@ -42,7 +42,7 @@ bool OutcomeUnknown(const Status& s) {
 }
 
 bool IsRefusal(const Status& s) {
-  return s.reason() == "UPSTREAM_REJECTED" || s.reason() == "DR_JOB_ALREADY_RUNNING";
+  return IsRefusedByCommServe(s.reason());
 }
 
 // A job just accepted by the CommServe for `request`, as first recorded.
@@ -97,7 +97,7 @@ void Orchestrator::StopWaiting() {
              Annotate(Unavailable("drgate is shutting down while waiting for another replica's "
                                   "trigger with request_id \"" +
                                       a.request.request_id + "\"; retry with the same request_id",
-                                  "TRIGGER_OUTCOME_PENDING"),
+                                  Reason::kTriggerOutcomePending),
                       a.cell->name),
              std::move(a.done));
   }
@@ -125,12 +125,12 @@ StatusOr<Orchestrator::CellPtr> Orchestrator::Resolve(const std::string& name) c
     if (cells->size() == 1) return CellPtr(cells, &cells->front());
     return InvalidArgument(
         "commcell is required: " + std::to_string(cells->size()) + " CommCells are configured",
-        "COMMCELL_REQUIRED");
+        Reason::kCommCellRequired);
   }
   for (const auto& c : *cells) {
     if (c.name == name) return CellPtr(cells, &c);
   }
-  return NotFound("CommCell \"" + name + "\" is not configured", "COMMCELL_NOT_FOUND")
+  return NotFound("CommCell \"" + name + "\" is not configured", Reason::kCommCellNotFound)
       .With("commcell", name);
 }
 
@@ -187,7 +187,7 @@ void Orchestrator::Read(const std::string& commcell, std::function<void()> task,
   if (!reads_.Post(commcell, std::move(task))) {
     refused(Unavailable(
         "too many registry reads for CommCell \"" + commcell + "\" are waiting; retry later",
-        "REGISTRY_UNAVAILABLE"));
+        Reason::kRegistryUnavailable));
   }
 }
 
@@ -221,18 +221,17 @@ void Orchestrator::Lookup(CellPtr cell, TriggerRequest request, TriggerCallback 
     const auto age = clock_.Now() - (*intent)->create_time;
     if (options_.shared_wait.count() > 0 && age < options_.shared_wait) {
       // Probably in flight on another replica: wait for its outcome.
-      AwaitOtherReplica(
-          std::move(cell), std::move(request),
-          std::chrono::steady_clock::now() +
-              std::chrono::duration_cast<std::chrono::milliseconds>(options_.shared_wait - age),
-          std::move(done));
+      AwaitOtherReplica(std::move(cell), std::move(request),
+                        clock_.Monotonic() + std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 options_.shared_wait - age),
+                        std::move(done));
       return;
     }
     Complete(cc.name, request,
              Annotate(Unavailable("an earlier trigger with request_id \"" + request.request_id +
                                       "\" may have reached the CommServe and is being "
                                       "reconciled; retry later with the same request_id",
-                                  "TRIGGER_OUTCOME_PENDING"),
+                                  Reason::kTriggerOutcomePending),
                       cc.name),
              std::move(done));
     return;
@@ -251,18 +250,18 @@ void Orchestrator::Start(CellPtr cell, TriggerRequest request, TriggerCallback d
     intent.requested_by = request.requested_by;
     intent.create_time = clock_.Now();
     auto intent_id = store_.AddIntent(intent);
-    if (!intent_id.ok() && intent_id.status().reason() == "REQUEST_ID_IN_FLIGHT") {
+    if (!intent_id.ok() && intent_id.status().reason() == Reason::kRequestIdInFlight) {
       // Another replica took this request id's intent first: its POST is the only one.
       if (options_.shared_wait.count() > 0) {
-        AwaitOtherReplica(cell, std::move(request),
-                          std::chrono::steady_clock::now() + options_.shared_wait, std::move(done));
+        AwaitOtherReplica(cell, std::move(request), clock_.Monotonic() + options_.shared_wait,
+                          std::move(done));
         return;
       }
       Complete(cc.name, request,
                Annotate(Unavailable("an earlier trigger with request_id \"" + request.request_id +
                                         "\" has not finished yet; retry later with the same "
                                         "request_id",
-                                    "TRIGGER_OUTCOME_PENDING"),
+                                    Reason::kTriggerOutcomePending),
                         cc.name),
                std::move(done));
       return;
@@ -279,15 +278,14 @@ void Orchestrator::Start(CellPtr cell, TriggerRequest request, TriggerCallback d
       Complete(cc.name, request, s, std::move(done));
       return;
     }
-    const auto started = std::chrono::steady_clock::now();
+    const auto started = clock_.Monotonic();
     commserv::DrBackupRequest upstream{request.backup_type, request.compression, request.deadline};
     cc.client->TriggerDrBackup(
         upstream,
         [this, cell, request, intent_id = *intent_id, intent_time = intent.create_time, started,
          done = std::move(done)](StatusOr<commserv::DrBackupResult> result) mutable {
           metrics_.ObserveTriggerDuration(
-              cell->name,
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+              cell->name, std::chrono::duration<double>(clock_.Monotonic() - started).count());
           // Back to the blocking pool: the registry write fsyncs.
           blocking_.Post([this, cell, request = std::move(request), intent_id, intent_time,
                           result = std::move(result), done = std::move(done)]() mutable {
@@ -319,7 +317,7 @@ void Orchestrator::Finish(const CellPtr& cell, const TriggerRequest& request, in
       if (Status r = store_.ResolveIntent(intent_id, "failed: " + s.ToString()); !r.ok()) {
         spdlog::warn("cannot close trigger intent {}: {}", intent_id, r.ToString());
       }
-      if (s.reason() == "DR_JOB_ALREADY_RUNNING" && cc.on_active == OnActive::kReuse) {
+      if (s.reason() == Reason::kDrJobAlreadyRunning && cc.on_active == OnActive::kReuse) {
         ReuseActive(cc, request, s, std::move(done));
         return;
       }
@@ -418,9 +416,10 @@ void Orchestrator::AwaitOtherReplica(CellPtr cell, TriggerRequest request,
       return;
     }
   }
-  Complete(cell->name, request,
-           Annotate(Unavailable("drgate is shutting down", "TRIGGER_OUTCOME_PENDING"), cell->name),
-           std::move(done));
+  Complete(
+      cell->name, request,
+      Annotate(Unavailable("drgate is shutting down", Reason::kTriggerOutcomePending), cell->name),
+      std::move(done));
 }
 
 void Orchestrator::AdoptLoop() {
@@ -457,14 +456,14 @@ void Orchestrator::AdoptLoop() {
         outcome = Annotate(Unavailable("a concurrent trigger with request_id \"" + rid +
                                            "\" on another drgate replica failed before starting "
                                            "a job; retry with the same request_id",
-                                       "CONCURRENT_TRIGGER_FAILED"),
+                                       Reason::kConcurrentTriggerFailed),
                            name);
-      } else if (std::chrono::steady_clock::now() >= a.deadline) {
+      } else if (clock_.Monotonic() >= a.deadline) {
         outcome = Annotate(
             Unavailable("an earlier trigger with request_id \"" + rid +
                             "\" may have reached the CommServe and is being reconciled; retry "
                             "later with the same request_id",
-                        "TRIGGER_OUTCOME_PENDING"),
+                        Reason::kTriggerOutcomePending),
             name);
       } else {
         answered = false;
@@ -514,9 +513,9 @@ void Orchestrator::EnsureRecentBackup(TriggerRequest request, std::chrono::milli
   }
   const std::string name = (*cell)->name;
   if (max_age.count() <= 0) {
-    blocking_.Post([done = std::move(done),
-                    s = Annotate(InvalidArgument("max_age must be positive", "INVALID_MAX_AGE"),
-                                 name)] { done(s); });
+    blocking_.Post([done = std::move(done), s = Annotate(InvalidArgument("max_age must be positive",
+                                                                         Reason::kInvalidMaxAge),
+                                                         name)] { done(s); });
     return;
   }
   request.commcell = name;
@@ -591,7 +590,7 @@ void Orchestrator::KillJob(CellPtr cell_ptr, const std::string& job_id,
   if (IsTerminal(job->state) || job->state == JobState::kUnknown) {
     done(Annotate(FailedPrecondition(
                       "job " + job_id + " has already finished (" + JobStateName(job->state) + ")",
-                      "JOB_ALREADY_FINISHED"),
+                      Reason::kJobAlreadyFinished),
                   cc.name));
     return;
   }
@@ -632,7 +631,7 @@ void Orchestrator::KillJob(CellPtr cell_ptr, const std::string& job_id,
 
 StatusOr<Job> Orchestrator::ReadJob(const CommCell& cell, const std::string& job_id) {
   if (job_id.empty()) {
-    return Annotate(InvalidArgument("job_id is required", "JOB_ID_REQUIRED"), cell.name);
+    return Annotate(InvalidArgument("job_id is required", Reason::kJobIdRequired), cell.name);
   }
   auto job = store_.GetJob(cell.name, job_id);
   if (!job.ok()) return Annotate(job.status(), cell.name);

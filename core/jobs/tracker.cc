@@ -138,8 +138,8 @@ void Tracker::Loop() {
     }
     // Sleep until the next CommCell is due (at the latest one poll interval: idle CommCells are
     // looked at that often, and pruning is checked), a task arrives, or a poke.
-    const TimePoint now = clock_.Now();
-    TimePoint wake = now + options_.poll_interval;
+    const Mono now = clock_.Monotonic();
+    Mono wake = now + options_.poll_interval;
     for (const auto& [name, state] : cells_) {
       if (state.phase == Phase::kWaiting) wake = std::min(wake, state.next_check);
     }
@@ -206,7 +206,8 @@ void Tracker::Tick(bool force, uint64_t round) {
   // starts with a forced round: its election pokes the tracker). The others still probe idle
   // CommCells, so that their readiness and drgate_commserv_up tell the truth.
   const bool leading = Leading();
-  const TimePoint now = clock_.Now();
+  const Mono now = clock_.Monotonic();
+  const TimePoint wall = clock_.Now();
   // Pruning runs hourly, or every tenth of the retention when that is shorter (a retention of
   // minutes keeps the registry, and the memory its caches take, at a steady size).
   const auto prune_every = std::clamp<std::chrono::milliseconds>(
@@ -270,7 +271,7 @@ void Tracker::Tick(bool force, uint64_t round) {
         if (j.commcell == name && j.state != JobState::kUnknown) poll->jobs.push_back(j);
       }
       // Look back far enough to see every job and intent we follow, and at least an hour.
-      TimePoint oldest = now;
+      TimePoint oldest = wall;
       bool intents_open = false;
       for (const TriggerIntent& i : *intents) {
         if (i.commcell != name) continue;
@@ -298,10 +299,13 @@ void Tracker::Tick(bool force, uint64_t round) {
       }
       // Look back far enough to see every job and intent we follow, every DR job since the last
       // list (history_due), and at least an hour; the history read goes back history_lookback.
-      if (observe && state.history_read) oldest = std::min(oldest, state.last_list);
-      poll->lookback = std::max<std::chrono::seconds>(
-          std::chrono::hours(1),
-          std::chrono::duration_cast<std::chrono::seconds>(now - oldest) + std::chrono::hours(1));
+      auto span = std::chrono::duration_cast<std::chrono::seconds>(wall - oldest);
+      if (observe && state.history_read) {
+        span =
+            std::max(span, std::chrono::duration_cast<std::chrono::seconds>(now - state.last_list));
+      }
+      poll->lookback =
+          std::max<std::chrono::seconds>(std::chrono::hours(1), span + std::chrono::hours(1));
       if (poll->history) {
         poll->lookback =
             std::max(poll->lookback,
@@ -329,7 +333,7 @@ void Tracker::Tick(bool force, uint64_t round) {
 std::vector<std::shared_ptr<Tracker::Poll>> Tracker::TakeStartableLocked() {
   std::vector<std::shared_ptr<Poll>> start;
   const int bound = std::max(1, options_.max_concurrent_polls);
-  const TimePoint now = clock_.Now();
+  const Mono now = clock_.Monotonic();
   while (in_flight_ < bound && !queued_.empty()) {
     std::shared_ptr<Poll> poll = std::move(queued_.front());
     queued_.pop_front();
@@ -540,14 +544,14 @@ void Tracker::Finish(const std::shared_ptr<Poll>& poll) {
   std::vector<std::shared_ptr<Poll>> start;
   {
     std::lock_guard lock(shared_->mu);
-    FinishLocked(poll, clock_.Now());
+    FinishLocked(poll, clock_.Monotonic());
     start = TakeStartableLocked();
   }
   shared_->cv.notify_all();
   for (const auto& next : start) Send(next);
 }
 
-void Tracker::FinishLocked(const std::shared_ptr<Poll>& poll, TimePoint now) {
+void Tracker::FinishLocked(const std::shared_ptr<Poll>& poll, Mono now) {
   polls_.erase(poll->id);
   --in_flight_;
   if (poll->round != 0) {

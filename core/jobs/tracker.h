@@ -117,18 +117,20 @@ class Tracker {
     bool closed = false;     // guarded by mu: Stop() was called
   };
 
+  // Scheduling runs on the clock's monotonic time; job and intent times are wall time.
+  using Mono = std::chrono::steady_clock::time_point;
   enum class Phase { kWaiting, kQueued, kInFlight };
   struct CellState {
     CommCell cell;
     uint64_t generation = 0;  // a new one when the CommCell is added or its client changes
     Phase phase = Phase::kWaiting;
-    TimePoint next_check{};  // kWaiting: when the CommCell is looked at next
-    bool forced = false;     // polled at its next check even before next_poll (Poke)
+    Mono next_check{};    // kWaiting: when the CommCell is looked at next
+    bool forced = false;  // polled at its next check even before next_poll (Poke)
     int failures = 0;
-    TimePoint next_poll{};
-    TimePoint last_probe{};
+    Mono next_poll{};
+    Mono last_probe{};
     bool history_read = false;       // the first-contact history read has been recorded
-    TimePoint last_list{};           // when the last job list that arrived was asked for
+    Mono last_list{};                // when the last job list that arrived was asked for
     bool options_in_flight = false;  // GET Commcell/DRBackup/Options sent, not answered
   };
 
@@ -140,7 +142,7 @@ class Tracker {
     bool probe = false;    // nothing to follow: only the job list, for reachability
     bool history = false;  // first contact: the history read is this poll's job list
     uint64_t round = 0;    // the RunRound waiting for it (0: none)
-    TimePoint started{};
+    Mono started{};
     std::vector<Job> jobs;  // to follow (not UNKNOWN)
     std::chrono::seconds lookback{3600};
     // Once the job list arrived:
@@ -186,7 +188,7 @@ class Tracker {
                        StatusOr<std::optional<commserv::JobSummary>> single);
   // The poll is over: frees its slot and schedules its CommCell's next check.
   void Finish(const std::shared_ptr<Poll>& poll);
-  void FinishLocked(const std::shared_ptr<Poll>& poll, TimePoint now);
+  void FinishLocked(const std::shared_ptr<Poll>& poll, Mono now);
   std::shared_ptr<Poll> FindPoll(uint64_t id);
 
   // Settles the CommCell's open intents against `upstream` (its DR job list, just fetched):
@@ -219,7 +221,7 @@ class Tracker {
   uint64_t next_generation_ = 1;
   int busy_ = 0;  // threads doing tracker work outside the lock (Stop waits for them)
   bool poked_ = false;
-  TimePoint last_prune_{};
+  Mono last_prune_{};
   std::thread thread_;
 
   std::atomic<int64_t> upstream_requests_{0};

@@ -380,24 +380,9 @@ void Metrics::CountCommServRequest(const std::string& commcell, CommServEndpoint
 }
 
 const char* Metrics::TriggerFailureReason(const Status& status) {
-  const std::string& r = status.reason();
-  if (r == "UPSTREAM_UNREACHABLE" || r == "CIRCUIT_OPEN") return "unreachable";
-  if (r == "UPSTREAM_TIMEOUT" || status.code() == StatusCode::kDeadlineExceeded) return "timeout";
-  if (r == "UPSTREAM_TLS_ERROR") return "tls";
-  if (r.rfind("UPSTREAM_LOGIN", 0) == 0 || r.rfind("UPSTREAM_AUTH", 0) == 0 ||
-      r == "UPSTREAM_UNAUTHENTICATED" || r == "UPSTREAM_RENEW_FAILED") {
-    return "authentication";
-  }
-  if (r == "DR_JOB_ALREADY_RUNNING") return "already_running";
-  if (r == "UPSTREAM_REJECTED") return "rejected";
-  if (r.rfind("UPSTREAM_HTTP", 0) == 0 || r == "UPSTREAM_RATE_LIMITED" ||
-      r == "UPSTREAM_RESPONSE_TOO_LARGE") {
-    return "upstream_error";
-  }
-  if (r == "MALFORMED_UPSTREAM_RESPONSE") return "malformed_response";
-  if (r.rfind("REGISTRY", 0) == 0) return "registry";
-  if (r == "UPSTREAM_QUEUE_FULL") return "overloaded";
-  return "other";
+  // The caller's own deadline is a timeout whatever the reason says.
+  if (status.code() == StatusCode::kDeadlineExceeded) return "timeout";
+  return TriggerFailureLabel(status.reason());
 }
 
 void Metrics::CountRegistryWriteFailure(const std::string& problem) {

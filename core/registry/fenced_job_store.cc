@@ -39,7 +39,7 @@ auto FencedJobStore::Fenced(const std::string& operation, Write write)
                    operation +
                        ": refused: this replica does not hold the leader lease (it ran out, "
                        "less the safety margin, without a renewal, or another replica leads)",
-                   "LEASE_LOST");
+                   Reason::kLeaseLost);
     Refused(operation, refused);
     return refused;
   }
@@ -50,7 +50,7 @@ auto FencedJobStore::Fenced(const std::string& operation, Write write)
   } else {
     status = result.status();
   }
-  if (!status.ok() && status.reason() == "LEASE_LOST") Refused(operation, status);
+  if (!status.ok() && status.reason() == Reason::kLeaseLost) Refused(operation, status);
   return result;
 }
 

@@ -9,9 +9,6 @@
 namespace drgate::registry {
 namespace {
 
-constexpr char kReasonUnavailable[] = "REGISTRY_UNAVAILABLE";
-constexpr char kReasonError[] = "REGISTRY_ERROR";
-
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   // libpq prefixes server messages with the severity on the first line; keep one line.
@@ -56,14 +53,15 @@ struct ConnInfo {
 }  // namespace
 
 Status PostgresEndpoint::Validate(const std::string& dsn) {
-  if (dsn.empty()) return InvalidArgument("must not be empty", "CONFIG_INVALID");
+  if (dsn.empty()) return InvalidArgument("must not be empty", Reason::kConfigInvalid);
   ConnInfo info(dsn);
   if (info.options == nullptr) {
-    return InvalidArgument("is not a libpq connection string: " + info.error, "CONFIG_INVALID");
+    return InvalidArgument("is not a libpq connection string: " + info.error,
+                           Reason::kConfigInvalid);
   }
   if (const char* p = info.Get("password"); p != nullptr && *p != '\0') {
     return InvalidArgument("must not contain a password; put it in registry.postgres.password_file",
-                           "CONFIG_INVALID");
+                           Reason::kConfigInvalid);
   }
   return Status::Ok();
 }
@@ -116,13 +114,13 @@ StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const PostgresEndp
   pg_conn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (conn == nullptr) {
     return Status(StatusCode::kUnavailable, endpoint.Describe() + ": connect: out of memory",
-                  kReasonUnavailable);
+                  Reason::kRegistryUnavailable);
   }
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string message = Scrub(Trim(PQerrorMessage(conn)), endpoint.password);
     PQfinish(conn);
     return Status(StatusCode::kUnavailable, endpoint.Describe() + ": connect: " + message,
-                  kReasonUnavailable);
+                  Reason::kRegistryUnavailable);
   }
   // Server notices ("relation ... already exists, skipping") are not errors: libpq would print
   // them to stderr, outside drgate's log format.
@@ -153,14 +151,14 @@ Status PgConnection::Error(pg_result* result, const std::string& operation) cons
   if (!sqlstate.empty()) text += " (SQLSTATE " + sqlstate + ")";
   if (broken() || sqlstate.rfind("08", 0) == 0 || sqlstate.rfind("53", 0) == 0 ||
       sqlstate.rfind("57P", 0) == 0 || sqlstate == "40001" || sqlstate == "40P01") {
-    return Status(StatusCode::kUnavailable, std::move(text), kReasonUnavailable);
+    return Status(StatusCode::kUnavailable, std::move(text), Reason::kRegistryUnavailable);
   }
   if (sqlstate == "23505") {
     const char* constraint = PQresultErrorField(result, PG_DIAG_CONSTRAINT_NAME);
-    return Status(StatusCode::kAlreadyExists, std::move(text), "REGISTRY_UNIQUE_VIOLATION")
+    return Status(StatusCode::kAlreadyExists, std::move(text), Reason::kRegistryUniqueViolation)
         .With("constraint", constraint != nullptr ? constraint : "");
   }
-  return Status(StatusCode::kInternal, std::move(text), kReasonError);
+  return Status(StatusCode::kInternal, std::move(text), Reason::kRegistryError);
 }
 
 StatusOr<PgResult> PgConnection::Exec(const std::string& sql, const Params& params,

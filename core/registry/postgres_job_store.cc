@@ -22,8 +22,6 @@ using registry::ToMillis;
 using Params = PgConnection::Params;
 
 constexpr int kMaxPageSize = 1000;
-constexpr char kReasonUnavailable[] = "REGISTRY_UNAVAILABLE";
-constexpr char kReasonError[] = "REGISTRY_ERROR";
 
 constexpr char kJobColumns[] =
     "commcell, job_id, task_id, backup_type, compression, state, commserv_status, "
@@ -62,7 +60,7 @@ StatusOr<Job> ReadJob(const PgResult& r, int row) {
     return Internal("registry row for job '" + job.job_id + "' on CommCell '" + job.commcell +
                         "' has an unknown backup_type '" + backup_type + "', state '" + state +
                         "' or origin '" + origin + "'",
-                    kReasonError);
+                    Reason::kRegistryError);
   }
   job.origin = *parsed_origin;
   job.backup_type = *parsed_type;
@@ -139,7 +137,7 @@ Status ResolveIntentIn(PgConnection& conn, int64_t intent_id, const std::string&
   if (!exists.ok()) return exists.status();
   if (exists->rows() == 0) {
     return NotFound("trigger intent " + std::to_string(intent_id) + " does not exist",
-                    "INTENT_NOT_FOUND");
+                    Reason::kIntentNotFound);
   }
   return Status::Ok();
 }
@@ -168,7 +166,7 @@ Status CheckFenceIn(PgConnection& conn, const LeaseFence& fence, const std::stri
                 operation + ": refused: this replica's " + fence.role + " leader lease " +
                     "(generation " + std::to_string(fence.generation) +
                     ") is no longer current: " + why,
-                "LEASE_LOST")
+                Reason::kLeaseLost)
       .With("lease_generation", std::to_string(fence.generation));
 }
 
@@ -210,7 +208,7 @@ StatusOr<PostgresJobStore::Lease> PostgresJobStore::Acquire(const std::string& o
                     description_ + ": " + operation + ": all " +
                         std::to_string(options_.pool_size) + " connections stayed busy for " +
                         std::to_string(options_.acquire_timeout.count()) + " ms",
-                    kReasonUnavailable);
+                    Reason::kRegistryUnavailable);
     }
     if (!idle_.empty()) {
       std::unique_ptr<PgConnection> conn = std::move(idle_.back());
@@ -277,7 +275,7 @@ Status PostgresJobStore::Run(const std::string& operation, bool transaction, Bod
 StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(PostgresStoreOptions options) {
   if (Status s = registry::PostgresEndpoint::Validate(options.endpoint.dsn); !s.ok()) {
     return Status(StatusCode::kFailedPrecondition, "registry.postgres.dsn " + s.message(),
-                  "REGISTRY_CONFIG_INVALID");
+                  Reason::kRegistryConfigInvalid);
   }
   std::unique_ptr<PostgresJobStore> store(new PostgresJobStore(std::move(options)));
   const std::string& where = store->description_;
@@ -309,7 +307,7 @@ StatusOr<std::unique_ptr<PostgresJobStore>> PostgresJobStore::Open(PostgresStore
                                   ", newer than version " +
                                   std::to_string(registry::kSchemaVersion) +
                                   " known to this drgate; refusing to use it (upgrade drgate)",
-                              "REGISTRY_SCHEMA_TOO_NEW");
+                              Reason::kRegistrySchemaTooNew);
   }
   for (const registry::MigrationStep& m : registry::Migrations()) {
     if (m.version <= current) continue;
@@ -477,7 +475,7 @@ StatusOr<int64_t> PostgresJobStore::WritePrune(const LeaseFence* fence, TimePoin
   static const std::string kOperation = "prune finished jobs";
   if (max_rows < 1) {
     return InvalidArgument("max_rows must be at least 1, got " + std::to_string(max_rows),
-                           "INVALID_MAX_ROWS");
+                           Reason::kInvalidMaxRows);
   }
   const std::string before_ms = Int(CeilMillis(finished_before));
   int64_t deleted = 0;
@@ -524,7 +522,7 @@ StatusOr<Job> PostgresJobStore::GetJob(const std::string& commcell, const std::s
   if (!s.ok()) return s;
   if (!found) {
     return NotFound("job '" + job_id + "' was not started by drgate on CommCell '" + commcell + "'",
-                    "JOB_NOT_FOUND")
+                    Reason::kJobNotFound)
         .With("commcell", commcell)
         .With("job_id", job_id);
   }
@@ -558,7 +556,7 @@ StatusOr<JobPage> PostgresJobStore::ListJobs(const JobFilter& filter, int page_s
   if (page_size < 1 || page_size > kMaxPageSize) {
     return InvalidArgument("page_size must be between 1 and " + std::to_string(kMaxPageSize) +
                                ", got " + std::to_string(page_size),
-                           "INVALID_PAGE_SIZE");
+                           Reason::kInvalidPageSize);
   }
   std::optional<Cursor> cursor;
   if (!page_token.empty()) {
@@ -570,7 +568,7 @@ StatusOr<JobPage> PostgresJobStore::ListJobs(const JobFilter& filter, int page_s
   if (cursor && cursor->create_time_ms > range.until) {
     return InvalidArgument(
         "page_token is malformed; pass the next_page_token of the previous page unchanged",
-        "INVALID_PAGE_TOKEN");
+        Reason::kInvalidPageToken);
   }
   // Keyset pagination over (create_time_ms, commcell, job_id) descending, the order of the
   // indexes of migrations.h; the cursor is the scan's upper end.

@@ -23,8 +23,8 @@ std::string DefaultHolder() {
 
 }  // namespace
 
-PostgresLeaderElection::PostgresLeaderElection(PostgresLeaderOptions options)
-    : options_(std::move(options)) {
+PostgresLeaderElection::PostgresLeaderElection(PostgresLeaderOptions options, const Clock& clock)
+    : options_(std::move(options)), clock_(clock) {
   if (options_.holder.empty()) options_.holder = DefaultHolder();
   if (options_.safety_margin.count() <= 0) options_.safety_margin = options_.lease / 5;
   options_.safety_margin = std::min(options_.safety_margin, options_.lease / 3);
@@ -58,12 +58,12 @@ PostgresLeaderElection::~PostgresLeaderElection() {
 }
 
 bool PostgresLeaderElection::IsLeader() const {
-  return Ticks(std::chrono::steady_clock::now()) < held().until;
+  return Ticks(clock_.Monotonic()) < held().until;
 }
 
 std::optional<LeaseFence> PostgresLeaderElection::CurrentFence() const {
   const Held h = held();
-  if (Ticks(std::chrono::steady_clock::now()) >= h.until) return std::nullopt;
+  if (Ticks(clock_.Monotonic()) >= h.until) return std::nullopt;
   return LeaseFence{options_.role, h.generation, options_.holder};
 }
 
@@ -141,7 +141,7 @@ void PostgresLeaderElection::Notify() {
 }
 
 void PostgresLeaderElection::Attempt() {
-  const auto sent = std::chrono::steady_clock::now();
+  const auto sent = clock_.Monotonic();
   Held before = held();
   const bool leading = Ticks(sent) < before.until;
   if (!leading && before.until != 0) {

@@ -32,6 +32,7 @@
 #include <string>
 #include <thread>
 
+#include "core/common/clock.h"
 #include "core/registry/leader_election.h"
 #include "core/registry/postgres_connection.h"
 
@@ -51,7 +52,8 @@ struct PostgresLeaderOptions {
 // The class is thread-safe.
 class PostgresLeaderElection final : public LeaderElection {
  public:
-  explicit PostgresLeaderElection(PostgresLeaderOptions options);
+  // `clock` (its monotonic time measures the lease) must outlive the election.
+  PostgresLeaderElection(PostgresLeaderOptions options, const Clock& clock);
   ~PostgresLeaderElection() override;
   PostgresLeaderElection(const PostgresLeaderElection&) = delete;
   PostgresLeaderElection& operator=(const PostgresLeaderElection&) = delete;
@@ -74,7 +76,8 @@ class PostgresLeaderElection final : public LeaderElection {
   // One renewal or takeover attempt; updates the lease state.
   void Attempt();
   void Notify();
-  // The lease as this process sees it: steady_clock ticks until which it leads (0: not leading)
+  // The lease as this process sees it: monotonic ticks (Clock::Monotonic) until which it leads
+  // (0: not leading)
   // and the generation it leads under.
   struct Held {
     int64_t until = 0;
@@ -83,6 +86,7 @@ class PostgresLeaderElection final : public LeaderElection {
   Held held() const;
 
   PostgresLeaderOptions options_;
+  const Clock& clock_;                   // monotonic time measures the lease
   std::function<void(bool)> on_change_;  // set by Start, then only read by the election thread
   std::unique_ptr<registry::PgConnection> conn_;  // used by Attempt only (one thread at a time)
   mutable std::mutex held_mu_;

@@ -42,15 +42,7 @@ constexpr int kMaxPageSize = 1000;
 // an UNAVAILABLE status. Writes never go through the mapping.
 constexpr char kReadConnectionPragmas[] = "PRAGMA query_only=ON; PRAGMA mmap_size=1073741824;";
 
-constexpr char kReasonUnavailable[] = "REGISTRY_UNAVAILABLE";
-constexpr char kReasonError[] = "REGISTRY_ERROR";
-constexpr char kReasonUnwritable[] = "REGISTRY_UNWRITABLE";
 constexpr char kProblemKey[] = "registry_error";
-constexpr char kReasonPathInvalid[] = "REGISTRY_PATH_INVALID";
-constexpr char kReasonSchemaTooNew[] = "REGISTRY_SCHEMA_TOO_NEW";
-constexpr char kReasonInvalidPageToken[] = "INVALID_PAGE_TOKEN";
-constexpr char kReasonInvalidPageSize[] = "INVALID_PAGE_SIZE";
-constexpr char kReasonInvalidMaxRows[] = "INVALID_MAX_ROWS";
 
 static_assert(registry::kSchemaVersion == SqliteJobStore::kSchemaVersion);
 
@@ -241,10 +233,10 @@ Status SqliteError(sqlite3* db, int rc, std::string_view operation) {
                         " (SQLite code " + std::to_string(rc) + ")";
   const char* problem = ProblemOf(rc);
   if (std::string_view(problem) == "other") {
-    return Status(StatusCode::kInternal, std::move(message), kReasonError)
+    return Status(StatusCode::kInternal, std::move(message), Reason::kRegistryError)
         .With(kProblemKey, problem);
   }
-  return Status(StatusCode::kUnavailable, std::move(message), kReasonUnavailable)
+  return Status(StatusCode::kUnavailable, std::move(message), Reason::kRegistryUnavailable)
       .With(kProblemKey, problem);
 }
 
@@ -340,7 +332,7 @@ StatusOr<Job> ReadJob(const Statement& row) {
     return Internal("registry row for job '" + job.job_id + "' on CommCell '" + job.commcell +
                         "' has an unknown backup_type '" + backup_type + "', state '" + state +
                         "' or origin '" + origin + "'",
-                    kReasonError);
+                    Reason::kRegistryError);
   }
   job.origin = *parsed_origin;
   job.backup_type = *parsed_type;
@@ -538,7 +530,7 @@ StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string
   if (path.empty()) {
     // SQLite would open a private temporary database per connection: readers would not see
     // writes, and nothing would survive a restart.
-    return FailedPrecondition("registry database path is empty", kReasonPathInvalid);
+    return FailedPrecondition("registry database path is empty", Reason::kRegistryPathInvalid);
   }
   if (!in_memory) {
     std::filesystem::path folder = std::filesystem::path(path).parent_path();
@@ -546,7 +538,7 @@ StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string
     if (!folder.empty() && !std::filesystem::is_directory(folder, ec)) {
       return FailedPrecondition("registry database '" + path + "': folder '" + folder.string() +
                                     "' does not exist; create it before starting drgate",
-                                kReasonPathInvalid)
+                                Reason::kRegistryPathInvalid)
           .With("path", path);
     }
   }
@@ -565,7 +557,7 @@ StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string
                                   std::to_string(*version) + ", newer than version " +
                                   std::to_string(kSchemaVersion) +
                                   " known to this drgate; refusing to open it (upgrade drgate)",
-                              kReasonSchemaTooNew)
+                              Reason::kRegistrySchemaTooNew)
         .With("path", path);
   }
 
@@ -574,7 +566,7 @@ StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string
   if (!in_memory && *mode != "wal") {
     return Internal("registry database '" + path + "': cannot enable WAL (journal_mode is '" +
                         *mode + "'); the file system must support shared memory",
-                    kReasonError);
+                    Reason::kRegistryError);
   }
   if (Status s =
           conn.Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", "set pragmas" + where);
@@ -673,7 +665,7 @@ Status SqliteJobStore::WriteTransaction(const char* operation, Body body) {
     Status unwritable(
         StatusCode::kUnavailable,
         "registry database '" + path_ + "' cannot be written (" + text + "): " + s.message(),
-        kReasonUnwritable);
+        Reason::kRegistryUnwritable);
     for (const auto& [k, v] : s.metadata()) unwritable.With(k, v);
     return unwritable;
   }
@@ -718,7 +710,7 @@ Status ResolveIntentIn(Conn& conn, int64_t intent_id, const std::string& outcome
   if (!row.ok()) return row.status();
   if (!*row) {
     return NotFound("trigger intent " + std::to_string(intent_id) + " does not exist",
-                    "INTENT_NOT_FOUND");
+                    Reason::kIntentNotFound);
   }
   return Status();
 }
@@ -815,7 +807,7 @@ StatusOr<int64_t> SqliteJobStore::PruneTerminalJobs(TimePoint finished_before, i
   static constexpr char kOperation[] = "prune finished jobs";
   if (max_rows < 1) {
     return InvalidArgument("max_rows must be at least 1, got " + std::to_string(max_rows),
-                           kReasonInvalidMaxRows);
+                           Reason::kInvalidMaxRows);
   }
   const int64_t before_ms = CeilMillis(finished_before);
   int64_t deleted = 0;
@@ -852,7 +844,7 @@ StatusOr<Job> SqliteJobStore::GetJob(const std::string& commcell, const std::str
   if (!job.ok()) return job.status();
   if (!job->has_value()) {
     return NotFound("job '" + job_id + "' was not started by drgate on CommCell '" + commcell + "'",
-                    "JOB_NOT_FOUND")
+                    Reason::kJobNotFound)
         .With("commcell", commcell)
         .With("job_id", job_id);
   }
@@ -876,7 +868,7 @@ StatusOr<JobPage> SqliteJobStore::ListJobs(const JobFilter& filter, int page_siz
   if (page_size < 1 || page_size > kMaxPageSize) {
     return InvalidArgument("page_size must be between 1 and " + std::to_string(kMaxPageSize) +
                                ", got " + std::to_string(page_size),
-                           kReasonInvalidPageSize);
+                           Reason::kInvalidPageSize);
   }
   std::optional<Cursor> cursor;
   if (!page_token.empty()) {
@@ -891,7 +883,7 @@ StatusOr<JobPage> SqliteJobStore::ListJobs(const JobFilter& filter, int page_siz
     return InvalidArgument(
         "page_token is malformed; pass the next_page_token of the previous "
         "page unchanged",
-        kReasonInvalidPageToken);
+        Reason::kInvalidPageToken);
   }
 
   const std::string& sql = Statements().list_jobs[ListVariant(

@@ -8,8 +8,6 @@
 namespace drgate::registry {
 namespace {
 
-constexpr char kReasonInvalidPageToken[] = "INVALID_PAGE_TOKEN";
-
 // ---- Page tokens --------------------------------------------------------------------------------
 // A token is base64url (no padding) of:
 //   u8 version | u64 filter fingerprint | i64 create_time_ms | u16 len, commcell |
@@ -155,7 +153,7 @@ std::string EncodePageToken(const Cursor& cursor) {
 StatusOr<Cursor> DecodePageToken(const std::string& token, const JobFilter& filter) {
   Status malformed = InvalidArgument(
       "page_token is malformed; pass the next_page_token of the previous page unchanged",
-      kReasonInvalidPageToken);
+      Reason::kInvalidPageToken);
   std::optional<std::string> raw = Base64UrlDecode(token);
   if (!raw || raw->size() < 4) return malformed;
   std::string_view body(raw->data(), raw->size() - 4);
@@ -176,7 +174,7 @@ StatusOr<Cursor> DecodePageToken(const std::string& token, const JobFilter& filt
     return InvalidArgument(
         "page_token was issued for a different filter (commcell, state, backup type or time "
         "range); repeat the filter of the first page, or start again without a token",
-        kReasonInvalidPageToken);
+        Reason::kInvalidPageToken);
   }
   return cursor;
 }
@@ -186,7 +184,7 @@ StatusOr<BackupType> IntentBackupType(int64_t intent_id, const std::string& back
   if (!parsed) {
     return Internal("registry intent " + std::to_string(intent_id) +
                         " has an unknown backup_type '" + backup_type + "'",
-                    "REGISTRY_ERROR");
+                    Reason::kRegistryError);
   }
   return *parsed;
 }
@@ -195,7 +193,7 @@ Status RequestIdInFlight(const TriggerIntent& intent) {
   return Status(StatusCode::kAlreadyExists,
                 "a trigger with request_id \"" + intent.request_id + "\" on CommCell '" +
                     intent.commcell + "' is already in flight",
-                "REQUEST_ID_IN_FLIGHT")
+                Reason::kRequestIdInFlight)
       .With("commcell", intent.commcell)
       .With("request_id", intent.request_id);
 }

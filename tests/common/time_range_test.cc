@@ -93,7 +93,7 @@ TEST(DurationToMillis, ConvertsAndRoundsUp) {
 }
 
 TEST(DurationToMillis, RefusesOutOfRangeValuesWithTheGivenReason) {
-  auto huge = DurationToMillis(kInt64Max, 0, "max_age", "INVALID_MAX_AGE");
+  auto huge = DurationToMillis(kInt64Max, 0, "max_age", Reason::kInvalidMaxAge);
   ASSERT_FALSE(huge.ok());
   EXPECT_EQ(huge.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(huge.status().reason(), "INVALID_MAX_AGE");

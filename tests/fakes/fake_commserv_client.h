@@ -208,7 +208,7 @@ class FakeCommServClient final : public commserv::CommServClient {
   std::set<std::string> hidden_;                      // guarded by mu_
   std::optional<Status> list_error_;                  // guarded by mu_
   StatusOr<commserv::DrBackupOptions> options_ =      // guarded by mu_
-      Status(StatusCode::kNotFound, "no options endpoint", commserv::kReasonDrOptionsUnavailable);
+      Status(StatusCode::kNotFound, "no options endpoint", Reason::kDrOptionsUnavailable);
   std::atomic<int> page_calls_{0};
   std::atomic<int> options_calls_{0};
   std::atomic<std::chrono::seconds> last_lookback_{std::chrono::seconds(0)};

@@ -31,7 +31,7 @@ inline void CheckText(const std::string& text) {
 // Every error has a reason and the "http_status" metadata.
 inline void CheckStatus(const Status& s) {
   if (s.ok()) return;
-  if (s.reason().empty()) std::abort();
+  if (s.reason() == Reason::kNone) std::abort();
   if (s.metadata().find("http_status") == s.metadata().end()) std::abort();
 }
 

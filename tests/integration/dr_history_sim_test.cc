@@ -163,7 +163,7 @@ TEST_F(DrHistorySimTest, TheClientReadsTheOptionsInEveryFormAndA404LeavesThemUnk
   SetOptions({{"http_status", 404}});
   auto missing = Options();
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().reason(), commserv::kReasonDrOptionsUnavailable);
+  EXPECT_EQ(missing.status().reason(), Reason::kDrOptionsUnavailable);
   // A fresh reader (the interval has not passed for the first one) sees the 404: unknown.
   jobs::DrHistory later(*store_, metrics_, holder, clock_, jobs::DrHistoryOptions{});
   ASSERT_TRUE(later.RefreshOptions("cs1", *client_).ok());
@@ -173,7 +173,7 @@ TEST_F(DrHistorySimTest, TheClientReadsTheOptionsInEveryFormAndA404LeavesThemUnk
   SetOptions({{"http_status", 200}, {"body", "<html>not json</html>"}});
   auto unreadable = Options();
   ASSERT_FALSE(unreadable.ok());
-  EXPECT_EQ(unreadable.status().reason(), commserv::kReasonDrOptionsUnavailable);
+  EXPECT_EQ(unreadable.status().reason(), Reason::kDrOptionsUnavailable);
 }
 
 }  // namespace

@@ -163,7 +163,7 @@ TEST(RateLimiterTest, ClockGoingBackwardsRefillsNothing) {
 }
 
 TEST(StatusMappingTest, RetryAfterBecomesRetryInfo) {
-  Status s = Status(StatusCode::kResourceExhausted, "slow down", "RATE_LIMITED")
+  Status s = Status(StatusCode::kResourceExhausted, "slow down", Reason::kRateLimited)
                  .With("retry_after_ms", "2500");
   grpc::Status g = ToGrpcStatus(s);
   EXPECT_EQ(g.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -283,7 +283,7 @@ TEST(RefusalAuditTest, WritesOneLinePerRefusalThenSuppressesAndCounts) {
       clock, [&lines](const std::string& line) { lines.push_back(line); }, 3);
   const Status unauthenticated(StatusCode::kUnauthenticated,
                                "this call needs 'authorization: Bearer <token>' metadata",
-                               "MISSING_CREDENTIALS");
+                               Reason::kMissingCredentials);
   audit.Refused(Method::kTriggerBackup, "prod", "", "ipv4:10.0.0.7:50122", unauthenticated);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0],
@@ -337,9 +337,9 @@ TEST(RefusalAuditTest, AbbreviatesEchoedValuesAndParsesBack) {
   std::vector<std::string> lines;
   RefusalAudit audit(clock, [&lines](const std::string& line) { lines.push_back(line); });
   const std::string commcell(60000, 'c');
-  audit.Refused(
-      Method::kTriggerBackup, commcell, "ci", "ipv4:127.0.0.1:1",
-      Status(StatusCode::kResourceExhausted, "identity ci exceeded 6 write calls", "RATE_LIMITED"));
+  audit.Refused(Method::kTriggerBackup, commcell, "ci", "ipv4:127.0.0.1:1",
+                Status(StatusCode::kResourceExhausted, "identity ci exceeded 6 write calls",
+                       Reason::kRateLimited));
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_LT(lines[0].size(), 600u);
   auto record = ParseAuditMessage(lines[0]);

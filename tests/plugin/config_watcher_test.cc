@@ -62,7 +62,7 @@ TEST_F(ConfigWatcherTest, FailedReloadKeepsTheOldConfigurationAndIsCounted) {
       &registry_);
   {
     std::lock_guard lock(mu_);
-    next_ = Status(StatusCode::kInvalidArgument, "auth: duplicate key", "CONFIG_INVALID");
+    next_ = Status(StatusCode::kInvalidArgument, "auth: duplicate key", Reason::kConfigInvalid);
   }
   watcher.RequestReload("test");
   ASSERT_TRUE(watcher.WaitForAttempts(1, 30s));
@@ -87,7 +87,7 @@ TEST_F(ConfigWatcherTest, ARefusedApplyIsAFailure) {
   ConfigWatcher watcher(
       {path_, 1h}, Named("first"), [] { return StatusOr<Config>(Named("x")); },
       [](const Config&) {
-        return Status(StatusCode::kInvalidArgument, "commcells[0]: bad", "CONFIG_INVALID");
+        return Status(StatusCode::kInvalidArgument, "commcells[0]: bad", Reason::kConfigInvalid);
       },
       nullptr);
   watcher.RequestReload("test");

@@ -36,11 +36,11 @@ TEST(Abbreviate, KeepsShortValuesAndMarksCutOnes) {
 
 TEST(ToGrpcStatus, AbbreviatesEchoedValuesInMessageAndMetadata) {
   const std::string job_id(60000, '7');
-  const Status s =
-      Status(StatusCode::kNotFound,
-             "job '" + job_id + "' was not started by drgate on CommCell 'cs1'", "JOB_NOT_FOUND")
-          .With("commcell", "cs1")
-          .With("job_id", job_id);
+  const Status s = Status(StatusCode::kNotFound,
+                          "job '" + job_id + "' was not started by drgate on CommCell 'cs1'",
+                          Reason::kJobNotFound)
+                       .With("commcell", "cs1")
+                       .With("job_id", job_id);
   const grpc::Status g = ToGrpcStatus(s);
   EXPECT_EQ(g.error_code(), grpc::StatusCode::NOT_FOUND);
   const std::string shown = std::string(128, '7') + "\u2026(60000 bytes)";
@@ -54,8 +54,8 @@ TEST(ToGrpcStatus, AbbreviatesEchoedValuesInMessageAndMetadata) {
 }
 
 TEST(ToGrpcStatus, CutsALongMessageWithoutMetadata) {
-  const grpc::Status g =
-      ToGrpcStatus(Status(StatusCode::kInvalidArgument, std::string(5000, 'x'), "SOMETHING"));
+  const grpc::Status g = ToGrpcStatus(
+      Status(StatusCode::kInvalidArgument, std::string(5000, 'x'), Reason::kInvalidTime));
   EXPECT_EQ(g.error_message(), std::string(1024, 'x') + "\u2026(5000 bytes)");
   google::rpc::Status rich;
   ASSERT_TRUE(rich.ParseFromString(g.error_details()));
@@ -63,9 +63,9 @@ TEST(ToGrpcStatus, CutsALongMessageWithoutMetadata) {
 }
 
 TEST(ToGrpcStatus, LeavesOrdinaryStatusesAlone) {
-  const Status s =
-      Status(StatusCode::kNotFound, "CommCell \"prod\" is not configured", "COMMCELL_NOT_FOUND")
-          .With("commcell", "prod");
+  const Status s = Status(StatusCode::kNotFound, "CommCell \"prod\" is not configured",
+                          Reason::kCommCellNotFound)
+                       .With("commcell", "prod");
   const grpc::Status g = ToGrpcStatus(s);
   EXPECT_EQ(g.error_message(), "CommCell \"prod\" is not configured");
   EXPECT_EQ(InfoOf(g).metadata().at("commcell"), "prod");

@@ -783,13 +783,13 @@ TEST(DecodeDrBackupOptions, NotFoundOrUnreadableIsUnavailable) {
   auto missing = DecodeDrBackupOptions(Resp(404, "text/html", "<title>Not Found</title>"));
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(missing.status().reason(), kReasonDrOptionsUnavailable);
+  EXPECT_EQ(missing.status().reason(), Reason::kDrOptionsUnavailable);
   EXPECT_EQ(missing.status().metadata().at("http_status"), "404");
   for (const char* body : {"{not json", "[1, 2]", "\"text\""}) {
     SCOPED_TRACE(body);
     auto unreadable = DecodeDrBackupOptions(Resp(200, kJson, body));
     ASSERT_FALSE(unreadable.ok());
-    EXPECT_EQ(unreadable.status().reason(), kReasonDrOptionsUnavailable);
+    EXPECT_EQ(unreadable.status().reason(), Reason::kDrOptionsUnavailable);
   }
   // Other failures keep their usual meaning.
   EXPECT_EQ(DecodeDrBackupOptions(Resp(503, "text/plain", "busy")).status().reason(),

@@ -203,8 +203,7 @@ TEST_F(DrHistoryTest, OptionsAreReadOnFirstContactThenEveryIntervalAndUnknownSta
   EXPECT_EQ(MetricValue(registry_, "drgate_dr_backup_offsite", {{"commcell", "cs1"}}), 1);
 
   // The CommServe stops telling (404): unknown, the series disappear.
-  client_.SetOptions(
-      Status(StatusCode::kNotFound, "HTTP 404", commserv::kReasonDrOptionsUnavailable));
+  client_.SetOptions(Status(StatusCode::kNotFound, "HTTP 404", Reason::kDrOptionsUnavailable));
   clock_.Advance(std::chrono::hours(1));
   ASSERT_TRUE(history_->RefreshOptions("cs1", client_).ok());
   EXPECT_FALSE(holder_.Get("cs1").has_value());
@@ -215,7 +214,7 @@ TEST_F(DrHistoryTest, OptionsAreReadOnFirstContactThenEveryIntervalAndUnknownSta
   client_.SetOptions(share);
   clock_.Advance(std::chrono::hours(1));
   ASSERT_TRUE(history_->RefreshOptions("cs1", client_).ok());
-  client_.SetOptions(Status(StatusCode::kUnavailable, "down", "UPSTREAM_HTTP_5XX"));
+  client_.SetOptions(Status(StatusCode::kUnavailable, "down", Reason::kUpstreamHttp5xx));
   clock_.Advance(std::chrono::hours(1));
   EXPECT_EQ(history_->RefreshOptions("cs1", client_).reason(), "UPSTREAM_HTTP_5XX");
   EXPECT_EQ(holder_.Get("cs1")->options, share);
@@ -230,7 +229,7 @@ TEST_F(DrHistoryTest, OptionsAreReadOnFirstContactThenEveryIntervalAndUnknownSta
 }
 
 TEST_F(DrHistoryTest, AHistoryReadFailureIsReturned) {
-  client_.SetListError(Status(StatusCode::kUnavailable, "down", "UPSTREAM_HTTP_5XX"));
+  client_.SetListError(Status(StatusCode::kUnavailable, "down", Reason::kUpstreamHttp5xx));
   EXPECT_EQ(history_->ReadHistory("cs1", client_).reason(), "UPSTREAM_HTTP_5XX");
 }
 

@@ -6,6 +6,7 @@
 
 #include <future>
 #include <set>
+#include <thread>
 
 #include "core/registry/sqlite_job_store.h"
 #include "tests/fakes/blocking_job_store.h"
@@ -165,7 +166,7 @@ TEST_F(OrchestratorTest, UpstreamRefusalIsCountedAndTheIntentClosed) {
   client_ = std::make_shared<FakeCommServClient>([](const commserv::DrBackupRequest&) {
     return StatusOr<commserv::DrBackupResult>(Status(StatusCode::kAborted,
                                                      "DR backup job [2100] is already running.",
-                                                     "DR_JOB_ALREADY_RUNNING"));
+                                                     Reason::kDrJobAlreadyRunning));
   });
   Build({"cs1"});
   auto out = Trigger(Request());
@@ -184,7 +185,7 @@ TEST_F(OrchestratorTest, UpstreamRefusalIsCountedAndTheIntentClosed) {
 TEST_F(OrchestratorTest, UnknownOutcomeKeepsTheIntentOpen) {
   client_ = std::make_shared<FakeCommServClient>([](const commserv::DrBackupRequest&) {
     return StatusOr<commserv::DrBackupResult>(
-        Unavailable("read: timed out after 60000 ms", "UPSTREAM_TIMEOUT")
+        Unavailable("read: timed out after 60000 ms", Reason::kUpstreamTimeout)
             .With("phase", "read")
             .With("request_sent", "true"));
   });
@@ -389,7 +390,7 @@ TEST_F(OrchestratorTest, ReusePolicyAnswersTheRunningJob) {
   client_ = std::make_shared<FakeCommServClient>([](const commserv::DrBackupRequest&) {
     return StatusOr<commserv::DrBackupResult>(Status(StatusCode::kAborted,
                                                      "DR backup job [2100] is already running.",
-                                                     "DR_JOB_ALREADY_RUNNING")
+                                                     Reason::kDrJobAlreadyRunning)
                                                   .With("active_job_id", "2100"));
   });
   orchestrator_.reset();
@@ -764,11 +765,18 @@ TEST_F(SharedRegistryTest, TheWaitForAnotherReplicaIsBounded) {
   options.shared_poll = std::chrono::milliseconds(5);
   BuildShared(options);
   OpenIntentOfA("never-answered");
-  const auto start = std::chrono::steady_clock::now();
+  std::promise<StatusOr<TriggerOutcome>> p;
+  auto answer = p.get_future();
+  orchestrator_b_->TriggerBackup(Request("cs1", "never-answered"),
+                                 [&p](StatusOr<TriggerOutcome> o) { p.set_value(std::move(o)); });
 
-  auto out = TriggerOnB(Request("cs1", "never-answered"));
-
-  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(200));
+  // The bound is measured on the injected clock: B keeps polling until 200 ms have passed on it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  clock_.Advance(std::chrono::milliseconds(199));
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  clock_.Advance(std::chrono::milliseconds(1));
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto out = answer.get();
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(out.status().reason(), "TRIGGER_OUTCOME_PENDING");

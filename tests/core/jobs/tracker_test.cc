@@ -207,7 +207,7 @@ TEST_F(TrackerTest, OneListRequestPerCommCellWhateverTheJobsAndWatchers) {
 TEST_F(TrackerTest, AnUnreachableCommCellIsPolledWithBackoff) {
   MakeTracker();
   AddJob("10");
-  client_->SetListError(Unavailable("connect: refused", "UPSTREAM_UNREACHABLE"));
+  client_->SetListError(Unavailable("connect: refused", Reason::kUpstreamUnreachable));
   tracker_->RunRound(/*force=*/false);
   tracker_->RunRound(/*force=*/false);
   EXPECT_EQ(client_->list_calls(), 1);  // the second round is inside the back-off
@@ -422,7 +422,7 @@ TEST_F(TrackerTest, TheTrackersThreadKeepsPollingTheOthersWhileOneHangs) {
 
 TEST_F(TrackerTest, BackoffIsPerCommCell) {
   auto failing = std::make_shared<FakeCommServClient>();
-  failing->SetListError(Unavailable("connect: refused", "UPSTREAM_UNREACHABLE"));
+  failing->SetListError(Unavailable("connect: refused", Reason::kUpstreamUnreachable));
   MakeTracker({{"cs1", client_}, {"cs2", failing}}, clock_);
   AddJob("100");
   AddJobOn("cs2", "200");
@@ -536,7 +536,7 @@ TEST_F(TrackerTest, FewerHungCommCellsThanTheBoundLeaveTheOthersPolled) {
 // A reload adds and removes CommCells' schedules; an unchanged one keeps its back-off.
 TEST_F(TrackerTest, SetCommCellsAddsAndRemovesSchedules) {
   auto failing = std::make_shared<FakeCommServClient>();
-  failing->SetListError(Unavailable("connect: refused", "UPSTREAM_UNREACHABLE"));
+  failing->SetListError(Unavailable("connect: refused", Reason::kUpstreamUnreachable));
   auto added = std::make_shared<FakeCommServClient>();
   MakeTracker({{"cs1", client_}, {"cs2", failing}}, clock_);
   metrics_.RegisterCommCell("cs3");
@@ -699,8 +699,7 @@ TEST_F(TrackerHistoryTest, OptionsAreReadOnFirstContactAndOncePerOptionsInterval
   EXPECT_EQ(client_->options_calls(), 1);
 
   // The CommServe stops telling (404): unknown again, the gauges go away, the rest carries on.
-  client_->SetOptions(Status(StatusCode::kNotFound, "HTTP 404",
-                             std::string(commserv::kReasonDrOptionsUnavailable)));
+  client_->SetOptions(Status(StatusCode::kNotFound, "HTTP 404", Reason::kDrOptionsUnavailable));
   clock_.Advance(std::chrono::milliseconds(DrHistoryOptions{}.options_interval));
   tracker_->RunRound();
   EXPECT_EQ(client_->options_calls(), 2);

@@ -220,7 +220,8 @@ TEST_F(WatchStreamTest, AnUnchangedStateIsNotWrittenAgain) {
 
 TEST_F(WatchStreamTest, AnUnknownJobEndsTheStreamWithTheReadsErrorAndSubscribesNothing) {
   Start();
-  reads_.Answer(NotFound("job '404' was not started by drgate on CommCell 'cs1'", "JOB_NOT_FOUND"));
+  reads_.Answer(
+      NotFound("job '404' was not started by drgate on CommCell 'cs1'", Reason::kJobNotFound));
 
   ASSERT_TRUE(sink_.finished());
   EXPECT_EQ(sink_.status().code(), StatusCode::kNotFound);

@@ -1775,9 +1775,10 @@ class PostgresLeaderElectionTest : public PostgresJobStoreTest {
     options.endpoint = PostgresOptions(db_).endpoint;
     options.lease = kLease;
     options.holder = holder;
-    return std::make_unique<PostgresLeaderElection>(options);
+    return std::make_unique<PostgresLeaderElection>(options, system_clock_);
   }
   static constexpr std::chrono::milliseconds kLease{1000};
+  SystemClock system_clock_;  // leases are measured in real time here
   std::string db_;
 };
 
