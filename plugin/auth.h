@@ -23,7 +23,7 @@
 
 #include "core/common/clock.h"
 #include "core/common/status.h"
-#include "core/config/config.h"
+#include "plugin/server_config.h"
 
 namespace drgate::plugin {
 

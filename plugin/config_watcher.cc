@@ -8,7 +8,7 @@
 
 namespace drgate::plugin {
 
-ConfigWatcher::ConfigWatcher(ConfigWatcherOptions options, Config current, Loader load,
+ConfigWatcher::ConfigWatcher(ConfigWatcherOptions options, ServerConfig current, Loader load,
                              Applier apply, prometheus::Registry* registry)
     : options_(std::move(options)),
       load_(std::move(load)),
@@ -66,12 +66,12 @@ bool ConfigWatcher::WaitForAttempts(std::uint64_t attempts,
 }
 
 // The configuration file and every file it names, with their modification times (-1: missing).
-ConfigWatcher::Stamps ConfigWatcher::WatchedFiles(const Config& c) const {
+ConfigWatcher::Stamps ConfigWatcher::WatchedFiles(const ServerConfig& c) const {
   std::vector<std::string> files = {options_.config_path, c.auth.tokens_file,
-                                    c.metrics_password_file, c.metrics_cert_file,
-                                    c.metrics_key_file};
-  if (c.registry_postgres) files.push_back(c.registry_postgres->password_file);
-  for (const auto& cell : c.commcells) {
+                                    c.metrics.password_file, c.metrics.cert_file,
+                                    c.metrics.key_file};
+  if (c.core.registry_postgres) files.push_back(c.core.registry_postgres->password_file);
+  for (const auto& cell : c.core.commcells) {
     for (const std::string* f : {&cell.password_file, &cell.token_file, &cell.ca_file,
                                  &cell.client_cert_file, &cell.client_key_file}) {
       files.push_back(*f);

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "core/common/status.h"
-#include "core/config/config.h"
+#include "plugin/server_config.h"
 
 namespace prometheus {
 class Registry;
@@ -42,13 +42,13 @@ struct ConfigWatcherOptions {
 class ConfigWatcher {
  public:
   // Reads and validates the configuration (errors name the key).
-  using Loader = std::function<StatusOr<Config>()>;
+  using Loader = std::function<StatusOr<ServerConfig>()>;
   // Applies a validated configuration (Server::Reload).
-  using Applier = std::function<Status(const Config&)>;
+  using Applier = std::function<Status(const ServerConfig&)>;
 
   // `current` is the configuration in force. With `registry`, counts reloads in
   // drgate_config_reloads_total{result="success"|"failure"}.
-  ConfigWatcher(ConfigWatcherOptions options, Config current, Loader load, Applier apply,
+  ConfigWatcher(ConfigWatcherOptions options, ServerConfig current, Loader load, Applier apply,
                 prometheus::Registry* registry);
   ~ConfigWatcher();
   ConfigWatcher(const ConfigWatcher&) = delete;
@@ -66,15 +66,15 @@ class ConfigWatcher {
 
  private:
   using Stamps = std::map<std::string, std::int64_t>;
-  Stamps WatchedFiles(const Config& config) const;
+  Stamps WatchedFiles(const ServerConfig& config) const;
   void Run();
   void Reload(const std::string& why);
 
   const ConfigWatcherOptions options_;
   const Loader load_;
   const Applier apply_;
-  Config current_;  // only the watcher thread touches it after construction
-  Stamps seen_;     // likewise
+  ServerConfig current_;  // only the watcher thread touches it after construction
+  Stamps seen_;           // likewise
   prometheus::Counter* success_counter_ = nullptr;
   prometheus::Counter* failure_counter_ = nullptr;
   mutable std::mutex mu_;

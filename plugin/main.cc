@@ -20,6 +20,7 @@
 #include "plugin/config_watcher.h"
 #include "plugin/logging.h"
 #include "plugin/server.h"
+#include "plugin/server_config.h"
 
 #ifndef DRGATE_VERSION_TEXT
 #define DRGATE_VERSION_TEXT "unknown"
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (reference) {
-    std::cout << drgate::ConfigurationReference();
+    std::cout << drgate::plugin::ConfigurationReference();
     return 0;
   }
   if (config_path.empty()) {
@@ -91,8 +92,8 @@ int main(int argc, char** argv) {
         std::pair{"log.level", &log_level}, std::pair{"log.format", &log_format}}) {
     if (!value->empty()) overrides.push_back({key, *value});
   }
-  auto load = [&]() -> drgate::StatusOr<drgate::Config> {
-    auto c = drgate::LoadConfig(config_path, overrides);
+  auto load = [&]() -> drgate::StatusOr<drgate::plugin::ServerConfig> {
+    auto c = drgate::plugin::LoadServerConfig(config_path, overrides);
     if (!c.ok()) return c.status();
     // Everything startup checks before it binds or connects.
     if (drgate::Status s = drgate::plugin::Server::Check(*c); !s.ok()) return s;
@@ -105,11 +106,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) {
-    std::cout << "drgate: " << config_path << " is valid (" << config->commcells.size()
+    std::cout << "drgate: " << config_path << " is valid (" << config->core.commcells.size()
               << " CommCell(s))\n";
     return 0;
   }
-  drgate::plugin::ConfigureLogging(config->log_format, config->log_level);
+  drgate::plugin::ConfigureLogging(config->core.log_format, config->core.log_level);
   // Before any thread starts: threads pick their arena on their first allocation.
   const int arenas = drgate::plugin::LimitMallocArenas();
 
@@ -127,13 +128,13 @@ int main(int argc, char** argv) {
     std::cerr << "drgate: cannot start: " << server.status().message() << "\n";
     return server.status().reason() == drgate::Reason::kConfigInvalid ? 2 : 1;
   }
-  std::cout << "drgate: gRPC listening on " << HostOf(config->grpc_listen) << ":"
+  std::cout << "drgate: gRPC listening on " << HostOf(config->grpc.listen) << ":"
             << (*server)->grpc_port() << "\n"
-            << "drgate: metrics listening on " << HostOf(config->metrics_listen) << ":"
+            << "drgate: metrics listening on " << HostOf(config->metrics.listen) << ":"
             << (*server)->metrics_port() << std::endl;
-  spdlog::info(
-      "drgate started with {} CommCell(s), registry {}", config->commcells.size(),
-      config->registry_postgres ? "PostgreSQL (registry.postgres)" : config->registry_path);
+  spdlog::info("drgate started with {} CommCell(s), registry {}", config->core.commcells.size(),
+               config->core.registry_postgres ? "PostgreSQL (registry.postgres)"
+                                              : config->core.registry_path);
   spdlog::debug("malloc: {} arena(s), free memory returned to the OS every 30 s", arenas);
   drgate::plugin::AllocatorTrimmer trimmer(std::chrono::seconds(30));
 
@@ -141,7 +142,7 @@ int main(int argc, char** argv) {
   // thread; this loop only hands requests over, so SIGTERM is taken even during a reload.
   drgate::plugin::ConfigWatcher watcher(
       {config_path}, *config, load,
-      [&](const drgate::Config& next) { return (*server)->Reload(next); },
+      [&](const drgate::plugin::ServerConfig& next) { return (*server)->Reload(next); },
       &(*server)->metrics_registry());
   int sig = 0;
   for (;;) {
@@ -152,9 +153,9 @@ int main(int argc, char** argv) {
     trimmer.MaybeTrim(std::chrono::steady_clock::now());
   }
   spdlog::info("received {}, draining calls in flight (up to {} ms)",
-               sig == SIGTERM ? "SIGTERM" : "SIGINT", config->shutdown_grace.count());
+               sig == SIGTERM ? "SIGTERM" : "SIGINT", config->core.shutdown_grace.count());
   watcher.Stop();
-  (*server)->Shutdown(config->shutdown_grace);
+  (*server)->Shutdown(config->core.shutdown_grace);
   spdlog::info("drgate stopped");
   return 0;
 }

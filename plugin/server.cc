@@ -70,13 +70,13 @@ commserv::TransportOptions TransportOptionsFor(const CommCellConfig& c) {
   return topts;
 }
 
-HttpAdminOptions AdminOptionsFor(const Config& config) {
+HttpAdminOptions AdminOptionsFor(const MetricsConfig& config) {
   HttpAdminOptions admin_options;
-  admin_options.listen = config.metrics_listen;
-  admin_options.cert_file = config.metrics_cert_file;
-  admin_options.key_file = config.metrics_key_file;
-  admin_options.username = config.metrics_username;
-  admin_options.password = config.metrics_password.value;
+  admin_options.listen = config.listen;
+  admin_options.cert_file = config.cert_file;
+  admin_options.key_file = config.key_file;
+  admin_options.username = config.username;
+  admin_options.password = config.password.value;
   return admin_options;
 }
 
@@ -152,9 +152,9 @@ class ServerImpl final : public Server {
     return {false, why};
   }
 
-  Status Init(const Config& config);
+  Status Init(const ServerConfig& config);
   Status OpenRegistry(const Config& config);
-  Status Reload(const Config& config) override;
+  Status Reload(const ServerConfig& config) override;
 
  private:
   SystemClock clock_;
@@ -176,7 +176,7 @@ class ServerImpl final : public Server {
   mutable std::mutex clients_mu_;
   std::map<std::string, Built> built_;  // guarded by clients_mu_
   std::mutex reload_mu_;                // one reload at a time
-  Config config_;                       // guarded by reload_mu_ after Init
+  ServerConfig config_;                 // guarded by reload_mu_ after Init
   jobs::WatchHub hub_;
   std::unique_ptr<LeaderElection> leader_;
   // The registry as the tracker writes it: leader writes fenced by leader_'s lease.
@@ -249,7 +249,8 @@ Status ServerImpl::OpenRegistry(const Config& config) {
   return Status::Ok();
 }
 
-Status ServerImpl::Init(const Config& config) {
+Status ServerImpl::Init(const ServerConfig& server_config) {
+  const Config& config = server_config.core;
   // Registry first: without it nothing can be acknowledged.
   if (Status s = OpenRegistry(config); !s.ok()) return s;
   const bool shared = config.registry_postgres.has_value();
@@ -263,7 +264,7 @@ Status ServerImpl::Init(const Config& config) {
   auto built = BuildCommCells(config);
   if (!built.ok()) return built.status();
   std::vector<jobs::CommCell> cells = std::move(*built);
-  config_ = config;
+  config_ = server_config;
   jobs::TrackerOptions tracking{config.tracking};
   tracking.shared_registry = shared;
   // The tracker's writes are the leader's: fenced by the lease (docs/replicas-fencing.md).
@@ -302,9 +303,10 @@ Status ServerImpl::Init(const Config& config) {
       }
     }
   }
-  service_ = std::make_unique<DrBackupServiceImpl>(*orchestrator_, hub_, MakeGate(config.auth));
+  service_ =
+      std::make_unique<DrBackupServiceImpl>(*orchestrator_, hub_, MakeGate(server_config.auth));
 
-  auto admin = HttpAdmin::Start(io_, AdminOptionsFor(config),
+  auto admin = HttpAdmin::Start(io_, AdminOptionsFor(server_config.metrics),
                                 {registry_, std::make_shared<ProcessMetrics>()},
                                 [this] { return CheckReady(); });
   if (!admin.ok()) return admin.status();
@@ -318,27 +320,28 @@ Status ServerImpl::Init(const Config& config) {
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(grpc_metrics_->MakeFactory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  auto credentials = MakeGrpcServerCredentials(config.grpc_tls, config.grpc_listen);
+  const GrpcConfig& grpc_config = server_config.grpc;
+  auto credentials = MakeGrpcServerCredentials(grpc_config.tls, grpc_config.listen);
   if (!credentials.ok()) return credentials.status();
-  builder.AddListeningPort(config.grpc_listen, *credentials, &grpc_port_);
+  builder.AddListeningPort(grpc_config.listen, *credentials, &grpc_port_);
   // Requests are small; a cap keeps a hostile or broken caller from making drgate buffer
   // megabytes per call (gRPC's default is 4 MiB). Replies (ListJobs pages) are not capped.
-  builder.SetMaxReceiveMessageSize(config.grpc_max_message_bytes);
+  builder.SetMaxReceiveMessageSize(grpc_config.max_message_bytes);
   // gRPC 1.51 buffers a whole message before that check (a caller announcing 1 GiB is read to
   // the end, before any authentication): the bound on memory is a ResourceQuota, under which
   // gRPC cancels streams (RST_STREAM ENHANCE_YOUR_CALM) and closes idle connections. Streams per
   // connection are capped too; the metadata limit is passed on, though gRPC 1.51 was measured
   // serving larger metadata anyway (docs/hostile-input.md).
   grpc::ResourceQuota quota("drgate-grpc");
-  quota.Resize(static_cast<std::size_t>(config.grpc_memory_limit_bytes));
+  quota.Resize(static_cast<std::size_t>(grpc_config.memory_limit_bytes));
   builder.SetResourceQuota(quota);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.grpc_max_concurrent_streams);
-  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, config.grpc_max_metadata_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, grpc_config.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, grpc_config.max_metadata_bytes);
   builder.RegisterService(service_.get());
   grpc_server_ = builder.BuildAndStart();
   if (!grpc_server_ || grpc_port_ == 0) {
     return Status(StatusCode::kFailedPrecondition,
-                  "grpc.listen: cannot listen on " + config.grpc_listen, Reason::kListenFailed);
+                  "grpc.listen: cannot listen on " + grpc_config.listen, Reason::kListenFailed);
   }
   health_ = grpc_server_->GetHealthCheckService();
   health_->SetServingStatus("liveness", true);
@@ -454,44 +457,46 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
   return cells;
 }
 
-Status ServerImpl::Reload(const Config& config) {
-  if (Status s = Server::Check(config); !s.ok()) return s;
+Status ServerImpl::Reload(const ServerConfig& next) {
+  const Config& config = next.core;
+  if (Status s = Server::Check(next); !s.ok()) return s;
   std::lock_guard reload(reload_mu_);
   if (shutting_down_)
     return Status(StatusCode::kUnavailable, "shutting down", Reason::kShuttingDown);
   // Settings bound at startup cannot change in place: say so rather than ignore them.
   for (const auto& [what, before, after] :
-       {std::tuple{"grpc.listen", config_.grpc_listen, config.grpc_listen},
-        std::tuple{"metrics.listen", config_.metrics_listen, config.metrics_listen},
-        std::tuple{"registry.path", config_.registry_path, config.registry_path}}) {
+       {std::tuple{"grpc.listen", config_.grpc.listen, next.grpc.listen},
+        std::tuple{"metrics.listen", config_.metrics.listen, next.metrics.listen},
+        std::tuple{"registry.path", config_.core.registry_path, config.registry_path}}) {
     if (before != after) {
       spdlog::warn("reload: {} changed from {} to {}; it takes effect after a restart", what,
                    before, after);
     }
   }
-  if (config.registry_postgres.has_value() != config_.registry_postgres.has_value() ||
-      (config.registry_postgres && config_.registry_postgres &&
-       config.registry_postgres->dsn != config_.registry_postgres->dsn)) {
+  if (config.registry_postgres.has_value() != config_.core.registry_postgres.has_value() ||
+      (config.registry_postgres && config_.core.registry_postgres &&
+       config.registry_postgres->dsn != config_.core.registry_postgres->dsn)) {
     spdlog::warn("reload: registry.postgres changed; it takes effect after a restart");
   }
-  if (config.grpc_tls.has_value() != config_.grpc_tls.has_value()) {
+  if (next.grpc.tls.has_value() != config_.grpc.tls.has_value()) {
     spdlog::warn("reload: grpc.tls was {}; it takes effect after a restart",
-                 config.grpc_tls ? "added" : "removed");
+                 next.grpc.tls ? "added" : "removed");
   }
   auto cells = BuildCommCells(config);
   if (!cells.ok()) return cells.status();
   tracker_->SetCommCells(*cells);
   orchestrator_->SetCommCells(std::move(*cells));
   spdlog::info("reload: {} CommCell(s) configured", config.commcells.size());
-  config_.commcells = config.commcells;
-  service_->SetGate(MakeGate(config.auth));
-  config_.auth = config.auth;
+  config_.core.commcells = config.commcells;
+  service_->SetGate(MakeGate(next.auth));
+  config_.auth = next.auth;
   return Status::Ok();
 }
 
 }  // namespace
 
-Status Server::Check(const Config& config) {
+Status Server::Check(const ServerConfig& server_config) {
+  const Config& config = server_config.core;
   auto invalid = [](const std::string& key, const Status& s) {
     // Messages that already start with the key keep it; others get it.
     const std::string& m = s.message();
@@ -504,10 +509,12 @@ Status Server::Check(const Config& config) {
       return invalid("registry.postgres.dsn", s);
     }
   }
-  if (config.grpc_tls) {
-    if (Status s = CheckGrpcTlsFiles(*config.grpc_tls); !s.ok()) return invalid("grpc.tls", s);
+  if (server_config.grpc.tls) {
+    if (Status s = CheckGrpcTlsFiles(*server_config.grpc.tls); !s.ok()) {
+      return invalid("grpc.tls", s);
+    }
   }
-  if (Status s = HttpAdmin::CheckTls(AdminOptionsFor(config)); !s.ok()) {
+  if (Status s = HttpAdmin::CheckTls(AdminOptionsFor(server_config.metrics)); !s.ok()) {
     return invalid("metrics.tls", s);
   }
   // Each CommCell's transport, built as startup builds it (URL, CA file, client certificate and
@@ -524,7 +531,7 @@ Status Server::Check(const Config& config) {
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   if (Status s = Check(config); !s.ok()) return s;
   auto server = std::make_unique<ServerImpl>();
   if (Status s = server->Init(config); !s.ok()) return s;

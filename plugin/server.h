@@ -1,14 +1,14 @@
 #pragma once
 
-// The drgate process without its main(): builds every component from a Config, serves gRPC and
-// /metrics, and shuts down in order. Separate from main() so tests can run a whole server in
+// The drgate process without its main(): builds every component from a ServerConfig, serves gRPC
+// and /metrics, and shuts down in order. Separate from main() so tests can run a whole server in
 // process.
 
 #include <chrono>
 #include <memory>
 
 #include "core/common/status.h"
-#include "core/config/config.h"
+#include "plugin/server_config.h"
 
 namespace prometheus {
 class Registry;
@@ -20,14 +20,14 @@ class Server {
  public:
   // Opens the registry, builds the CommServe clients, binds both listeners (port 0 picks one).
   // Errors name what failed (registry path, listen address, CA file).
-  static StatusOr<std::unique_ptr<Server>> Start(const Config& config);
+  static StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config);
 
   // Every check Start and Reload make of a configuration before they bind or connect anything:
   // the registry DSN's syntax, the TLS files of both ports, each CommCell's URL and TLS files as
   // its transport loads them. `drgate --check-config` runs it, so a configuration it accepts is
   // one startup accepts. INVALID_ARGUMENT (reason CONFIG_INVALID) whose message starts with the
   // key.
-  static Status Check(const Config& config);
+  static Status Check(const ServerConfig& config);
 
   virtual ~Server() = default;
 
@@ -40,7 +40,7 @@ class Server {
   // changed one gets a new client; calls in flight finish on the old one). When any CommCell
   // cannot be built the old configuration stays in force and the error names the key. Listen
   // addresses and the registry path need a restart (logged).
-  virtual Status Reload(const Config& config) = 0;
+  virtual Status Reload(const ServerConfig& config) = 0;
 
   // Stops accepting calls, lets calls in flight finish for up to `grace`, cancels the rest, then
   // stops the CommServe clients and closes the registry. Idempotent.

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "core/common/status.h"
-#include "core/config/config.h"
+#include "plugin/server_config.h"
 
 namespace drgate::plugin {
 

@@ -15,7 +15,6 @@
 namespace drgate {
 namespace {
 
-namespace fs = std::filesystem;
 using config::Error;
 using config::Resolve;
 using config::Section;
@@ -26,187 +25,9 @@ Status ConfigError(const std::string& key, const std::string& what) {
   return Error(key, what);
 }
 
-// Reads a secret file: the whole content with surrounding white space removed. Only a regular
-// file of at most kMaxSecretFileBytes is read (never a FIFO or a device).
-StatusOr<Secret> ReadSecretFile(const std::string& key, const std::string& path) {
-  auto content = ReadRegularFile(path, kMaxSecretFileBytes);
-  if (!content.ok()) return ConfigError(key, content.status().message());
-  std::string s = std::move(*content);
-  auto not_space = [](unsigned char c) { return !std::isspace(c); };
-  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-  if (s.empty()) return ConfigError(key, "file " + path + " is empty");
-  return Secret{std::move(s)};
-}
-
-// A certificate, key or CA bundle named by the configuration: it must be a readable regular file
-// of at most kMaxPemFileBytes. Its content is checked where it is loaded.
-Status CheckPemFile(const std::string& key, const std::string& path) {
-  auto content = ReadRegularFile(path, kMaxPemFileBytes);
-  if (!content.ok()) return ConfigError(key, content.status().message());
-  return Status::Ok();
-}
-
-// Limits on the parsed YAML tree, counted with aliases expanded (yaml-cpp shares an aliased
-// node; every use of it is walked, and read, again): a small file must not turn into gigabytes.
-constexpr std::size_t kMaxYamlNodes = 100000;
-constexpr std::size_t kMaxYamlScalarBytes = 4 << 20;
-constexpr int kMaxYamlDepth = 64;
-
-struct YamlBudget {
-  std::size_t nodes = 0;
-  std::size_t scalar_bytes = 0;
-};
-
-std::string Line(const YAML::Node& n) {
-  return std::to_string(n.Mark().line + 1);
-}
-
-// Refuses what yaml-cpp accepts silently: a key repeated in one mapping (the first would win,
-// so `auth: {mode: insecure}` before `auth: {mode: tokens}` would turn authentication off),
-// non-scalar keys, and trees that aliases blow up past the limits above.
-Status CheckYamlTree(const YAML::Node& node, const std::string& path, int depth,
-                     YamlBudget& budget) {
-  // `path` is "" at the top of the configuration, "auth.tokens_file: " at the top of another file.
-  const bool top = path.empty() || path.back() == ' ';
-  const std::string where =
-      path.empty() ? "(top level)" : (top ? path.substr(0, path.size() - 2) : path);
-  if (++budget.nodes > kMaxYamlNodes) {
-    return ConfigError(where, "line " + Line(node) + ": more than " +
-                                  std::to_string(kMaxYamlNodes) +
-                                  " values once aliases are expanded; refused");
-  }
-  if (depth > kMaxYamlDepth) {
-    return ConfigError(where, "line " + Line(node) + ": nested deeper than " +
-                                  std::to_string(kMaxYamlDepth) + " levels; refused");
-  }
-  auto count = [&](const YAML::Node& scalar) -> Status {
-    budget.scalar_bytes += scalar.Scalar().size();
-    if (budget.scalar_bytes > kMaxYamlScalarBytes) {
-      return ConfigError(where, "more than " + std::to_string(kMaxYamlScalarBytes) +
-                                    " bytes of values once aliases are expanded (this value is "
-                                    "defined on line " +
-                                    Line(scalar) + "); refused");
-    }
-    return Status::Ok();
-  };
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar: return count(node);
-    case YAML::NodeType::Sequence: {
-      std::size_t i = 0;
-      for (const auto& item : node) {
-        const std::string k = path + "[" + std::to_string(i) + "]";
-        if (Status s = CheckYamlTree(item, k, depth + 1, budget); !s.ok()) return s;
-        ++i;
-      }
-      return Status::Ok();
-    }
-    case YAML::NodeType::Map: {
-      std::map<std::string, std::string> first_line;
-      for (const auto& kv : node) {
-        if (!kv.first.IsScalar()) {
-          return ConfigError(where, "line " + Line(kv.first) + ": keys must be plain names");
-        }
-        if (Status s = count(kv.first); !s.ok()) return s;
-        const std::string& name = kv.first.Scalar();
-        const std::string k = top ? path + name : path + "." + name;
-        auto [it, inserted] = first_line.emplace(name, Line(kv.first));
-        if (!inserted) {
-          return ConfigError(k, "duplicate key: first on line " + it->second + ", again on line " +
-                                    Line(kv.first));
-        }
-        if (Status s = CheckYamlTree(kv.second, k, depth + 1, budget); !s.ok()) return s;
-      }
-      return Status::Ok();
-    }
-    default: return Status::Ok();
-  }
-}
-
-// Parses YAML text and checks the tree (CheckYamlTree). `key` names the file in errors; empty for
-// the configuration itself.
-StatusOr<YAML::Node> LoadYaml(const std::string& text, const std::string& key) {
-  if (text.size() > kMaxConfigFileBytes) {
-    return ConfigError(key.empty() ? "(top level)" : key,
-                       "larger than " + std::to_string(kMaxConfigFileBytes) + " bytes; refused");
-  }
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    return ConfigError(key.empty() ? "(syntax)" : key,
-                       "line " + std::to_string(e.mark.line + 1) + ", column " +
-                           std::to_string(e.mark.column + 1) + ": " + e.msg);
-  }
-  YamlBudget budget;
-  if (Status s = CheckYamlTree(root, key.empty() ? "" : key + ": ", 0, budget); !s.ok()) return s;
-  return root;
-}
-
-Status ValidateListen(const std::string& key, const std::string& value) {
-  auto colon = value.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == value.size()) {
-    return ConfigError(key, "must be HOST:PORT, got \"" + value + "\"");
-  }
-  const std::string port = value.substr(colon + 1);
-  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
-      std::stoi(port) > 65535) {
-    return ConfigError(key, "port must be 0-65535, got \"" + port + "\"");
-  }
-  return Status::Ok();
-}
-
-bool ValidName(const std::string& name) {
-  if (name.empty() || name.size() > 63) return false;
-  for (unsigned char c : name) {
-    if (!std::isalnum(c) && c != '-' && c != '_' && c != '.') return false;
-  }
-  return true;
-}
-
-bool IsLowerHex64(const std::string& s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
-// The value types drgate's keys use, beyond the generic ones in schema.h.
-
-Type<std::string> Listen() {
-  return config::String("HOST:PORT", ValidateListen);
-}
-
-Type<std::string> Name() {
-  return config::String("name", [](const std::string& key, const std::string& v) {
-    if (ValidName(v)) return Status::Ok();
-    return ConfigError(
-        key, "must be 1-63 characters of letters, digits, '.', '_' or '-', got \"" + v + "\"");
-  });
-}
-
-// A secret file: `path(s)` gets the resolved name and `secret(s)` the trimmed content.
-template <typename S, typename PathField, typename SecretField>
-Type<S> SecretFile(PathField path, SecretField secret) {
-  return Type<S>{"file (secret)",
-                 [path, secret](const YAML::Node& n, const std::string& key,
-                                const config::Context& ctx, S& out) {
-                   if (!n.IsScalar()) return ConfigError(key, "must be a string");
-                   path(out) = Resolve(ctx.base_dir, n.Scalar());
-                   if (path(out).empty()) return ConfigError(key, "must not be empty");
-                   auto s = ReadSecretFile(key, path(out));
-                   if (!s.ok()) return s.status();
-                   secret(out) = std::move(*s);
-                   return Status::Ok();
-                 },
-                 nullptr, nullptr};
-}
-
-template <typename S>
-auto Self() {
-  return [](S& s) -> S& { return s; };
-}
+using config::Name;
+using config::SecretFile;
+using config::Self;
 
 // ---- The declarations: one table per section. ----
 
@@ -434,47 +255,6 @@ Section<TrackingConfig> TrackingSection() {
   return s;
 }
 
-// grpc.tls.require_client_cert: a boolean that, written as true, needs client_ca_file (declared
-// before it, so already read). The default (true) only matters once client_ca_file is set.
-Type<GrpcTlsConfig> RequireClientCert() {
-  auto flag = std::make_shared<Type<bool>>(config::Bool());
-  return Type<GrpcTlsConfig>{
-      "boolean",
-      [flag](const YAML::Node& n, const std::string& key, const config::Context& ctx,
-             GrpcTlsConfig& g) {
-        if (Status s = flag->parse(n, key, ctx, g.require_client_cert); !s.ok()) return s;
-        if (g.require_client_cert && g.client_ca_file.empty()) {
-          return ConfigError(key, "needs grpc.tls.client_ca_file");
-        }
-        return Status::Ok();
-      },
-      [](const GrpcTlsConfig& g) { return std::string(g.require_client_cert ? "true" : "false"); },
-      nullptr};
-}
-
-Section<GrpcTlsConfig> GrpcTlsSection() {
-  using G = GrpcTlsConfig;
-  Section<G> s;
-  s.Require(
-       "cert_file", config::FilePath(true), [](G& g) -> std::string& { return g.cert_file; },
-       "Server certificate chain (PEM).")
-      .Require(
-          "key_file", config::FilePath(true), [](G& g) -> std::string& { return g.key_file; },
-          "Its private key (PEM).")
-      .Add(
-          "client_ca_file", config::FilePath(true),
-          [](G& g) -> std::string& { return g.client_ca_file; },
-          "Trust anchors for client certificates: turns on mutual TLS.")
-      .Add("require_client_cert", RequireClientCert(), Self<G>(),
-           "With client_ca_file: refuse callers without a certificate (false: verify one if "
-           "sent). Written as true, it needs client_ca_file.")
-      .Add(
-          "reload_interval", config::Duration(std::chrono::seconds(1)),
-          [](G& g) -> milliseconds& { return g.reload_interval; },
-          "How often the files are re-read, so rotated certificates apply without a restart.");
-  return s;
-}
-
 Section<PostgresRegistryConfig> PostgresSection() {
   using P = PostgresRegistryConfig;
   Section<P> s;
@@ -497,126 +277,6 @@ Section<PostgresRegistryConfig> PostgresSection() {
           "watch_interval", config::Duration(milliseconds(50)),
           [](P& p) -> milliseconds& { return p.watch_interval; },
           "How often a replica re-reads the jobs its WatchJob streams follow.");
-  return s;
-}
-
-Section<RateLimitConfig> RateLimitSection() {
-  using R = RateLimitConfig;
-  Section<R> s;
-  s.Add(
-       "triggers_per_minute", config::Integer<int>(1, 60000),
-       [](R& r) -> int& { return r.triggers_per_minute; },
-       "Sustained write calls (TriggerBackup, EnsureRecentBackup, CancelJob) per caller.")
-      .Add(
-          "burst", config::Integer<int>(1, 10000), [](R& r) -> int& { return r.burst; },
-          "Write calls a caller may make at once before the rate applies.");
-  return s;
-}
-
-Section<AuthConfig> AuthSection() {
-  using A = AuthConfig;
-  Section<A> s;
-  s.Require(
-       "mode",
-       config::Choice<AuthMode>({{"tokens", AuthMode::kTokens}, {"insecure", AuthMode::kInsecure}}),
-       [](A& a) -> AuthMode& { return a.mode; },
-       "tokens: every call needs a bearer token or client certificate listed in "
-       "tokens_file; insecure: no caller authentication (logged loudly).",
-       "tokens or insecure")
-      .Add(
-          "tokens_file", config::FilePath(false),
-          [](A& a) -> std::string& { return a.tokens_file; },
-          "The callers (token hashes or certificate identities, roles, CommCells), with mode: "
-          "tokens. Read with the rest of the configuration, and again on every reload.")
-      .Add(
-          "rate_limit", RateLimitSection().AsType(),
-          [](A& a) -> RateLimitConfig& { return a.rate_limit; },
-          "Per-caller token bucket on write calls (tokens mode).")
-      .Rule("tokens_file is required with mode: tokens and refused with mode: insecure.",
-            [](A& a, const std::string& prefix, const config::Context&) {
-              if (a.mode == AuthMode::kInsecure && !a.tokens_file.empty()) {
-                return ConfigError(prefix + ".tokens_file", "is only used with auth.mode: tokens");
-              }
-              if (a.mode == AuthMode::kTokens && a.tokens_file.empty()) {
-                return ConfigError(prefix + ".tokens_file", "is required with auth.mode: tokens");
-              }
-              return Status::Ok();
-            });
-  return s;
-}
-
-Section<Config> MetricsTlsSection() {
-  Section<Config> s;
-  s.Require(
-       "cert_file", config::FilePath(true),
-       [](Config& c) -> std::string& { return c.metrics_cert_file; },
-       "Certificate chain of the metrics port (PEM).")
-      .Require(
-          "key_file", config::FilePath(true),
-          [](Config& c) -> std::string& { return c.metrics_key_file; }, "Its private key (PEM).");
-  return s;
-}
-
-Section<Config> MetricsAuthSection() {
-  Section<Config> s;
-  s.Require(
-       "username",
-       config::String("string",
-                      [](const std::string& key, const std::string& v) {
-                        if (v.empty() || v.find(':') != std::string::npos) {
-                          return ConfigError(key, "must be non-empty and without ':'");
-                        }
-                        return Status::Ok();
-                      }),
-       [](Config& c) -> std::string& { return c.metrics_username; },
-       "User name Prometheus sends (basic auth) for /metrics.")
-      .Require("password_file",
-               SecretFile<Config>([](Config& c) -> std::string& { return c.metrics_password_file; },
-                                  [](Config& c) -> Secret& { return c.metrics_password; }),
-               Self<Config>(), "File holding its password.");
-  return s;
-}
-
-Section<Config> GrpcSection() {
-  Section<Config> s;
-  s.Add(
-       "listen", Listen(), [](Config& c) -> std::string& { return c.grpc_listen; },
-       "Address of the gRPC API (port 0 picks a free port).")
-      .Add(
-          "tls", config::Optional(GrpcTlsSection().AsType()),
-          [](Config& c) -> std::optional<GrpcTlsConfig>& { return c.grpc_tls; },
-          "TLS on the gRPC port; absent: plaintext (warned about unless on loopback).")
-      .Add(
-          "max_message_bytes", config::Integer<int>(1024, 16 << 20),
-          [](Config& c) -> int& { return c.grpc_max_message_bytes; },
-          "Largest request message accepted; larger ones get RESOURCE_EXHAUSTED.")
-      .Add(
-          "memory_limit_bytes",
-          config::Integer<int64_t>(int64_t{4} << 20, int64_t{64} << 30, " (4 MiB-64 GiB)"),
-          [](Config& c) -> int64_t& { return c.grpc_memory_limit_bytes; },
-          "Memory gRPC may hold for all connections together (a ResourceQuota); past it gRPC "
-          "cancels streams and closes idle connections. This bounds memory before "
-          "authentication (docs/hostile-input.md).")
-      .Add(
-          "max_concurrent_streams", config::Integer<int>(1, 100000),
-          [](Config& c) -> int& { return c.grpc_max_concurrent_streams; },
-          "Concurrent calls (HTTP/2 streams) per connection; WatchJob streams are long-lived.")
-      .Add(
-          "max_metadata_bytes", config::Integer<int>(1024, 1 << 20),
-          [](Config& c) -> int& { return c.grpc_max_metadata_bytes; },
-          "Request metadata limit handed to gRPC (gRPC 1.51 does not enforce it; the memory "
-          "limit bounds its cost).");
-  return s;
-}
-
-Section<Config> MetricsSection() {
-  Section<Config> s;
-  s.Add(
-       "listen", Listen(), [](Config& c) -> std::string& { return c.metrics_listen; },
-       "Address of /metrics, /healthz and /readyz (port 0 picks a free port).")
-      .Add("tls", MetricsTlsSection().AsType(), Self<Config>(), "TLS on the metrics port.")
-      .Add("basic_auth", MetricsAuthSection().AsType(), Self<Config>(),
-           "Basic auth on /metrics (the probes stay open).");
   return s;
 }
 
@@ -685,14 +345,13 @@ Type<std::vector<CommCellConfig>> UniqueNames(Type<std::vector<CommCellConfig>> 
   return t;
 }
 
-// The whole file. Keys are read in this order, so an error names the first problem in it.
-const Section<Config>& Root() {
+}  // namespace
+
+// Keys are read in this order, so an error names the first problem in the file.
+const Section<Config>& ConfigSection() {
   static const Section<Config> root = [] {
     Section<Config> s;
-    s.Add("grpc", GrpcSection().AsType(), Self<Config>(), "The gRPC API.")
-        .Add("metrics", MetricsSection().AsType(), Self<Config>(),
-             "Prometheus metrics and HTTP probes.")
-        .Add("registry", RegistrySection().AsType(), Self<Config>(), "The job registry.")
+    s.Add("registry", RegistrySection().AsType(), Self<Config>(), "The job registry.")
         .Add("log", LogSection().AsType(), Self<Config>(), "Logging.")
         .Add(
             "shutdown_grace", config::Duration(milliseconds(0)),
@@ -708,11 +367,6 @@ const Section<Config>& Root() {
                 config::List(CommCellSection().AsType(), 1, "at least one CommCell is required")),
             [](Config& c) -> std::vector<CommCellConfig>& { return c.commcells; },
             "The CommCells drgate triggers DR backups on.", "at least one CommCell is required")
-        .Require(
-            "auth", AuthSection().AsType(), [](Config& c) -> AuthConfig& { return c.auth; },
-            "Who may call drgate: who may start a DR backup is never a silent default.",
-            "`auth: {mode: tokens, tokens_file: ...}`, or `auth: {mode: insecure}` to let "
-            "every caller do everything")
         .Rule("registry.path is resolved against the configuration's folder (except `:memory:`).",
               [](Config& c, const std::string&, const config::Context& ctx) {
                 if (c.registry_path != ":memory:") {
@@ -720,29 +374,6 @@ const Section<Config>& Root() {
                 }
                 return Status::Ok();
               })
-        .Rule(
-            "With auth.mode: tokens, auth.tokens_file is read (at most 1 MiB) and each entry "
-            "checked; an entry naming a client certificate needs grpc.tls.client_ca_file.",
-            [](Config& c, const std::string&, const config::Context&) {
-              if (c.auth.mode != AuthMode::kTokens) return Status::Ok();
-              auto text = ReadRegularFile(c.auth.tokens_file, kMaxTokensFileBytes);
-              if (!text.ok()) return ConfigError("auth.tokens_file", text.status().message());
-              std::vector<std::string> names;
-              for (const auto& cell : c.commcells) names.push_back(cell.name);
-              auto tokens = ParseTokensFile(*text, "auth.tokens_file", names);
-              if (!tokens.ok()) return tokens.status();
-              c.auth.tokens = std::move(*tokens);
-              for (std::size_t i = 0; i < c.auth.tokens.size(); ++i) {
-                if (!c.auth.tokens[i].certificate.empty() &&
-                    (!c.grpc_tls || c.grpc_tls->client_ca_file.empty())) {
-                  return ConfigError(
-                      "auth.tokens_file: tokens[" + std::to_string(i) + "].certificate",
-                      "needs mutual TLS (grpc.tls.client_ca_file), or no client "
-                      "certificate can ever match");
-                }
-              }
-              return Status::Ok();
-            })
         .Rule(
             "tracking.intent_grace is longer than 2 x connect_timeout + 2 x request_timeout of "
             "every CommCell (an intent younger than that may belong to a trigger still "
@@ -765,133 +396,6 @@ const Section<Config>& Root() {
     return s;
   }();
   return root;
-}
-
-// One entry of auth.tokens_file.
-const Section<AuthTokenEntry>& TokenEntrySection() {
-  static const Section<AuthTokenEntry> section = [] {
-    using E = AuthTokenEntry;
-    Section<E> s;
-    s.Add(
-         "sha256", config::String(), [](E& e) -> std::string& { return e.sha256; },
-         "SHA-256 of the caller's bearer token (drgatectl token hash).")
-        .Add(
-            "certificate", config::String(), [](E& e) -> std::string& { return e.certificate; },
-            "Identity of the caller's client certificate (URI SAN, else DNS SAN, else CN).")
-        .Add(
-            "identity", config::String(), [](E& e) -> std::string& { return e.identity; },
-            "Name recorded as requested_by.")
-        .Add(
-            "roles",
-            config::List(
-                config::Choice<Role>({{"viewer", Role::kViewer}, {"operator", Role::kOperator}}), 0,
-                "at least one role is required"),
-            [](E& e) -> std::vector<Role>& { return e.roles; }, "viewer and/or operator.")
-        .Add(
-            "commcells", config::List(config::String(), 0, ""),
-            [](E& e) -> std::vector<std::string>& { return e.commcells; },
-            "CommCells this caller may use; empty: all.");
-    return s;
-  }();
-  return section;
-}
-
-// Sets each override's dotted key in the YAML tree (creating maps on the way).
-Status ApplyOverrides(YAML::Node& root, const std::vector<Override>& overrides) {
-  for (const auto& o : overrides) {
-    std::vector<std::string> parts;
-    std::size_t start = 0;
-    for (;;) {
-      const std::size_t dot = o.key.find('.', start);
-      parts.push_back(o.key.substr(start, dot - start));
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
-    std::vector<YAML::Node> path = {root};
-    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
-      YAML::Node next = path.back()[parts[i]];
-      if (!next.IsMap()) {
-        path.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
-        next = path.back()[parts[i]];
-      }
-      path.push_back(next);
-    }
-    path.back()[parts.back()] = o.value;
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
-StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_text,
-                                                      const std::string& key,
-                                                      const std::vector<std::string>& commcells) {
-  auto loaded = LoadYaml(yaml_text, key);
-  if (!loaded.ok()) return loaded.status();
-  const YAML::Node root = *loaded;
-  std::vector<AuthTokenEntry> out;
-  try {
-    if (!root || root.IsNull()) return ConfigError(key, "the file is empty");
-    if (!root.IsMap()) return ConfigError(key, "must be a map");
-    for (const auto& kv : root) {
-      if (kv.first.Scalar() != "tokens")
-        return ConfigError(key + ": " + kv.first.Scalar(), "unknown key");
-    }
-    const YAML::Node list = root["tokens"];
-    if (!list || !list.IsSequence() || list.size() == 0) {
-      return ConfigError(key + ": tokens", "at least one entry is required");
-    }
-    std::set<std::string> hashes, certificates, identities;
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      const std::string k = key + ": tokens[" + std::to_string(i) + "]";
-      AuthTokenEntry e;
-      if (Status s = TokenEntrySection().Parse(list[i], k, config::Context{}, e); !s.ok()) {
-        return s;
-      }
-      if (e.sha256.empty() == e.certificate.empty()) {
-        return ConfigError(k,
-                           "needs exactly one of sha256 (a bearer token) or certificate (a "
-                           "client certificate identity)");
-      }
-      if (!e.sha256.empty()) {
-        if (!IsLowerHex64(e.sha256)) {
-          return ConfigError(k + ".sha256",
-                             "must be the 64 lowercase hex digits of the token's SHA-256 (see "
-                             "drgatectl token hash)");
-        }
-        if (!hashes.insert(e.sha256).second) return ConfigError(k + ".sha256", "duplicate hash");
-      } else {
-        const bool printable = std::all_of(e.certificate.begin(), e.certificate.end(),
-                                           [](char c) { return c > ' ' && c < 0x7f; });
-        if (!printable || e.certificate.size() > 1024) {
-          return ConfigError(k + ".certificate",
-                             "must be the certificate's URI or DNS name or CN: 1-1024 printable "
-                             "characters without spaces");
-        }
-        if (!certificates.insert(e.certificate).second) {
-          return ConfigError(k + ".certificate", "duplicate certificate identity");
-        }
-      }
-      if (!ValidName(e.identity)) {
-        return ConfigError(k + ".identity",
-                           "must be 1-63 characters of letters, digits, '.', '_' or '-'");
-      }
-      if (!identities.insert(e.identity).second) {
-        return ConfigError(k + ".identity", "duplicate identity \"" + e.identity + "\"");
-      }
-      if (e.roles.empty()) return ConfigError(k + ".roles", "at least one role is required");
-      for (std::size_t j = 0; j < e.commcells.size(); ++j) {
-        if (std::find(commcells.begin(), commcells.end(), e.commcells[j]) == commcells.end()) {
-          return ConfigError(k + ".commcells[" + std::to_string(j) + "]",
-                             "no CommCell named \"" + e.commcells[j] + "\" is configured");
-        }
-      }
-      out.push_back(std::move(e));
-    }
-  } catch (const YAML::Exception& e) {
-    return ConfigError(key, e.msg);
-  }
-  return out;
 }
 
 StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
@@ -930,47 +434,7 @@ StatusOr<std::chrono::milliseconds> ParseDuration(const std::string& text) {
 
 StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& base_dir,
                              const std::vector<Override>& overrides) {
-  auto loaded = LoadYaml(yaml_text, "");
-  if (!loaded.ok()) return loaded.status();
-  YAML::Node root = *loaded;
-  if (!root || root.IsNull()) return ConfigError("(top level)", "the configuration is empty");
-  Config config;
-  try {
-    if (!root.IsMap()) return ConfigError("(top level)", "must be a map");
-    if (Status s = ApplyOverrides(root, overrides); !s.ok()) return s;
-    if (Status s = Root().Parse(root, "", config::Context{base_dir}, config); !s.ok()) return s;
-  } catch (const YAML::Exception& e) {
-    return ConfigError("(structure)", e.msg);
-  }
-  return config;
-}
-
-StatusOr<Config> LoadConfig(const std::string& path, const std::vector<Override>& overrides) {
-  auto text = ReadRegularFile(path, kMaxConfigFileBytes);
-  if (!text.ok()) return ConfigError("--config", text.status().message());
-  return ParseConfig(*text, fs::path(path).parent_path().string(), overrides);
-}
-
-std::string ConfigurationReference() {
-  std::vector<config::DocRow> rows;
-  std::vector<std::string> rules;
-  Root().Document("", rows, rules);
-  std::vector<config::DocRow> token_rows;
-  std::vector<std::string> token_rules;
-  TokenEntrySection().Document("tokens[]", token_rows, token_rules);
-  return "# Configuration reference\n\n"
-         "Generated by `drgate --config-reference` from the key declarations in "
-         "core/config/config.cc; do not edit by hand (a test compares this file with the "
-         "generated text). Durations are written like `500ms`, `30s`, `5m`, `1h30m`, `90d`; "
-         "relative file names are resolved against the configuration file's folder. See "
-         "[config.md](config.md#what-the-loader-refuses) for what the loader refuses.\n\n"
-         "## drgate.yaml\n\n" +
-         config::RenderReference(rows, rules) +
-         "\n## auth.tokens_file\n\n"
-         "A YAML file with one key, `tokens`: a list of callers. Each needs exactly one of "
-         "`sha256` or `certificate`, an `identity` (letters, digits, '.', '_', '-'; unique) and "
-         "at least one role.\n\n" +
-         config::RenderReference(token_rows, token_rules);
+  return config::ParseDocument(ConfigSection(), yaml_text, base_dir, overrides);
 }
 
 const char* NameOf(LogLevel level) {
@@ -991,10 +455,6 @@ const char* NameOf(LogFormat format) {
     case LogFormat::kAuto: return "auto";
   }
   return "auto";
-}
-
-const char* NameOf(AuthMode mode) {
-  return mode == AuthMode::kTokens ? "tokens" : "insecure";
 }
 
 }  // namespace drgate

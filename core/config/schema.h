@@ -5,7 +5,9 @@
 // its documentation. Parsing, unknown-key detection, "is required" errors and the generated
 // reference (drgate --config-reference) all come from that one declaration. Defaults are the
 // member initialisers of the struct the section fills; the reference prints them from a
-// default-constructed struct, so the documented default cannot drift from the real one.
+// default-constructed struct, so the documented default cannot drift from the real one. A
+// section can embed another library's section (Section::Embed), so each key is declared by the
+// code that uses it and the file is still parsed, and documented, in one pass.
 //
 // Errors are INVALID_ARGUMENT (reason CONFIG_INVALID) whose message starts with the key path
 // ("commcells[1].retry.max_attempts: must be 1-10, got 0").
@@ -20,11 +22,41 @@
 #include <utility>
 #include <vector>
 
+#include "core/common/secret.h"
 #include "core/common/status.h"
 
 namespace drgate::config {
 
 Status Error(const std::string& key, const std::string& what);
+
+// `path` resolved against `base_dir` (absolute paths and an empty base_dir leave it as is).
+std::string Resolve(const std::string& base_dir, const std::string& path);
+
+// A value given on the command line in place of the file's, e.g. {"grpc.listen", "127.0.0.1:0"}:
+// set in the YAML tree before it is parsed, so it is validated, and named in errors, exactly as
+// the key in the file would be.
+struct Override {
+  std::string key;  // dotted path of a scalar key
+  std::string value;
+};
+
+// Parses a YAML file's text and refuses what yaml-cpp accepts silently: a key repeated in one
+// mapping (the first would win), non-scalar keys, more than 1 MiB of text, and trees that
+// aliases blow up (more than 100,000 values, 4 MiB of values or 64 levels once expanded).
+// `key` names the file in errors ("auth.tokens_file"); empty for the configuration itself.
+StatusOr<YAML::Node> LoadYaml(const std::string& text, const std::string& key);
+
+// LoadYaml for the configuration itself, which must be a non-empty map, with `overrides` set in
+// it: the tree a root Section then parses.
+StatusOr<YAML::Node> LoadDocument(const std::string& yaml_text,
+                                  const std::vector<Override>& overrides);
+
+// Reads a secret file: the whole content with surrounding white space removed. Only a regular
+// file of at most kMaxSecretFileBytes is read (never a FIFO or a device); errors name `key`.
+StatusOr<Secret> ReadSecretFile(const std::string& key, const std::string& path);
+
+// A name drgate gives things (CommCells, caller identities): 1-63 letters, digits, '.', '_', '-'.
+bool ValidName(const std::string& name);
 
 // What parsing needs besides the YAML: the folder relative file names resolve against.
 struct Context {
@@ -106,6 +138,34 @@ class Section {
     }
   }
 
+  // Adds every key and rule of `base`, a section filling the part `part(s)` of S: a front end
+  // declares its own keys around the ones a library declares, in one file and one reference.
+  template <typename B, typename Part>
+  Section& Embed(const Section<B>& base, Part part) {
+    for (const auto& k : base.keys_) {
+      Key key;
+      key.name = k.name;
+      key.required = k.required;
+      key.parse = [parse = k.parse, part](const YAML::Node& n, const std::string& name,
+                                          const Context& ctx,
+                                          S& out) { return parse(n, name, ctx, part(out)); };
+      key.document = [document = k.document, part](const std::string& name, const S& defaults,
+                                                   std::vector<DocRow>& rows,
+                                                   std::vector<std::string>& rules) {
+        S copy = defaults;
+        document(name, part(copy), rows, rules);
+      };
+      keys_.push_back(std::move(key));
+    }
+    for (const auto& r : base.rules_) {
+      rules_.push_back(
+          {r.doc, [check = r.check, part](S& s, const std::string& prefix, const Context& ctx) {
+             return check(part(s), prefix, ctx);
+           }});
+    }
+    return *this;
+  }
+
   // Type<S> for a nested mapping filled by this section.
   Type<S> AsType() const {
     auto self = std::make_shared<Section<S>>(*this);
@@ -126,6 +186,9 @@ class Section {
   }
 
  private:
+  template <typename>
+  friend class Section;
+
   struct Key {
     std::string name;
     std::string required;  // empty: optional; else the error when absent
@@ -195,6 +258,49 @@ Type<std::vector<T>> List(Type<T> item, std::size_t min, std::string min_error);
 // A section that may be absent (std::nullopt) or present (filled from a default T).
 template <typename T>
 Type<std::optional<T>> Optional(Type<T> inner);
+// HOST:PORT with a port 0-65535 (0: any free port).
+Type<std::string> Listen();
+// A name (ValidName).
+Type<std::string> Name();
+
+// A secret file: `path(s)` gets the resolved name and `secret(s)` the trimmed content
+// (ReadSecretFile).
+template <typename S, typename PathField, typename SecretField>
+Type<S> SecretFile(PathField path, SecretField secret) {
+  return Type<S>{
+      "file (secret)",
+      [path, secret](const YAML::Node& n, const std::string& key, const Context& ctx, S& out) {
+        if (!n.IsScalar()) return Error(key, "must be a string");
+        path(out) = Resolve(ctx.base_dir, n.Scalar());
+        if (path(out).empty()) return Error(key, "must not be empty");
+        auto s = ReadSecretFile(key, path(out));
+        if (!s.ok()) return s.status();
+        secret(out) = std::move(*s);
+        return Status::Ok();
+      },
+      nullptr, nullptr};
+}
+
+// The field accessor of a key whose type fills the whole struct (a nested section sharing it).
+template <typename S>
+auto Self() {
+  return [](S& s) -> S& { return s; };
+}
+
+// Parses a whole configuration document (LoadDocument) with the section `root`.
+template <typename S>
+StatusOr<S> ParseDocument(const Section<S>& root, const std::string& yaml_text,
+                          const std::string& base_dir, const std::vector<Override>& overrides) {
+  auto doc = LoadDocument(yaml_text, overrides);
+  if (!doc.ok()) return doc.status();
+  S out;
+  try {
+    if (Status s = root.Parse(*doc, "", Context{base_dir}, out); !s.ok()) return s;
+  } catch (const YAML::Exception& e) {
+    return Error("(structure)", e.msg);
+  }
+  return out;
+}
 
 // One of a fixed set of names, parsed into an enum when the file is read.
 template <typename E>
@@ -291,9 +397,6 @@ Type<std::optional<T>> Optional(Type<T> inner) {
       },
       nullptr, t->rows};
 }
-
-// `path` resolved against `base_dir` (absolute paths and an empty base_dir leave it as is).
-std::string Resolve(const std::string& base_dir, const std::string& path);
 
 // "30s", "500ms", "1h30m" for the reference.
 std::string FormatDuration(std::chrono::milliseconds d);

@@ -1,6 +1,7 @@
-// Fuzzes the configuration parser (YAML), the auth tokens file parser and durations. The input is
-// the file's text. File paths in it resolve against an empty temporary folder, so relative names
-// read nothing; the parser must answer every input with a config or an error naming a key.
+// Fuzzes the configuration parsers (the whole file, and the core's keys alone), the auth tokens
+// file parser and durations. The input is the file's text. File paths in it resolve against an
+// empty temporary folder, so relative names read nothing; the parser must answer every input with
+// a config or an error naming a key.
 
 #include <cstdint>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "core/config/config.h"
+#include "plugin/server_config.h"
 
 namespace {
 
@@ -30,9 +32,11 @@ void CheckError(const drgate::Status& s) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  auto config = drgate::ParseConfig(text, BaseDir());
+  auto config = drgate::plugin::ParseServerConfig(text, BaseDir());
   if (!config.ok()) CheckError(config.status());
-  auto tokens = drgate::ParseTokensFile(text, "auth.tokens_file", {"prod", "dr-site"});
+  auto core = drgate::ParseConfig(text, BaseDir());
+  if (!core.ok()) CheckError(core.status());
+  auto tokens = drgate::plugin::ParseTokensFile(text, "auth.tokens_file", {"prod", "dr-site"});
   if (!tokens.ok()) CheckError(tokens.status());
   if (size < 64) {
     auto d = drgate::ParseDuration(text);

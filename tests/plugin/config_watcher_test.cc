@@ -17,10 +17,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-Config Named(const std::string& name) {
-  Config c;
-  c.commcells.push_back(CommCellConfig{});
-  c.commcells[0].name = name;
+ServerConfig Named(const std::string& name) {
+  ServerConfig c;
+  c.core.commcells.push_back(CommCellConfig{});
+  c.core.commcells[0].name = name;
   return c;
 }
 
@@ -43,20 +43,20 @@ class ConfigWatcherTest : public ::testing::Test {
   std::string path_;
   prometheus::Registry registry_;
   std::mutex mu_;
-  std::vector<std::string> applied_;         // guarded by mu_
-  StatusOr<Config> next_ = Named("second");  // guarded by mu_
+  std::vector<std::string> applied_;               // guarded by mu_
+  StatusOr<ServerConfig> next_ = Named("second");  // guarded by mu_
 };
 
 TEST_F(ConfigWatcherTest, FailedReloadKeepsTheOldConfigurationAndIsCounted) {
   ConfigWatcher watcher(
       {path_, 1h}, Named("first"),
-      [this]() -> StatusOr<Config> {
+      [this]() -> StatusOr<ServerConfig> {
         std::lock_guard lock(mu_);
         return next_;
       },
-      [this](const Config& c) {
+      [this](const ServerConfig& c) {
         std::lock_guard lock(mu_);
-        applied_.push_back(c.commcells[0].name);
+        applied_.push_back(c.core.commcells[0].name);
         return Status::Ok();
       },
       &registry_);
@@ -85,8 +85,8 @@ TEST_F(ConfigWatcherTest, FailedReloadKeepsTheOldConfigurationAndIsCounted) {
 
 TEST_F(ConfigWatcherTest, ARefusedApplyIsAFailure) {
   ConfigWatcher watcher(
-      {path_, 1h}, Named("first"), [] { return StatusOr<Config>(Named("x")); },
-      [](const Config&) {
+      {path_, 1h}, Named("first"), [] { return StatusOr<ServerConfig>(Named("x")); },
+      [](const ServerConfig&) {
         return Status(StatusCode::kInvalidArgument, "commcells[0]: bad", Reason::kConfigInvalid);
       },
       nullptr);
@@ -97,8 +97,8 @@ TEST_F(ConfigWatcherTest, ARefusedApplyIsAFailure) {
 
 TEST_F(ConfigWatcherTest, AChangedConfigurationFileTriggersAReload) {
   ConfigWatcher watcher(
-      {path_, 20ms}, Named("first"), [] { return StatusOr<Config>(Named("x")); },
-      [](const Config&) { return Status::Ok(); }, nullptr);
+      {path_, 20ms}, Named("first"), [] { return StatusOr<ServerConfig>(Named("x")); },
+      [](const ServerConfig&) { return Status::Ok(); }, nullptr);
   // A different modification time, whatever the file system's clock resolution.
   std::filesystem::last_write_time(path_,
                                    std::filesystem::last_write_time(path_) + std::chrono::hours(1));
@@ -114,12 +114,12 @@ TEST_F(ConfigWatcherTest, RequestAndStopReturnWhileAReloadIsSlow) {
   std::atomic<bool> started{false};
   ConfigWatcher watcher(
       {path_, 1h}, Named("first"),
-      [&]() -> StatusOr<Config> {
+      [&]() -> StatusOr<ServerConfig> {
         started = true;
         released.wait_for(2s);  // a slow reload (bounded, as every file read is)
         return Named("x");
       },
-      [](const Config&) { return Status::Ok(); }, nullptr);
+      [](const ServerConfig&) { return Status::Ok(); }, nullptr);
   watcher.RequestReload("first");
   while (!started) std::this_thread::sleep_for(1ms);
   const auto t0 = std::chrono::steady_clock::now();

@@ -13,15 +13,15 @@ namespace {
 class ServerCheckTest : public ::testing::Test {
  protected:
   void SetUp() override { dir_.Write("password", "s3cret\n"); }
-  StatusOr<Config> Parse(const std::string& extra) {
-    return ParseConfig(std::string("auth: {mode: insecure}\n"
-                                   "commcells:\n"
-                                   "  - name: cs1\n"
-                                   "    url: https://cs1.example.com/api\n"
-                                   "    username: admin\n"
-                                   "    password_file: password\n") +
-                           extra,
-                       dir_.path().string());
+  StatusOr<ServerConfig> Parse(const std::string& extra) {
+    return ParseServerConfig(std::string("auth: {mode: insecure}\n"
+                                         "commcells:\n"
+                                         "  - name: cs1\n"
+                                         "    url: https://cs1.example.com/api\n"
+                                         "    username: admin\n"
+                                         "    password_file: password\n") +
+                                 extra,
+                             dir_.path().string());
   }
   // Parses (which must succeed), then expects Check to refuse with a message starting `want`.
   void ExpectRefused(const std::string& extra, const std::string& want) {

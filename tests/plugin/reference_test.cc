@@ -7,9 +7,9 @@
 #include <iterator>
 #include <string>
 
-#include "core/config/config.h"
+#include "plugin/server_config.h"
 
-namespace drgate {
+namespace drgate::plugin {
 namespace {
 
 TEST(ConfigurationReferenceTest, CommittedReferenceMatchesTheDeclarations) {
@@ -38,4 +38,4 @@ TEST(ConfigurationReferenceTest, DocumentsEveryKeyWithItsDefault) {
 }
 
 }  // namespace
-}  // namespace drgate
+}  // namespace drgate::plugin

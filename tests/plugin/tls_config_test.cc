@@ -2,10 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include "core/config/config.h"
+#include "plugin/server_config.h"
 #include "tests/fakes/temp_dir.h"
 
-namespace drgate {
+namespace drgate::plugin {
 namespace {
 
 using drgate::testing::TempDir;
@@ -27,8 +27,8 @@ class TlsConfigTest : public ::testing::Test {
     dir_.Write("tls/tls.key", "-----BEGIN PRIVATE KEY-----\n");
     dir_.Write("tls/ca.crt", "-----BEGIN CERTIFICATE-----\n");
   }
-  StatusOr<Config> Parse(const std::string& grpc) {
-    return ParseConfig("grpc:\n" + grpc + kCommCells, dir_.path().string());
+  StatusOr<ServerConfig> Parse(const std::string& grpc) {
+    return ParseServerConfig("grpc:\n" + grpc + kCommCells, dir_.path().string());
   }
   void ExpectError(const std::string& grpc, const std::string& key, const std::string& part) {
     auto c = Parse(grpc);
@@ -43,17 +43,17 @@ class TlsConfigTest : public ::testing::Test {
 TEST_F(TlsConfigTest, AbsentMeansPlaintext) {
   auto c = Parse("  listen: 127.0.0.1:1\n");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_FALSE(c->grpc_tls.has_value());
+  EXPECT_FALSE(c->grpc.tls.has_value());
 }
 
 TEST_F(TlsConfigTest, ServerTlsWithDefaults) {
   auto c = Parse("  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key}\n");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  ASSERT_TRUE(c->grpc_tls.has_value());
-  EXPECT_EQ(c->grpc_tls->cert_file, dir_.File("tls/tls.crt"));
-  EXPECT_EQ(c->grpc_tls->key_file, dir_.File("tls/tls.key"));
-  EXPECT_TRUE(c->grpc_tls->client_ca_file.empty());
-  EXPECT_EQ(c->grpc_tls->reload_interval, std::chrono::seconds(60));
+  ASSERT_TRUE(c->grpc.tls.has_value());
+  EXPECT_EQ(c->grpc.tls->cert_file, dir_.File("tls/tls.crt"));
+  EXPECT_EQ(c->grpc.tls->key_file, dir_.File("tls/tls.key"));
+  EXPECT_TRUE(c->grpc.tls->client_ca_file.empty());
+  EXPECT_EQ(c->grpc.tls->reload_interval, std::chrono::seconds(60));
 }
 
 TEST_F(TlsConfigTest, MutualTls) {
@@ -61,14 +61,14 @@ TEST_F(TlsConfigTest, MutualTls) {
       "  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key, client_ca_file: tls/ca.crt,\n"
       "        reload_interval: 1s}\n");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_EQ(c->grpc_tls->client_ca_file, dir_.File("tls/ca.crt"));
-  EXPECT_TRUE(c->grpc_tls->require_client_cert);
-  EXPECT_EQ(c->grpc_tls->reload_interval, std::chrono::seconds(1));
+  EXPECT_EQ(c->grpc.tls->client_ca_file, dir_.File("tls/ca.crt"));
+  EXPECT_TRUE(c->grpc.tls->require_client_cert);
+  EXPECT_EQ(c->grpc.tls->reload_interval, std::chrono::seconds(1));
   auto optional = Parse(
       "  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key, client_ca_file: tls/ca.crt,\n"
       "        require_client_cert: false}\n");
   ASSERT_TRUE(optional.ok()) << optional.status().ToString();
-  EXPECT_FALSE(optional->grpc_tls->require_client_cert);
+  EXPECT_FALSE(optional->grpc.tls->require_client_cert);
 }
 
 TEST_F(TlsConfigTest, ErrorsNameTheKey) {
@@ -95,16 +95,16 @@ TEST_F(TlsConfigTest, CertificateCallersNeedMutualTls) {
              "tokens:\n  - {certificate: spiffe://example.com/a, identity: a, roles: [viewer]}\n");
   const std::string cells = std::string(kCommCells).substr(sizeof("\nauth: {mode: insecure}"));
   const std::string auth = "auth: {mode: tokens, tokens_file: tokens.yaml}\n";
-  auto plain =
-      ParseConfig("grpc:\n  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key}\n" + auth + cells,
-                  dir_.path().string());
+  auto plain = ParseServerConfig(
+      "grpc:\n  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key}\n" + auth + cells,
+      dir_.path().string());
   ASSERT_FALSE(plain.ok());
   EXPECT_EQ(plain.status().message().rfind("auth.tokens_file: tokens[0].certificate: needs mutual "
                                            "TLS (grpc.tls.client_ca_file)",
                                            0),
             0u)
       << plain.status().message();
-  auto mutual = ParseConfig(
+  auto mutual = ParseServerConfig(
       "grpc:\n  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key, client_ca_file: "
       "tls/ca.crt}\n" +
           auth + cells,
@@ -115,4 +115,4 @@ TEST_F(TlsConfigTest, CertificateCallersNeedMutualTls) {
 }
 
 }  // namespace
-}  // namespace drgate
+}  // namespace drgate::plugin
