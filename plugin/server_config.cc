@@ -265,31 +265,6 @@ const Section<AuthTokenEntry>& TokenEntrySection() {
   return section;
 }
 
-// Sets each override's dotted key in the YAML tree (creating maps on the way).
-Status ApplyOverrides(YAML::Node& root, const std::vector<Override>& overrides) {
-  for (const auto& o : overrides) {
-    std::vector<std::string> parts;
-    std::size_t start = 0;
-    for (;;) {
-      const std::size_t dot = o.key.find('.', start);
-      parts.push_back(o.key.substr(start, dot - start));
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
-    std::vector<YAML::Node> path = {root};
-    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
-      YAML::Node next = path.back()[parts[i]];
-      if (!next.IsMap()) {
-        path.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
-        next = path.back()[parts[i]];
-      }
-      path.push_back(next);
-    }
-    path.back()[parts.back()] = o.value;
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_text,

@@ -164,6 +164,9 @@ Type<std::string> Name() {
   });
 }
 
+namespace {
+
+// Sets each override's dotted key in the YAML tree (creating maps on the way).
 Status ApplyOverrides(YAML::Node& root, const std::vector<Override>& overrides) {
   for (const auto& o : overrides) {
     std::vector<std::string> parts;
@@ -187,6 +190,8 @@ Status ApplyOverrides(YAML::Node& root, const std::vector<Override>& overrides) 
   }
   return Status::Ok();
 }
+
+}  // namespace
 
 StatusOr<YAML::Node> LoadDocument(const std::string& yaml_text,
                                   const std::vector<Override>& overrides) {

@@ -26,12 +26,6 @@ namespace {
 
 using nlohmann::json;
 
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 class DrHistorySimTest : public ::testing::Test {
  protected:
   DrHistorySimTest() : sim_(dir_, {}, /*tls=*/false) {
@@ -85,7 +79,7 @@ class DrHistorySimTest : public ::testing::Test {
 };
 
 TEST_F(DrHistorySimTest, TheClientPagesTheSeededHistoryAndDrHistoryRecordsItAsCommserv) {
-  const int64_t now = NowSeconds();
+  const int64_t now = UnixNow();
   json history = json::array();
   for (int day = 1; day <= 5; ++day) {
     history.push_back({{"start", now - day * 86400}, {"end", now - day * 86400 + 900}});

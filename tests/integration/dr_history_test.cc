@@ -17,12 +17,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 class DrHistoryProcessTest : public ::testing::Test {
  protected:
   void StartSim(std::vector<std::string> args = {}) {
@@ -99,7 +93,7 @@ const v1::Job* Find(const v1::ListJobsResponse& list, v1::BackupType type) {
 
 TEST_F(DrHistoryProcessTest, ASeededHistoryIsListedAtStartupAndAnswersEnsureRecentBackup) {
   StartSim();
-  const int64_t now = NowSeconds();
+  const int64_t now = UnixNow();
   const json history = json::array(
       {{{"start", now - 3000}, {"end", now - 2900}, {"level", "Full"}, {"status", "Completed"}},
        {{"start", now - 1800},
@@ -215,7 +209,7 @@ TEST_F(DrHistoryProcessTest, OptionsReachListCommCellsMetricsAndStatusAndA404Lea
   EXPECT_EQ(options.retained_fulls(), 7);
   EXPECT_TRUE(options.network_share());
   EXPECT_FALSE(options.cloud_upload());
-  EXPECT_GT(options.fetch_time().seconds(), NowSeconds() - 60);
+  EXPECT_GT(options.fetch_time().seconds(), UnixNow() - 60);
   const std::string metrics = drgate_->Metrics();
   EXPECT_EQ(MetricValue(metrics, "drgate_dr_backup_offsite{commcell=\"cs1\"}"), 1) << metrics;
   EXPECT_EQ(MetricValue(metrics, "drgate_dr_backup_retained_fulls{commcell=\"cs1\"}"), 7);

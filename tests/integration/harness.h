@@ -284,6 +284,13 @@ inline CommandResult RunCommand(const std::vector<std::string>& argv,
 }
 
 // A call deadline `in` from now.
+// The wall clock in Unix seconds, as the CommServe writes job times.
+inline int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 inline std::chrono::system_clock::time_point Deadline(std::chrono::milliseconds in) {
   return std::chrono::system_clock::now() + in;
 }
