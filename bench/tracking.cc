@@ -31,6 +31,7 @@ struct WatchCounters {
   int terminal = 0;                             // guarded by mu
   int done = 0;                                 // guarded by mu
   int failed = 0;                               // guarded by mu: ended without a terminal state
+  std::map<std::string, int> refused;           // guarded by mu: ended before a first message
   SteadyClock::time_point first_terminal_at{};  // guarded by mu
   SteadyClock::time_point last_terminal_at{};   // guarded by mu
 };
@@ -72,6 +73,9 @@ class Watcher final : public grpc::ClientReadReactor<v1::Job> {
       std::lock_guard lock(counters_.mu);
       ++counters_.done;
       if (!seen_terminal_) ++counters_.failed;
+      if (!seen_first_) {
+        ++counters_.refused[std::to_string(status.error_code()) + " " + status.error_message()];
+      }
     }
     counters_.cv.notify_all();
   }
@@ -288,6 +292,13 @@ int RunTracking(const TrackingOptions& options) {
     Row(with, "watchers holding a stream (first message received) / time to open all",
         std::to_string(opened) + " / " + FormatMicros(open_us), std::to_string(options.watchers),
         Verdict(opened == options.watchers));
+    {
+      std::lock_guard lock(counters.mu);
+      for (const auto& [why, n] : counters.refused) {
+        std::cerr << "bench: " << n << " watcher(s) ended before their first message: gRPC code "
+                  << why << "\n";
+      }
+    }
     MeasureWindow(options, sim, with);
     const ProcSample after = ReadProc(options.pid);
     Row(with, "drgate memory per watcher",

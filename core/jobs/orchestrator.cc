@@ -640,17 +640,42 @@ StatusOr<Job> Orchestrator::ReadJob(const CommCell& cell, const std::string& job
 
 void Orchestrator::GetJob(const std::string& commcell, const std::string& job_id,
                           std::function<void(StatusOr<Job>)> done) {
-  auto shared = std::make_shared<std::function<void(StatusOr<Job>)>>(std::move(done));
   auto cell = Resolve(commcell);
-  // An unknown CommCell is answered from the read pool too, never on the caller's thread, under
-  // the key of reads across CommCells (no CommCell is named ""), so unknown names make no keys.
-  const std::string key = cell.ok() ? (*cell)->name : "";
+  if (!cell.ok()) {
+    // An unknown CommCell is answered from the read pool too, never on the caller's thread,
+    // under the key of reads across CommCells (no CommCell is named ""), so unknown names make
+    // no keys.
+    auto shared = std::make_shared<std::function<void(StatusOr<Job>)>>(std::move(done));
+    Read(
+        "", [status = cell.status(), shared] { (*shared)(status); },
+        [this, shared](Status s) { (*shared)(Annotate(s, "")); });
+    return;
+  }
+  const Key key{(*cell)->name, job_id};
+  {
+    std::lock_guard lock(job_reads_mu_);
+    auto [it, first] = queued_job_reads_.try_emplace(key);
+    it->second.push_back(std::move(done));
+    if (!first) return;  // joins the read queued for this job
+  }
+  // Every caller waiting when the read starts gets its answer; later ones queue a read of their
+  // own.
+  auto take = [this, key] {
+    std::lock_guard lock(job_reads_mu_);
+    auto node = queued_job_reads_.extract(key);
+    return node ? std::move(node.mapped()) : std::vector<std::function<void(StatusOr<Job>)>>{};
+  };
   Read(
-      key,
-      [this, cell = std::move(cell), job_id, shared]() {
-        (*shared)(cell.ok() ? ReadJob(**cell, job_id) : StatusOr<Job>(cell.status()));
+      key.first,
+      [this, cell = *cell, job_id, take] {
+        const auto waiters = take();
+        const StatusOr<Job> job = ReadJob(*cell, job_id);
+        for (const auto& w : waiters) w(job);
       },
-      [this, key, shared](Status s) { (*shared)(Annotate(s, key)); });
+      [this, key, take](Status s) {
+        const Status refused = Annotate(s, key.first);
+        for (const auto& w : take()) w(refused);
+      });
 }
 
 void Orchestrator::ListJobs(JobFilter filter, int page_size, std::string page_token,

@@ -198,6 +198,14 @@ class Orchestrator {
   std::map<Key, std::vector<TriggerCallback>> in_flight_;  // guarded by mu_: by request_id
   std::map<Key, std::vector<TriggerCallback>> coalesced_;  // guarded by mu_: without one
 
+  // GetJob reads waiting in the read pool, by (commcell, job id): a GetJob of a job whose read is
+  // queued and not yet started joins it (a dashboard's thousand WatchJob streams on one job cost
+  // one registry read, and take one place in the CommCell's queue). A read already under way is
+  // never joined: it may have begun before the caller's own earlier write.
+  std::mutex job_reads_mu_;
+  std::map<Key, std::vector<std::function<void(StatusOr<Job>)>>>
+      queued_job_reads_;  // guarded by job_reads_mu_
+
   const OrchestratorOptions options_;
   // Triggers waiting for another replica's outcome (AwaitOtherReplica), checked by adopter_.
   struct Adoption {

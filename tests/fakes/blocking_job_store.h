@@ -53,6 +53,12 @@ class BlockingJobStore final : public JobStore {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, timeout, [&] { return returned_[method] >= n; });
   }
+  // How many times `method` has returned so far.
+  int returned(const std::string& method) const {
+    std::lock_guard lock(mu_);
+    auto it = returned_.find(method);
+    return it == returned_.end() ? 0 : it->second;
+  }
   // The most calls blocked at once so far.
   int max_blocked() const {
     std::lock_guard lock(mu_);

@@ -637,6 +637,60 @@ TEST_F(StalledRegistryTest, ReadsBeyondACommCellsQueueAreRefusedAtOnceAndTheKeyI
   EXPECT_EQ(client_->calls(), 1);
 }
 
+TEST_F(StalledRegistryTest, ReadsOfOneJobWaitingInTheQueueShareOneRegistryRead) {
+  auto known = Trigger(Request("cs1", "watched"));
+  ASSERT_TRUE(known.ok()) << known.status().ToString();
+  const std::string id = known->job.job_id;
+  // One read runs per CommCell and one may wait: the CommCell's queue holds a single read.
+  KeyedThreadPool small({/*threads=*/2, /*per_key=*/1, /*max_queued=*/1});
+  std::vector<CommCell> cells{CommCell{"cs1", "https://cs1/api", client_}};
+  Orchestrator orchestrator(cells, *store_, metrics_, clock_, pool_, small, *tracker_);
+  registry().Stall("cs1", "blocker");
+  std::promise<StatusOr<Job>> blocker;
+  orchestrator.GetJob("cs1", "blocker", [&](StatusOr<Job> j) { blocker.set_value(std::move(j)); });
+  ASSERT_TRUE(registry().WaitBlocked(1));
+  const int before = registry().returned("GetJob");
+
+  // A thousand watchers of one job while the CommCell's reads are held up: they take the one
+  // place in the queue together instead of being refused.
+  constexpr int kWatchers = 1000;
+  std::vector<std::promise<StatusOr<Job>>> answers(kWatchers);
+  for (auto& a : answers) {
+    orchestrator.GetJob("cs1", id, [&a](StatusOr<Job> j) { a.set_value(std::move(j)); });
+  }
+  // The queue is full now: a read of another job is refused at once.
+  std::promise<StatusOr<Job>> other;
+  orchestrator.GetJob("cs1", "9999", [&](StatusOr<Job> j) { other.set_value(std::move(j)); });
+  EXPECT_EQ(other.get_future().get().status().reason(), "REGISTRY_UNAVAILABLE");
+
+  registry().Release();
+  EXPECT_EQ(blocker.get_future().get().status().reason(), "JOB_NOT_FOUND");
+  for (auto& a : answers) {
+    auto job = a.get_future().get();
+    ASSERT_TRUE(job.ok()) << job.status().ToString();
+    EXPECT_EQ(job->job_id, id);
+    EXPECT_EQ(job->request_id, "watched");
+  }
+  ASSERT_TRUE(registry().WaitReturned("GetJob", before + 2));
+  EXPECT_EQ(registry().returned("GetJob"), before + 2);  // the blocker's, and one for all 1000
+}
+
+TEST_F(StalledRegistryTest, AReadAlreadyUnderWayIsNotJoined) {
+  auto known = Trigger(Request("cs1", "watched"));
+  ASSERT_TRUE(known.ok()) << known.status().ToString();
+  const std::string id = known->job.job_id;
+  registry().Stall("cs1", id);
+  auto first = GetJobAsync("cs1", id);
+  ASSERT_TRUE(registry().WaitBlocked(1));
+  // The first read has begun (it may have begun before a caller's own write): a later caller
+  // gets a read of its own.
+  auto second = GetJobAsync("cs1", id);
+  ASSERT_TRUE(registry().WaitBlocked(2));
+  registry().Release();
+  EXPECT_EQ(first.get()->request_id, "watched");
+  EXPECT_EQ(second.get()->request_id, "watched");
+}
+
 // ---- Replicas sharing one registry --------------------------------------------------------------
 
 // Two orchestrators ("replicas"), each with its own CommServe client, tracker and threads, on one
