@@ -132,6 +132,10 @@ int main(int argc, char** argv) {
             << (*server)->grpc_port() << "\n"
             << "drgate: metrics listening on " << HostOf(config->metrics.listen) << ":"
             << (*server)->metrics_port() << std::endl;
+  if (config->http) {
+    std::cout << "drgate: HTTP listening on " << HostOf(config->http->listen) << ":"
+              << (*server)->http_port() << std::endl;
+  }
   spdlog::info("drgate started with {} CommCell(s), registry {}", config->core.commcells.size(),
                config->core.registry_postgres ? "PostgreSQL (registry.postgres)"
                                               : config->core.registry_path);

@@ -39,6 +39,7 @@
 #include "plugin/auth.h"
 #include "plugin/grpc_metrics.h"
 #include "plugin/http_admin.h"
+#include "plugin/http_gateway.h"
 #include "plugin/service.h"
 #include "plugin/tls.h"
 
@@ -86,6 +87,7 @@ class ServerImpl final : public Server {
 
   int grpc_port() const override { return grpc_port_; }
   int metrics_port() const override { return metrics_port_; }
+  int http_port() const override { return gateway_ ? gateway_->port() : 0; }
   prometheus::Registry& metrics_registry() override { return *registry_; }
 
   void Shutdown(std::chrono::milliseconds grace) override {
@@ -104,6 +106,8 @@ class ServerImpl final : public Server {
     }
     health_cv_.notify_all();
     if (health_thread_.joinable()) health_thread_.join();
+    // No new HTTP requests; those under way are gRPC calls, drained with the rest below.
+    if (gateway_) gateway_->Stop();
     if (grpc_server_) {
       grpc_server_->Shutdown(std::chrono::system_clock::now() + grace);
       grpc_server_->Wait();
@@ -135,6 +139,7 @@ class ServerImpl final : public Server {
       built_.clear();
     }
     admin_.reset();
+    gateway_.reset();
     store_.reset();
   }
 
@@ -194,6 +199,7 @@ class ServerImpl final : public Server {
   prometheus::Gauge* auth_insecure_ = nullptr;
   std::unique_ptr<GrpcServerMetrics> grpc_metrics_;
   std::unique_ptr<HttpAdmin> admin_;
+  std::unique_ptr<HttpGateway> gateway_;  // http.*: null when off
   std::atomic<bool> shutting_down_{false};
   std::mutex health_mu_;
   std::condition_variable health_cv_;
@@ -342,6 +348,17 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   if (!grpc_server_ || grpc_port_ == 0) {
     return Status(StatusCode::kFailedPrecondition,
                   "grpc.listen: cannot listen on " + grpc_config.listen, Reason::kListenFailed);
+  }
+  if (server_config.http) {
+    // The HTTP/JSON face calls the same server in process: same gate, metrics and audit.
+    HttpGatewayOptions http;
+    http.listen = server_config.http->listen;
+    http.default_deadline = server_config.http->default_deadline;
+    http.max_body_bytes = static_cast<std::size_t>(server_config.http->max_body_bytes);
+    auto gateway =
+        HttpGateway::Start(io_, http, grpc_server_->InProcessChannel(grpc::ChannelArguments()));
+    if (!gateway.ok()) return gateway.status();
+    gateway_ = std::move(*gateway);
   }
   health_ = grpc_server_->GetHealthCheckService();
   health_->SetServingStatus("liveness", true);

@@ -33,6 +33,8 @@ class Server {
 
   virtual int grpc_port() const = 0;
   virtual int metrics_port() const = 0;
+  // The HTTP/JSON port (http.listen); 0 when http is not configured.
+  virtual int http_port() const = 0;
   // What /metrics serves: other components (the config watcher) add their metrics here.
   virtual prometheus::Registry& metrics_registry() = 0;
 

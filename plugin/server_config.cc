@@ -181,6 +181,23 @@ Section<GrpcConfig> GrpcSection() {
   return s;
 }
 
+Section<HttpConfig> HttpSection() {
+  using H = HttpConfig;
+  Section<H> s;
+  s.Add(
+       "listen", Listen(), [](H& h) -> std::string& { return h.listen; },
+       "Address of the HTTP/JSON API (port 0 picks a free port).")
+      .Add(
+          "default_deadline", config::Duration(milliseconds(100)),
+          [](H& h) -> milliseconds& { return h.default_deadline; },
+          "Deadline of a call that sends no grpc-timeout header.")
+      .Add(
+          "max_body_bytes", config::Integer<int>(1024, 16 << 20),
+          [](H& h) -> int& { return h.max_body_bytes; },
+          "Largest request body; a larger one gets 413 before it is parsed.");
+  return s;
+}
+
 Section<MetricsConfig> MetricsSection() {
   Section<MetricsConfig> s;
   s.Add(
@@ -200,6 +217,10 @@ const Section<ServerConfig>& Root() {
     s.Add(
          "grpc", GrpcSection().AsType(), [](C& c) -> GrpcConfig& { return c.grpc; },
          "The gRPC API.")
+        .Add(
+            "http", config::Optional(HttpSection().AsType()),
+            [](C& c) -> std::optional<HttpConfig>& { return c.http; },
+            "The HTTP/JSON API, the same calls as gRPC (docs/http.md); absent: off.")
         .Add(
             "metrics", MetricsSection().AsType(), [](C& c) -> MetricsConfig& { return c.metrics; },
             "Prometheus metrics and HTTP probes.")

@@ -99,10 +99,21 @@ struct MetricsConfig {
   bool operator==(const MetricsConfig&) const = default;
 };
 
+// The HTTP/JSON port (http.*, docs/http.md): off unless the section is present.
+struct HttpConfig {
+  std::string listen = "127.0.0.1:8080";
+  // Deadline of a call that sends no grpc-timeout header.
+  std::chrono::milliseconds default_deadline{60000};
+  // Largest request body; larger ones get 413 before they are parsed.
+  int max_body_bytes = 64 * 1024;
+  bool operator==(const HttpConfig&) const = default;
+};
+
 // The whole file. Comparable: the config watcher applies a reload only when something changed.
 struct ServerConfig {
   Config core;
   GrpcConfig grpc;
+  std::optional<HttpConfig> http;  // unset: no HTTP/JSON port
   MetricsConfig metrics;
   AuthConfig auth;
   bool operator==(const ServerConfig&) const = default;

@@ -12,7 +12,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$root/proto/baseline/drgate_v1.binpb
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-protoc --proto_path="$root/proto" --include_imports --descriptor_set_out="$tmp" \
+googleapis=${DRGATE_GOOGLEAPIS_DIR:-/usr/share/gocode/src/github.com/gogo/googleapis}
+protoc --proto_path="$root/proto" --proto_path="$googleapis" --include_imports \
+  --descriptor_set_out="$tmp" \
   drgate/v1/drgate.proto
 if [[ ${1:-} == --check ]]; then
   if cmp -s "$tmp" "$out"; then

@@ -23,7 +23,16 @@ fi
 gopath=$out/gopath
 rm -rf "$gopath/src/drgate"
 mkdir -p "$gopath/src"
-protoc --proto_path="$repo/proto" --go_out="$gopath/src" --go-grpc_out="$gopath/src" \
+# drgate.proto imports google/api/annotations.proto (its HTTP routes); Debian's copy of that file
+# names no usable go_package, so its import path is given: genproto's package, which
+# golang-google-genproto-dev installs.
+googleapis=/usr/share/gocode/src/github.com/gogo/googleapis
+genproto=google.golang.org/genproto/googleapis/api/annotations
+protoc --proto_path="$repo/proto" --proto_path="$googleapis" \
+  --go_opt=Mgoogle/api/annotations.proto=$genproto --go_opt=Mgoogle/api/http.proto=$genproto \
+  --go-grpc_opt=Mgoogle/api/annotations.proto=$genproto \
+  --go-grpc_opt=Mgoogle/api/http.proto=$genproto \
+  --go_out="$gopath/src" --go-grpc_out="$gopath/src" \
   "$repo/proto/drgate/v1/drgate.proto"
 
 export GO111MODULE=off GOPROXY=off GOTOOLCHAIN=local GOFLAGS= CGO_ENABLED=0

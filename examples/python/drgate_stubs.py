@@ -18,7 +18,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO_DIR = os.environ.get("DRGATE_PROTO_DIR", os.path.join(HERE, "..", "..", "proto"))
-# google/rpc/{status,error_details}.proto (golang-github-gogo-googleapis-dev)
+# google/rpc/{status,error_details}.proto and google/api/{http,annotations}.proto, which
+# drgate.proto imports for its HTTP routes (golang-github-gogo-googleapis-dev)
 GOOGLEAPIS_DIR = "/usr/share/gocode/src/github.com/gogo/googleapis"
 # grpc/reflection/v1alpha/reflection.proto (grpc-proto). Its modules cannot live under `grpc`
 # (grpcio's own package), so the file is compiled as reflection_stubs/v1alpha/reflection.proto:
@@ -28,6 +29,8 @@ REFLECTION_PROTO = "/usr/share/grpc-proto/grpc/reflection/v1alpha/reflection.pro
 # (include dir, file, with gRPC stubs)
 PROTOS = [
     (PROTO_DIR, "drgate/v1/drgate.proto", True),
+    (GOOGLEAPIS_DIR, "google/api/http.proto", False),
+    (GOOGLEAPIS_DIR, "google/api/annotations.proto", False),
     (GOOGLEAPIS_DIR, "google/rpc/status.proto", False),
     (GOOGLEAPIS_DIR, "google/rpc/error_details.proto", False),
     (None, "reflection_stubs/v1alpha/reflection.proto", True),
@@ -48,7 +51,8 @@ def load():
         shutil.copy(REFLECTION_PROTO, src)
         for include, proto, grpc in PROTOS:
             include = include or os.path.join(out, "_proto")
-            cmd = ["protoc", f"--proto_path={include}", f"--python_out={out}", proto]
+            cmd = ["protoc", f"--proto_path={include}", f"--proto_path={GOOGLEAPIS_DIR}",
+                   f"--python_out={out}", proto]
             if grpc:
                 cmd[2:2] = ["--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
                             f"--grpc_python_out={out}"]

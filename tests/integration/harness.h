@@ -207,6 +207,12 @@ class Drgate {
   }
   const std::shared_ptr<grpc::Channel>& channel() { return channel_; }
   const std::string& grpc_address() const { return grpc_address_; }
+  // The HTTP/JSON port's base URL ("http://127.0.0.1:PORT"); the configuration must set http.
+  std::string http_url() {
+    auto address = process_->WaitForLine("HTTP listening on (\\S+)", std::chrono::seconds(10));
+    if (!address) throw std::runtime_error("drgate printed no HTTP port: " + process_->Output());
+    return "http://" + *address;
+  }
   std::string Metrics() { return HttpClient(metrics_url_).Call("GET", "/metrics").body; }
   const std::string& metrics_url() const { return metrics_url_; }
   pid_t pid() const { return process_->pid(); }

@@ -21,7 +21,8 @@ check() {
   if [[ -n $script ]] && cmp -s "$dir/drgate/v1/drgate.proto" "$src/proto/drgate/v1/drgate.proto"; then
     fail "$name: the edit '$script' changed nothing (has the .proto changed?)"
   fi
-  "$protoc" --proto_path="$dir" --include_imports --descriptor_set_out="$dir/set.binpb" \
+  "$protoc" --proto_path="$dir" --proto_path="${DRGATE_GOOGLEAPIS_DIR:-/usr/share/gocode/src/github.com/gogo/googleapis}" \
+    --include_imports --descriptor_set_out="$dir/set.binpb" \
     drgate/v1/drgate.proto
   "$checker" --package drgate.v1 "$baseline" "$dir/set.binpb" >"$dir/out" 2>&1 || rc=$?
   cat "$dir/out"

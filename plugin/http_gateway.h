@@ -1,0 +1,55 @@
+#pragma once
+
+// The HTTP/JSON face of DrBackupService (http.listen): each request is decoded by the routes of
+// drgate.proto's google.api.http annotations (plugin/http_routes.h) and sent as a gRPC call over
+// an in-process channel to the same grpc::Server, so authentication, roles, CommCell limits,
+// rate limits, audit lines, metrics and deadlines are exactly those of a gRPC call. Answers are
+// proto3 JSON; errors are a google.rpc.Status JSON body with the HTTP status of its code
+// (plugin/http_errors.h).
+//
+// Headers: `Authorization: Bearer <token>` as on gRPC; `Idempotency-Key` becomes the request_id
+// of the trigger calls; `grpc-timeout` (gRPC's format, e.g. "30S", "500m") sets the deadline,
+// else default_deadline applies.
+//
+// Work in progress (issue 16): unary methods over plain HTTP. Not yet: WatchJob streaming, TLS
+// and client certificates, /v1/openapi.json.
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "core/common/status.h"
+
+namespace drgate::plugin {
+
+struct HttpGatewayOptions {
+  std::string listen;  // HOST:PORT, port 0 picks one
+  // Bounds for hostile or broken clients, as on the metrics port.
+  int max_connections = 256;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 64 * 1024;
+  std::chrono::milliseconds request_timeout{10000};   // to read one request
+  std::chrono::milliseconds default_deadline{60000};  // of a call without grpc-timeout
+};
+
+class HttpGateway {
+ public:
+  // Binds the listener; calls go to `channel` (the server's in-process channel). Errors name
+  // http.listen.
+  static StatusOr<std::unique_ptr<HttpGateway>> Start(boost::asio::io_context& io,
+                                                      const HttpGatewayOptions& options,
+                                                      std::shared_ptr<grpc::Channel> channel);
+  virtual ~HttpGateway() = default;
+  virtual int port() const = 0;
+  // Closes the listener; requests in progress finish.
+  virtual void Stop() = 0;
+};
+
+// gRPC's timeout header format: digits and a unit (H, M, S, m, u, n); nullopt otherwise.
+std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view text);
+
+}  // namespace drgate::plugin

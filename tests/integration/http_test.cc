@@ -1,0 +1,250 @@
+// The HTTP/JSON face end to end: a real drgate (auth.mode: tokens, http.listen) in front of
+// commserv-sim, each route called over HTTP and the same call over gRPC.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/integration/harness.h"
+
+namespace drgate::testing {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kOperatorToken[] = "operator-TOKEN-5d1f0a7c3e9b2468";
+constexpr char kViewerToken[] = "viewer-TOKEN-7f3a9c1e5b2d4086";
+
+std::string Bearer(const std::string& token) {
+  return "Bearer " + token;
+}
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& auth, const std::string& tokens = "") {
+    sim_ = std::make_unique<Sim>(dir_);
+    dir_.Write("password", "s3cret\n");
+    if (!tokens.empty()) dir_.Write("tokens.yaml", tokens);
+    std::string yaml =
+        "registry: {path: state/drgate.db}\n"
+        "http: {listen: 127.0.0.1:0}\n" +
+        auth + "commcells:\n" + sim_->CommCellYaml("cs1", "    request_timeout: 10s\n");
+    log_path_ = dir_.File("drgate.stderr");
+    try {
+      drgate_ = std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml), "info", log_path_);
+    } catch (const std::exception& e) {
+      FAIL() << e.what() << "\n" << ReadAll(log_path_);
+    }
+    http_ = std::make_unique<HttpClient>(drgate_->http_url());
+  }
+  // `burst` write calls at once per caller, then 6 a minute.
+  void StartWithTokens(int burst) {
+    Start(
+        "auth:\n  mode: tokens\n  tokens_file: tokens.yaml\n"
+        "  rate_limit: {triggers_per_minute: 6, burst: " +
+            std::to_string(burst) + "}\n",
+        "tokens:\n"
+        "  - {sha256: " +
+            Sha256Hex(kOperatorToken) +
+            ", identity: ci, roles: [operator]}\n"
+            "  - {sha256: " +
+            Sha256Hex(kViewerToken) + ", identity: alice, roles: [viewer]}\n");
+  }
+  commserv::HttpResponse Call(const std::string& method, const std::string& target,
+                              const std::string& body = "",
+                              std::map<std::string, std::string> headers = {},
+                              const std::string& token = kOperatorToken) {
+    if (!token.empty()) headers["Authorization"] = Bearer(token);
+    return http_->Call(method, target, body, headers);
+  }
+  json JsonOf(const commserv::HttpResponse& r) { return json::parse(r.body); }
+  // The ErrorInfo reason of an error body.
+  std::string ReasonOf(const commserv::HttpResponse& r) {
+    const json body = JsonOf(r);
+    for (const auto& d : body.value("details", json::array())) {
+      if (d.value("@type", "") == "type.googleapis.com/google.rpc.ErrorInfo") {
+        return d.value("reason", "");
+      }
+    }
+    return "";
+  }
+  grpc::ClientContext* Context(grpc::ClientContext& ctx,
+                               const std::string& token = kOperatorToken) {
+    ctx.AddMetadata("authorization", Bearer(token));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return &ctx;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Sim> sim_;
+  std::unique_ptr<Drgate> drgate_;
+  std::unique_ptr<HttpClient> http_;
+  std::string log_path_;
+};
+
+TEST_F(HttpTest, EveryUnaryRouteAnswersWhatGrpcAnswers) {
+  ASSERT_NO_FATAL_FAILURE(StartWithTokens(/*burst=*/10));
+  // TriggerBackup over HTTP, then the same request id over gRPC: one job, found by both.
+  auto posted = Call("POST", "/v1/commcells/cs1/backups", R"({"backupType": "BACKUP_TYPE_FULL"})",
+                     {{"Idempotency-Key", "upgrade-42"}});
+  ASSERT_EQ(posted.status, 200) << posted.body;
+  EXPECT_EQ(posted.content_type, "application/json");
+  const json job = JsonOf(posted).at("job");
+  const std::string id = job.at("jobId");
+  EXPECT_EQ(job.at("requestId"), "upgrade-42");
+  EXPECT_EQ(job.at("requestedBy"), "ci");
+  EXPECT_EQ(JsonOf(posted).at("deduplicated"), false);
+  {
+    v1::TriggerBackupRequest req;
+    req.set_commcell("cs1");
+    req.set_backup_type(v1::BACKUP_TYPE_FULL);
+    req.set_request_id("upgrade-42");
+    v1::TriggerBackupResponse out;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(drgate_->stub().TriggerBackup(Context(ctx), req, &out).ok());
+    EXPECT_TRUE(out.deduplicated());
+    EXPECT_EQ(out.job().job_id(), id);
+  }
+  EXPECT_EQ(sim_->admin().Json("GET", "/_sim/stats").at("drbackup_posts"), 1);
+
+  // GetJob.
+  auto got = Call("GET", "/v1/commcells/cs1/jobs/" + id);
+  ASSERT_EQ(got.status, 200) << got.body;
+  {
+    v1::GetJobRequest req;
+    req.set_commcell("cs1");
+    req.set_job_id(id);
+    v1::Job out;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(drgate_->stub().GetJob(Context(ctx), req, &out).ok());
+    EXPECT_EQ(JsonOf(got).at("jobId"), out.job_id());
+    EXPECT_EQ(JsonOf(got).at("requestId"), out.request_id());
+    EXPECT_EQ(JsonOf(got).at("backupType"), v1::BackupType_Name(out.backup_type()));
+    EXPECT_EQ(JsonOf(got).at("origin"), v1::JobOrigin_Name(out.origin()));
+  }
+
+  // ListJobs, on both bindings, with query parameters.
+  for (const std::string target :
+       {"/v1/jobs?pageSize=10", "/v1/commcells/cs1/jobs?pageSize=10&backupType=BACKUP_TYPE_FULL"}) {
+    auto listed = Call("GET", target);
+    ASSERT_EQ(listed.status, 200) << target << ": " << listed.body;
+    const json jobs = JsonOf(listed).at("jobs");
+    ASSERT_EQ(jobs.size(), 1u) << listed.body;
+    EXPECT_EQ(jobs[0].at("jobId"), id);
+  }
+  auto none = Call("GET", "/v1/commcells/cs1/jobs?backupType=BACKUP_TYPE_DIFFERENTIAL");
+  ASSERT_EQ(none.status, 200) << none.body;
+  EXPECT_EQ(JsonOf(none).value("jobs", json::array()).size(), 0u);
+
+  // ListCommCells.
+  auto cells = Call("GET", "/v1/commcells");
+  ASSERT_EQ(cells.status, 200) << cells.body;
+  ASSERT_EQ(JsonOf(cells).at("commcells").size(), 1u);
+  EXPECT_EQ(JsonOf(cells).at("commcells")[0].at("name"), "cs1");
+
+  // EnsureRecentBackup: the running full is recent enough.
+  auto ensured = Call("POST", "/v1/commcells/cs1/backups:ensureRecent",
+                      R"({"backupType": "BACKUP_TYPE_FULL", "maxAge": "7200s"})");
+  ASSERT_EQ(ensured.status, 200) << ensured.body;
+  EXPECT_EQ(JsonOf(ensured).at("job").at("jobId"), id);
+  EXPECT_EQ(JsonOf(ensured).at("deduplicated"), true);
+  EXPECT_EQ(sim_->admin().Json("GET", "/_sim/stats").at("drbackup_posts"), 1);
+
+  // CancelJob.
+  auto cancelled = Call("POST", "/v1/commcells/cs1/jobs/" + id + ":cancel");
+  ASSERT_EQ(cancelled.status, 200) << cancelled.body;
+  EXPECT_EQ(JsonOf(cancelled).at("jobId"), id);
+
+  // WatchJob is not served over HTTP yet: a clear 501, not a hang.
+  auto watched = Call("GET", "/v1/commcells/cs1/jobs/" + id + ":watch");
+  EXPECT_EQ(watched.status, 501) << watched.body;
+}
+
+TEST_F(HttpTest, ErrorsHaveTheHttpStatusAndReasonOfTheirGrpcCode) {
+  ASSERT_NO_FATAL_FAILURE(StartWithTokens(/*burst=*/3));
+  struct Case {
+    std::string name, method, target, body, token;
+    int status;
+    std::string reason;
+  };
+  const std::vector<Case> cases = {
+      {"no token", "GET", "/v1/jobs", "", "", 401, "MISSING_CREDENTIALS"},
+      {"wrong token", "GET", "/v1/jobs", "", "not-a-token", 401, "INVALID_TOKEN"},
+      {"viewer triggers", "POST", "/v1/commcells/cs1/backups", "{}", kViewerToken, 403,
+       "PERMISSION_DENIED"},
+      {"unknown job", "GET", "/v1/commcells/cs1/jobs/424242", "", kOperatorToken, 404,
+       "JOB_NOT_FOUND"},
+      {"unknown commcell", "GET", "/v1/commcells/nope/jobs/1", "", kOperatorToken, 404,
+       "COMMCELL_NOT_FOUND"},
+      {"unknown field", "POST", "/v1/commcells/cs1/backups", R"({"colour": 1})", kOperatorToken,
+       400, "INVALID_ARGUMENT"},
+      {"bad page size", "GET", "/v1/jobs?pageSize=ten", "", kOperatorToken, 400,
+       "INVALID_ARGUMENT"},
+  };
+  for (const Case& c : cases) {
+    auto r = Call(c.method, c.target, c.body, {}, c.token);
+    EXPECT_EQ(r.status, c.status) << c.name << ": " << r.body;
+    EXPECT_EQ(ReasonOf(r), c.reason) << c.name << ": " << r.body;
+    EXPECT_EQ(r.content_type, "application/json") << c.name;
+  }
+  auto unknown = Call("POST", "/v1/commcells/cs1/backups", R"({"colour": 1})");
+  EXPECT_NE(JsonOf(unknown).at("message").get<std::string>().find("colour"), std::string::npos);
+
+  // The rate limit: a burst of 3 triggers, then 429 with Retry-After from the RetryInfo.
+  int limited = 0;
+  for (int i = 0; i < 4; ++i) {
+    auto r = Call("POST", "/v1/commcells/cs1/backups", R"({"backupType": "BACKUP_TYPE_FULL"})",
+                  {{"Idempotency-Key", "burst-" + std::to_string(i)}});
+    if (r.status == 429) {
+      ++limited;
+      EXPECT_EQ(ReasonOf(r), "RATE_LIMITED") << r.body;
+      ASSERT_TRUE(r.headers.count("retry-after")) << r.body;
+      EXPECT_GE(std::stoi(r.headers.at("retry-after")), 1);
+    }
+  }
+  EXPECT_EQ(limited, 1);
+
+  // No token reaches an answer or the log.
+  for (const Case& c : cases) {
+    auto r = Call(c.method, c.target, c.body, {}, c.token);
+    EXPECT_EQ(r.body.find(kOperatorToken), std::string::npos);
+    EXPECT_EQ(r.body.find(kViewerToken), std::string::npos);
+  }
+  const std::string log = ReadAll(log_path_);
+  EXPECT_EQ(log.find(kOperatorToken), std::string::npos);
+  EXPECT_EQ(log.find(kViewerToken), std::string::npos);
+}
+
+TEST_F(HttpTest, ManyConcurrentTriggersWithOneIdempotencyKeyPostOnce) {
+  ASSERT_NO_FATAL_FAILURE(Start("auth: {mode: insecure}\n"));
+  constexpr int kThreads = 100;
+  constexpr int kPerThread = 10;  // 1,000 triggers
+  const std::string url = drgate_->http_url();
+  std::atomic<int> ok{0};
+  std::set<std::string> ids;
+  std::mutex mu;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      HttpClient client(url);
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r =
+            client.Call("POST", "/v1/commcells/cs1/backups",
+                        R"({"backupType": "BACKUP_TYPE_FULL"})", {{"Idempotency-Key", "one-key"}});
+        if (r.status != 200) continue;
+        ++ok;
+        std::lock_guard lock(mu);
+        ids.insert(json::parse(r.body).at("job").at("jobId").get<std::string>());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(sim_->admin().Json("GET", "/_sim/stats").at("drbackup_posts"), 1);
+}
+
+}  // namespace
+}  // namespace drgate::testing

@@ -1,0 +1,150 @@
+// The HTTP routes read from drgate.proto's google.api.http annotations, and how an HTTP
+// request's path, query and body become the request message.
+
+#include "plugin/http_routes.h"
+
+#include <gtest/gtest.h>
+
+#include "drgate/v1/drgate.pb.h"
+
+namespace drgate::plugin {
+namespace {
+
+std::vector<Route> Routes() {
+  auto routes =
+      RoutesOf(*v1::GetJobRequest::descriptor()->file()->FindServiceByName("DrBackupService"));
+  EXPECT_TRUE(routes.ok()) << routes.status().ToString();
+  return routes.ok() ? *routes : std::vector<Route>{};
+}
+
+TEST(HttpRoutesTest, EveryMethodHasTheRoutesOfTheContract) {
+  std::vector<std::string> seen;
+  for (const Route& r : Routes()) {
+    seen.push_back(r.http_method + " " + r.path.text() + " " + r.body + " -> " + r.method->name());
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{
+                      "POST /v1/commcells/{commcell}/backups * -> TriggerBackup",
+                      "GET /v1/commcells/{commcell}/jobs/{job_id}  -> GetJob",
+                      "GET /v1/jobs  -> ListJobs",
+                      "GET /v1/commcells/{commcell}/jobs  -> ListJobs",
+                      "GET /v1/commcells/{commcell}/jobs/{job_id}:watch  -> WatchJob",
+                      "POST /v1/commcells/{commcell}/jobs/{job_id}:cancel * -> CancelJob",
+                      "POST /v1/commcells/{commcell}/backups:ensureRecent * -> EnsureRecentBackup",
+                      "GET /v1/commcells  -> ListCommCells",
+                  }));
+}
+
+TEST(HttpRoutesTest, PathsFindTheirMethodAndVariables) {
+  const auto routes = Routes();
+  std::map<std::string, std::string> vars;
+  bool other_method = false;
+  const Route* r = FindRoute(routes, "GET", "/v1/commcells/prod/jobs/2141", vars);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->method->name(), "GetJob");
+  EXPECT_EQ(vars, (std::map<std::string, std::string>{{"commcell", "prod"}, {"job_id", "2141"}}));
+
+  r = FindRoute(routes, "GET", "/v1/commcells/prod/jobs/2141:watch", vars);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->method->name(), "WatchJob");
+  EXPECT_EQ(vars.at("job_id"), "2141");
+
+  r = FindRoute(routes, "POST", "/v1/commcells/dr%2Dsite/backups:ensureRecent", vars);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->method->name(), "EnsureRecentBackup");
+  EXPECT_EQ(vars.at("commcell"), "dr-site");
+
+  r = FindRoute(routes, "GET", "/v1/commcells/prod/jobs", vars);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->method->name(), "ListJobs");
+  EXPECT_EQ(vars.at("commcell"), "prod");
+
+  // A known path with another method is a 405; unknown paths and verbs are 404s.
+  EXPECT_EQ(FindRoute(routes, "DELETE", "/v1/commcells/prod/jobs/1", vars, &other_method), nullptr);
+  EXPECT_TRUE(other_method);
+  EXPECT_EQ(FindRoute(routes, "GET", "/v1/commcells/prod/jobs/1:explode", vars, &other_method),
+            nullptr);
+  EXPECT_FALSE(other_method);
+  EXPECT_EQ(FindRoute(routes, "GET", "/v1/commcells//jobs/1", vars), nullptr);
+  EXPECT_EQ(FindRoute(routes, "GET", "/v1/commcells/prod/jobs/%zz", vars), nullptr);
+  EXPECT_EQ(FindRoute(routes, "GET", "v1/jobs", vars), nullptr);
+}
+
+TEST(HttpRoutesTest, QueryParametersFillTheRequest) {
+  const auto routes = Routes();
+  std::map<std::string, std::string> vars;
+  const Route* r = FindRoute(routes, "GET", "/v1/commcells/prod/jobs", vars);
+  ASSERT_NE(r, nullptr);
+  v1::ListJobsRequest request;
+  ASSERT_TRUE(FillRequest(*r, vars,
+                          "state=JOB_STATE_FAILED&pageSize=10&page_token=abc%3D&createdAfter="
+                          "2026-12-01T00:00:00Z",
+                          "", request)
+                  .ok());
+  EXPECT_EQ(request.commcell(), "prod");
+  EXPECT_EQ(request.state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(request.page_size(), 10);
+  EXPECT_EQ(request.page_token(), "abc=");
+  EXPECT_EQ(request.created_after().seconds(), 1796083200);
+}
+
+TEST(HttpRoutesTest, BadQueriesAreRefusedNamingTheField) {
+  const auto routes = Routes();
+  std::map<std::string, std::string> vars;
+  const Route* r = FindRoute(routes, "GET", "/v1/jobs", vars);
+  ASSERT_NE(r, nullptr);
+  for (const auto& [query, names] :
+       std::vector<std::pair<std::string, std::string>>{{"colour=red", "colour"},
+                                                        {"pageSize=ten", "page_size"},
+                                                        {"pageSize=1&pageSize=2", "pageSize"},
+                                                        {"state=JOB_STATE_SLEEPING", "state"},
+                                                        {"createdAfter=yesterday", "createdAfter"},
+                                                        {"pageToken=%G1", "percent"}}) {
+    v1::ListJobsRequest request;
+    Status s = FillRequest(*r, vars, query, "", request);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << query;
+    EXPECT_NE(s.message().find(names), std::string::npos) << query << ": " << s.message();
+  }
+}
+
+TEST(HttpRoutesTest, BodiesFillTheRequestAndThePathMustAgree) {
+  const auto routes = Routes();
+  std::map<std::string, std::string> vars;
+  const Route* r = FindRoute(routes, "POST", "/v1/commcells/prod/backups", vars);
+  ASSERT_NE(r, nullptr);
+  v1::TriggerBackupRequest request;
+  ASSERT_TRUE(
+      FillRequest(*r, vars, "", R"({"backupType": "BACKUP_TYPE_FULL", "requestId": "k1"})", request)
+          .ok());
+  EXPECT_EQ(request.commcell(), "prod");
+  EXPECT_EQ(request.backup_type(), v1::BACKUP_TYPE_FULL);
+  EXPECT_EQ(request.request_id(), "k1");
+
+  v1::TriggerBackupRequest empty;
+  EXPECT_TRUE(FillRequest(*r, vars, "", "", empty).ok());  // no body: {}
+  EXPECT_EQ(empty.commcell(), "prod");
+
+  for (const auto& [body, names] :
+       std::vector<std::pair<std::string, std::string>>{{R"({"colour": "red"})", "colour"},
+                                                        {R"({"backupType": 7.5})", "backup_type"},
+                                                        {R"({"backupType": )", "body"},
+                                                        {R"({"commcell": "other"})", "commcell"}}) {
+    v1::TriggerBackupRequest bad;
+    Status s = FillRequest(*r, vars, "", body, bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_NE(s.message().find(names), std::string::npos) << body << ": " << s.message();
+  }
+  v1::TriggerBackupRequest queried;
+  EXPECT_EQ(FillRequest(*r, vars, "requestId=k1", "", queried).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(HttpRoutesTest, TemplatesOutsideTheSubsetAreRefused) {
+  for (const char* bad :
+       {"v1/jobs", "/v1/{a.b}", "/v1/**", "/v1//x", "/v1/{x}/{x}", "/v1/x:", "/v1/{unclosed"}) {
+    EXPECT_FALSE(PathTemplate::Parse(bad).ok()) << bad;
+  }
+  EXPECT_TRUE(PathTemplate::Parse("/v1/commcells/{commcell}:do").ok());
+}
+
+}  // namespace
+}  // namespace drgate::plugin
