@@ -290,19 +290,27 @@ class GatewayHandle final : public HttpGateway {
 }  // namespace
 
 std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view text) {
+  // gRPC's TimeoutValue: 1-8 digits, then the unit.
   if (text.size() < 2 || text.size() > 9) return std::nullopt;
   int64_t n = 0;
   for (char c : text.substr(0, text.size() - 1)) {
     if (c < '0' || c > '9') return std::nullopt;
     n = n * 10 + (c - '0');
   }
+  // 99999999H does not fit in int64 nanoseconds: longer timeouts are cut to kMaxGrpcTimeout
+  // (compared in the unit given, before any conversion can overflow).
+  auto capped = [](auto d) -> std::chrono::nanoseconds {
+    using D = decltype(d);
+    if (d >= std::chrono::duration_cast<D>(kMaxGrpcTimeout)) return kMaxGrpcTimeout;
+    return d;
+  };
   switch (text.back()) {
-    case 'H': return std::chrono::hours(n);
-    case 'M': return std::chrono::minutes(n);
-    case 'S': return std::chrono::seconds(n);
-    case 'm': return std::chrono::milliseconds(n);
-    case 'u': return std::chrono::microseconds(n);
-    case 'n': return std::chrono::nanoseconds(n);
+    case 'H': return capped(std::chrono::hours(n));
+    case 'M': return capped(std::chrono::minutes(n));
+    case 'S': return capped(std::chrono::seconds(n));
+    case 'm': return capped(std::chrono::milliseconds(n));
+    case 'u': return capped(std::chrono::microseconds(n));
+    case 'n': return capped(std::chrono::nanoseconds(n));
     default: return std::nullopt;
   }
 }

@@ -18,7 +18,9 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <grpcpp/grpcpp.h>
 
@@ -49,7 +51,11 @@ class HttpGateway {
   virtual void Stop() = 0;
 };
 
-// gRPC's timeout header format: digits and a unit (H, M, S, m, u, n); nullopt otherwise.
+// The longest deadline a grpc-timeout header sets; longer ones are cut to it.
+inline constexpr std::chrono::nanoseconds kMaxGrpcTimeout = std::chrono::hours(24 * 365);
+
+// gRPC's timeout header format: 1-8 digits and a unit (H, M, S, m, u, n), at most
+// kMaxGrpcTimeout; nullopt otherwise.
 std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view text);
 
 }  // namespace drgate::plugin

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "plugin/http_gateway.h"
 #include "plugin/status_mapping.h"
 
 namespace drgate::plugin {
@@ -57,6 +58,20 @@ TEST(HttpErrorsTest, RetryInfoBecomesRetryAfterInWholeSeconds) {
 TEST(HttpErrorsTest, AStatusWithoutDetailsStillHasABody) {
   const grpc::Status status(grpc::StatusCode::UNAVAILABLE, "connection refused");
   EXPECT_EQ(ErrorBody(status), R"({"code":14,"message":"connection refused"})");
+}
+
+TEST(HttpGatewayTest, GrpcTimeoutsAreReadAndHugeOnesCapped) {
+  using namespace std::chrono;
+  EXPECT_EQ(ParseGrpcTimeout("30S"), nanoseconds(seconds(30)));
+  EXPECT_EQ(ParseGrpcTimeout("500m"), nanoseconds(milliseconds(500)));
+  EXPECT_EQ(ParseGrpcTimeout("2H"), nanoseconds(hours(2)));
+  // The largest values the format allows would overflow int64 nanoseconds: capped.
+  EXPECT_EQ(ParseGrpcTimeout("99999999H"), kMaxGrpcTimeout);
+  EXPECT_EQ(ParseGrpcTimeout("99999999M"), kMaxGrpcTimeout);
+  EXPECT_EQ(ParseGrpcTimeout("99999999n"), nanoseconds(99999999));
+  for (const char* bad : {"", "S", "30", "30s", "-1S", "123456789S", "1.5S", "30 S"}) {
+    EXPECT_EQ(ParseGrpcTimeout(bad), std::nullopt) << bad;
+  }
 }
 
 }  // namespace
