@@ -265,9 +265,8 @@ void SessionClient::KillJob(const std::string& job_id, std::function<void(Status
 
 void SessionClient::Call(CommServEndpoint endpoint, HttpRequest request, Budget budget, int attempt,
                          ResponseCallback done) {
-  // Closures that wait in waiters_ hold the client weakly: a strong hold there would make the
-  // client own itself, and leak it when the login they wait for is abandoned at shutdown (the
-  // login's own callback keeps the client alive while it can still run).
+  // The closure that waits for a token holds the client weakly: waiting in a refresh must not
+  // keep the client alive by itself (the refresh's own request does while it can still answer).
   WithToken([weak = weak_from_this(), endpoint, request = std::move(request), budget, attempt,
              done = std::move(done)](StatusOr<std::string> token) mutable {
     const std::shared_ptr<SessionClient> self = weak.lock();
@@ -326,6 +325,7 @@ void SessionClient::WithToken(TokenCallback done) {
 }
 
 void SessionClient::Refresh(const std::string& stale, bool renew, TokenCallback done) {
+  std::shared_ptr<PendingRefresh> refresh;
   {
     std::unique_lock lock(mu_);
     if (!token_.empty() && token_ != stale) {
@@ -335,13 +335,17 @@ void SessionClient::Refresh(const std::string& stale, bool renew, TokenCallback 
       done(std::move(fresh));
       return;
     }
-    waiters_.push_back(std::move(done));
-    if (refreshing_) return;
-    refreshing_ = true;
+    if (auto under_way = refresh_.lock()) {
+      under_way->waiters.push_back(std::move(done));
+      return;
+    }
+    refresh = std::make_shared<PendingRefresh>();
+    refresh->waiters.push_back(std::move(done));
+    refresh_ = refresh;
   }
   if (!renew || stale.empty()) {
-    Login([self = shared_from_this()](StatusOr<std::string> t) {
-      self->FinishRefresh(std::move(t));
+    Login([self = shared_from_this(), refresh](StatusOr<std::string> t) {
+      self->FinishRefresh(refresh, std::move(t));
     });
     return;
   }
@@ -352,19 +356,21 @@ void SessionClient::Refresh(const std::string& stale, bool renew, TokenCallback 
   http.headers["Content-Type"] = "application/json";
   http.body = EncodeRenewRequest(stale, options_.device_id);
   Send(CommServEndpoint::kRenew, std::move(http), MakeBudget(std::nullopt),
-       [self = shared_from_this()](StatusOr<HttpResponse> response) {
+       [self = shared_from_this(), refresh](StatusOr<HttpResponse> response) {
          StatusOr<std::string> token = response.ok() ? DecodeRenewResponse(*response)
                                                      : StatusOr<std::string>(response.status());
          if (token.ok()) {
-           self->FinishRefresh(NormalizeToken(*token));
+           self->FinishRefresh(refresh, NormalizeToken(*token));
            return;
          }
          if (token.status().code() == StatusCode::kUnavailable) {
-           self->FinishRefresh(token.status().WithContext("renew session token"));
+           self->FinishRefresh(refresh, token.status().WithContext("renew session token"));
            return;
          }
          // Renewal refused: fall back to a new login.
-         self->Login([self](StatusOr<std::string> t) { self->FinishRefresh(std::move(t)); });
+         self->Login([self, refresh](StatusOr<std::string> t) {
+           self->FinishRefresh(refresh, std::move(t));
+         });
        });
 }
 
@@ -415,13 +421,14 @@ void SessionClient::Login(TokenCallback done) {
        });
 }
 
-void SessionClient::FinishRefresh(StatusOr<std::string> token) {
+void SessionClient::FinishRefresh(const std::shared_ptr<PendingRefresh>& refresh,
+                                  StatusOr<std::string> token) {
   std::vector<TokenCallback> waiters;
   {
     std::lock_guard lock(mu_);
     if (token.ok()) token_ = *token;
-    refreshing_ = false;
-    waiters.swap(waiters_);
+    if (refresh_.lock() == refresh) refresh_.reset();
+    waiters.swap(refresh->waiters);
   }
   for (auto& w : waiters) w(token);
 }

@@ -125,7 +125,13 @@ class SessionClient final : public CommServClient,
   // Replaces `stale` (if still current) by a renewed token, or a new login when renewal fails.
   void Refresh(const std::string& stale, bool renew, TokenCallback done);
   void Login(TokenCallback done);
-  void FinishRefresh(StatusOr<std::string> token);
+  // The calls waiting for one token refresh. It is owned by the refresh's own request (its
+  // callback), not by the client: the waiting callbacks may hold the client, and a refresh
+  // abandoned at shutdown must take them with it instead of making the client own itself.
+  struct PendingRefresh {
+    std::vector<TokenCallback> waiters;  // guarded by the client's mu_
+  };
+  void FinishRefresh(const std::shared_ptr<PendingRefresh>& refresh, StatusOr<std::string> token);
   // One HTTP request through the breaker, retried per the retry policy within `budget`.
   void Send(CommServEndpoint endpoint, HttpRequest request, Budget budget, ResponseCallback done);
   void Attempt(CommServEndpoint endpoint, HttpRequest request, Budget budget, int attempt,
@@ -144,10 +150,9 @@ class SessionClient final : public CommServClient,
   std::atomic<std::size_t> pending_{0};  // calls in progress (Authenticated)
 
   mutable std::mutex mu_;
-  std::string token_;                   // guarded by mu_; empty when none
-  bool refreshing_ = false;             // guarded by mu_
-  std::vector<TokenCallback> waiters_;  // guarded by mu_: calls waiting for the refresh
-  Reachability reachability_;           // guarded by mu_
+  std::string token_;                      // guarded by mu_; empty when none
+  std::weak_ptr<PendingRefresh> refresh_;  // guarded by mu_: the refresh under way, if any
+  Reachability reachability_;              // guarded by mu_
 };
 
 }  // namespace drgate::commserv

@@ -188,6 +188,43 @@ TEST_F(SessionTest, ConcurrentCallsShareOneLogin) {
   EXPECT_EQ(cs_.logins, 1);
 }
 
+// A transport whose requests are never answered: their callbacks wait in `held`, as they wait in
+// the io_context of a drgate stopped before the CommServe answered.
+class UnansweredTransport final : public HttpTransport {
+ public:
+  explicit UnansweredTransport(std::vector<Callback>& held) : held_(held) {}
+  void Send(HttpRequest, Callback done) override { held_.push_back(std::move(done)); }
+
+ private:
+  std::vector<Callback>& held_;
+};
+
+TEST_F(SessionTest, CallsWaitingForALoginAbandonedAtShutdownDoNotKeepTheClientAlive) {
+  std::vector<HttpTransport::Callback> held;
+  SessionOptions o;
+  o.commcell = "cs1";
+  o.endpoint = *ParseEndpoint("https://cs1.example.com/commandcenter/api");
+  o.device_id = "drgate-cs1";
+  o.username = "admin";
+  o.password = Secret{"pw"};
+  auto client = SessionClient::Create(std::move(o), std::make_unique<UnansweredTransport>(held),
+                                      metrics_, clock_, scheduler_);
+  bool answered = false;
+  // Callers hold the client in their callbacks (the orchestrator holds the CommCell, which holds
+  // it): waiting for the login must not make that a cycle.
+  client->TriggerDrBackup(DrBackupRequest{}, [&answered, holder = client](
+                                                 StatusOr<DrBackupResult>) { answered = true; });
+  client->ListDrJobs(std::chrono::hours(1),
+                     [&answered](StatusOr<std::vector<JobSummary>>) { answered = true; });
+  ASSERT_EQ(held.size(), 1u);  // one login, two calls waiting for its token
+  std::weak_ptr<SessionClient> weak = client;
+  client.reset();
+  EXPECT_FALSE(weak.expired());  // the login under way holds it
+  held.clear();                  // shutdown: the login is dropped unanswered
+  EXPECT_TRUE(weak.expired());
+  EXPECT_FALSE(answered);
+}
+
 TEST_F(SessionTest, XmlFormatSendsXml) {
   SessionOptions o;
   o.username = "admin";
