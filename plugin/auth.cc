@@ -282,6 +282,16 @@ void RefusalAudit::Refused(Method method, std::string_view commcell, const std::
   sink_(AuditMessage(method == Method::kCancelJob ? "cancel" : "trigger", fields));
 }
 
+std::optional<ForwardedCaller> Gate::Forwarded(const grpc::CallbackServerContext& context) const {
+  if (gateway == nullptr) return std::nullopt;
+  return gateway->Verify(context.client_metadata());
+}
+
+std::string Gate::PeerOf(const grpc::CallbackServerContext& context) const {
+  if (auto forwarded = Forwarded(context)) return forwarded->peer;
+  return context.peer();
+}
+
 Status Gate::Admit(const grpc::CallbackServerContext& context, Method method,
                    std::string_view commcell, Principal* principal) const {
   std::optional<std::string_view> authorization;
@@ -289,7 +299,11 @@ Status Gate::Admit(const grpc::CallbackServerContext& context, Method method,
   if (auto it = md.find("authorization"); it != md.end()) {
     authorization = std::string_view(it->second.data(), it->second.size());
   }
-  auto p = authenticator->Authenticate(authorization, VerifiedCertificateIdentity(context));
+  // A gateway call's own TLS is in-process (none): the HTTP client's verified certificate is the
+  // one the gateway forwarded.
+  const std::optional<ForwardedCaller> forwarded = Forwarded(context);
+  auto p = authenticator->Authenticate(
+      authorization, forwarded ? forwarded->certificate : VerifiedCertificateIdentity(context));
   if (!p.ok()) return p.status();
   if (Status s = Authenticator::Authorize(*p, method, commcell); !s.ok()) return s;
   if (IsWriteMethod(method) && limiter != nullptr) {

@@ -23,6 +23,7 @@
 
 #include "core/common/clock.h"
 #include "core/common/status.h"
+#include "plugin/gateway_mark.h"
 #include "plugin/server_config.h"
 
 namespace drgate::plugin {
@@ -160,6 +161,13 @@ class RefusalAudit {
 struct Gate {
   std::shared_ptr<const Authenticator> authenticator;
   std::shared_ptr<RateLimiter> limiter;
+  // Believes the HTTP gateway's forwarded client certificate and address; null: no gateway.
+  std::shared_ptr<const GatewayMark> gateway;
+
+  // What the HTTP gateway forwarded for this call; nullopt for a gRPC caller.
+  std::optional<ForwardedCaller> Forwarded(const grpc::CallbackServerContext& context) const;
+  // The caller's address: the HTTP client's for a gateway call, else gRPC's peer.
+  std::string PeerOf(const grpc::CallbackServerContext& context) const;
 
   // Authenticates the call from its metadata, authorises `method` on `commcell`, and for write
   // methods takes a rate-limit token. On success fills `principal`.

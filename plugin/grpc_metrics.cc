@@ -52,12 +52,16 @@ const prometheus::Histogram::BucketBoundaries kBuckets = {
 class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(GrpcServerMetrics& metrics, grpc::experimental::ServerRpcInfo* info)
-      : metrics_(metrics), info_(info), start_(std::chrono::steady_clock::now()) {
-    metrics_.Started(info_->method(), info_->type());
-  }
+      : metrics_(metrics), info_(info), start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      // The HTTP gateway's calls are counted as HTTP requests (drgate_http_*), not here.
+      const GatewayMark* mark = metrics_.gateway_mark();
+      counted_ = mark == nullptr || !mark->Verify(*methods->GetRecvInitialMetadata());
+      if (counted_) metrics_.Started(info_->method(), info_->type());
+    }
+    if (counted_ && methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
       metrics_.Handled(info_->method(), info_->type(), methods->GetSendStatus().error_code(),
@@ -70,6 +74,7 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
   GrpcServerMetrics& metrics_;
   grpc::experimental::ServerRpcInfo* info_;
   std::chrono::steady_clock::time_point start_;
+  bool counted_ = false;
 };
 
 class Factory final : public grpc::experimental::ServerInterceptorFactoryInterface {
@@ -105,8 +110,10 @@ std::vector<GrpcServerMetrics::Method> ServedMethods() {
 }
 
 GrpcServerMetrics::GrpcServerMetrics(prometheus::Registry& registry,
-                                     const std::vector<Method>& methods)
+                                     const std::vector<Method>& methods,
+                                     std::shared_ptr<const GatewayMark> gateway_mark)
     : methods_(methods),
+      gateway_mark_(std::move(gateway_mark)),
       started_(prometheus::BuildCounter()
                    .Name("grpc_server_started_total")
                    .Help("RPCs started on the server.")

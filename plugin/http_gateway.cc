@@ -8,7 +8,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -53,10 +55,109 @@ struct Call {
   const google::protobuf::MethodDescriptor* method = nullptr;
 };
 
+std::string BytesOf(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (buffer.Dump(&slices).ok()) {
+    for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return bytes;
+}
+
+// The proto3 JSON of a serialized `type` message; nullopt when the bytes do not parse.
+std::optional<std::string> JsonOf(const google::protobuf::Descriptor* type,
+                                  const std::string& bytes) {
+  std::unique_ptr<google::protobuf::Message> message(
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(type)->New());
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  if (!message->ParseFromString(bytes) ||
+      !google::protobuf::util::MessageToJsonString(*message, &json, options).ok()) {
+    return std::nullopt;
+  }
+  return json;
+}
+
+// One server-streaming gRPC call (WatchJob) on behalf of an HTTP request. Its messages reach the
+// connection one at a time: the next is read only once the last one is written, so a slow HTTP
+// client slows the stream instead of filling memory. The call owns itself until gRPC's OnDone;
+// it holds its connection weakly (the connection's own reads and writes keep it alive).
+class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                         public std::enable_shared_from_this<StreamCall> {
+ public:
+  // Handed over with each message: once destroyed, the next message is read. Destroyed without
+  // Written() (the message could not be delivered), it cancels the call first.
+  class Next {
+   public:
+    explicit Next(std::shared_ptr<StreamCall> call) : call_(std::move(call)) {}
+    ~Next() {
+      if (!written_) call_->context.TryCancel();
+      call_->StartRead(&call_->response_);
+    }
+    Next(const Next&) = delete;
+    Next& operator=(const Next&) = delete;
+    void Written() { written_ = true; }
+
+   private:
+    std::shared_ptr<StreamCall> call_;
+    bool written_ = false;
+  };
+  using MessageHandler = std::function<void(std::string bytes, std::shared_ptr<Next> next)>;
+  using DoneHandler = std::function<void(grpc::Status status)>;
+
+  // `on_message` and `on_done` run on the gRPC thread that got the event; they must hand the
+  // work over (to the connection's strand) and return. `on_done` runs once, last.
+  StreamCall(MessageHandler on_message, DoneHandler on_done)
+      : on_message_(std::move(on_message)), on_done_(std::move(on_done)) {}
+
+  void Start(grpc::GenericStub& stub, const std::string& method, const std::string& request) {
+    self_ = shared_from_this();
+    grpc::Slice slice(request);
+    request_ = grpc::ByteBuffer(&slice, 1);
+    stub.PrepareBidiStreamingCall(&context, method, grpc::StubOptions(), this);
+    StartWriteLast(&request_, grpc::WriteOptions());
+    AddHold();  // released when the reads end: OnDone waits for the last message's Next
+    StartRead(&response_);
+    StartCall();
+  }
+
+  grpc::ClientContext context;
+
+ private:
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      RemoveHold();
+      return;
+    }
+    on_message_(BytesOf(response_), std::make_shared<Next>(self_));
+  }
+  void OnDone(const grpc::Status& status) override {
+    on_done_(status);
+    on_message_ = nullptr;
+    on_done_ = nullptr;
+    self_.reset();  // may delete this: the last thing done here
+  }
+
+  MessageHandler on_message_;
+  DoneHandler on_done_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  std::shared_ptr<StreamCall> self_;  // from Start until OnDone
+};
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)), slot_(shared_) {}
+      : stream_(std::move(socket)), shared_(std::move(shared)), slot_(shared_) {
+    beast::error_code ec;
+    const tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+    if (!ec) {
+      peer_ = remote.address().is_v6() ? "ipv6:[" + remote.address().to_string() + "]:"
+                                       : "ipv4:" + remote.address().to_string() + ":";
+      peer_ += std::to_string(remote.port());
+    }
+  }
 
   void Start() { Read(); }
 
@@ -85,6 +186,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Handle() {
     // No read deadline while the call runs: the call's own deadline bounds it.
     stream_.expires_never();
+    started_ = std::chrono::steady_clock::now();
+    route_label_ = "none";
     const std::string target(req_.target());
     const std::size_t q = target.find('?');
     const std::string path = target.substr(0, q);
@@ -101,10 +204,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       return Refuse(404, grpc::Status(grpc::StatusCode::NOT_FOUND, "no route for " + path));
     }
-    if (route->method->server_streaming()) {
-      return Refuse(501, grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                                      route->method->name() + " over HTTP is not served yet"));
-    }
+    route_label_ = RouteLabel(*route);
     std::unique_ptr<google::protobuf::Message> request(
         google::protobuf::MessageFactory::generated_factory()
             ->GetPrototype(route->method->input_type())
@@ -127,27 +227,29 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
 
-    auto call = std::make_shared<Call>();
-    call->method = route->method;
-    std::string bytes;
-    request->SerializeToString(&bytes);
-    grpc::Slice slice(bytes);
-    call->request = grpc::ByteBuffer(&slice, 1);
-    if (auto auth = req_.find(http::field::authorization); auth != req_.end()) {
-      call->context.AddMetadata("authorization", std::string(auth->value()));
-    }
-    std::chrono::nanoseconds deadline = shared_->options.default_deadline;
+    // The deadline: grpc-timeout, else default_deadline; a watch has none unless given (it lasts
+    // until the job ends or the client hangs up).
+    std::optional<std::chrono::nanoseconds> timeout;
+    if (!route->method->server_streaming()) timeout = shared_->options.default_deadline;
     if (auto t = req_.find("grpc-timeout"); t != req_.end()) {
-      auto parsed = ParseGrpcTimeout(std::string(t->value()));
-      if (!parsed) {
+      timeout = ParseGrpcTimeout(std::string(t->value()));
+      if (!timeout) {
         return Refuse(400, ToGrpcStatus(InvalidArgument(
                                "grpc-timeout: must be digits and a unit (H, M, S, m, u, n)")));
       }
-      deadline = *parsed;
     }
-    call->context.set_deadline(std::chrono::system_clock::now() + deadline);
+    std::string bytes;
+    request->SerializeToString(&bytes);
     const std::string name =
         "/" + route->method->service()->full_name() + "/" + route->method->name();
+    if (route->method->server_streaming()) {
+      return StartStream(*route, name, bytes, timeout);
+    }
+    auto call = std::make_shared<Call>();
+    call->method = route->method;
+    grpc::Slice slice(bytes);
+    call->request = grpc::ByteBuffer(&slice, 1);
+    Prepare(call->context, timeout);
     shared_->stub->UnaryCall(&call->context, name, grpc::StubOptions(), &call->request,
                              &call->response,
                              [self = shared_from_this(), call](grpc::Status status) {
@@ -157,25 +259,123 @@ class Connection : public std::enable_shared_from_this<Connection> {
                              });
   }
 
+  // What every call carries from the HTTP request: the caller's credentials and the deadline.
+  void Prepare(grpc::ClientContext& context, std::optional<std::chrono::nanoseconds> timeout) {
+    if (auto auth = req_.find(http::field::authorization); auth != req_.end()) {
+      context.AddMetadata("authorization", std::string(auth->value()));
+    }
+    shared_->options.mark->Apply(context, ForwardedCaller{peer_, certificate_});
+    if (timeout) context.set_deadline(std::chrono::system_clock::now() + *timeout);
+  }
+
+  // A server-streaming method as chunked newline-delimited JSON: {"result": <message>} per
+  // message, {"error": <google.rpc.Status>} when the stream fails after its first message (before
+  // it, the error is an ordinary error answer). The connection closes after the stream; the
+  // client closing it cancels the call.
+  void StartStream(const Route& route, const std::string& name, const std::string& request,
+                   std::optional<std::chrono::nanoseconds> timeout) {
+    const google::protobuf::Descriptor* type = route.method->output_type();
+    std::weak_ptr<Connection> weak = weak_from_this();
+    auto executor = stream_.get_executor();
+    stream_call_ = std::make_shared<StreamCall>(
+        [weak, executor, type](std::string bytes, std::shared_ptr<StreamCall::Next> next) {
+          if (auto self = weak.lock()) {
+            asio::post(executor, [self, type, bytes = std::move(bytes), next = std::move(next)] {
+              self->StreamMessage(type, bytes, next);
+            });
+          }  // else `next` goes unwritten: the call is cancelled
+        },
+        [weak, executor](grpc::Status status) {
+          if (auto self = weak.lock()) {
+            asio::post(executor, [self, status] { self->StreamDone(status); });
+          }
+        });
+    Prepare(stream_call_->context, timeout);
+    WatchForHangUp();
+    stream_call_->Start(*shared_->stub, name, request);
+  }
+
+  // While a stream runs, the only thing a client sends is its hang-up (or bytes that are
+  // ignored: the connection closes after the stream). A failed read, a hang-up or a write that
+  // timed out, cancels the call.
+  void WatchForHangUp() {
+    stream_.async_read_some(asio::buffer(hang_up_probe_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (!ec) return self->WatchForHangUp();
+                              if (self->stream_ended_) return;  // Close() after the end
+                              self->client_gone_ = true;
+                              // nginx's "client closed request"
+                              self->Count(499, /*observe=*/false);
+                              if (self->stream_call_) self->stream_call_->context.TryCancel();
+                            });
+  }
+
+  void StreamMessage(const google::protobuf::Descriptor* type, const std::string& bytes,
+                     std::shared_ptr<StreamCall::Next> next) {
+    if (client_gone_) return;  // `next` unwritten: cancelled
+    std::optional<std::string> json = JsonOf(type, bytes);
+    if (!json) return;
+    std::string frame = "{\"result\":" + *json + "}\n";
+    if (!head_sent_) {
+      head_sent_ = true;
+      head_ = {};
+      head_.version(req_.version() == 0 ? 11 : req_.version());
+      head_.result(http::status::ok);
+      head_.set(http::field::server, "drgate");
+      head_.set(http::field::content_type, "application/x-ndjson");
+      head_.keep_alive(false);
+      head_.chunked(true);
+      head_serializer_.emplace(head_);
+      stream_.expires_after(shared_->options.request_timeout);
+      http::async_write_header(stream_, *head_serializer_,
+                               [self = shared_from_this(), frame = std::move(frame),
+                                next = std::move(next)](beast::error_code ec, std::size_t) mutable {
+                                 if (ec) return;  // `next` unwritten: cancelled
+                                 self->WriteChunk(std::move(frame), std::move(next));
+                               });
+      return;
+    }
+    WriteChunk(std::move(frame), std::move(next));
+  }
+
+  void WriteChunk(std::string frame, std::shared_ptr<StreamCall::Next> next) {
+    chunk_ = std::move(frame);
+    stream_.expires_after(shared_->options.request_timeout);
+    asio::async_write(
+        stream_, http::make_chunk(asio::buffer(chunk_)),
+        [self = shared_from_this(), next = std::move(next)](beast::error_code ec, std::size_t) {
+          if (ec) return;  // `next` unwritten: cancelled
+          // Waiting for the next message may take as long as the job runs.
+          self->stream_.expires_never();
+          next->Written();
+        });
+  }
+
+  void StreamDone(const grpc::Status& status) {
+    stream_call_.reset();
+    if (client_gone_) return;  // counted when it hung up
+    stream_ended_ = true;
+    if (!head_sent_) return Refuse(HttpStatusOf(status.error_code()), status, /*close=*/true);
+    Count(200, /*observe=*/false);
+    chunk_.clear();
+    if (!status.ok()) chunk_ = "{\"error\":" + ErrorBody(status) + "}\n";
+    stream_.expires_after(shared_->options.request_timeout);
+    auto finish = [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return;
+      asio::async_write(self->stream_, http::make_chunk_last(),
+                        [self](beast::error_code, std::size_t) { self->Close(); });
+    };
+    if (chunk_.empty()) return finish({}, 0);
+    asio::async_write(stream_, http::make_chunk(asio::buffer(chunk_)), std::move(finish));
+  }
+
   void Answered(Call& call, const grpc::Status& status) {
     if (!status.ok()) return Refuse(HttpStatusOf(status.error_code()), status);
-    std::unique_ptr<google::protobuf::Message> response(
-        google::protobuf::MessageFactory::generated_factory()
-            ->GetPrototype(call.method->output_type())
-            ->New());
-    std::vector<grpc::Slice> slices;
-    std::string bytes;
-    if (call.response.Dump(&slices).ok()) {
-      for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-    std::string json;
-    google::protobuf::util::JsonPrintOptions options;
-    options.always_print_primitive_fields = true;
-    if (!response->ParseFromString(bytes) ||
-        !google::protobuf::util::MessageToJsonString(*response, &json, options).ok()) {
+    std::optional<std::string> json = JsonOf(call.method->output_type(), BytesOf(call.response));
+    if (!json) {
       return Refuse(500, grpc::Status(grpc::StatusCode::INTERNAL, "cannot encode the answer"));
     }
-    Respond(200, std::move(json), std::nullopt, /*close=*/false);
+    Respond(200, std::move(*json), std::nullopt, /*close=*/false);
   }
 
   void Refuse(int code, const grpc::Status& status, bool close = false) {
@@ -183,6 +383,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Respond(int code, std::string body, std::optional<int64_t> retry_after, bool close) {
+    Count(code, /*observe=*/route_label_ != "none");
     res_ = {};
     res_.version(req_.version() == 0 ? 11 : req_.version());
     res_.result(static_cast<unsigned>(code));
@@ -201,18 +402,40 @@ class Connection : public std::enable_shared_from_this<Connection> {
                       });
   }
 
+  void Count(int code, bool observe) {
+    if (shared_->options.metrics == nullptr) return;
+    const double seconds =
+        observe ? std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()
+                : -1;
+    shared_->options.metrics->CountHttpRequest(route_label_, code, seconds);
+  }
+
   void Close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.cancel();  // a stream's hang-up read: the connection ends now, not at the client's
   }
 
   beast::tcp_stream stream_;
   std::shared_ptr<Shared> shared_;
   ConnectionSlot slot_;
+  std::string peer_;         // the client, as gRPC names peers ("ipv4:127.0.0.1:51234")
+  std::string certificate_;  // the identity of its verified client certificate, if any
+  std::chrono::steady_clock::time_point started_;  // of the request being answered
+  std::string route_label_ = "none";               // its route, for metrics
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> req_;
   http::response<http::string_body> res_;
+  // A stream (server-streaming method) under way:
+  std::shared_ptr<StreamCall> stream_call_;
+  bool head_sent_ = false;
+  bool client_gone_ = false;
+  bool stream_ended_ = false;  // the call ended: what is left is the answer's end
+  http::response<http::empty_body> head_;
+  std::optional<http::response_serializer<http::empty_body>> head_serializer_;
+  std::string chunk_;  // the chunk being written
+  std::array<char, 512> hang_up_probe_{};
 };
 
 class GatewayImpl final : public HttpGateway, public std::enable_shared_from_this<GatewayImpl> {
@@ -320,8 +543,10 @@ StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(boost::asio::io_contex
                                                           std::shared_ptr<grpc::Channel> channel) {
   auto shared = std::make_shared<Shared>();
   shared->options = options;
-  auto routes =
-      RoutesOf(*v1::GetJobRequest::descriptor()->file()->FindServiceByName("DrBackupService"));
+  if (options.mark == nullptr) {
+    return Status(StatusCode::kInternal, "the HTTP gateway needs a GatewayMark");
+  }
+  auto routes = ServiceRoutes();
   if (!routes.ok()) return routes.status();
   shared->routes = std::move(*routes);
   shared->channel = std::move(channel);

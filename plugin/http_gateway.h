@@ -11,8 +11,9 @@
 // of the trigger calls; `grpc-timeout` (gRPC's format, e.g. "30S", "500m") sets the deadline,
 // else default_deadline applies.
 //
-// Work in progress (issue 16): unary methods over plain HTTP. Not yet: WatchJob streaming, TLS
-// and client certificates, /v1/openapi.json.
+// WatchJob answers with a stream of newline-delimited JSON ({"result": <Job>} per change,
+// {"error": <google.rpc.Status>} if it fails after its first message), without a deadline unless
+// grpc-timeout sets one; the client closing the connection ends the watch.
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
@@ -25,6 +26,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "core/common/status.h"
+#include "plugin/edge_metrics.h"
+#include "plugin/gateway_mark.h"
 
 namespace drgate::plugin {
 
@@ -36,6 +39,9 @@ struct HttpGatewayOptions {
   std::size_t max_body_bytes = 64 * 1024;
   std::chrono::milliseconds request_timeout{10000};   // to read one request
   std::chrono::milliseconds default_deadline{60000};  // of a call without grpc-timeout
+  // Proves the gateway's calls to the service (forwarded peer and certificate); required.
+  std::shared_ptr<const GatewayMark> mark;
+  EdgeMetrics* metrics = nullptr;  // drgate_http_*; optional, must outlive the gateway
 };
 
 class HttpGateway {

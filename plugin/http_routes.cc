@@ -4,6 +4,8 @@
 #include <google/api/http.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "drgate/v1/drgate.pb.h"
+
 #include <cctype>
 #include <set>
 
@@ -338,6 +340,20 @@ Status FillRequest(const Route& route, const std::map<std::string, std::string>&
     reflection.SetString(&request, field, value);
   }
   return Status::Ok();
+}
+
+StatusOr<std::vector<Route>> ServiceRoutes() {
+  // Through a message of drgate.proto, so that its descriptors are linked in.
+  const auto* service =
+      v1::GetJobRequest::descriptor()->file()->FindServiceByName("DrBackupService");
+  if (service == nullptr) {
+    return Status(StatusCode::kInternal, "drgate.v1.DrBackupService is not linked in");
+  }
+  return RoutesOf(*service);
+}
+
+std::string RouteLabel(const Route& route) {
+  return route.http_method + " " + route.path.text();
 }
 
 }  // namespace drgate::plugin

@@ -57,6 +57,12 @@ struct Route {
 // or names a field the request message lacks: a broken proto fails at startup, not per request.
 StatusOr<std::vector<Route>> RoutesOf(const google::protobuf::ServiceDescriptor& service);
 
+// The routes of drgate.v1.DrBackupService (drgate.proto).
+StatusOr<std::vector<Route>> ServiceRoutes();
+
+// "POST /v1/commcells/{commcell}/backups": a route's name in metrics and logs.
+std::string RouteLabel(const Route& route);
+
 // The route for `http_method` and `path`, and its variables; nullptr when none matches.
 // `method_allowed` is set when the path matched another method's route (a 405, not a 404).
 const Route* FindRoute(const std::vector<Route>& routes, std::string_view http_method,

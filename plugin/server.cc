@@ -37,9 +37,11 @@
 #include "core/registry/postgres_leader_election.h"
 #include "core/registry/sqlite_job_store.h"
 #include "plugin/auth.h"
+#include "plugin/edge_metrics.h"
 #include "plugin/grpc_metrics.h"
 #include "plugin/http_admin.h"
 #include "plugin/http_gateway.h"
+#include "plugin/http_routes.h"
 #include "plugin/service.h"
 #include "plugin/tls.h"
 
@@ -198,6 +200,9 @@ class ServerImpl final : public Server {
   std::shared_ptr<RateLimiter> limiter_;
   prometheus::Gauge* auth_insecure_ = nullptr;
   std::unique_ptr<GrpcServerMetrics> grpc_metrics_;
+  // Drawn once per process: proves the HTTP gateway's in-process calls (plugin/gateway_mark.h).
+  const std::shared_ptr<const GatewayMark> gateway_mark_ = std::make_shared<GatewayMark>();
+  std::unique_ptr<EdgeMetrics> edge_metrics_;
   std::unique_ptr<HttpAdmin> admin_;
   std::unique_ptr<HttpGateway> gateway_;  // http.*: null when off
   std::atomic<bool> shutting_down_{false};
@@ -309,8 +314,13 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
       }
     }
   }
-  service_ =
-      std::make_unique<DrBackupServiceImpl>(*orchestrator_, hub_, MakeGate(server_config.auth));
+  std::vector<std::string> route_labels;
+  if (auto routes = ServiceRoutes(); routes.ok()) {
+    for (const Route& r : *routes) route_labels.push_back(RouteLabel(r));
+  }
+  edge_metrics_ = std::make_unique<EdgeMetrics>(*registry_, route_labels);
+  service_ = std::make_unique<DrBackupServiceImpl>(
+      *orchestrator_, hub_, MakeGate(server_config.auth), edge_metrics_.get());
 
   auto admin = HttpAdmin::Start(io_, AdminOptionsFor(server_config.metrics),
                                 {registry_, std::make_shared<ProcessMetrics>()},
@@ -321,7 +331,7 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc_metrics_ = std::make_unique<GrpcServerMetrics>(*registry_, ServedMethods());
+  grpc_metrics_ = std::make_unique<GrpcServerMetrics>(*registry_, ServedMethods(), gateway_mark_);
   grpc::ServerBuilder builder;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(grpc_metrics_->MakeFactory());
@@ -355,6 +365,8 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
     http.listen = server_config.http->listen;
     http.default_deadline = server_config.http->default_deadline;
     http.max_body_bytes = static_cast<std::size_t>(server_config.http->max_body_bytes);
+    http.mark = gateway_mark_;
+    http.metrics = edge_metrics_.get();
     auto gateway =
         HttpGateway::Start(io_, http, grpc_server_->InProcessChannel(grpc::ChannelArguments()));
     if (!gateway.ok()) return gateway.status();
@@ -408,7 +420,7 @@ Gate ServerImpl::MakeGate(const AuthConfig& auth) {
         "gRPC port can start and cancel DR backups; set auth.mode: tokens (see README, "
         "Security)");
     limiter_.reset();
-    return Gate{Authenticator::Insecure(), nullptr};
+    return Gate{Authenticator::Insecure(), nullptr, gateway_mark_};
   }
   if (limiter_ == nullptr || !(limiter_->config() == auth.rate_limit)) {
     limiter_ = std::make_shared<RateLimiter>(auth.rate_limit, clock_);
@@ -421,7 +433,7 @@ Gate ServerImpl::MakeGate(const AuthConfig& auth) {
       "{}/min, burst {}",
       auth.tokens.size() - certificates, certificates, auth.tokens_file,
       auth.rate_limit.triggers_per_minute, auth.rate_limit.burst);
-  return Gate{Authenticator::FromTokens(auth.tokens), limiter_};
+  return Gate{Authenticator::FromTokens(auth.tokens), limiter_, gateway_mark_};
 }
 
 StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& config) {

@@ -50,13 +50,14 @@ std::string VerifiedCertificateIdentity(const grpc::CallbackServerContext& conte
   return "";
 }
 
+Gate DrBackupServiceImpl::CurrentGate() const {
+  std::lock_guard lock(gate_mu_);
+  return gate_;
+}
+
 Status DrBackupServiceImpl::Admit(const grpc::CallbackServerContext& context, Method method,
                                   std::string_view commcell, Principal* principal) const {
-  Gate gate;
-  {
-    std::lock_guard lock(gate_mu_);
-    gate = gate_;
-  }
+  const Gate gate = CurrentGate();
   refusals_.Flush();
   Status s = gate.Admit(context, method, commcell, principal);
   if (!s.ok() && IsWriteMethod(method)) {
@@ -71,7 +72,7 @@ Status DrBackupServiceImpl::Admit(const grpc::CallbackServerContext& context, Me
 Status DrBackupServiceImpl::Refused(const grpc::CallbackServerContext& context, Method method,
                                     std::string_view commcell, const std::string& caller,
                                     Status why) const {
-  refusals_.Refused(method, commcell, caller, context.peer(), why);
+  refusals_.Refused(method, commcell, caller, CurrentGate().PeerOf(context), why);
   return why;
 }
 
@@ -174,13 +175,17 @@ namespace {
 class WatchReactor final : public grpc::ServerWriteReactor<v1::Job>, public jobs::WatchSink {
  public:
   WatchReactor(jobs::Orchestrator& orchestrator, jobs::WatchHub& hub, std::string commcell,
-               std::string job_id)
-      : stream_(jobs::WatchStream::Create(
+               std::string job_id, EdgeMetrics* metrics, Protocol protocol)
+      : metrics_(metrics),
+        protocol_(protocol),
+        stream_(jobs::WatchStream::Create(
             hub, this,
             [&orchestrator, commcell = std::move(commcell),
              job_id = std::move(job_id)](std::function<void(StatusOr<Job>)> done) {
               orchestrator.GetJob(commcell, job_id, std::move(done));
-            })) {}
+            })) {
+    if (metrics_ != nullptr) metrics_->WatchOpened(protocol_);
+  }
 
   // Reads the job on the read pool; the stream writes from there. gRPC keeps what a reactor
   // starts before the method returned it, so the order does not matter.
@@ -209,9 +214,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Job>, public jobs
   }
   // After Finish: the stream calls the reactor no more (read callbacks still under way hold the
   // stream, not the reactor).
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (metrics_ != nullptr) metrics_->WatchClosed(protocol_);
+    delete this;
+  }
 
  private:
+  EdgeMetrics* const metrics_;
+  const Protocol protocol_;
   std::shared_ptr<jobs::WatchStream> stream_;
   v1::Job message_;
 };
@@ -235,7 +245,9 @@ grpc::ServerWriteReactor<v1::Job>* DrBackupServiceImpl::WatchJob(
   if (Status s = Admit(*context, Method::kWatchJob, request->commcell(), &caller); !s.ok()) {
     return new RefusedStream(ToGrpcStatus(s));
   }
-  auto* reactor = new WatchReactor(orchestrator_, hub_, request->commcell(), request->job_id());
+  const Protocol protocol = CurrentGate().Forwarded(*context) ? Protocol::kHttp : Protocol::kGrpc;
+  auto* reactor = new WatchReactor(orchestrator_, hub_, request->commcell(), request->job_id(),
+                                   edge_metrics_, protocol);
   reactor->Start();
   return reactor;
 }

@@ -19,6 +19,7 @@
 #include "core/jobs/watch_hub.h"
 #include "drgate/v1/drgate.grpc.pb.h"
 #include "plugin/auth.h"
+#include "plugin/edge_metrics.h"
 
 namespace drgate::plugin {
 
@@ -56,9 +57,15 @@ class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Respo
 // before anything else; the default Gate is insecure (no authentication, no rate limit).
 class DrBackupServiceImpl final : public v1::DrBackupService::CallbackService {
  public:
+  // `edge_metrics` (optional) counts the open WatchJob streams by protocol; it must outlive the
+  // service.
   DrBackupServiceImpl(jobs::Orchestrator& orchestrator, jobs::WatchHub& hub,
-                      Gate gate = {Authenticator::Insecure(), nullptr})
-      : orchestrator_(orchestrator), hub_(hub), gate_(std::move(gate)) {
+                      Gate gate = {Authenticator::Insecure(), nullptr},
+                      EdgeMetrics* edge_metrics = nullptr)
+      : orchestrator_(orchestrator),
+        hub_(hub),
+        edge_metrics_(edge_metrics),
+        gate_(std::move(gate)) {
     SetMessageAllocatorFor_ListJobs(&list_jobs_allocator_);
   }
 
@@ -102,8 +109,11 @@ class DrBackupServiceImpl final : public v1::DrBackupService::CallbackService {
   Status Refused(const grpc::CallbackServerContext& context, Method method,
                  std::string_view commcell, const std::string& caller, Status why) const;
 
+  Gate CurrentGate() const;
+
   jobs::Orchestrator& orchestrator_;
   jobs::WatchHub& hub_;
+  EdgeMetrics* const edge_metrics_;
   mutable std::mutex gate_mu_;
   Gate gate_;  // guarded by gate_mu_
   ArenaMessageAllocator<v1::ListJobsRequest, v1::ListJobsResponse> list_jobs_allocator_;

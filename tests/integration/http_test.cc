@@ -4,7 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/harness.h"
@@ -23,13 +28,15 @@ std::string Bearer(const std::string& token) {
 
 class HttpTest : public ::testing::Test {
  protected:
-  void Start(const std::string& auth, const std::string& tokens = "") {
-    sim_ = std::make_unique<Sim>(dir_);
+  void Start(const std::string& auth, const std::string& tokens = "",
+             std::vector<std::string> sim_args = {}) {
+    sim_ = std::make_unique<Sim>(dir_, std::move(sim_args));
     dir_.Write("password", "s3cret\n");
     if (!tokens.empty()) dir_.Write("tokens.yaml", tokens);
     std::string yaml =
         "registry: {path: state/drgate.db}\n"
-        "http: {listen: 127.0.0.1:0}\n" +
+        "http: {listen: 127.0.0.1:0}\n"
+        "tracking: {poll_interval: 200ms}\n" +
         auth + "commcells:\n" + sim_->CommCellYaml("cs1", "    request_timeout: 10s\n");
     log_path_ = dir_.File("drgate.stderr");
     try {
@@ -70,6 +77,16 @@ class HttpTest : public ::testing::Test {
     }
     return "";
   }
+  // The JSON objects of a newline-delimited stream.
+  static std::vector<json> Frames(const std::string& body) {
+    std::vector<json> out;
+    std::istringstream in(body);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) out.push_back(json::parse(line));
+    }
+    return out;
+  }
+  double Metric(const std::string& series) { return MetricValue(drgate_->Metrics(), series); }
   grpc::ClientContext* Context(grpc::ClientContext& ctx,
                                const std::string& token = kOperatorToken) {
     ctx.AddMetadata("authorization", Bearer(token));
@@ -157,9 +174,13 @@ TEST_F(HttpTest, EveryUnaryRouteAnswersWhatGrpcAnswers) {
   ASSERT_EQ(cancelled.status, 200) << cancelled.body;
   EXPECT_EQ(JsonOf(cancelled).at("jobId"), id);
 
-  // WatchJob is not served over HTTP yet: a clear 501, not a hang.
+  // WatchJob: the cancelled job's stream ends at once with its final state.
   auto watched = Call("GET", "/v1/commcells/cs1/jobs/" + id + ":watch");
-  EXPECT_EQ(watched.status, 501) << watched.body;
+  ASSERT_EQ(watched.status, 200) << watched.body;
+  EXPECT_EQ(watched.content_type, "application/x-ndjson");
+  const auto frames = Frames(watched.body);
+  ASSERT_FALSE(frames.empty()) << watched.body;
+  EXPECT_EQ(frames.back().at("result").at("jobId"), id);
 }
 
 TEST_F(HttpTest, ErrorsHaveTheHttpStatusAndReasonOfTheirGrpcCode) {
@@ -244,6 +265,88 @@ TEST_F(HttpTest, ManyConcurrentTriggersWithOneIdempotencyKeyPostOnce) {
   EXPECT_EQ(ok.load(), kThreads * kPerThread);
   EXPECT_EQ(ids.size(), 1u);
   EXPECT_EQ(sim_->admin().Json("GET", "/_sim/stats").at("drbackup_posts"), 1);
+}
+
+TEST_F(HttpTest, AWatchStreamsEachChangeAndEndsAfterTheFinalState) {
+  ASSERT_NO_FATAL_FAILURE(StartWithTokens(/*burst=*/10));
+  // (Re)started with a job that runs long enough to be seen queued or running first.
+  drgate_.reset();
+  sim_.reset();
+  ASSERT_NO_FATAL_FAILURE(Start(
+      "auth:\n  mode: tokens\n  tokens_file: tokens.yaml\n",
+      "tokens:\n  - {sha256: " + Sha256Hex(kOperatorToken) + ", identity: ci, roles: [operator]}\n",
+      {"--job-duration-ms", "1500"}));
+  for (const std::string outcome : {"Completed", "Failed"}) {
+    SCOPED_TRACE(outcome);
+    auto posted =
+        Call("POST", "/v1/commcells/cs1/backups", R"({"backupType": "BACKUP_TYPE_FULL"})");
+    ASSERT_EQ(posted.status, 200) << posted.body;
+    const std::string id = JsonOf(posted).at("job").at("jobId");
+    sim_->admin().Json("POST", "/_sim/jobs/" + id, R"({"outcome": ")" + outcome + R"("})");
+
+    auto watched = Call("GET", "/v1/commcells/cs1/jobs/" + id + ":watch");
+    ASSERT_EQ(watched.status, 200) << watched.body;
+    EXPECT_EQ(watched.content_type, "application/x-ndjson");
+    std::vector<std::string> states;
+    for (const json& frame : Frames(watched.body)) {
+      ASSERT_TRUE(frame.contains("result")) << frame.dump();
+      EXPECT_EQ(frame.at("result").at("jobId"), id);
+      const std::string state = frame.at("result").at("state");
+      if (states.empty() || states.back() != state) states.push_back(state);
+    }
+    ASSERT_GE(states.size(), 2u) << watched.body;  // a change was streamed, not only the end
+    EXPECT_EQ(states.back(), outcome == "Completed" ? "JOB_STATE_SUCCEEDED" : "JOB_STATE_FAILED");
+    EXPECT_NE(states.front(), states.back());
+  }
+  // A job drgate does not know: an ordinary error answer, not a stream.
+  auto unknown = Call("GET", "/v1/commcells/cs1/jobs/999999:watch");
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  EXPECT_EQ(ReasonOf(unknown), "JOB_NOT_FOUND");
+  // Without credentials: refused before anything is streamed.
+  auto anonymous = Call("GET", "/v1/commcells/cs1/jobs/999999:watch", "", {}, "");
+  EXPECT_EQ(anonymous.status, 401) << anonymous.body;
+
+  // Counted as HTTP requests, not as gRPC calls.
+  const std::string route = R"(route="GET /v1/commcells/{commcell}/jobs/{job_id}:watch")";
+  EXPECT_EQ(Metric("drgate_http_requests_total{code=\"200\"," + route + "}"), 2);
+  EXPECT_EQ(Metric("drgate_http_requests_total{code=\"404\"," + route + "}"), 1);
+  EXPECT_EQ(Metric("drgate_http_requests_total{code=\"401\"," + route + "}"), 1);
+  EXPECT_EQ(
+      Metric(
+          R"(grpc_server_started_total{grpc_method="WatchJob",grpc_service="drgate.v1.DrBackupService",grpc_type="server_stream"})"),
+      0);
+}
+
+TEST_F(HttpTest, AClientThatHangsUpFreesItsWatcher) {
+  ASSERT_NO_FATAL_FAILURE(Start("auth: {mode: insecure}\n", "", {"--job-duration-ms", "600000"}));
+  auto posted = Call("POST", "/v1/commcells/cs1/backups", R"({"backupType": "BACKUP_TYPE_FULL"})");
+  ASSERT_EQ(posted.status, 200) << posted.body;
+  const std::string id = JsonOf(posted).at("job").at("jobId");
+
+  // A raw connection, to hang up in the middle of the stream.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  const auto colon = drgate_->http_url().rfind(':');
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"),
+                  static_cast<unsigned short>(std::stoi(drgate_->http_url().substr(colon + 1)))});
+  const std::string request =
+      "GET /v1/commcells/cs1/jobs/" + id + ":watch HTTP/1.1\r\nHost: drgate\r\n\r\n";
+  boost::asio::write(socket, boost::asio::buffer(request));
+  std::string received;
+  boost::asio::read_until(socket, boost::asio::dynamic_buffer(received), "}\n");
+  EXPECT_NE(received.find("200 OK"), std::string::npos) << received;
+  EXPECT_NE(received.find(R"({"result":{"jobId":")" + id), std::string::npos) << received;
+
+  const std::string http_watchers = R"(drgate_watch_streams{protocol="http"})";
+  EXPECT_EQ(Metric(http_watchers), 1);
+  EXPECT_EQ(Metric(R"(drgate_watch_streams{protocol="grpc"})"), 0);
+  socket.close();
+  EXPECT_TRUE(Eventually([&] { return Metric(http_watchers) == 0; }, std::chrono::seconds(10)))
+      << "the watcher outlived its client: " << Metric(http_watchers);
+  EXPECT_EQ(
+      Metric(
+          R"(drgate_http_requests_total{code="499",route="GET /v1/commcells/{commcell}/jobs/{job_id}:watch"})"),
+      1);
 }
 
 }  // namespace
