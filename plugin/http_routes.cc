@@ -16,8 +16,61 @@ using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 
+// The length of the UTF-8 sequence at the start of `text` (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF); 0 when it is not one.
+std::size_t Utf8SequenceLength(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char c = byte(0);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char lo = 0x80;
+  unsigned char hi = 0xbf;  // the range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;  // overlong
+    if (c == 0xed) hi = 0x9f;  // surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;  // overlong
+    if (c == 0xf4) hi = 0x8f;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (text.size() < n || byte(1) < lo || byte(1) > hi) return 0;
+  for (std::size_t i = 2; i < n; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xbf) return 0;
+  }
+  return n;
+}
+
+bool ValidUtf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = Utf8SequenceLength(text.substr(i));
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+// Messages echo what the client sent (a path variable, a query key, protobuf's quote of a JSON
+// body) and become a proto3 string (google.rpc.Status.message): each byte that is not part of
+// valid UTF-8 is written as U+FFFD.
 Status Invalid(const std::string& message) {
-  return InvalidArgument(message);
+  if (ValidUtf8(message)) return InvalidArgument(message);
+  std::string valid;
+  for (std::size_t i = 0; i < message.size();) {
+    const std::size_t n = Utf8SequenceLength(std::string_view(message).substr(i));
+    if (n == 0) {
+      valid += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      valid.append(message, i, n);
+      i += n;
+    }
+  }
+  return InvalidArgument(valid);
 }
 
 bool ValidFieldName(std::string_view name) {
@@ -301,10 +354,13 @@ Status FillRequest(const Route& route, const std::map<std::string, std::string>&
       auto key = QueryDecode(pair.substr(0, eq));
       auto value = QueryDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
       if (!key || !value) return Invalid("query: bad percent-encoding");
+      // Proto3 strings are UTF-8: checked here, where the parameter can be named.
+      if (!ValidUtf8(*key)) return Invalid("query: a parameter name is not valid UTF-8");
       const FieldDescriptor* field = FieldByName(type, *key);
       if (field == nullptr) {
         return Invalid("query: " + type.full_name() + " has no field \"" + *key + "\"");
       }
+      if (!ValidUtf8(*value)) return Invalid(field->json_name() + ": not valid UTF-8");
       auto& list = values[field];
       if (!field->is_repeated() && !list.empty()) {
         return Invalid(field->json_name() + ": given more than once");
@@ -332,6 +388,11 @@ Status FillRequest(const Route& route, const std::map<std::string, std::string>&
   for (const auto& [name, value] : variables) {
     const FieldDescriptor* field = type.FindFieldByName(name);
     if (field == nullptr) return Invalid("path: no field " + name);  // RoutesOf checked it
+    // A proto3 string the gRPC server would refuse to parse (an INTERNAL error, not the
+    // caller's INVALID_ARGUMENT): "%FF" or a raw byte >= 0x80 that is not UTF-8.
+    if (!ValidUtf8(value)) {
+      return Invalid(field->json_name() + ": the path's value is not valid UTF-8");
+    }
     const std::string given = reflection.GetString(request, field);
     if (!given.empty() && given != value) {
       return Invalid(field->json_name() + ": the path says \"" + value + "\", the body \"" + given +

@@ -71,8 +71,9 @@ const Route* FindRoute(const std::vector<Route>& routes, std::string_view http_m
 
 // Fills `request` from an HTTP request: the JSON body (body "*"; empty means {}), then the query
 // parameters (fields by JSON or proto name; enums by name; Timestamps in RFC 3339; Durations as
-// "30s"), then the path variables, which win. Unknown fields, wrong types, malformed JSON and a
-// field set twice are INVALID_ARGUMENT (reason INVALID_ARGUMENT) naming the field.
+// "30s"), then the path variables, which win. Unknown fields, wrong types, malformed JSON, a
+// field set twice and text that is not UTF-8 (proto3 strings are) are INVALID_ARGUMENT (reason
+// INVALID_ARGUMENT) naming the field; the message is valid UTF-8 whatever the request held.
 Status FillRequest(const Route& route, const std::map<std::string, std::string>& variables,
                    std::string_view query, std::string_view body,
                    google::protobuf::Message& request);

@@ -3,6 +3,7 @@
 
 #include "plugin/http_routes.h"
 
+#include <google/protobuf/wrappers.pb.h>
 #include <gtest/gtest.h>
 
 #include "drgate/v1/drgate.pb.h"
@@ -136,6 +137,59 @@ TEST(HttpRoutesTest, BodiesFillTheRequestAndThePathMustAgree) {
   v1::TriggerBackupRequest queried;
   EXPECT_EQ(FillRequest(*r, vars, "requestId=k1", "", queried).code(),
             StatusCode::kInvalidArgument);
+}
+
+// Whether proto3 accepts `text` in a string field: the bytes of a message with it must parse.
+bool Proto3String(const std::string& text) {
+  google::protobuf::StringValue value;
+  value.set_value(text);
+  google::protobuf::StringValue again;
+  return again.ParseFromString(value.SerializeAsString()) && again.value() == text;
+}
+
+// Found by tests/fuzz/fuzz_http_request.cc: a path variable that is not UTF-8 ("%FF", or a raw
+// byte >= 0x80) was accepted, and the gRPC server then refused to parse the proto3 request
+// (INTERNAL, an HTTP 500); a body or query that is not UTF-8 was refused with a message quoting
+// the bytes, which a google.rpc.Status (the error's details) cannot carry.
+TEST(HttpRoutesTest, TextThatIsNotUtf8IsRefusedWithAUtf8Message) {
+  const auto routes = Routes();
+  std::map<std::string, std::string> vars;
+  for (const std::string path : {"/v1/commcells/prod/jobs/%FF", "/v1/commcells/prod/jobs/1\xb7",
+                                 "/v1/commcells/%C0%AF/jobs/1", "/v1/commcells/%ED%A0%80/jobs/1"}) {
+    const Route* r = FindRoute(routes, "GET", path, vars);
+    ASSERT_NE(r, nullptr) << path;
+    v1::GetJobRequest request;
+    Status s = FillRequest(*r, vars, "", "", request);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << path;
+    EXPECT_NE(s.message().find("UTF-8"), std::string::npos) << s.message();
+    EXPECT_TRUE(Proto3String(s.message())) << path;
+  }
+
+  const Route* list = FindRoute(routes, "GET", "/v1/jobs", vars);
+  ASSERT_NE(list, nullptr);
+  for (const auto& [query, names] : std::vector<std::pair<std::string, std::string>>{
+           {"pageToken=%FF", "pageToken"}, {"page%FF=1", "parameter name"}}) {
+    v1::ListJobsRequest request;
+    Status s = FillRequest(*list, vars, query, "", request);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << query;
+    EXPECT_NE(s.message().find(names), std::string::npos) << query << ": " << s.message();
+    EXPECT_TRUE(Proto3String(s.message())) << query;
+  }
+
+  const Route* trigger = FindRoute(routes, "POST", "/v1/commcells/prod/backups", vars);
+  ASSERT_NE(trigger, nullptr);
+  v1::TriggerBackupRequest request;
+  Status s = FillRequest(*trigger, vars, "", "{\"requestId\": \"k\xb7\"}", request);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Proto3String(s.message())) << s.message();
+
+  // UTF-8 itself is fine, escaped or not.
+  const Route* r = FindRoute(routes, "GET", "/v1/commcells/caf%C3%A9/jobs/\xe2\x91\xa0", vars);
+  ASSERT_NE(r, nullptr);
+  v1::GetJobRequest ok;
+  ASSERT_TRUE(FillRequest(*r, vars, "", "", ok).ok());
+  EXPECT_EQ(ok.commcell(), "caf\xc3\xa9");
+  EXPECT_EQ(ok.job_id(), "\xe2\x91\xa0");
 }
 
 TEST(HttpRoutesTest, TemplatesOutsideTheSubsetAreRefused) {
