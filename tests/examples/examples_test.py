@@ -7,7 +7,8 @@ The simulator's jobs run for 10 minutes, so a job ends only when this driver say
 (POST /_sim/jobs/{id} {"status": "Completed"} or {"status": "Failed", "pendingReason": ...}):
 no scenario depends on timing. Standard library only.
 
-usage: examples_test.py go|ansible|python --bin-dir BUILD/bin --source-dir REPO [--go-gate BIN]
+usage: examples_test.py go|ansible|ansible_http|python --bin-dir BUILD/bin --source-dir REPO
+                        [--go-gate BIN]
 """
 import argparse
 import json
@@ -83,17 +84,18 @@ class Sim:
 
 
 class Stack:
-    """commserv-sim (TLS) + drgate, with their state in `tmp`."""
+    """commserv-sim (TLS) + drgate, with their state in `tmp`. With `http`, drgate also serves
+    HTTP/JSON on a loopback port of its choice (`self.http_url`)."""
 
-    def __init__(self, args, tmp, grpc_tls=False, tokens=False):
+    def __init__(self, args, tmp, grpc_tls=False, tokens=False, http=False):
         self.args, self.tmp, self.procs = args, tmp, []
         try:
-            self._start(grpc_tls, tokens)
+            self._start(grpc_tls, tokens, http)
         except BaseException:
             self.stop(show=True)
             raise
 
-    def _start(self, grpc_tls, tokens):
+    def _start(self, grpc_tls, tokens, http):
         args, tmp = self.args, self.tmp
         self.ctl = os.path.join(args.bin_dir, "drgatectl")
         sim = self.start("commserv-sim", [
@@ -113,6 +115,8 @@ class Stack:
         if grpc_tls:  # the simulator's self-signed certificate is for localhost and 127.0.0.1
             key = os.path.join(os.path.dirname(self.cert), "key.pem")
             config.append(f"grpc: {{tls: {{cert_file: {self.cert}, key_file: {key}}}}}")
+        if http:
+            config.append("http: {listen: 127.0.0.1:0}")
         self.token_file = None
         if tokens:
             self.token_file = os.path.join(tmp, "operator.token")
@@ -139,8 +143,12 @@ class Stack:
             os.path.join(args.bin_dir, "drgate"), "--config", path, "--grpc-listen",
             "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"])
         self.server = drgate.wait_for(r"gRPC listening on (\S+)")
+        self.http_url = None
+        if http:
+            self.http_url = "http://" + drgate.wait_for(r"HTTP listening on (\S+)")
         log(f"commserv-sim {sim_url}, drgate {self.server}"
-            f"{' (TLS)' if grpc_tls else ''}{' (tokens)' if tokens else ''}")
+            f"{' (TLS)' if grpc_tls else ''}{' (tokens)' if tokens else ''}"
+            f"{', HTTP ' + self.http_url if http else ''}")
 
     def start(self, name, argv):
         p = Proc(name, argv, DEADLINE)
@@ -289,6 +297,75 @@ def scenario_ansible(args, tmp):
         raise
 
 
+def scenario_ansible_http(args, tmp):
+    """examples/ansible/dr-backup-http.yml: the same play with only the uri module, against
+    drgate's HTTP/JSON port."""
+    CHILD_ENV.update({"ANSIBLE_LOCAL_TEMP": os.path.join(tmp, "ansible-local"),
+                      "ANSIBLE_REMOTE_TEMP": os.path.join(tmp, "ansible-remote")})
+    stack = Stack(args, tmp, tokens=True, http=True)
+    try:
+        sim = stack.sim
+        with open(stack.token_file) as f:
+            token = f.read().strip()
+        play = os.path.join(args.source_dir, "examples", "ansible")
+        base = [shutil.which("ansible-playbook") or "ansible-playbook",
+                "-i", os.path.join(play, "inventory.ini"), os.path.join(play, "dr-backup-http.yml"),
+                "-e", f"drgate_http_url={stack.http_url}", "-e", "drgate_wait_timeout=60s",
+                "-e", "drgate_poll_interval=1s"]
+        cmd = base + ["-e", f"drgate_commcell={COMMCELL}",
+                      "-e", f"drgate_token_file={stack.token_file}"]
+
+        # 1. A succeeding backup: exit 0, the job named.
+        ok = ["-e", "drgate_request_id=ansible-http-ok"]
+        job_id, rc, out, err = run_while(cmd + ok, sim, 1, "Completed")
+        check(rc == 0, f"the play succeeds for a succeeding backup (exit {rc})\n{out}{err}")
+        check(f"DR backup job {job_id} on CommCell {COMMCELL} JOB_STATE_SUCCEEDED" in out,
+              f"it reports job {job_id} succeeded\n{out}")
+
+        # 2. The play run again with the same Idempotency-Key: the same job, no second backup.
+        rc, out, err = run(cmd + ok)
+        check(rc == 0, f"a re-run with the same key succeeds (exit {rc})\n{out}{err}")
+        check(f"DR backup job {job_id} on CommCell {COMMCELL} JOB_STATE_SUCCEEDED (found again: "
+              "Idempotency-Key ansible-http-ok)" in out, f"it finds job {job_id} again\n{out}")
+        check(sim.posts() == 1 and len(sim.jobs()) == 1, "one upstream POST for both runs")
+
+        # 3. A failing backup, the token given as a variable and the CommCell found through
+        #    GET /v1/commcells: the play fails naming the job, its state and the reason.
+        reason = "examples test: media agent offline"
+        fail = base + ["-e", f"drgate_token={token}", "-e", "drgate_request_id=ansible-http-fail"]
+        job_id, rc, out, err = run_while(fail, sim, 2, "Failed", reason)
+        want = (f"DR backup job {job_id} on CommCell {COMMCELL} ended JOB_STATE_FAILED: {reason} "
+                f"(CommServe status: Failed)")
+        check(rc == 2, f"the play fails for a failing backup (ansible-playbook exit {rc})\n{out}")
+        check(re.search(r"fatal: \[localhost\]: FAILED! => .*" + re.escape(want), out),
+              f"the failed task says {want!r}\n{out}")
+
+        # 4. drgate answers 503 (the CommServe did): the trigger is retried with the same key and
+        #    starts one job. With -vvv, as a log would hold it: the token stays out (no_log).
+        sim.call("/_sim/faults", {"endpoint": "DRBackup", "action": "status",
+                                  "http_status": 503, "count": 1})
+        retry = cmd + ["-vvv", "-e", "drgate_request_id=ansible-http-retry"]
+        job_id, rc, out, err = run_while(retry, sim, 3, "Completed")
+        check(rc == 0, f"the play succeeds after a 503 (exit {rc})\n{out}{err}")
+        check("FAILED - RETRYING: [localhost]: Trigger the DR backup" in out and
+              f"DR backup job {job_id} on CommCell {COMMCELL} JOB_STATE_SUCCEEDED" in out,
+              f"the trigger was retried and job {job_id} succeeded\n{out}")
+        check(token not in out + err, "the token is not in the -vvv output")
+
+        # 5. Without the token: drgate's 401 and its reason, no job.
+        rc, out, err = run(base + ["-e", f"drgate_commcell={COMMCELL}",
+                                   "-e", "drgate_request_id=ansible-http-anon"])
+        want = (f"DR backup was not started on CommCell {COMMCELL}: HTTP 401 UNAUTHENTICATED "
+                "(MISSING_CREDENTIALS)")
+        check(rc == 2 and re.search(r"fatal: \[localhost\]: FAILED! => .*" + re.escape(want), out),
+              f"a play without the token fails naming {want!r} (exit {rc})\n{out}")
+        check(len(sim.jobs()) == 3, "no job for the refused play")
+        return stack
+    except BaseException:
+        stack.stop(show=True)
+        raise
+
+
 def scenario_python(args, tmp):
     stack = Stack(args, tmp)
     try:
@@ -334,7 +411,7 @@ def scenario_python(args, tmp):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["go", "ansible", "python"])
+    ap.add_argument("scenario", choices=["go", "ansible", "ansible_http", "python"])
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--source-dir", required=True)
     ap.add_argument("--go-gate", help="the built drgate-upgrade-gate (scenario go)")
