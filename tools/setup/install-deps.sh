@@ -8,6 +8,9 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl openssl
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   golang-github-gogo-googleapis-dev
+  # protoc-gen-swagger: the OpenAPI document of the HTTP/JSON routes, made from drgate.proto at
+  # build time (proto/CMakeLists.txt; docs/http.md).
+  golang-grpc-gateway
   libboost-dev libboost-system-dev libssl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev
   libsqlite3-dev sqlite3 libpq-dev postgresql nlohmann-json3-dev libpugixml-dev libyaml-cpp-dev libcli11-dev
