@@ -17,6 +17,7 @@
 #include "drgate/v1/drgate.pb.h"
 #include "plugin/http_errors.h"
 #include "plugin/http_routes.h"
+#include "plugin/openapi.h"
 #include "plugin/status_mapping.h"
 
 namespace drgate::plugin {
@@ -192,6 +193,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const std::size_t q = target.find('?');
     const std::string path = target.substr(0, q);
     const std::string query = q == std::string::npos ? "" : target.substr(q + 1);
+    if (path == kOpenApiPath && req_.method() == http::verb::get) {
+      // The API's description, not its data: served without credentials, like the health checks.
+      route_label_ = std::string("GET ") + kOpenApiPath;
+      return Respond(200, std::string(OpenApiDocument()), std::nullopt, /*close=*/false);
+    }
     std::map<std::string, std::string> variables;
     bool other_method = false;
     const Route* route = FindRoute(shared_->routes, std::string(req_.method_string()), path,
@@ -392,7 +398,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (retry_after) res_.set(http::field::retry_after, std::to_string(*retry_after));
     res_.keep_alive(!close && req_.keep_alive());
     res_.body() = std::move(body);
-    res_.body() += '\n';
+    if (res_.body().empty() || res_.body().back() != '\n') res_.body() += '\n';
     res_.prepare_payload();
     stream_.expires_after(shared_->options.request_timeout);
     http::async_write(stream_, res_,

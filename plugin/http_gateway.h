@@ -13,7 +13,8 @@
 //
 // WatchJob answers with a stream of newline-delimited JSON ({"result": <Job>} per change,
 // {"error": <google.rpc.Status>} if it fails after its first message), without a deadline unless
-// grpc-timeout sets one; the client closing the connection ends the watch.
+// grpc-timeout sets one; the client closing the connection ends the watch. GET /v1/openapi.json
+// serves the routes' OpenAPI document (plugin/openapi.h) without credentials.
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
@@ -56,6 +57,9 @@ class HttpGateway {
   // Closes the listener; requests in progress finish.
   virtual void Stop() = 0;
 };
+
+// Where the OpenAPI document of the routes is served (GET, no credentials needed).
+inline constexpr char kOpenApiPath[] = "/v1/openapi.json";
 
 // The longest deadline a grpc-timeout header sets; longer ones are cut to it.
 inline constexpr std::chrono::nanoseconds kMaxGrpcTimeout = std::chrono::hours(24 * 365);

@@ -318,6 +318,7 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   if (auto routes = ServiceRoutes(); routes.ok()) {
     for (const Route& r : *routes) route_labels.push_back(RouteLabel(r));
   }
+  route_labels.push_back(std::string("GET ") + kOpenApiPath);
   edge_metrics_ = std::make_unique<EdgeMetrics>(*registry_, route_labels);
   service_ = std::make_unique<DrBackupServiceImpl>(
       *orchestrator_, hub_, MakeGate(server_config.auth), edge_metrics_.get());

@@ -349,5 +349,20 @@ TEST_F(HttpTest, AClientThatHangsUpFreesItsWatcher) {
       1);
 }
 
+TEST_F(HttpTest, TheOpenApiDocumentIsServedWithoutCredentials) {
+  ASSERT_NO_FATAL_FAILURE(StartWithTokens(/*burst=*/10));
+  auto doc = Call("GET", "/v1/openapi.json", "", {}, /*token=*/"");
+  ASSERT_EQ(doc.status, 200) << doc.body;
+  EXPECT_EQ(doc.content_type, "application/json");
+  const json openapi = JsonOf(doc);
+  EXPECT_EQ(openapi.at("swagger"), "2.0");
+  EXPECT_TRUE(openapi.at("paths").contains("/v1/commcells/{commcell}/backups"));
+  EXPECT_TRUE(
+      openapi.at("paths").at("/v1/commcells/{commcell}/jobs/{job_id}:watch").contains("get"));
+  // Only GET: anything else there is an API call without a route.
+  EXPECT_EQ(Call("POST", "/v1/openapi.json", "{}", {}, "").status, 404);
+  EXPECT_EQ(Metric(R"(drgate_http_requests_total{code="200",route="GET /v1/openapi.json"})"), 1);
+}
+
 }  // namespace
 }  // namespace drgate::testing
