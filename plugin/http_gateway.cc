@@ -2,23 +2,28 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/generic/generic_stub.h>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <array>
 #include <atomic>
 #include <functional>
 #include <map>
 #include <optional>
+#include <type_traits>
 
 #include "drgate/v1/drgate.pb.h"
 #include "plugin/http_errors.h"
 #include "plugin/http_routes.h"
 #include "plugin/openapi.h"
 #include "plugin/status_mapping.h"
+#include "plugin/tls.h"
 
 namespace drgate::plugin {
 namespace {
@@ -26,10 +31,12 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 struct Shared {
   HttpGatewayOptions options;
+  std::shared_ptr<ssl::context> tls;  // null: plain HTTP
   std::vector<Route> routes;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<grpc::GenericStub> stub;
@@ -147,12 +154,15 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
   std::shared_ptr<StreamCall> self_;  // from Start until OnDone
 };
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// One connection: (TLS handshake,) read a request, answer, repeat while keep-alive. `Stream` is
+// beast::tcp_stream or ssl::stream<beast::tcp_stream>.
+template <typename Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(tcp::socket socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)), slot_(shared_) {
+  Connection(Stream stream, std::shared_ptr<Shared> shared)
+      : stream_(std::move(stream)), shared_(std::move(shared)), slot_(shared_) {
     beast::error_code ec;
-    const tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+    const tcp::endpoint remote = tcp().socket().remote_endpoint(ec);
     if (!ec) {
       peer_ = remote.address().is_v6() ? "ipv6:[" + remote.address().to_string() + "]:"
                                        : "ipv4:" + remote.address().to_string() + ":";
@@ -160,33 +170,49 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  void Start() { Read(); }
+  void Start() {
+    if constexpr (kTls) {
+      tcp().expires_after(shared_->options.request_timeout);
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](
+                                                            beast::error_code ec) {
+        if (ec) return self->Close();
+        // Set only when the handshake verified a client certificate.
+        if (X509* cert = SSL_get0_peer_certificate(self->stream_.native_handle());
+            cert != nullptr && SSL_get_verify_result(self->stream_.native_handle()) == X509_V_OK) {
+          self->certificate_ = CertificateIdentity(cert);
+        }
+        self->Read();
+      });
+    } else {
+      Read();
+    }
+  }
 
  private:
   void Read() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(shared_->options.max_header_bytes));
     parser_->body_limit(shared_->options.max_body_bytes);
-    stream_.expires_after(shared_->options.request_timeout);
-    http::async_read(
-        stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-          if (ec == http::error::header_limit || ec == http::error::body_limit) {
-            return self->Refuse(
-                ec == http::error::header_limit ? 431 : 413,
-                grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, ec == http::error::header_limit
-                                                                     ? "request header too large"
-                                                                     : "request body too large"),
-                /*close=*/true);
-          }
-          if (ec) return self->Close();
-          self->req_ = self->parser_->release();
-          self->Handle();
-        });
+    tcp().expires_after(shared_->options.request_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec == http::error::header_limit || ec == http::error::body_limit) {
+                         return self->Refuse(ec == http::error::header_limit ? 431 : 413,
+                                             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                                          ec == http::error::header_limit
+                                                              ? "request header too large"
+                                                              : "request body too large"),
+                                             /*close=*/true);
+                       }
+                       if (ec) return self->Close();
+                       self->req_ = self->parser_->release();
+                       self->Handle();
+                     });
   }
 
   void Handle() {
     // No read deadline while the call runs: the call's own deadline bounds it.
-    stream_.expires_never();
+    tcp().expires_never();
     started_ = std::chrono::steady_clock::now();
     route_label_ = "none";
     const std::string target(req_.target());
@@ -258,7 +284,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Prepare(call->context, timeout);
     shared_->stub->UnaryCall(&call->context, name, grpc::StubOptions(), &call->request,
                              &call->response,
-                             [self = shared_from_this(), call](grpc::Status status) {
+                             [self = this->shared_from_this(), call](grpc::Status status) {
                                // On a gRPC thread: the answer is written on the connection's.
                                asio::post(self->stream_.get_executor(),
                                           [self, call, status] { self->Answered(*call, status); });
@@ -281,7 +307,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void StartStream(const Route& route, const std::string& name, const std::string& request,
                    std::optional<std::chrono::nanoseconds> timeout) {
     const google::protobuf::Descriptor* type = route.method->output_type();
-    std::weak_ptr<Connection> weak = weak_from_this();
+    std::weak_ptr<Connection> weak = this->weak_from_this();
     auto executor = stream_.get_executor();
     stream_call_ = std::make_shared<StreamCall>(
         [weak, executor, type](std::string bytes, std::shared_ptr<StreamCall::Next> next) {
@@ -306,7 +332,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // timed out, cancels the call.
   void WatchForHangUp() {
     stream_.async_read_some(asio::buffer(hang_up_probe_),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                               if (!ec) return self->WatchForHangUp();
                               if (self->stream_ended_) return;  // Close() after the end
                               self->client_gone_ = true;
@@ -332,9 +358,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       head_.keep_alive(false);
       head_.chunked(true);
       head_serializer_.emplace(head_);
-      stream_.expires_after(shared_->options.request_timeout);
+      tcp().expires_after(shared_->options.request_timeout);
       http::async_write_header(stream_, *head_serializer_,
-                               [self = shared_from_this(), frame = std::move(frame),
+                               [self = this->shared_from_this(), frame = std::move(frame),
                                 next = std::move(next)](beast::error_code ec, std::size_t) mutable {
                                  if (ec) return;  // `next` unwritten: cancelled
                                  self->WriteChunk(std::move(frame), std::move(next));
@@ -346,15 +372,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void WriteChunk(std::string frame, std::shared_ptr<StreamCall::Next> next) {
     chunk_ = std::move(frame);
-    stream_.expires_after(shared_->options.request_timeout);
-    asio::async_write(
-        stream_, http::make_chunk(asio::buffer(chunk_)),
-        [self = shared_from_this(), next = std::move(next)](beast::error_code ec, std::size_t) {
-          if (ec) return;  // `next` unwritten: cancelled
-          // Waiting for the next message may take as long as the job runs.
-          self->stream_.expires_never();
-          next->Written();
-        });
+    tcp().expires_after(shared_->options.request_timeout);
+    asio::async_write(stream_, http::make_chunk(asio::buffer(chunk_)),
+                      [self = this->shared_from_this(), next = std::move(next)](
+                          beast::error_code ec, std::size_t) {
+                        if (ec) return;  // `next` unwritten: cancelled
+                        // Waiting for the next message may take as long as the job runs.
+                        self->tcp().expires_never();
+                        next->Written();
+                      });
   }
 
   void StreamDone(const grpc::Status& status) {
@@ -365,8 +391,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Count(200, /*observe=*/false);
     chunk_.clear();
     if (!status.ok()) chunk_ = "{\"error\":" + ErrorBody(status) + "}\n";
-    stream_.expires_after(shared_->options.request_timeout);
-    auto finish = [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    tcp().expires_after(shared_->options.request_timeout);
+    auto finish = [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return;
       asio::async_write(self->stream_, http::make_chunk_last(),
                         [self](beast::error_code, std::size_t) { self->Close(); });
@@ -400,9 +426,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res_.body() = std::move(body);
     if (res_.body().empty() || res_.body().back() != '\n') res_.body() += '\n';
     res_.prepare_payload();
-    stream_.expires_after(shared_->options.request_timeout);
+    tcp().expires_after(shared_->options.request_timeout);
     http::async_write(stream_, res_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                         if (ec || !self->res_.keep_alive()) return self->Close();
                         self->Read();
                       });
@@ -418,11 +444,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.cancel();  // a stream's hang-up read: the connection ends now, not at the client's
+    tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp().cancel();  // a stream's hang-up read: the connection ends now, not at the client's
   }
 
-  beast::tcp_stream stream_;
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
+
+  Stream stream_;
   std::shared_ptr<Shared> shared_;
   ConnectionSlot slot_;
   std::string peer_;         // the client, as gRPC names peers ("ipv4:127.0.0.1:51234")
@@ -482,8 +511,15 @@ class GatewayImpl final : public HttpGateway, public std::enable_shared_from_thi
       if (!ec && self->shared_->connections.load() >= self->shared_->options.max_connections) {
         beast::error_code ignored;
         socket.close(ignored);  // over the cap: closed before anything is read
+      } else if (!ec && self->shared_->tls) {
+        using TlsStream = ssl::stream<beast::tcp_stream>;
+        std::make_shared<Connection<TlsStream>>(
+            TlsStream(beast::tcp_stream(std::move(socket)), *self->shared_->tls), self->shared_)
+            ->Start();
       } else if (!ec) {
-        std::make_shared<Connection>(std::move(socket), self->shared_)->Start();
+        std::make_shared<Connection<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
+                                                        self->shared_)
+            ->Start();
       }
       self->Accept();
     });
@@ -515,6 +551,30 @@ class GatewayHandle final : public HttpGateway {
  private:
   std::shared_ptr<GatewayImpl> impl_;
 };
+
+// http.tls's context: TLS 1.2 or later; with client_ca_file, client certificates verified
+// against it (required unless require_client_cert is false).
+StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const GrpcTlsConfig& config) {
+  auto tls = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+  auto failed = [](const std::string& key, const std::string& file, beast::error_code ec) {
+    return Status(StatusCode::kFailedPrecondition, key + " \"" + file + "\": " + ec.message(),
+                  Reason::kConfigInvalid);
+  };
+  beast::error_code ec;
+  tls->use_certificate_chain_file(config.cert_file, ec);
+  if (ec) return failed("http.tls.cert_file", config.cert_file, ec);
+  tls->use_private_key_file(config.key_file, ssl::context::pem, ec);
+  if (ec) return failed("http.tls.key_file", config.key_file, ec);
+  if (!config.client_ca_file.empty()) {
+    tls->load_verify_file(config.client_ca_file, ec);
+    if (ec) return failed("http.tls.client_ca_file", config.client_ca_file, ec);
+    tls->set_verify_mode(
+        ssl::verify_peer |
+        (config.require_client_cert ? ssl::verify_fail_if_no_peer_cert : ssl::verify_none));
+  }
+  return tls;
+}
 
 }  // namespace
 
@@ -557,6 +617,16 @@ StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(boost::asio::io_contex
   shared->routes = std::move(*routes);
   shared->channel = std::move(channel);
   shared->stub = std::make_unique<grpc::GenericStub>(shared->channel);
+  if (options.tls) {
+    auto tls = MakeTlsContext(*options.tls);
+    if (!tls.ok()) return tls.status();
+    shared->tls = std::move(*tls);
+  } else if (!IsLoopbackListen(options.listen)) {
+    spdlog::warn(
+        "http.tls is not configured: the HTTP port {} is plaintext; calls and bearer tokens travel "
+        "unencrypted. Configure http.tls or bind http.listen to loopback",
+        options.listen);
+  }
   auto impl = std::make_shared<GatewayImpl>(io, shared);
   if (Status s = impl->Listen(options.listen); !s.ok()) return s;
   impl->Accept();

@@ -29,6 +29,7 @@
 #include "core/common/status.h"
 #include "plugin/edge_metrics.h"
 #include "plugin/gateway_mark.h"
+#include "plugin/server_config.h"
 
 namespace drgate::plugin {
 
@@ -40,6 +41,8 @@ struct HttpGatewayOptions {
   std::size_t max_body_bytes = 64 * 1024;
   std::chrono::milliseconds request_timeout{10000};   // to read one request
   std::chrono::milliseconds default_deadline{60000};  // of a call without grpc-timeout
+  // HTTPS (http.tls); unset: plain HTTP, with a warning unless `listen` is loopback.
+  std::optional<GrpcTlsConfig> tls;
   // Proves the gateway's calls to the service (forwarded peer and certificate); required.
   std::shared_ptr<const GatewayMark> mark;
   EdgeMetrics* metrics = nullptr;  // drgate_http_*; optional, must outlive the gateway

@@ -366,6 +366,7 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
     http.listen = server_config.http->listen;
     http.default_deadline = server_config.http->default_deadline;
     http.max_body_bytes = static_cast<std::size_t>(server_config.http->max_body_bytes);
+    http.tls = server_config.http->tls;
     http.mark = gateway_mark_;
     http.metrics = edge_metrics_.get();
     auto gateway =

@@ -30,17 +30,17 @@ bool IsLowerHex64(const std::string& s) {
 
 // ---- The declarations of the edge's keys: one table per section. ----
 
-// grpc.tls.require_client_cert: a boolean that, written as true, needs client_ca_file (declared
+// <prefix>.require_client_cert: a boolean that, written as true, needs client_ca_file (declared
 // before it, so already read). The default (true) only matters once client_ca_file is set.
-Type<GrpcTlsConfig> RequireClientCert() {
+Type<GrpcTlsConfig> RequireClientCert(const std::string& prefix) {
   auto flag = std::make_shared<Type<bool>>(config::Bool());
   return Type<GrpcTlsConfig>{
       "boolean",
-      [flag](const YAML::Node& n, const std::string& key, const config::Context& ctx,
-             GrpcTlsConfig& g) {
+      [flag, prefix](const YAML::Node& n, const std::string& key, const config::Context& ctx,
+                     GrpcTlsConfig& g) {
         if (Status s = flag->parse(n, key, ctx, g.require_client_cert); !s.ok()) return s;
         if (g.require_client_cert && g.client_ca_file.empty()) {
-          return Error(key, "needs grpc.tls.client_ca_file");
+          return Error(key, "needs " + prefix + ".client_ca_file");
         }
         return Status::Ok();
       },
@@ -48,7 +48,8 @@ Type<GrpcTlsConfig> RequireClientCert() {
       nullptr};
 }
 
-Section<GrpcTlsConfig> GrpcTlsSection() {
+// grpc.tls, or http.tls (`reloads` false: its files are read at startup, no reload_interval).
+Section<GrpcTlsConfig> ServerTlsSection(const std::string& prefix, bool reloads) {
   using G = GrpcTlsConfig;
   Section<G> s;
   s.Require(
@@ -61,13 +62,15 @@ Section<GrpcTlsConfig> GrpcTlsSection() {
           "client_ca_file", config::FilePath(true),
           [](G& g) -> std::string& { return g.client_ca_file; },
           "Trust anchors for client certificates: turns on mutual TLS.")
-      .Add("require_client_cert", RequireClientCert(), Self<G>(),
+      .Add("require_client_cert", RequireClientCert(prefix), Self<G>(),
            "With client_ca_file: refuse callers without a certificate (false: verify one if "
-           "sent). Written as true, it needs client_ca_file.")
-      .Add(
-          "reload_interval", config::Duration(std::chrono::seconds(1)),
-          [](G& g) -> milliseconds& { return g.reload_interval; },
-          "How often the files are re-read, so rotated certificates apply without a restart.");
+           "sent). Written as true, it needs client_ca_file.");
+  if (reloads) {
+    s.Add(
+        "reload_interval", config::Duration(std::chrono::seconds(1)),
+        [](G& g) -> milliseconds& { return g.reload_interval; },
+        "How often the files are re-read, so rotated certificates apply without a restart.");
+  }
   return s;
 }
 
@@ -155,7 +158,7 @@ Section<GrpcConfig> GrpcSection() {
        "listen", Listen(), [](GrpcConfig& c) -> std::string& { return c.listen; },
        "Address of the gRPC API (port 0 picks a free port).")
       .Add(
-          "tls", config::Optional(GrpcTlsSection().AsType()),
+          "tls", config::Optional(ServerTlsSection("grpc.tls", /*reloads=*/true).AsType()),
           [](GrpcConfig& c) -> std::optional<GrpcTlsConfig>& { return c.tls; },
           "TLS on the gRPC port; absent: plaintext (warned about unless on loopback).")
       .Add(
@@ -194,7 +197,12 @@ Section<HttpConfig> HttpSection() {
       .Add(
           "max_body_bytes", config::Integer<int>(1024, 16 << 20),
           [](H& h) -> int& { return h.max_body_bytes; },
-          "Largest request body; a larger one gets 413 before it is parsed.");
+          "Largest request body; a larger one gets 413 before it is parsed.")
+      .Add(
+          "tls", config::Optional(ServerTlsSection("http.tls", /*reloads=*/false).AsType()),
+          [](H& h) -> std::optional<GrpcTlsConfig>& { return h.tls; },
+          "HTTPS, and client certificates like grpc.tls's (read at startup); absent: plain "
+          "HTTP.");
   return s;
 }
 
@@ -243,11 +251,15 @@ const Section<ServerConfig>& Root() {
               if (!tokens.ok()) return tokens.status();
               c.auth.tokens = std::move(*tokens);
               for (std::size_t i = 0; i < c.auth.tokens.size(); ++i) {
-                if (!c.auth.tokens[i].certificate.empty() &&
-                    (!c.grpc.tls || c.grpc.tls->client_ca_file.empty())) {
+                const auto mutual = [](const std::optional<GrpcTlsConfig>& tls) {
+                  return tls && !tls->client_ca_file.empty();
+                };
+                if (!c.auth.tokens[i].certificate.empty() && !mutual(c.grpc.tls) &&
+                    !(c.http && mutual(c.http->tls))) {
                   return Error("auth.tokens_file: tokens[" + std::to_string(i) + "].certificate",
-                               "needs mutual TLS (grpc.tls.client_ca_file), or no client "
-                               "certificate can ever match");
+                               "needs mutual TLS (grpc.tls.client_ca_file or "
+                               "http.tls.client_ca_file), or no client certificate can ever "
+                               "match");
                 }
               }
               return Status::Ok();

@@ -3,6 +3,7 @@
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include <fstream>
@@ -106,6 +107,32 @@ std::string PeerCertificateIdentity(const grpc::AuthContext& auth) {
     if (auto id = FirstProperty(auth, name); !id.empty()) return id;
   }
   return "";
+}
+
+std::string CertificateIdentity(X509* certificate) {
+  if (certificate == nullptr) return "";
+  std::unique_ptr<GENERAL_NAMES, void (*)(GENERAL_NAMES*)> names(
+      static_cast<GENERAL_NAMES*>(
+          X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr)),
+      GENERAL_NAMES_free);
+  auto first = [&names](int type) -> std::string {
+    for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names.get()); ++i) {
+      const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
+      if (name->type != type) continue;
+      const ASN1_IA5STRING* text =
+          type == GEN_URI ? name->d.uniformResourceIdentifier : name->d.dNSName;
+      return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                         static_cast<std::size_t>(ASN1_STRING_length(text)));
+    }
+    return "";
+  };
+  for (int type : {GEN_URI, GEN_DNS}) {
+    if (std::string id = first(type); !id.empty()) return id;
+  }
+  char cn[256] = {};
+  const int n =
+      X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, cn, sizeof(cn));
+  return n > 0 ? std::string(cn, static_cast<std::size_t>(n)) : std::string();
 }
 
 }  // namespace drgate::plugin

@@ -5,6 +5,7 @@
 
 #include <grpcpp/security/auth_context.h>
 #include <grpcpp/security/server_credentials.h>
+#include <openssl/x509.h>
 
 #include <memory>
 #include <string>
@@ -31,6 +32,10 @@ Status CheckGrpcTlsFiles(const GrpcTlsConfig& tls);
 // subject alternative name (e.g. a SPIFFE id), else its first DNS one, else its subject common
 // name. Empty when the peer presented no verified certificate.
 std::string PeerCertificateIdentity(const grpc::AuthContext& auth);
+
+// The same identity from a certificate the TLS handshake verified (the HTTP port's, read with
+// OpenSSL): URI SAN, else DNS SAN, else common name.
+std::string CertificateIdentity(X509* certificate);
 
 // True for "127.x.x.x:port", "localhost:port", "[::1]:port" and unix sockets.
 bool IsLoopbackListen(const std::string& listen);

@@ -7,11 +7,15 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include "tests/fakes/test_pki.h"
 #include "tests/integration/harness.h"
 
 namespace drgate::testing {
@@ -29,13 +33,16 @@ std::string Bearer(const std::string& token) {
 class HttpTest : public ::testing::Test {
  protected:
   void Start(const std::string& auth, const std::string& tokens = "",
-             std::vector<std::string> sim_args = {}) {
+             std::vector<std::string> sim_args = {},
+             const std::string& http = "{listen: 127.0.0.1:0}") {
     sim_ = std::make_unique<Sim>(dir_, std::move(sim_args));
     dir_.Write("password", "s3cret\n");
     if (!tokens.empty()) dir_.Write("tokens.yaml", tokens);
     std::string yaml =
         "registry: {path: state/drgate.db}\n"
-        "http: {listen: 127.0.0.1:0}\n"
+        "http: " +
+        http +
+        "\n"
         "tracking: {poll_interval: 200ms}\n" +
         auth + "commcells:\n" + sim_->CommCellYaml("cs1", "    request_timeout: 10s\n");
     log_path_ = dir_.File("drgate.stderr");
@@ -44,7 +51,9 @@ class HttpTest : public ::testing::Test {
     } catch (const std::exception& e) {
       FAIL() << e.what() << "\n" << ReadAll(log_path_);
     }
-    http_ = std::make_unique<HttpClient>(drgate_->http_url());
+    if (http.find("tls:") == std::string::npos) {
+      http_ = std::make_unique<HttpClient>(drgate_->http_url());
+    }
   }
   // `burst` write calls at once per caller, then 6 a minute.
   void StartWithTokens(int burst) {
@@ -362,6 +371,94 @@ TEST_F(HttpTest, TheOpenApiDocumentIsServedWithoutCredentials) {
   // Only GET: anything else there is an API call without a route.
   EXPECT_EQ(Call("POST", "/v1/openapi.json", "{}", {}, "").status, 404);
   EXPECT_EQ(Metric(R"(drgate_http_requests_total{code="200",route="GET /v1/openapi.json"})"), 1);
+}
+
+// One HTTPS request, with a client certificate when `client` is set (the harness's client sends
+// none). Throws when the TLS handshake or the exchange fails.
+commserv::HttpResponse HttpsCall(const std::string& url, const std::string& ca_file,
+                                 const Issued* client, const std::string& method,
+                                 const std::string& target, const std::string& body = "",
+                                 const std::string& token = "") {
+  namespace ssl = boost::asio::ssl;
+  namespace http = boost::beast::http;
+  boost::asio::io_context io;
+  ssl::context ctx(ssl::context::tls_client);
+  ctx.load_verify_file(ca_file);
+  ctx.set_verify_mode(ssl::verify_peer);
+  if (client != nullptr) {
+    ctx.use_certificate(boost::asio::buffer(client->cert_pem), ssl::context::pem);
+    ctx.use_private_key(boost::asio::buffer(client->key_pem), ssl::context::pem);
+  }
+  ssl::stream<boost::asio::ip::tcp::socket> stream(io, ctx);
+  const auto colon = url.rfind(':');
+  stream.next_layer().connect({boost::asio::ip::make_address("127.0.0.1"),
+                               static_cast<unsigned short>(std::stoi(url.substr(colon + 1)))});
+  stream.handshake(ssl::stream_base::client);
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
+  http::write(stream, req);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(stream, buffer, res);
+  commserv::HttpResponse out;
+  out.status = static_cast<int>(res.result_int());
+  out.body = res.body();
+  return out;
+}
+
+TEST_F(HttpTest, HttpsWithClientCertificatesAuthenticatesAsGrpcDoes) {
+  const Issued ca = Issue("drgate test CA", nullptr);
+  const Issued foreign_ca = Issue("another CA", nullptr);
+  const Issued server = ServerCert("drgate", ca);
+  const Issued ops = ClientCert("ops-runner", ca, "DNS:ops.example.com");
+  const Issued intruder = ClientCert("intruder", foreign_ca, "DNS:ops.example.com");
+  dir_.Write("tls/ca.crt", ca.cert_pem);
+  dir_.Write("tls/tls.crt", server.cert_pem);
+  dir_.Write("tls/tls.key", server.key_pem);
+  ASSERT_NO_FATAL_FAILURE(
+      Start("auth:\n  mode: tokens\n  tokens_file: tokens.yaml\n",
+            "tokens:\n"
+            "  - {certificate: ops.example.com, identity: ops, roles: [operator]}\n"
+            "  - {sha256: " +
+                Sha256Hex(kViewerToken) + ", identity: alice, roles: [viewer]}\n",
+            {},
+            "{listen: 127.0.0.1:0, tls: {cert_file: tls/tls.crt, key_file: tls/tls.key, "
+            "client_ca_file: tls/ca.crt, require_client_cert: false}}"));
+  const std::string url = drgate_->http_url();
+  const std::string ca_file = dir_.File("tls/ca.crt");
+  const std::string trigger = R"({"backupType": "BACKUP_TYPE_FULL"})";
+
+  // The certificate listed in the tokens file is the operator "ops".
+  auto posted = HttpsCall(url, ca_file, &ops, "POST", "/v1/commcells/cs1/backups", trigger);
+  ASSERT_EQ(posted.status, 200) << posted.body;
+  EXPECT_EQ(JsonOf(posted).at("job").at("requestedBy"), "ops");
+  // Without a certificate: a bearer token, with its own roles.
+  EXPECT_EQ(HttpsCall(url, ca_file, nullptr, "GET", "/v1/commcells", "", kViewerToken).status, 200);
+  auto viewer =
+      HttpsCall(url, ca_file, nullptr, "POST", "/v1/commcells/cs1/backups", trigger, kViewerToken);
+  EXPECT_EQ(viewer.status, 403) << viewer.body;
+  auto nobody = HttpsCall(url, ca_file, nullptr, "POST", "/v1/commcells/cs1/backups", trigger);
+  EXPECT_EQ(nobody.status, 401) << nobody.body;
+  // A certificate of another CA does not get through the handshake.
+  EXPECT_ANY_THROW(HttpsCall(url, ca_file, &intruder, "GET", "/v1/commcells"));
+  // Plain HTTP on the HTTPS port gets no answer.
+  EXPECT_ANY_THROW(HttpClient(url).Call("GET", "/v1/commcells"));
+
+  // A gRPC caller cannot claim the certificate the gateway would forward.
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("x-drgate-gateway", std::string(64, 'a'));
+  ctx.AddMetadata("x-drgate-gateway-certificate", "ops.example.com");
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  v1::TriggerBackupRequest req;
+  req.set_commcell("cs1");
+  req.set_backup_type(v1::BACKUP_TYPE_FULL);
+  v1::TriggerBackupResponse out;
+  const grpc::Status forged = drgate_->stub().TriggerBackup(&ctx, req, &out);
+  EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED) << forged.error_message();
 }
 
 }  // namespace

@@ -99,10 +99,11 @@ TEST_F(TlsConfigTest, CertificateCallersNeedMutualTls) {
       "grpc:\n  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key}\n" + auth + cells,
       dir_.path().string());
   ASSERT_FALSE(plain.ok());
-  EXPECT_EQ(plain.status().message().rfind("auth.tokens_file: tokens[0].certificate: needs mutual "
-                                           "TLS (grpc.tls.client_ca_file)",
-                                           0),
-            0u)
+  EXPECT_EQ(
+      plain.status().message().rfind("auth.tokens_file: tokens[0].certificate: needs mutual "
+                                     "TLS (grpc.tls.client_ca_file or http.tls.client_ca_file)",
+                                     0),
+      0u)
       << plain.status().message();
   auto mutual = ParseServerConfig(
       "grpc:\n  tls: {cert_file: tls/tls.crt, key_file: tls/tls.key, client_ca_file: "
