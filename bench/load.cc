@@ -9,7 +9,9 @@
 #include <condition_variable>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <thread>
 
 #include "bench/common.h"
 #include "bench/scenarios.h"
@@ -131,33 +133,129 @@ class Runner {
   int running_ = 0;  // guarded by mu_
 };
 
+// The same closed loops over the HTTP/JSON port: a thread and a keep-alive connection per
+// concurrent caller, each waiting for its answer before the next request (HTTP/1.1 has no
+// multiplexing).
+class HttpRunner {
+ public:
+  HttpRunner(const LoadOptions& options, int concurrency)
+      : options_(options), concurrency_(concurrency) {
+    const auto now = SteadyClock::now();
+    measure_from_ = now + std::chrono::duration_cast<SteadyClock::duration>(
+                              std::chrono::duration<double>(options_.warmup_seconds));
+    stop_at_ = measure_from_ + std::chrono::duration_cast<SteadyClock::duration>(
+                                   std::chrono::duration<double>(options_.seconds));
+  }
+  SteadyClock::time_point measure_from() const { return measure_from_; }
+  SteadyClock::time_point stop_at() const { return stop_at_; }
+
+  void Run() {
+    loops_.resize(concurrency_);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < concurrency_; ++i) {
+      threads.emplace_back([this, i] { RunLoop(loops_[i], i); });
+    }
+    for (auto& t : threads) t.join();
+  }
+
+  Samples Merged(int64_t* errors, std::string* first_error) const {
+    Samples all;
+    for (const auto& loop : loops_) {
+      all.Append(loop.samples);
+      *errors += loop.errors;
+      if (first_error->empty()) *first_error = loop.first_error;
+    }
+    return all;
+  }
+
+ private:
+  struct HttpLoop {
+    Samples samples;
+    int64_t errors = 0;
+    std::string first_error;
+  };
+
+  void RunLoop(HttpLoop& loop, int index) {
+    HttpClient client(options_.http_url);
+    std::mt19937_64 random(1000 + index);
+    std::uniform_int_distribution<int64_t> pick(0, options_.jobs - 1);
+    const std::string jobs = "/v1/commcells/" + options_.commcell + "/jobs";
+    while (true) {
+      const std::string target = options_.method == "GetJob"
+                                     ? jobs + "/" + std::to_string(kFirstFilledJobId + pick(random))
+                                     : jobs + "?pageSize=" + std::to_string(options_.page_size);
+      const auto started = SteadyClock::now();
+      std::string error;
+      try {
+        auto r = client.Call("GET", target);
+        if (r.status != 200) error = "HTTP " + std::to_string(r.status) + ": " + r.body;
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      const auto now = SteadyClock::now();
+      if (started >= measure_from_ && now <= stop_at_) {
+        if (error.empty()) {
+          loop.samples.Add(std::chrono::duration<double, std::micro>(now - started).count());
+        } else {
+          if (loop.first_error.empty()) loop.first_error = error;
+          ++loop.errors;
+        }
+      }
+      if (now >= stop_at_) return;
+    }
+  }
+
+  const LoadOptions& options_;
+  const int concurrency_;
+  std::vector<HttpLoop> loops_;
+  SteadyClock::time_point measure_from_;
+  SteadyClock::time_point stop_at_;
+};
+
 }  // namespace
 
 int RunLoad(const LoadOptions& options) {
-  const auto stubs = MakeStubs(options.target, options.channels);
+  const bool http = !options.http_url.empty();
+  const auto stubs = http ? std::vector<std::unique_ptr<v1::DrBackupService::Stub>>()
+                          : MakeStubs(options.target, options.channels);
   for (int concurrency : options.concurrency) {
-    Runner runner(options, concurrency, stubs);
+    std::optional<Runner> grpc_runner;
+    std::optional<HttpRunner> http_runner;
+    if (http) {
+      http_runner.emplace(options, concurrency);
+    } else {
+      grpc_runner.emplace(options, concurrency, stubs);
+    }
+    const SteadyClock::time_point measure_from =
+        http ? http_runner->measure_from() : grpc_runner->measure_from();
+    const SteadyClock::time_point stop_at = http ? http_runner->stop_at() : grpc_runner->stop_at();
     // CPU time is read at the edges of the measured window, from a helper thread.
     std::thread sampler;
     std::optional<ProcSample> cpu_start, cpu_end;
     if (options.pid > 0) {
       sampler = std::thread([&] {
-        std::this_thread::sleep_until(runner.measure_from());
+        std::this_thread::sleep_until(measure_from);
         cpu_start = ReadProc(options.pid);
-        std::this_thread::sleep_until(runner.stop_at());
+        std::this_thread::sleep_until(stop_at);
         cpu_end = ReadProc(options.pid);
       });
     }
-    runner.Run();
+    if (http) {
+      http_runner->Run();
+    } else {
+      grpc_runner->Run();
+    }
     if (sampler.joinable()) sampler.join();
 
     int64_t errors = 0;
     std::string first_error;
-    const Samples samples = runner.Merged(&errors, &first_error);
+    const Samples samples = http ? http_runner->Merged(&errors, &first_error)
+                                 : grpc_runner->Merged(&errors, &first_error);
     const double rate = static_cast<double>(samples.size()) / options.seconds;
-    const std::string name = options.method == "GetJob"
-                                 ? options.method
-                                 : options.method + "/" + std::to_string(options.page_size);
+    const std::string name =
+        (options.method == "GetJob" ? options.method
+                                    : options.method + "/" + std::to_string(options.page_size)) +
+        (http ? " over HTTP/JSON" : "");
     const std::string scenario = "read " + name + " @" + std::to_string(concurrency);
     const bool p99_ok = samples.Quantile(0.99) < 2000;
     Row(scenario, "throughput (calls/s, " + Fixed(options.seconds, 1) + " s)", Fixed(rate, 0),
@@ -181,7 +279,7 @@ int RunLoad(const LoadOptions& options) {
     if (!options.out.empty()) {
       const std::string page =
           options.method == "GetJob" ? "" : "-" + std::to_string(options.page_size);
-      samples.Write(options.out + "/read-" + options.method + page + "-" +
+      samples.Write(options.out + "/read-" + options.method + page + (http ? "-http" : "") + "-" +
                     std::to_string(concurrency) + ".txt");
     }
     std::cerr << scenario << ": " << samples.size() << " calls\n";

@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
   auto* ld = app.add_subcommand("load", "closed-loop GetJob/ListJobs load on drgate");
   ld->add_option("--target", load.target, "drgate gRPC HOST:PORT")->required();
   ld->add_option("--method", load.method)->check(CLI::IsMember({"GetJob", "ListJobs"}));
+  ld->add_option("--http", load.http_url,
+                 "http://HOST:PORT: call drgate's HTTP/JSON port instead (one keep-alive "
+                 "connection and thread per concurrent caller)");
   ld->add_option("--concurrency", load.concurrency)->capture_default_str();
   ld->add_option("--seconds", load.seconds)->capture_default_str();
   ld->add_option("--warmup", load.warmup_seconds)->capture_default_str();
@@ -83,6 +86,9 @@ int main(int argc, char** argv) {
   tr->add_option("--target", trigger.target, "drgate gRPC HOST:PORT")->required();
   tr->add_option("--target-tmpfs", trigger.target_tmpfs,
                  "a second drgate, its registry on tmpfs (isolates the cost of fsync)");
+  tr->add_option(
+      "--http", trigger.http_url,
+      "http://HOST:PORT of drgate's HTTP/JSON port: adds (c-http), the trigger over HTTP");
   tr->add_option("--commcell", trigger.commcell)->capture_default_str();
   tr->add_option("--runbook", trigger.runbook, "bench/runbook.sh")->required();
   tr->add_option("--rounds", trigger.rounds)->capture_default_str();

@@ -101,6 +101,7 @@ drgate_config() {
   shift 3
   {
     echo "grpc: {listen: 127.0.0.1:0}"
+    echo "http: {listen: 127.0.0.1:0}"
     echo "metrics: {listen: 127.0.0.1:0}"
     echo "registry: {path: $registry}"
     echo "log: {level: info, format: json}"
@@ -128,6 +129,7 @@ start_drgate() {
   grpc=$(wait_for "$out/$1.out" 'gRPC listening on \K\S+' "$drgate_pid")
   t1=$(date +%s%N)
   metrics=http://$(wait_for "$out/$1.out" 'metrics listening on \K\S+' "$drgate_pid")
+  http=http://$(wait_for "$out/$1.out" 'HTTP listening on \K\S+' "$drgate_pid")
   startup_ms=$(((t1 - t0) / 1000000))
 }
 
@@ -163,6 +165,11 @@ for load in "GetJob 50" "ListJobs 50" "ListJobs 10"; do
     --seconds "$load_seconds" --warmup "$load_warmup" --jobs "$biggest" --pid "$drgate_pid" \
     --out "$out" | tee -a "$rows"
 done
+# GetJob over the HTTP/JSON port, beside the gRPC figures above (same drgate, same registry).
+echo "bench: read path GetJob over HTTP/JSON" >&2
+"$bench" load --target "$grpc" --http "$http" --method GetJob --concurrency 1 16 \
+  --seconds "$load_seconds" --warmup "$load_warmup" --jobs "$biggest" --pid "$drgate_pid" \
+  --out "$out" | tee -a "$rows"
 stop "$drgate_pid"
 
 # --- Trigger latency: (a) runbook, (b) Beast floor, (c) drgate; jobs end at once ------------------
@@ -172,6 +179,7 @@ drgate_config "$state/trigger.yaml" "$state/trigger.db" 10s bench
 start_drgate drgate-trigger "$state/trigger.yaml"
 trigger_pid=$drgate_pid
 trigger_grpc=$grpc
+trigger_http=$http
 # (c'): the same on a registry in tmpfs, where fsync is free, to tell drgate's cost from the disk's.
 tmpfs_args=()
 if [[ -d /dev/shm && -w /dev/shm ]]; then
@@ -181,6 +189,7 @@ if [[ -d /dev/shm && -w /dev/shm ]]; then
   tmpfs_args=(--target-tmpfs "$grpc")
 fi
 "$bench" trigger --sim "$sim_url" --ca "$sim_cert" --password "$password" --target "$trigger_grpc" \
+  --http "$trigger_http" \
   "${tmpfs_args[@]}" \
   --runbook "$root/bench/runbook.sh" --rounds "$rounds" --per-round "$per_round" \
   --runbook-per-round "$runbook_per_round" --out "$out" | tee -a "$rows"

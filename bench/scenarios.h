@@ -28,6 +28,7 @@ std::string FillRegistry(const std::string& path, const std::string& commcell, i
 
 struct LoadOptions {
   std::string target;             // gRPC HOST:PORT of drgate (plaintext)
+  std::string http_url;           // http://HOST:PORT: the calls go to the HTTP/JSON port instead
   std::string method = "GetJob";  // GetJob | ListJobs
   std::vector<int> concurrency = {1, 16, 256};
   double seconds = 3;
@@ -49,6 +50,7 @@ struct TriggerOptions {
   std::string password;
   std::string target;        // drgate gRPC HOST:PORT
   std::string target_tmpfs;  // optional: a drgate whose registry is on tmpfs
+  std::string http_url;      // optional: drgate's HTTP/JSON port, for (c-http)
   std::string commcell = "bench";
   std::string runbook;  // the shell runbook script (bench/runbook.sh)
   int rounds = 5;

@@ -17,10 +17,13 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 
 #include <iostream>
+
+#include <optional>
 
 #include "bench/common.h"
 #include "bench/scenarios.h"
@@ -139,6 +142,33 @@ int RunTrigger(const TriggerOptions& options) {
     }
     return micros;
   };
+  // (c-http): the same over drgate's HTTP/JSON port (one keep-alive connection).
+  std::optional<HttpClient> http;
+  if (!options.http_url.empty()) http.emplace(options.http_url);
+  auto through_http = [&]() -> double {
+    const std::string body = R"({"backupType": "BACKUP_TYPE_FULL", "requestId": "bench-)" + run_id +
+                             "-" + std::to_string(++sequence) + R"("})";
+    const auto start = SteadyClock::now();
+    auto r = http->Call("POST", "/v1/commcells/" + options.commcell + "/backups", body,
+                        {{"Content-Type", "application/json"}, {"grpc-timeout", "30S"}});
+    const double micros = MicrosSince(start);
+    if (r.status != 200) {
+      throw std::runtime_error("HTTP TriggerBackup: " + std::to_string(r.status) + " " + r.body);
+    }
+    const std::string id = nlohmann::json::parse(r.body).at("job").at("jobId");
+    for (int i = 0; i < 10000; ++i) {
+      v1::GetJobRequest get;
+      get.set_commcell(options.commcell);
+      get.set_job_id(id);
+      v1::Job job;
+      grpc::ClientContext get_context;
+      if (stub->GetJob(&get_context, get, &job).ok() && job.state() >= v1::JOB_STATE_SUCCEEDED) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return micros;
+  };
   auto floor_warm = [&] {
     const auto start = SteadyClock::now();
     floor.Trigger();
@@ -161,17 +191,19 @@ int RunTrigger(const TriggerOptions& options) {
     floor_warm();
     through_drgate(stub.get());
     if (tmpfs_stub) through_drgate(tmpfs_stub.get());
+    if (http) through_http();
   }
   runbook();
   floor_cold();
   admin.Call("POST", "/_sim/reset");
 
-  Samples a, b0, b, c, c_tmpfs;
+  Samples a, b0, b, c, c_tmpfs, c_http;
   for (int round = 0; round < options.rounds; ++round) {
     for (int i = 0; i < options.per_round; ++i) {
       b.Add(floor_warm());
       c.Add(through_drgate(stub.get()));
       if (tmpfs_stub) c_tmpfs.Add(through_drgate(tmpfs_stub.get()));
+      if (http) c_http.Add(through_http());
     }
     for (int i = 0; i < options.runbook_per_round; ++i) {
       a.Add(runbook());
@@ -191,6 +223,12 @@ int RunTrigger(const TriggerOptions& options) {
   if (!c_tmpfs.empty()) {
     Row(scenario, "(c') TriggerBackup through drgate, registry on tmpfs, p50 / p99 (n)",
         PercentileCell(c_tmpfs));
+  }
+  if (!c_http.empty()) {
+    Row(scenario, "(c-http) TriggerBackup over drgate's HTTP/JSON port, p50 / p99 (n)",
+        PercentileCell(c_http));
+    Row(scenario, "c-http p50 - c p50 (what JSON over HTTP/1.1 adds)",
+        FormatMicros(c_http.Quantile(0.5) - c.Quantile(0.5)));
   }
   const double cb50 = c.Quantile(0.5) / b.Quantile(0.5);
   const double cb99 = c.Quantile(0.99) / b.Quantile(0.99);
@@ -216,6 +254,7 @@ int RunTrigger(const TriggerOptions& options) {
     b.Write(options.out + "/trigger-b-beast.txt");
     c.Write(options.out + "/trigger-c-drgate.txt");
     if (!c_tmpfs.empty()) c_tmpfs.Write(options.out + "/trigger-c-drgate-tmpfs.txt");
+    if (!c_http.empty()) c_http.Write(options.out + "/trigger-c-drgate-http.txt");
   }
   return 0;
 }
