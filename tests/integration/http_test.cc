@@ -25,6 +25,7 @@ using nlohmann::json;
 
 constexpr char kOperatorToken[] = "operator-TOKEN-5d1f0a7c3e9b2468";
 constexpr char kViewerToken[] = "viewer-TOKEN-7f3a9c1e5b2d4086";
+constexpr char kScopedToken[] = "scoped-TOKEN-2c4e6a8b0d1f3579";  // a viewer of cs1 only
 
 std::string Bearer(const std::string& token) {
   return "Bearer " + token;
@@ -66,7 +67,10 @@ class HttpTest : public ::testing::Test {
             Sha256Hex(kOperatorToken) +
             ", identity: ci, roles: [operator]}\n"
             "  - {sha256: " +
-            Sha256Hex(kViewerToken) + ", identity: alice, roles: [viewer]}\n");
+            Sha256Hex(kViewerToken) +
+            ", identity: alice, roles: [viewer]}\n"
+            "  - {sha256: " +
+            Sha256Hex(kScopedToken) + ", identity: bob, roles: [viewer], commcells: [cs1]}\n");
   }
   commserv::HttpResponse Call(const std::string& method, const std::string& target,
                               const std::string& body = "",
@@ -212,6 +216,10 @@ TEST_F(HttpTest, ErrorsHaveTheHttpStatusAndReasonOfTheirGrpcCode) {
        400, "INVALID_ARGUMENT"},
       {"bad page size", "GET", "/v1/jobs?pageSize=ten", "", kOperatorToken, 400,
        "INVALID_ARGUMENT"},
+      {"limited to some CommCells, names none", "GET", "/v1/jobs", "", kScopedToken, 403,
+       "COMMCELL_NOT_ALLOWED"},
+      {"limited to some CommCells, names its own", "GET", "/v1/commcells/cs1/jobs", "",
+       kScopedToken, 200, ""},
   };
   for (const Case& c : cases) {
     auto r = Call(c.method, c.target, c.body, {}, c.token);
