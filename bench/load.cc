@@ -258,20 +258,22 @@ int RunLoad(const LoadOptions& options) {
         (http ? " over HTTP/JSON" : "");
     const std::string scenario = "read " + name + " @" + std::to_string(concurrency);
     const bool p99_ok = samples.Quantile(0.99) < 2000;
+    // The scale targets are the gRPC API's; the HTTP rows are figures beside them.
+    const bool targeted = !http;
     Row(scenario, "throughput (calls/s, " + Fixed(options.seconds, 1) + " s)", Fixed(rate, 0),
-        concurrency >= 16 ? ">= 20,000/s on 2 cores" : "",
-        concurrency >= 16 ? Verdict(rate >= 20000) : "");
+        targeted && concurrency >= 16 ? ">= 20,000/s on 2 cores" : "",
+        targeted && concurrency >= 16 ? Verdict(rate >= 20000) : "");
     Row(scenario, "latency p50 / p90 / p99 / max",
         FormatMicros(samples.Quantile(0.5)) + " / " + FormatMicros(samples.Quantile(0.9)) + " / " +
             FormatMicros(samples.Quantile(0.99)) + " / " + FormatMicros(samples.Max()),
-        "p99 < 2 ms", Verdict(p99_ok));
+        targeted ? "p99 < 2 ms" : "", targeted ? Verdict(p99_ok) : "");
     if (cpu_start && cpu_end && !samples.empty()) {
       const double cpu_us = (cpu_end->cpu_seconds - cpu_start->cpu_seconds) * 1e6 /
                             static_cast<double>(samples.size());
       const double capacity = cpu_us > 0 ? 2e6 / cpu_us : 0;
       Row(scenario, "drgate CPU per call (capacity of 2 dedicated cores)",
-          FormatMicros(cpu_us) + " (" + Fixed(capacity, 0) + "/s)", ">= 20,000/s on 2 cores",
-          Verdict(capacity >= 20000));
+          FormatMicros(cpu_us) + " (" + Fixed(capacity, 0) + "/s)",
+          targeted ? ">= 20,000/s on 2 cores" : "", targeted ? Verdict(capacity >= 20000) : "");
     }
     if (errors > 0) {
       Row(scenario, "errors", std::to_string(errors) + " (" + first_error + ")");
