@@ -1,6 +1,7 @@
 #include "plugin/http_admin.h"
 
 #include "core/metrics/text_format.h"
+#include "plugin/http_listener.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -189,117 +190,24 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   ConnectionSlot slot_;
 };
 
-class HttpAdminImpl final : public HttpAdmin, public std::enable_shared_from_this<HttpAdminImpl> {
- public:
-  HttpAdminImpl(asio::io_context& io, std::shared_ptr<Handlers> handlers,
-                std::shared_ptr<ssl::context> tls)
-      : io_(io),
-        acceptor_(asio::make_strand(io)),
-        handlers_(std::move(handlers)),
-        tls_(std::move(tls)) {}
-
-  Status Listen(const std::string& listen) {
-    const auto colon = listen.rfind(':');
-    std::string host = listen.substr(0, colon);
-    if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    beast::error_code ec;
-    const std::string port = listen.substr(colon + 1);
-    tcp::resolver resolver(acceptor_.get_executor());
-    auto results = resolver.resolve(host, port, tcp::resolver::passive, ec);
-    if (ec || results.empty()) {
-      return Status(StatusCode::kFailedPrecondition,
-                    "metrics.listen: cannot resolve \"" + host + "\": " + ec.message(),
-                    Reason::kListenFailed);
-    }
-    const tcp::endpoint endpoint = results.begin()->endpoint();
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return Status(StatusCode::kFailedPrecondition,
-                    "metrics.listen: cannot listen on " + listen + ": " + ec.message(),
-                    Reason::kListenFailed);
-    }
-    port_ = acceptor_.local_endpoint().port();
-    return Status::Ok();
-  }
-
-  void Accept() {
-    acceptor_.async_accept(asio::make_strand(io_), [self = shared_from_this()](beast::error_code ec,
-                                                                               tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) {
-        return;
-      }
-      if (!ec && self->handlers_->connections.load() >= self->handlers_->max_connections) {
-        // Over the cap: closed at once, before anything is read.
-        beast::error_code ignored;
-        socket.close(ignored);
-      } else if (!ec) {
-        if (self->tls_) {
-          using TlsStream = ssl::stream<beast::tcp_stream>;
-          std::make_shared<Connection<TlsStream>>(
-              TlsStream(beast::tcp_stream(std::move(socket)), *self->tls_), self->handlers_)
-              ->Start();
-        } else {
-          std::make_shared<Connection<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
-                                                          self->handlers_)
-              ->Start();
-        }
-      }
-      self->Accept();
-    });
-  }
-
-  int port() const override { return port_; }
-
-  void Stop() override {
-    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
-      beast::error_code ec;
-      self->acceptor_.close(ec);
-    });
-  }
-
- private:
-  asio::io_context& io_;
-  tcp::acceptor acceptor_;
-  std::shared_ptr<Handlers> handlers_;
-  std::shared_ptr<ssl::context> tls_;  // null: plain HTTP
-  int port_ = 0;
-};
-
-// Owns the shared implementation; stopping on destruction.
+// Stops the listener when destroyed.
 class HttpAdminHandle final : public HttpAdmin {
  public:
-  explicit HttpAdminHandle(std::shared_ptr<HttpAdminImpl> impl) : impl_(std::move(impl)) {}
-  ~HttpAdminHandle() override { impl_->Stop(); }
-  int port() const override { return impl_->port(); }
-  void Stop() override { impl_->Stop(); }
+  explicit HttpAdminHandle(std::shared_ptr<HttpListener> listener)
+      : listener_(std::move(listener)) {}
+  ~HttpAdminHandle() override { listener_->Stop(); }
+  int port() const override { return listener_->port(); }
+  void Stop() override { listener_->Stop(); }
 
  private:
-  std::shared_ptr<HttpAdminImpl> impl_;
+  std::shared_ptr<HttpListener> listener_;
 };
 
 }  // namespace
 
 // The metrics port's TLS context from metrics.tls's files.
 static StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const HttpAdminOptions& options) {
-  auto tls = std::make_shared<ssl::context>(ssl::context::tls_server);
-  beast::error_code ec;
-  SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
-  tls->use_certificate_chain_file(options.cert_file, ec);
-  if (ec) {
-    return Status(StatusCode::kFailedPrecondition,
-                  "metrics.tls.cert_file \"" + options.cert_file + "\": " + ec.message(),
-                  Reason::kListenFailed);
-  }
-  tls->use_private_key_file(options.key_file, ssl::context::pem, ec);
-  if (ec) {
-    return Status(StatusCode::kFailedPrecondition,
-                  "metrics.tls.key_file \"" + options.key_file + "\": " + ec.message(),
-                  Reason::kListenFailed);
-  }
-  return tls;
+  return MakeServerTlsContext("metrics.tls", options.cert_file, options.key_file);
 }
 
 Status HttpAdmin::CheckTls(const HttpAdminOptions& options) {
@@ -327,10 +235,14 @@ StatusOr<std::unique_ptr<HttpAdmin>> HttpAdmin::Start(
     if (!ctx.ok()) return ctx.status();
     tls = std::move(*ctx);
   }
-  auto impl = std::make_shared<HttpAdminImpl>(io, std::move(handlers), std::move(tls));
-  if (Status s = impl->Listen(options.listen); !s.ok()) return s;
-  impl->Accept();
-  return std::unique_ptr<HttpAdmin>(std::make_unique<HttpAdminHandle>(std::move(impl)));
+  auto listener = HttpListener::Bind(io, "metrics.listen", options.listen);
+  if (!listener.ok()) return listener.status();
+  (*listener)->Accept(
+      [handlers] { return handlers->connections.load() >= handlers->max_connections; },
+      [handlers, tls](tcp::socket socket) {
+        StartConnection<Connection>(std::move(socket), tls.get(), handlers);
+      });
+  return std::unique_ptr<HttpAdmin>(std::make_unique<HttpAdminHandle>(std::move(*listener)));
 }
 
 }  // namespace drgate::plugin

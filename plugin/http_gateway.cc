@@ -20,6 +20,7 @@
 
 #include "drgate/v1/drgate.pb.h"
 #include "plugin/http_errors.h"
+#include "plugin/http_listener.h"
 #include "plugin/http_routes.h"
 #include "plugin/openapi.h"
 #include "plugin/status_mapping.h"
@@ -473,108 +474,17 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   std::array<char, 512> hang_up_probe_{};
 };
 
-class GatewayImpl final : public HttpGateway, public std::enable_shared_from_this<GatewayImpl> {
- public:
-  GatewayImpl(asio::io_context& io, std::shared_ptr<Shared> shared)
-      : io_(io), acceptor_(asio::make_strand(io)), shared_(std::move(shared)) {}
-
-  Status Listen(const std::string& listen) {
-    const auto colon = listen.rfind(':');
-    std::string host = listen.substr(0, colon);
-    if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    beast::error_code ec;
-    tcp::resolver resolver(acceptor_.get_executor());
-    auto results = resolver.resolve(host, listen.substr(colon + 1), tcp::resolver::passive, ec);
-    if (ec || results.empty()) {
-      return Status(StatusCode::kFailedPrecondition,
-                    "http.listen: cannot resolve \"" + host + "\": " + ec.message(),
-                    Reason::kListenFailed);
-    }
-    const tcp::endpoint endpoint = results.begin()->endpoint();
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return Status(StatusCode::kFailedPrecondition,
-                    "http.listen: cannot listen on " + listen + ": " + ec.message(),
-                    Reason::kListenFailed);
-    }
-    port_ = acceptor_.local_endpoint().port();
-    return Status::Ok();
-  }
-
-  void Accept() {
-    acceptor_.async_accept(asio::make_strand(io_), [self = shared_from_this()](beast::error_code ec,
-                                                                               tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-      if (!ec && self->shared_->connections.load() >= self->shared_->options.max_connections) {
-        beast::error_code ignored;
-        socket.close(ignored);  // over the cap: closed before anything is read
-      } else if (!ec && self->shared_->tls) {
-        using TlsStream = ssl::stream<beast::tcp_stream>;
-        std::make_shared<Connection<TlsStream>>(
-            TlsStream(beast::tcp_stream(std::move(socket)), *self->shared_->tls), self->shared_)
-            ->Start();
-      } else if (!ec) {
-        std::make_shared<Connection<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)),
-                                                        self->shared_)
-            ->Start();
-      }
-      self->Accept();
-    });
-  }
-
-  int port() const override { return port_; }
-  void Stop() override {
-    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
-      beast::error_code ec;
-      self->acceptor_.close(ec);
-    });
-  }
-
- private:
-  asio::io_context& io_;
-  tcp::acceptor acceptor_;
-  std::shared_ptr<Shared> shared_;
-  int port_ = 0;
-};
-
-// Owns the shared implementation and stops it when destroyed.
+// Stops the listener when destroyed.
 class GatewayHandle final : public HttpGateway {
  public:
-  explicit GatewayHandle(std::shared_ptr<GatewayImpl> impl) : impl_(std::move(impl)) {}
-  ~GatewayHandle() override { impl_->Stop(); }
-  int port() const override { return impl_->port(); }
-  void Stop() override { impl_->Stop(); }
+  explicit GatewayHandle(std::shared_ptr<HttpListener> listener) : listener_(std::move(listener)) {}
+  ~GatewayHandle() override { listener_->Stop(); }
+  int port() const override { return listener_->port(); }
+  void Stop() override { listener_->Stop(); }
 
  private:
-  std::shared_ptr<GatewayImpl> impl_;
+  std::shared_ptr<HttpListener> listener_;
 };
-
-// http.tls's context: TLS 1.2 or later; with client_ca_file, client certificates verified
-// against it (required unless require_client_cert is false).
-StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const GrpcTlsConfig& config) {
-  auto tls = std::make_shared<ssl::context>(ssl::context::tls_server);
-  SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
-  auto failed = [](const std::string& key, const std::string& file, beast::error_code ec) {
-    return Status(StatusCode::kFailedPrecondition, key + " \"" + file + "\": " + ec.message(),
-                  Reason::kConfigInvalid);
-  };
-  beast::error_code ec;
-  tls->use_certificate_chain_file(config.cert_file, ec);
-  if (ec) return failed("http.tls.cert_file", config.cert_file, ec);
-  tls->use_private_key_file(config.key_file, ssl::context::pem, ec);
-  if (ec) return failed("http.tls.key_file", config.key_file, ec);
-  if (!config.client_ca_file.empty()) {
-    tls->load_verify_file(config.client_ca_file, ec);
-    if (ec) return failed("http.tls.client_ca_file", config.client_ca_file, ec);
-    tls->set_verify_mode(
-        ssl::verify_peer |
-        (config.require_client_cert ? ssl::verify_fail_if_no_peer_cert : ssl::verify_none));
-  }
-  return tls;
-}
 
 }  // namespace
 
@@ -618,7 +528,8 @@ StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(boost::asio::io_contex
   shared->channel = std::move(channel);
   shared->stub = std::make_unique<grpc::GenericStub>(shared->channel);
   if (options.tls) {
-    auto tls = MakeTlsContext(*options.tls);
+    auto tls = MakeServerTlsContext("http.tls", options.tls->cert_file, options.tls->key_file,
+                                    options.tls->client_ca_file, options.tls->require_client_cert);
     if (!tls.ok()) return tls.status();
     shared->tls = std::move(*tls);
   } else if (!IsLoopbackListen(options.listen)) {
@@ -627,10 +538,14 @@ StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(boost::asio::io_contex
         "unencrypted. Configure http.tls or bind http.listen to loopback",
         options.listen);
   }
-  auto impl = std::make_shared<GatewayImpl>(io, shared);
-  if (Status s = impl->Listen(options.listen); !s.ok()) return s;
-  impl->Accept();
-  return std::unique_ptr<HttpGateway>(std::make_unique<GatewayHandle>(std::move(impl)));
+  auto listener = HttpListener::Bind(io, "http.listen", options.listen);
+  if (!listener.ok()) return listener.status();
+  (*listener)->Accept(
+      [shared] { return shared->connections.load() >= shared->options.max_connections; },
+      [shared](tcp::socket socket) {
+        StartConnection<Connection>(std::move(socket), shared->tls.get(), shared);
+      });
+  return std::unique_ptr<HttpGateway>(std::make_unique<GatewayHandle>(std::move(*listener)));
 }
 
 }  // namespace drgate::plugin
