@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -15,9 +16,11 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <type_traits>
 
+#include "core/common/file.h"
 #include "drgate/v1/drgate.pb.h"
 #include "plugin/http_errors.h"
 #include "plugin/http_listener.h"
@@ -37,7 +40,18 @@ using tcp = asio::ip::tcp;
 
 struct Shared {
   HttpGatewayOptions options;
-  std::shared_ptr<ssl::context> tls;  // null: plain HTTP
+  // http.tls: the context new connections use (null: plain HTTP), replaced when the files change.
+  // Replaced contexts are kept until the gateway ends, as connections made with them may still
+  // run (a few KiB per certificate rotation).
+  std::mutex tls_mu;
+  std::shared_ptr<ssl::context> tls;                   // guarded by tls_mu
+  std::vector<std::shared_ptr<ssl::context>> retired;  // guarded by tls_mu
+  std::string tls_files;                               // guarded by tls_mu: what `tls` was made of
+
+  std::shared_ptr<ssl::context> CurrentTls() {
+    std::lock_guard lock(tls_mu);
+    return tls;
+  }
   std::vector<Route> routes;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<grpc::GenericStub> stub;
@@ -475,15 +489,88 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 };
 
 // Stops the listener when destroyed.
+// The contents of http.tls's files, concatenated; empty when one cannot be read.
+std::string ReadTlsFiles(const GrpcTlsConfig& config) {
+  std::string all;
+  for (const std::string* path : {&config.cert_file, &config.key_file, &config.client_ca_file}) {
+    if (path->empty()) continue;
+    auto text = ReadRegularFile(*path, kMaxPemFileBytes);
+    if (!text.ok()) return "";
+    all += *text;
+    all += '\0';
+  }
+  return all;
+}
+
+// Re-reads http.tls's files every reload_interval and, when they changed and make a usable
+// context, gives new connections the new one (established connections keep theirs), as
+// grpc.tls's files are watched. A broken file keeps the last good context, with a warning.
+class TlsReloader : public std::enable_shared_from_this<TlsReloader> {
+ public:
+  TlsReloader(asio::io_context& io, std::shared_ptr<Shared> shared)
+      : timer_(asio::make_strand(io)), shared_(std::move(shared)) {}
+
+  void Start() { Wait(); }
+  void Stop() {
+    asio::post(timer_.get_executor(), [self = shared_from_this()] { self->timer_.cancel(); });
+  }
+
+ private:
+  void Wait() {
+    timer_.expires_after(shared_->options.tls->reload_interval);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // stopped
+      self->Check();
+      self->Wait();
+    });
+  }
+
+  void Check() {
+    const GrpcTlsConfig& config = *shared_->options.tls;
+    const std::string files = ReadTlsFiles(config);
+    {
+      std::lock_guard lock(shared_->tls_mu);
+      if (files.empty() || files == shared_->tls_files) return;  // unchanged, or mid-rotation
+    }
+    auto tls = MakeServerTlsContext("http.tls", config.cert_file, config.key_file,
+                                    config.client_ca_file, config.require_client_cert);
+    if (!tls.ok()) {
+      if (files != last_refused_) {
+        spdlog::warn("http.tls: the changed files are not used, the last good ones stay: {}",
+                     tls.status().message());
+        last_refused_ = files;
+      }
+      return;
+    }
+    {
+      std::lock_guard lock(shared_->tls_mu);
+      shared_->retired.push_back(std::move(shared_->tls));
+      shared_->tls = std::move(*tls);
+      shared_->tls_files = files;
+    }
+    last_refused_.clear();
+    spdlog::info("http.tls: certificate files changed; new connections use them");
+  }
+
+  asio::steady_timer timer_;
+  std::shared_ptr<Shared> shared_;
+  std::string last_refused_;  // the files last refused, warned about once
+};
+
 class GatewayHandle final : public HttpGateway {
  public:
-  explicit GatewayHandle(std::shared_ptr<HttpListener> listener) : listener_(std::move(listener)) {}
-  ~GatewayHandle() override { listener_->Stop(); }
+  GatewayHandle(std::shared_ptr<HttpListener> listener, std::shared_ptr<TlsReloader> reloader)
+      : listener_(std::move(listener)), reloader_(std::move(reloader)) {}
+  ~GatewayHandle() override { Stop(); }
   int port() const override { return listener_->port(); }
-  void Stop() override { listener_->Stop(); }
+  void Stop() override {
+    listener_->Stop();
+    if (reloader_) reloader_->Stop();
+  }
 
  private:
   std::shared_ptr<HttpListener> listener_;
+  std::shared_ptr<TlsReloader> reloader_;  // null without http.tls
 };
 
 }  // namespace
@@ -532,6 +619,7 @@ StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(boost::asio::io_contex
                                     options.tls->client_ca_file, options.tls->require_client_cert);
     if (!tls.ok()) return tls.status();
     shared->tls = std::move(*tls);
+    shared->tls_files = ReadTlsFiles(*options.tls);
   } else if (!IsLoopbackListen(options.listen)) {
     spdlog::warn(
         "http.tls is not configured: the HTTP port {} is plaintext; calls and bearer tokens travel "
@@ -543,9 +631,16 @@ StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(boost::asio::io_contex
   (*listener)->Accept(
       [shared] { return shared->connections.load() >= shared->options.max_connections; },
       [shared](tcp::socket socket) {
-        StartConnection<Connection>(std::move(socket), shared->tls.get(), shared);
+        const std::shared_ptr<ssl::context> tls = shared->CurrentTls();
+        StartConnection<Connection>(std::move(socket), tls.get(), shared);
       });
-  return std::unique_ptr<HttpGateway>(std::make_unique<GatewayHandle>(std::move(*listener)));
+  std::shared_ptr<TlsReloader> reloader;
+  if (options.tls) {
+    reloader = std::make_shared<TlsReloader>(io, shared);
+    reloader->Start();
+  }
+  return std::unique_ptr<HttpGateway>(
+      std::make_unique<GatewayHandle>(std::move(*listener), std::move(reloader)));
 }
 
 }  // namespace drgate::plugin

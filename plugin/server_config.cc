@@ -48,8 +48,8 @@ Type<GrpcTlsConfig> RequireClientCert(const std::string& prefix) {
       nullptr};
 }
 
-// grpc.tls, or http.tls (`reloads` false: its files are read at startup, no reload_interval).
-Section<GrpcTlsConfig> ServerTlsSection(const std::string& prefix, bool reloads) {
+// grpc.tls or http.tls: `prefix` names the section in errors.
+Section<GrpcTlsConfig> ServerTlsSection(const std::string& prefix) {
   using G = GrpcTlsConfig;
   Section<G> s;
   s.Require(
@@ -64,13 +64,11 @@ Section<GrpcTlsConfig> ServerTlsSection(const std::string& prefix, bool reloads)
           "Trust anchors for client certificates: turns on mutual TLS.")
       .Add("require_client_cert", RequireClientCert(prefix), Self<G>(),
            "With client_ca_file: refuse callers without a certificate (false: verify one if "
-           "sent). Written as true, it needs client_ca_file.");
-  if (reloads) {
-    s.Add(
-        "reload_interval", config::Duration(std::chrono::seconds(1)),
-        [](G& g) -> milliseconds& { return g.reload_interval; },
-        "How often the files are re-read, so rotated certificates apply without a restart.");
-  }
+           "sent). Written as true, it needs client_ca_file.")
+      .Add(
+          "reload_interval", config::Duration(std::chrono::seconds(1)),
+          [](G& g) -> milliseconds& { return g.reload_interval; },
+          "How often the files are re-read, so rotated certificates apply without a restart.");
   return s;
 }
 
@@ -158,7 +156,7 @@ Section<GrpcConfig> GrpcSection() {
        "listen", Listen(), [](GrpcConfig& c) -> std::string& { return c.listen; },
        "Address of the gRPC API (port 0 picks a free port).")
       .Add(
-          "tls", config::Optional(ServerTlsSection("grpc.tls", /*reloads=*/true).AsType()),
+          "tls", config::Optional(ServerTlsSection("grpc.tls").AsType()),
           [](GrpcConfig& c) -> std::optional<GrpcTlsConfig>& { return c.tls; },
           "TLS on the gRPC port; absent: plaintext (warned about unless on loopback).")
       .Add(
@@ -199,10 +197,10 @@ Section<HttpConfig> HttpSection() {
           [](H& h) -> int& { return h.max_body_bytes; },
           "Largest request body; a larger one gets 413 before it is parsed.")
       .Add(
-          "tls", config::Optional(ServerTlsSection("http.tls", /*reloads=*/false).AsType()),
+          "tls", config::Optional(ServerTlsSection("http.tls").AsType()),
           [](H& h) -> std::optional<GrpcTlsConfig>& { return h.tls; },
-          "HTTPS, and client certificates like grpc.tls's (read at startup); absent: plain "
-          "HTTP.");
+          "HTTPS, and client certificates, like grpc.tls (files re-read every reload_interval); "
+          "absent: plain HTTP.");
   return s;
 }
 

@@ -106,7 +106,7 @@ struct HttpConfig {
   std::chrono::milliseconds default_deadline{60000};
   // Largest request body; larger ones get 413 before they are parsed.
   int max_body_bytes = 64 * 1024;
-  // HTTPS, client certificates as on gRPC; read at startup (reload_interval is not used).
+  // HTTPS, client certificates as on gRPC; files re-read every reload_interval.
   std::optional<GrpcTlsConfig> tls;
   bool operator==(const HttpConfig&) const = default;
 };

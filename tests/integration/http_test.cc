@@ -386,7 +386,7 @@ TEST_F(HttpTest, TheOpenApiDocumentIsServedWithoutCredentials) {
 commserv::HttpResponse HttpsCall(const std::string& url, const std::string& ca_file,
                                  const Issued* client, const std::string& method,
                                  const std::string& target, const std::string& body = "",
-                                 const std::string& token = "") {
+                                 const std::string& token = "", std::string* server_cn = nullptr) {
   namespace ssl = boost::asio::ssl;
   namespace http = boost::beast::http;
   boost::asio::io_context io;
@@ -402,6 +402,13 @@ commserv::HttpResponse HttpsCall(const std::string& url, const std::string& ca_f
   stream.next_layer().connect({boost::asio::ip::make_address("127.0.0.1"),
                                static_cast<unsigned short>(std::stoi(url.substr(colon + 1)))});
   stream.handshake(ssl::stream_base::client);
+  if (server_cn != nullptr) {
+    char cn[256] = {};
+    X509_NAME_get_text_by_NID(
+        X509_get_subject_name(SSL_get0_peer_certificate(stream.native_handle())), NID_commonName,
+        cn, sizeof(cn));
+    *server_cn = cn;
+  }
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "127.0.0.1");
   if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
@@ -467,6 +474,46 @@ TEST_F(HttpTest, HttpsWithClientCertificatesAuthenticatesAsGrpcDoes) {
   v1::TriggerBackupResponse out;
   const grpc::Status forged = drgate_->stub().TriggerBackup(&ctx, req, &out);
   EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED) << forged.error_message();
+}
+
+TEST_F(HttpTest, RotatedCertificateFilesApplyToNewConnectionsWithoutARestart) {
+  const Issued ca = Issue("drgate test CA", nullptr);
+  dir_.Write("tls/ca.crt", ca.cert_pem);
+  const Issued first = ServerCert("drgate-first", ca);
+  dir_.Write("tls/tls.crt", first.cert_pem);
+  dir_.Write("tls/tls.key", first.key_pem);
+  ASSERT_NO_FATAL_FAILURE(Start("auth: {mode: insecure}\n", "", {},
+                                "{listen: 127.0.0.1:0, tls: {cert_file: tls/tls.crt, key_file: "
+                                "tls/tls.key, reload_interval: 1s}}"));
+  const std::string url = drgate_->http_url();
+  const std::string ca_file = dir_.File("tls/ca.crt");
+  std::string cn;
+  ASSERT_EQ(HttpsCall(url, ca_file, nullptr, "GET", "/v1/commcells", "", "", &cn).status, 200);
+  EXPECT_EQ(cn, "drgate-first");
+
+  // A broken certificate file is not used: the last good one stays.
+  dir_.Write("tls/tls.crt", "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  ASSERT_EQ(HttpsCall(url, ca_file, nullptr, "GET", "/v1/commcells", "", "", &cn).status, 200);
+  EXPECT_EQ(cn, "drgate-first");
+
+  // Rotated (as cert-manager does): new connections get the new certificate.
+  const Issued second = ServerCert("drgate-second", ca);
+  dir_.Write("tls/tls.key", second.key_pem);
+  dir_.Write("tls/tls.crt", second.cert_pem);
+  EXPECT_TRUE(Eventually(
+      [&] {
+        try {
+          return HttpsCall(url, ca_file, nullptr, "GET", "/v1/commcells", "", "", &cn).status ==
+                     200 &&
+                 cn == "drgate-second";
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      std::chrono::seconds(10)))
+      << "still served: " << cn;
+  EXPECT_NE(ReadAll(log_path_).find("http.tls: certificate files changed"), std::string::npos);
 }
 
 }  // namespace
