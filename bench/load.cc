@@ -34,8 +34,51 @@ std::vector<std::unique_ptr<v1::DrBackupService::Stub>> MakeStubs(const std::str
   return stubs;
 }
 
+// The measured window of one concurrency level: a warm-up, then `seconds`. Fixed before any loop
+// starts, so every thread reads it without a lock.
+struct Window {
+  explicit Window(const LoadOptions& options)
+      : measure_from(SteadyClock::now() +
+                     std::chrono::duration_cast<SteadyClock::duration>(
+                         std::chrono::duration<double>(options.warmup_seconds))),
+        stop_at(measure_from + std::chrono::duration_cast<SteadyClock::duration>(
+                                   std::chrono::duration<double>(options.seconds))) {}
+  SteadyClock::time_point measure_from;
+  SteadyClock::time_point stop_at;
+};
+
+// What one closed loop measured; only that loop writes it.
+struct Tally {
+  // Calls that started in the window and ended in it count.
+  void Record(const Window& window, SteadyClock::time_point started, SteadyClock::time_point now,
+              bool ok, const std::string& error) {
+    if (started < window.measure_from || now > window.stop_at) return;
+    if (ok) {
+      samples.Add(std::chrono::duration<double, std::micro>(now - started).count());
+      return;
+    }
+    if (first_error.empty()) first_error = error;
+    ++errors;
+  }
+  Samples samples;
+  int64_t errors = 0;
+  std::string first_error;
+};
+
+// Every loop's samples; their errors added to `errors`, the first error message kept.
+template <typename Loops>
+Samples Merge(const Loops& loops, int64_t* errors, std::string* first_error) {
+  Samples all;
+  for (const Tally& loop : loops) {
+    all.Append(loop.samples);
+    *errors += loop.errors;
+    if (first_error->empty()) *first_error = loop.first_error;
+  }
+  return all;
+}
+
 // One closed loop: a call at a time, the next one started from the previous one's callback.
-struct Loop {
+struct Loop : Tally {
   v1::DrBackupService::Stub* stub = nullptr;
   std::mt19937_64 random;
   std::unique_ptr<grpc::ClientContext> context;
@@ -44,26 +87,17 @@ struct Loop {
   v1::ListJobsRequest list_request;
   v1::ListJobsResponse list_response;
   SteadyClock::time_point started;
-  Samples samples;  // only this loop's callback writes it
-  int64_t errors = 0;
-  std::string first_error;
 };
 
 class Runner {
  public:
-  Runner(const LoadOptions& options, int concurrency,
+  Runner(const LoadOptions& options, const Window& window, int concurrency,
          const std::vector<std::unique_ptr<v1::DrBackupService::Stub>>& stubs)
-      : options_(options), loops_(concurrency) {
+      : options_(options), window_(window), loops_(concurrency) {
     for (int i = 0; i < concurrency; ++i) {
       loops_[i].stub = stubs[i % stubs.size()].get();
       loops_[i].random.seed(1000 + i);
     }
-    // The window is fixed here, before any thread reads it.
-    const auto now = SteadyClock::now();
-    measure_from_ = now + std::chrono::duration_cast<SteadyClock::duration>(
-                              std::chrono::duration<double>(options_.warmup_seconds));
-    stop_at_ = measure_from_ + std::chrono::duration_cast<SteadyClock::duration>(
-                                   std::chrono::duration<double>(options_.seconds));
   }
 
   void Run() {
@@ -73,16 +107,8 @@ class Runner {
     cv_.wait(lock, [this] { return running_ == 0; });
   }
 
-  SteadyClock::time_point measure_from() const { return measure_from_; }
-  SteadyClock::time_point stop_at() const { return stop_at_; }
   Samples Merged(int64_t* errors, std::string* first_error) const {
-    Samples all;
-    for (const auto& loop : loops_) {
-      all.Append(loop.samples);
-      *errors += loop.errors;
-      if (first_error->empty()) *first_error = loop.first_error;
-    }
-    return all;
+    return Merge(loops_, errors, first_error);
   }
 
  private:
@@ -107,16 +133,8 @@ class Runner {
 
   void Done(Loop& loop, const grpc::Status& status) {
     const auto now = SteadyClock::now();
-    // Calls that started in the measured window and ended in it count.
-    if (loop.started >= measure_from_ && now <= stop_at_) {
-      if (status.ok()) {
-        loop.samples.Add(std::chrono::duration<double, std::micro>(now - loop.started).count());
-      } else {
-        if (loop.first_error.empty()) loop.first_error = status.error_message();
-        ++loop.errors;
-      }
-    }
-    if (now < stop_at_) {
+    loop.Record(window_, loop.started, now, status.ok(), status.error_message());
+    if (now < window_.stop_at) {
       Issue(loop);
       return;
     }
@@ -125,9 +143,8 @@ class Runner {
   }
 
   const LoadOptions& options_;
+  const Window& window_;
   std::vector<Loop> loops_;
-  SteadyClock::time_point measure_from_;  // set by the constructor
-  SteadyClock::time_point stop_at_;       // set by the constructor
   std::mutex mu_;
   std::condition_variable cv_;
   int running_ = 0;  // guarded by mu_
@@ -138,44 +155,23 @@ class Runner {
 // multiplexing).
 class HttpRunner {
  public:
-  HttpRunner(const LoadOptions& options, int concurrency)
-      : options_(options), concurrency_(concurrency) {
-    const auto now = SteadyClock::now();
-    measure_from_ = now + std::chrono::duration_cast<SteadyClock::duration>(
-                              std::chrono::duration<double>(options_.warmup_seconds));
-    stop_at_ = measure_from_ + std::chrono::duration_cast<SteadyClock::duration>(
-                                   std::chrono::duration<double>(options_.seconds));
-  }
-  SteadyClock::time_point measure_from() const { return measure_from_; }
-  SteadyClock::time_point stop_at() const { return stop_at_; }
+  HttpRunner(const LoadOptions& options, const Window& window, int concurrency)
+      : options_(options), window_(window), loops_(concurrency) {}
 
   void Run() {
-    loops_.resize(concurrency_);
     std::vector<std::thread> threads;
-    for (int i = 0; i < concurrency_; ++i) {
-      threads.emplace_back([this, i] { RunLoop(loops_[i], i); });
+    for (std::size_t i = 0; i < loops_.size(); ++i) {
+      threads.emplace_back([this, i] { RunLoop(loops_[i], static_cast<int>(i)); });
     }
     for (auto& t : threads) t.join();
   }
 
   Samples Merged(int64_t* errors, std::string* first_error) const {
-    Samples all;
-    for (const auto& loop : loops_) {
-      all.Append(loop.samples);
-      *errors += loop.errors;
-      if (first_error->empty()) *first_error = loop.first_error;
-    }
-    return all;
+    return Merge(loops_, errors, first_error);
   }
 
  private:
-  struct HttpLoop {
-    Samples samples;
-    int64_t errors = 0;
-    std::string first_error;
-  };
-
-  void RunLoop(HttpLoop& loop, int index) {
+  void RunLoop(Tally& loop, int index) {
     HttpClient client(options_.http_url);
     std::mt19937_64 random(1000 + index);
     std::uniform_int_distribution<int64_t> pick(0, options_.jobs - 1);
@@ -193,23 +189,14 @@ class HttpRunner {
         error = e.what();
       }
       const auto now = SteadyClock::now();
-      if (started >= measure_from_ && now <= stop_at_) {
-        if (error.empty()) {
-          loop.samples.Add(std::chrono::duration<double, std::micro>(now - started).count());
-        } else {
-          if (loop.first_error.empty()) loop.first_error = error;
-          ++loop.errors;
-        }
-      }
-      if (now >= stop_at_) return;
+      loop.Record(window_, started, now, error.empty(), error);
+      if (now >= window_.stop_at) return;
     }
   }
 
   const LoadOptions& options_;
-  const int concurrency_;
-  std::vector<HttpLoop> loops_;
-  SteadyClock::time_point measure_from_;
-  SteadyClock::time_point stop_at_;
+  const Window& window_;
+  std::vector<Tally> loops_;
 };
 
 }  // namespace
@@ -219,24 +206,22 @@ int RunLoad(const LoadOptions& options) {
   const auto stubs = http ? std::vector<std::unique_ptr<v1::DrBackupService::Stub>>()
                           : MakeStubs(options.target, options.channels);
   for (int concurrency : options.concurrency) {
+    const Window window(options);
     std::optional<Runner> grpc_runner;
     std::optional<HttpRunner> http_runner;
     if (http) {
-      http_runner.emplace(options, concurrency);
+      http_runner.emplace(options, window, concurrency);
     } else {
-      grpc_runner.emplace(options, concurrency, stubs);
+      grpc_runner.emplace(options, window, concurrency, stubs);
     }
-    const SteadyClock::time_point measure_from =
-        http ? http_runner->measure_from() : grpc_runner->measure_from();
-    const SteadyClock::time_point stop_at = http ? http_runner->stop_at() : grpc_runner->stop_at();
     // CPU time is read at the edges of the measured window, from a helper thread.
     std::thread sampler;
     std::optional<ProcSample> cpu_start, cpu_end;
     if (options.pid > 0) {
       sampler = std::thread([&] {
-        std::this_thread::sleep_until(measure_from);
+        std::this_thread::sleep_until(window.measure_from);
         cpu_start = ReadProc(options.pid);
-        std::this_thread::sleep_until(stop_at);
+        std::this_thread::sleep_until(window.stop_at);
         cpu_end = ReadProc(options.pid);
       });
     }

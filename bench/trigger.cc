@@ -96,6 +96,21 @@ std::string PercentileCell(const Samples& s) {
          std::to_string(s.size()) + ")";
 }
 
+// Waits (polling GetJob, for a few seconds at most) until drgate's tracker has seen the job end, so
+// the next trigger starts a new job instead of finding this one running.
+void WaitUntilFinished(v1::DrBackupService::Stub& drgate, const std::string& commcell,
+                       const std::string& job_id) {
+  for (int i = 0; i < 10000; ++i) {
+    v1::GetJobRequest get;
+    get.set_commcell(commcell);
+    get.set_job_id(job_id);
+    v1::Job job;
+    grpc::ClientContext context;
+    if (drgate.GetJob(&context, get, &job).ok() && job.state() >= v1::JOB_STATE_SUCCEEDED) return;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
 }  // namespace
 
 int RunTrigger(const TriggerOptions& options) {
@@ -129,17 +144,7 @@ int RunTrigger(const TriggerOptions& options) {
       throw std::runtime_error("TriggerBackup: " + std::to_string(status.error_code()) + " " +
                                status.error_message());
     }
-    for (int i = 0; i < 10000; ++i) {
-      v1::GetJobRequest get;
-      get.set_commcell(options.commcell);
-      get.set_job_id(response.job().job_id());
-      v1::Job job;
-      grpc::ClientContext get_context;
-      if (drgate->GetJob(&get_context, get, &job).ok() && job.state() >= v1::JOB_STATE_SUCCEEDED) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
+    WaitUntilFinished(*drgate, options.commcell, response.job().job_id());
     return micros;
   };
   // (c-http): the same over drgate's HTTP/JSON port (one keep-alive connection).
@@ -156,17 +161,7 @@ int RunTrigger(const TriggerOptions& options) {
       throw std::runtime_error("HTTP TriggerBackup: " + std::to_string(r.status) + " " + r.body);
     }
     const std::string id = nlohmann::json::parse(r.body).at("job").at("jobId");
-    for (int i = 0; i < 10000; ++i) {
-      v1::GetJobRequest get;
-      get.set_commcell(options.commcell);
-      get.set_job_id(id);
-      v1::Job job;
-      grpc::ClientContext get_context;
-      if (stub->GetJob(&get_context, get, &job).ok() && job.state() >= v1::JOB_STATE_SUCCEEDED) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
+    WaitUntilFinished(*stub, options.commcell, id);
     return micros;
   };
   auto floor_warm = [&] {

@@ -38,18 +38,6 @@ struct Handlers {
   std::atomic<int> connections{0};  // open now
 };
 
-// Counts one open connection for as long as it lives.
-class ConnectionSlot {
- public:
-  explicit ConnectionSlot(std::shared_ptr<Handlers> h) : h_(std::move(h)) { ++h_->connections; }
-  ~ConnectionSlot() { --h_->connections; }
-  ConnectionSlot(const ConnectionSlot&) = delete;
-  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
-
- private:
-  std::shared_ptr<Handlers> h_;
-};
-
 std::string Base64(const std::string& in) {
   std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
   const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
@@ -187,7 +175,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   http::request<http::string_body> req_;
   http::response<http::string_body> res_;
   std::shared_ptr<Handlers> handlers_;
-  ConnectionSlot slot_;
+  ConnectionSlot<Handlers> slot_;
 };
 
 // Stops the listener when destroyed.

@@ -58,18 +58,6 @@ struct Shared {
   std::atomic<int> connections{0};
 };
 
-// Counts one open connection for as long as it lives.
-class ConnectionSlot {
- public:
-  explicit ConnectionSlot(std::shared_ptr<Shared> s) : s_(std::move(s)) { ++s_->connections; }
-  ~ConnectionSlot() { --s_->connections; }
-  ConnectionSlot(const ConnectionSlot&) = delete;
-  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
-
- private:
-  std::shared_ptr<Shared> s_;
-};
-
 // One gRPC call on behalf of an HTTP request.
 struct Call {
   grpc::ClientContext context;
@@ -468,7 +456,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
   Stream stream_;
   std::shared_ptr<Shared> shared_;
-  ConnectionSlot slot_;
+  ConnectionSlot<Shared> slot_;
   std::string peer_;         // the client, as gRPC names peers ("ipv4:127.0.0.1:51234")
   std::string certificate_;  // the identity of its verified client certificate, if any
   std::chrono::steady_clock::time_point started_;  // of the request being answered

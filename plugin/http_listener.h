@@ -49,6 +49,22 @@ class HttpListener : public std::enable_shared_from_this<HttpListener> {
   int port_ = 0;
 };
 
+// Counts one open connection in `owner->connections` (a std::atomic<int>, which the port's
+// Accept `full` test reads) for as long as the slot lives: a member of the connection.
+template <typename Owner>
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(std::shared_ptr<Owner> owner) : owner_(std::move(owner)) {
+    ++owner_->connections;
+  }
+  ~ConnectionSlot() { --owner_->connections; }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
+ private:
+  std::shared_ptr<Owner> owner_;
+};
+
 // Serves an accepted socket with the port's connection type `Conn<Stream>` (constructed from the
 // stream and `arg`, then Start()ed): over TLS with `tls`, plain without.
 template <template <typename> class Conn, typename Arg>
