@@ -39,6 +39,9 @@ enum class Reason : uint8_t {
   kJobAlreadyFinished,
   kInvalidBackupType,
   kInvalidRequestId,
+  kRequestIdReused,  // a request id answered for other parameters (backup type, compression)
+  kInvalidHeader,    // an HTTP header the gateway forwards has bytes or a form it cannot carry
+  kTooManyStreams,   // a caller's concurrent WatchJob streams over HTTP are at their bound
   kInvalidMaxAge,
   kInvalidDuration,
   kInvalidTime,

@@ -36,6 +36,35 @@ Status ValidateRequestId(const std::string& id) {
   return Status::Ok();
 }
 
+// OK when a request id's first request (what was recorded for it: a job or an open intent)
+// asked for what `request` asks; else INVALID_ARGUMENT (reason REQUEST_ID_REUSED) naming the
+// first difference. A request id stands for one request: answering a differential for a full
+// would leave the caller with a backup it did not ask for, and never telling it.
+Status SameParameters(const TriggerRequest& request, BackupType first_type,
+                      bool first_compression) {
+  std::string field;
+  std::string first;
+  std::string now;
+  if (first_type != request.backup_type) {
+    field = "backup_type";
+    first = BackupTypeName(first_type);
+    now = BackupTypeName(request.backup_type);
+  } else if (first_compression != request.compression) {
+    field = "compression";
+    first = first_compression ? "true" : "false";
+    now = request.compression ? "true" : "false";
+  } else {
+    return Status::Ok();
+  }
+  return InvalidArgument("request_id \"" + request.request_id + "\" was first used with " + field +
+                             " " + first + ", this request has " + field + " " + now +
+                             "; a request_id stands for one request: use a new one for other "
+                             "parameters",
+                         Reason::kRequestIdReused)
+      .With("field", field)
+      .With("request_id", request.request_id);
+}
+
 bool OutcomeUnknown(const Status& s) {
   auto it = s.metadata().find("request_sent");
   return it != s.metadata().end() && it->second == "true";
@@ -162,7 +191,8 @@ void Orchestrator::TriggerBackup(TriggerRequest request, TriggerCallback done) {
     auto& in_flight = keyed ? in_flight_ : coalesced_;
     auto [it, first] = in_flight.try_emplace(Key{name, CoalesceKey(request)});
     if (!first) {
-      it->second.push_back(std::move(done));  // answered with the first one's outcome
+      // Answered with the first one's outcome (when it asked for the same).
+      it->second.push_back(Waiter{request, std::move(done)});
       return;
     }
   }
@@ -199,6 +229,11 @@ void Orchestrator::Lookup(CellPtr cell, TriggerRequest request, TriggerCallback 
     return;
   }
   if (existing->has_value()) {
+    if (Status s = SameParameters(request, (*existing)->backup_type, (*existing)->compression);
+        !s.ok()) {
+      Complete(cc.name, request, Annotate(s, cc.name), std::move(done));
+      return;
+    }
     metrics_.CountTrigger(cc.name, (*existing)->backup_type, TriggerResult::kDeduplicated);
     spdlog::info(AuditMessage("trigger", {{"commcell", cc.name},
                                           {"type", BackupTypeName(request.backup_type)},
@@ -218,6 +253,11 @@ void Orchestrator::Lookup(CellPtr cell, TriggerRequest request, TriggerCallback 
     return;
   }
   if (intent->has_value()) {
+    if (Status s = SameParameters(request, (*intent)->backup_type, (*intent)->compression);
+        !s.ok()) {
+      Complete(cc.name, request, Annotate(s, cc.name), std::move(done));
+      return;
+    }
     const auto age = clock_.Now() - (*intent)->create_time;
     if (options_.shared_wait.count() > 0 && age < options_.shared_wait) {
       // Probably in flight on another replica: wait for its outcome.
@@ -442,7 +482,11 @@ void Orchestrator::AdoptLoop() {
       auto job = store_.FindByRequestId(name, rid);
       StatusOr<TriggerOutcome> outcome = Status();
       bool answered = true;
-      if (job.ok() && job->has_value()) {
+      if (job.ok() && job->has_value() &&
+          !SameParameters(a.request, (*job)->backup_type, (*job)->compression).ok()) {
+        outcome =
+            Annotate(SameParameters(a.request, (*job)->backup_type, (*job)->compression), name);
+      } else if (job.ok() && job->has_value()) {
         metrics_.CountTrigger(name, (*job)->backup_type, TriggerResult::kDeduplicated);
         spdlog::info(AuditMessage("trigger", {{"commcell", name},
                                               {"type", BackupTypeName(a.request.backup_type)},
@@ -483,7 +527,7 @@ void Orchestrator::AdoptLoop() {
 
 void Orchestrator::Complete(const std::string& commcell, const TriggerRequest& request,
                             StatusOr<TriggerOutcome> outcome, TriggerCallback first) {
-  std::vector<TriggerCallback> duplicates;
+  std::vector<Waiter> duplicates;
   {
     std::lock_guard lock(mu_);
     auto& in_flight = request.request_id.empty() ? coalesced_ : in_flight_;
@@ -494,12 +538,17 @@ void Orchestrator::Complete(const std::string& commcell, const TriggerRequest& r
     }
   }
   for (auto& dup : duplicates) {
-    if (outcome.ok()) {
-      metrics_.CountTrigger(commcell, outcome->job.backup_type, TriggerResult::kDeduplicated);
-      dup(TriggerOutcome{outcome->job, true});
-    } else {
-      dup(outcome.status());
+    if (!outcome.ok()) {
+      dup.done(outcome.status());
+      continue;
     }
+    if (Status s = SameParameters(dup.request, outcome->job.backup_type, outcome->job.compression);
+        !s.ok()) {
+      dup.done(Annotate(s, commcell));
+      continue;
+    }
+    metrics_.CountTrigger(commcell, outcome->job.backup_type, TriggerResult::kDeduplicated);
+    dup.done(TriggerOutcome{outcome->job, true});
   }
   first(std::move(outcome));
 }

@@ -194,9 +194,15 @@ class Orchestrator {
   // others join it; a duplicate arriving later finds the job, which the first records before it
   // leaves in_flight_. A stalled registry call so holds back only its own key's duplicates.
   std::mutex mu_;
+  // A duplicate waiting for the first trigger of its key: answered with the first one's job when
+  // it asked for the same parameters, else refused (REQUEST_ID_REUSED).
+  struct Waiter {
+    TriggerRequest request;
+    TriggerCallback done;
+  };
   // Triggers in flight, and the duplicates waiting for their answer.
-  std::map<Key, std::vector<TriggerCallback>> in_flight_;  // guarded by mu_: by request_id
-  std::map<Key, std::vector<TriggerCallback>> coalesced_;  // guarded by mu_: without one
+  std::map<Key, std::vector<Waiter>> in_flight_;  // guarded by mu_: by request_id
+  std::map<Key, std::vector<Waiter>> coalesced_;  // guarded by mu_: without one
 
   // GetJob reads waiting in the read pool, by (commcell, job id): a GetJob of a job whose read is
   // queued and not yet started joins it (a dashboard's thousand WatchJob streams on one job cost

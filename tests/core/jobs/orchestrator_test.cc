@@ -162,6 +162,75 @@ TEST_F(OrchestratorTest, ConcurrentDuplicatesCauseOneUpstreamCall) {
   EXPECT_EQ(deduplicated, kCalls - 1);
 }
 
+// A request id stands for one request: the same key with other parameters is refused, naming the
+// first request's differing field, and never answered with a job of another kind.
+TEST_F(OrchestratorTest, ARequestIdReusedWithOtherParametersIsRefusedNamingTheField) {
+  ASSERT_TRUE(Trigger(Request("cs1", "nightly")).ok());
+  TriggerRequest differential = Request("cs1", "nightly");
+  differential.backup_type = BackupType::kDifferential;
+  auto out = Trigger(differential);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(out.status().reason(), "REQUEST_ID_REUSED");
+  EXPECT_EQ(out.status().message(),
+            "request_id \"nightly\" was first used with backup_type full, this request has "
+            "backup_type differential; a request_id stands for one request: use a new one for "
+            "other parameters");
+  EXPECT_EQ(out.status().metadata().at("field"), "backup_type");
+  EXPECT_EQ(out.status().metadata().at("commcell"), "cs1");
+
+  TriggerRequest compressed = Request("cs1", "nightly");
+  compressed.compression = true;
+  auto again = Trigger(compressed);
+  EXPECT_EQ(again.status().reason(), "REQUEST_ID_REUSED");
+  EXPECT_EQ(again.status().metadata().at("field"), "compression");
+  EXPECT_EQ(client_->calls(), 1);
+  EXPECT_EQ(MetricValue(registry_, "drgate_backup_triggers_total",
+                        {{"commcell", "cs1"}, {"backup_type", "full"}, {"result", "deduplicated"}}),
+            0);
+}
+
+TEST_F(OrchestratorTest, AConcurrentDuplicateWithOtherParametersIsRefused) {
+  client_->Hold();
+  std::promise<StatusOr<TriggerOutcome>> full;
+  std::promise<StatusOr<TriggerOutcome>> same;
+  std::promise<StatusOr<TriggerOutcome>> differential;
+  orchestrator_->TriggerBackup(
+      Request("cs1", "k"), [&full](StatusOr<TriggerOutcome> o) { full.set_value(std::move(o)); });
+  orchestrator_->TriggerBackup(
+      Request("cs1", "k"), [&same](StatusOr<TriggerOutcome> o) { same.set_value(std::move(o)); });
+  TriggerRequest other = Request("cs1", "k");
+  other.backup_type = BackupType::kDifferential;
+  orchestrator_->TriggerBackup(
+      other, [&differential](StatusOr<TriggerOutcome> o) { differential.set_value(std::move(o)); });
+  client_->Release();
+  auto first = full.get_future().get();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto joined = same.get_future().get();
+  ASSERT_TRUE(joined.ok());
+  EXPECT_TRUE(joined->deduplicated);
+  EXPECT_EQ(joined->job.job_id, first->job.job_id);
+  auto refused = differential.get_future().get();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().reason(), "REQUEST_ID_REUSED");
+  EXPECT_EQ(refused.status().metadata().at("field"), "backup_type");
+  EXPECT_EQ(client_->calls(), 1);
+}
+
+TEST_F(OrchestratorTest, AnOpenIntentOfOtherParametersRefusesTheReusedRequestId) {
+  TriggerIntent intent;
+  intent.commcell = "cs1";
+  intent.request_id = "in-doubt";
+  intent.backup_type = BackupType::kDifferential;
+  intent.create_time = clock_.Now();
+  ASSERT_TRUE(store_->AddIntent(intent).ok());
+  auto out = Trigger(Request("cs1", "in-doubt"));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(out.status().reason(), "REQUEST_ID_REUSED");
+  EXPECT_EQ(client_->calls(), 0);
+}
+
 TEST_F(OrchestratorTest, UpstreamRefusalIsCountedAndTheIntentClosed) {
   client_ = std::make_shared<FakeCommServClient>([](const commserv::DrBackupRequest&) {
     return StatusOr<commserv::DrBackupResult>(Status(StatusCode::kAborted,
