@@ -6,6 +6,8 @@
 #include <array>
 #include <stdexcept>
 
+#include "plugin/http_request_checks.h"
+
 namespace drgate::plugin {
 namespace {
 
@@ -39,9 +41,13 @@ GatewayMark::GatewayMark() {
 
 std::vector<std::pair<std::string, std::string>> GatewayMark::Metadata(
     const ForwardedCaller& caller) const {
-  std::vector<std::pair<std::string, std::string>> out = {{kSecretKey, secret_},
-                                                          {kPeerKey, caller.peer}};
-  if (!caller.certificate.empty()) out.emplace_back(kCertificateKey, caller.certificate);
+  // A certificate's identity is the client's text (a signed one, but any bytes a CA wrote): it
+  // goes into metadata only in a form gRPC can carry.
+  std::vector<std::pair<std::string, std::string>> out = {
+      {kSecretKey, secret_}, {kPeerKey, EscapeMetadataValue(caller.peer)}};
+  if (!caller.certificate.empty()) {
+    out.emplace_back(kCertificateKey, EscapeMetadataValue(caller.certificate));
+  }
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -31,11 +32,9 @@ struct Handlers {
   std::function<Readiness()> readiness;
   std::string expected_authorization;  // "Basic <base64(user:password)>", empty: no auth
   // Limits (HttpAdminOptions).
-  int max_connections = 64;
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_body_bytes = 1024;
   std::chrono::milliseconds request_timeout{10000};
-  std::atomic<int> connections{0};  // open now
 };
 
 std::string Base64(const std::string& in) {
@@ -106,10 +105,12 @@ http::response<http::string_body> Answer(const Handlers& h,
 template <typename Stream>
 class Connection : public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(Stream stream, std::shared_ptr<Handlers> handlers)
-      : stream_(std::move(stream)), handlers_(std::move(handlers)), slot_(handlers_) {}
+  Connection(Stream stream, std::shared_ptr<Handlers> handlers,
+             std::shared_ptr<ConnectionTable::Entry> entry)
+      : stream_(std::move(stream)), handlers_(std::move(handlers)), entry_(std::move(entry)) {}
 
   void Start() {
+    Idle();
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
       Read();
     } else {
@@ -122,7 +123,17 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   }
 
  private:
+  // Waiting for a request: the connection may be closed to make room for a new one.
+  void Idle() {
+    entry_->Idle([weak = this->weak_from_this(), executor = stream_.get_executor()] {
+      boost::asio::post(executor, [weak] {
+        if (auto self = weak.lock()) self->Close();
+      });
+    });
+  }
+
   void Read() {
+    Idle();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(handlers_->max_header_bytes));
     parser_->body_limit(handlers_->max_body_bytes);
@@ -134,6 +145,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
                          return self->TooLarge(ec == http::error::header_limit);
                        }
                        if (ec) return self->Close();
+                       self->entry_->Busy();
                        self->req_ = self->parser_->release();
                        self->Write();
                      });
@@ -167,6 +179,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   void Close() {
     beast::error_code ec;
     beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ec);
+    beast::get_lowest_layer(stream_).cancel();  // a pending read ends now
   }
 
   Stream stream_;
@@ -175,7 +188,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   http::request<http::string_body> req_;
   http::response<http::string_body> res_;
   std::shared_ptr<Handlers> handlers_;
-  ConnectionSlot<Handlers> slot_;
+  std::shared_ptr<ConnectionTable::Entry> entry_;
 };
 
 // Stops the listener when destroyed.
@@ -210,7 +223,6 @@ StatusOr<std::unique_ptr<HttpAdmin>> HttpAdmin::Start(
   auto handlers = std::make_shared<Handlers>();
   handlers->collectables = std::move(collectables);
   handlers->readiness = std::move(readiness);
-  handlers->max_connections = options.max_connections;
   handlers->max_header_bytes = options.max_header_bytes;
   handlers->max_body_bytes = options.max_body_bytes;
   handlers->request_timeout = options.request_timeout;
@@ -226,9 +238,10 @@ StatusOr<std::unique_ptr<HttpAdmin>> HttpAdmin::Start(
   auto listener = HttpListener::Bind(io, "metrics.listen", options.listen);
   if (!listener.ok()) return listener.status();
   (*listener)->Accept(
-      [handlers] { return handlers->connections.load() >= handlers->max_connections; },
-      [handlers, tls](tcp::socket socket) {
-        StartConnection<Connection>(std::move(socket), tls.get(), handlers);
+      std::make_shared<ConnectionTable>(options.max_connections,
+                                        options.max_connections_per_client),
+      [handlers, tls](tcp::socket socket, std::shared_ptr<ConnectionTable::Entry> entry) {
+        StartConnection<Connection>(std::move(socket), tls.get(), handlers, std::move(entry));
       });
   return std::unique_ptr<HttpAdmin>(std::make_unique<HttpAdminHandle>(std::move(*listener)));
 }

@@ -33,12 +33,16 @@ struct HttpAdminOptions {
   // Basic auth on /metrics when username is set. /healthz and /readyz stay open for probes.
   std::string username;
   std::string password;
-  // Bounds for hostile or broken clients. Connections past max_connections are closed as soon
-  // as they are accepted; a request whose header exceeds max_header_bytes, or whose body exceeds
-  // max_body_bytes, is answered 431 or 413 and its connection closed; a request not read whole
-  // within request_timeout (also the idle time allowed between keep-alive requests), or a TLS
-  // handshake not done within it, closes the connection.
+  // Bounds for hostile or broken clients. A client address holds at most
+  // max_connections_per_client connections; with max_connections open, the one idle longest is
+  // closed to make room, and without an idle one a new connection is closed as soon as it is
+  // accepted (plugin/http_listener.h, ConnectionTable); a request whose header exceeds
+  // max_header_bytes, or whose body exceeds max_body_bytes, is answered 431 or 413 and its
+  // connection closed; a request not read whole within request_timeout (also the idle time
+  // allowed between keep-alive requests), or a TLS handshake not done within it, closes the
+  // connection.
   int max_connections = 64;
+  int max_connections_per_client = 16;
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_body_bytes = 1024;
   std::chrono::milliseconds request_timeout{10000};

@@ -24,6 +24,7 @@
 #include "drgate/v1/drgate.pb.h"
 #include "plugin/http_errors.h"
 #include "plugin/http_listener.h"
+#include "plugin/http_request_checks.h"
 #include "plugin/http_routes.h"
 #include "plugin/openapi.h"
 #include "plugin/status_mapping.h"
@@ -55,7 +56,40 @@ struct Shared {
   std::vector<Route> routes;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<grpc::GenericStub> stub;
-  std::atomic<int> connections{0};
+
+  // WatchJob streams open per caller credential (WatchKey), bounded by
+  // options.max_watch_streams_per_caller.
+  std::mutex watch_mu;
+  std::map<std::string, int> watches;  // guarded by watch_mu
+};
+
+// One open watch stream of a caller, counted until destroyed.
+class WatchTicket {
+ public:
+  // nullptr when `key` holds its bound of streams already.
+  static std::unique_ptr<WatchTicket> Take(std::shared_ptr<Shared> shared, std::string key) {
+    std::lock_guard lock(shared->watch_mu);
+    int& open = shared->watches[key];
+    if (open >= shared->options.max_watch_streams_per_caller) {
+      if (open == 0) shared->watches.erase(key);
+      return nullptr;
+    }
+    ++open;
+    return std::unique_ptr<WatchTicket>(new WatchTicket(std::move(shared), std::move(key)));
+  }
+  ~WatchTicket() {
+    std::lock_guard lock(shared_->watch_mu);
+    auto it = shared_->watches.find(key_);
+    if (it != shared_->watches.end() && --it->second <= 0) shared_->watches.erase(it);
+  }
+  WatchTicket(const WatchTicket&) = delete;
+  WatchTicket& operator=(const WatchTicket&) = delete;
+
+ private:
+  WatchTicket(std::shared_ptr<Shared> shared, std::string key)
+      : shared_(std::move(shared)), key_(std::move(key)) {}
+  std::shared_ptr<Shared> shared_;
+  std::string key_;
 };
 
 // One gRPC call on behalf of an HTTP request.
@@ -65,6 +99,17 @@ struct Call {
   grpc::ByteBuffer response;
   const google::protobuf::MethodDescriptor* method = nullptr;
 };
+
+// Every value of header `key` (a Beast field or a name), in order.
+template <typename Key>
+std::vector<std::string_view> HeaderValues(const http::fields& fields, Key key) {
+  std::vector<std::string_view> out;
+  const auto range = fields.equal_range(key);
+  for (auto it = range.first; it != range.second; ++it) {
+    out.emplace_back(it->value().data(), it->value().size());
+  }
+  return out;
+}
 
 std::string BytesOf(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
@@ -162,11 +207,13 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
 template <typename Stream>
 class Connection : public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(Stream stream, std::shared_ptr<Shared> shared)
-      : stream_(std::move(stream)), shared_(std::move(shared)), slot_(shared_) {
+  Connection(Stream stream, std::shared_ptr<Shared> shared,
+             std::shared_ptr<ConnectionTable::Entry> entry)
+      : stream_(std::move(stream)), shared_(std::move(shared)), entry_(std::move(entry)) {
     beast::error_code ec;
     const tcp::endpoint remote = tcp().socket().remote_endpoint(ec);
     if (!ec) {
+      address_ = remote.address().to_string();
       peer_ = remote.address().is_v6() ? "ipv6:[" + remote.address().to_string() + "]:"
                                        : "ipv4:" + remote.address().to_string() + ":";
       peer_ += std::to_string(remote.port());
@@ -174,6 +221,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   }
 
   void Start() {
+    Idle();
     if constexpr (kTls) {
       tcp().expires_after(shared_->options.request_timeout);
       stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](
@@ -192,25 +240,68 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   }
 
  private:
+  // Waiting for a request (or a TLS handshake): the connection may be closed to make room for a
+  // new one when the port is full.
+  void Idle() {
+    entry_->Idle([weak = this->weak_from_this(), executor = stream_.get_executor()] {
+      asio::post(executor, [weak] {
+        if (auto self = weak.lock()) self->Close();
+      });
+    });
+  }
+
   void Read() {
+    Idle();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(shared_->options.max_header_bytes));
     parser_->body_limit(shared_->options.max_body_bytes);
     tcp().expires_after(shared_->options.request_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                       if (ec == http::error::header_limit || ec == http::error::body_limit) {
-                         return self->Refuse(ec == http::error::header_limit ? 431 : 413,
-                                             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                                          ec == http::error::header_limit
-                                                              ? "request header too large"
-                                                              : "request body too large"),
-                                             /*close=*/true);
-                       }
-                       if (ec) return self->Close();
-                       self->req_ = self->parser_->release();
-                       self->Handle();
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->Read(ec); });
+  }
+
+  void Read(beast::error_code ec) {
+    route_label_ = "none";
+    if (ec == http::error::header_limit || ec == http::error::body_limit) {
+      // The client may still be sending: Respond lingers, so it reads the answer.
+      return Refuse(
+          ec == http::error::header_limit ? 431 : 413,
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       ec == http::error::header_limit
+                           ? "request header too large: at most " +
+                                 std::to_string(shared_->options.max_header_bytes) + " bytes"
+                           : "request body too large: at most " +
+                                 std::to_string(shared_->options.max_body_bytes) + " bytes"),
+          /*close=*/true);
+    }
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
+      return Close();  // the client closed: between requests, or in the middle of one
+    }
+    if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
+      // Malformed framing (a bad start line, header, chunk size or line ending, conflicting
+      // lengths): answered, as RFC 9112 asks, instead of a silent close.
+      return Refuse(400,
+                    grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "malformed HTTP request: " + ec.message()),
+                    /*close=*/true);
+    }
+    if (ec) return Close();  // timeout, reset, or closed to make room
+    entry_->Busy();
+    req_ = parser_->release();
+    RequestFraming framing;
+    framing.version = req_.version();
+    framing.host = HeaderValues(req_, http::field::host);
+    framing.transfer_encoding = HeaderValues(req_, http::field::transfer_encoding);
+    framing.has_content_length = req_.find(http::field::content_length) != req_.end();
+    if (auto refused = CheckFraming(framing)) {
+      return Refuse(refused->http_status,
+                    grpc::Status(refused->http_status == 501 ? grpc::StatusCode::UNIMPLEMENTED
+                                                             : grpc::StatusCode::INVALID_ARGUMENT,
+                                 refused->message),
+                    /*close=*/true);
+    }
+    Handle();
   }
 
   void Handle() {
@@ -240,6 +331,19 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       return Refuse(404, grpc::Status(grpc::StatusCode::NOT_FOUND, "no route for " + path));
     }
     route_label_ = RouteLabel(*route);
+    // Every header value that goes on into the gRPC call is judged here, before anything reaches
+    // gRPC (which would abort on a value it cannot carry, and log it).
+    ForwardedHeaderValues values;
+    values.authorization = HeaderValues(req_, http::field::authorization);
+    values.idempotency_key = HeaderValues(req_, "Idempotency-Key");
+    values.grpc_timeout = HeaderValues(req_, "grpc-timeout");
+    auto checked = CheckForwardedHeaders(values);
+    if (!checked.ok()) {
+      return Refuse(HttpStatusOf(ToGrpcStatus(checked.status()).error_code()),
+                    ToGrpcStatus(checked.status()));
+    }
+    forwarded_ = std::move(*checked);
+    const ForwardedHeaders& forwarded = forwarded_;
     std::unique_ptr<google::protobuf::Message> request(
         google::protobuf::MessageFactory::generated_factory()
             ->GetPrototype(route->method->input_type())
@@ -247,12 +351,12 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     if (Status s = FillRequest(*route, variables, query, req_.body(), *request); !s.ok()) {
       return Refuse(400, ToGrpcStatus(s));
     }
-    if (auto key = req_.find("Idempotency-Key"); key != req_.end()) {
+    if (forwarded.idempotency_key) {
       const auto* field = request->GetDescriptor()->FindFieldByName("request_id");
       if (field != nullptr) {
         const auto* reflection = request->GetReflection();
         const std::string given = reflection->GetString(*request, field);
-        const std::string header(key->value());
+        const std::string& header = *forwarded.idempotency_key;
         if (!given.empty() && given != header) {
           return Refuse(400, ToGrpcStatus(InvalidArgument("requestId: the body says \"" + given +
                                                           "\", the Idempotency-Key header \"" +
@@ -264,20 +368,26 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
     // The deadline: grpc-timeout, else default_deadline; a watch has none unless given (it lasts
     // until the job ends or the client hangs up).
-    std::optional<std::chrono::nanoseconds> timeout;
-    if (!route->method->server_streaming()) timeout = shared_->options.default_deadline;
-    if (auto t = req_.find("grpc-timeout"); t != req_.end()) {
-      timeout = ParseGrpcTimeout(std::string(t->value()));
-      if (!timeout) {
-        return Refuse(400, ToGrpcStatus(InvalidArgument(
-                               "grpc-timeout: must be digits and a unit (H, M, S, m, u, n)")));
-      }
-    }
+    std::optional<std::chrono::nanoseconds> timeout = forwarded.timeout;
+    if (!timeout && !route->method->server_streaming()) timeout = shared_->options.default_deadline;
     std::string bytes;
     request->SerializeToString(&bytes);
     const std::string name =
         "/" + route->method->service()->full_name() + "/" + route->method->name();
     if (route->method->server_streaming()) {
+      // Streams last as long as a job runs: one caller holds a bounded number of them.
+      watch_ticket_ = WatchTicket::Take(shared_, WatchKey());
+      if (!watch_ticket_) {
+        return Refuse(
+            429,
+            ToGrpcStatus(Status(
+                StatusCode::kResourceExhausted,
+                "too many open watch streams for this caller: at most " +
+                    std::to_string(shared_->options.max_watch_streams_per_caller) +
+                    " (http.max_watch_streams_per_caller); close one, or poll GetJob instead",
+                Reason::kTooManyStreams)),
+            /*close=*/true);
+      }
       return StartStream(*route, name, bytes, timeout);
     }
     auto call = std::make_shared<Call>();
@@ -294,11 +404,19 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
                              });
   }
 
+  // Whose watch streams a stream counts against: the caller's credential (its bearer token, or
+  // its verified client certificate), else its address. Known before gRPC authenticates the call,
+  // so a caller with a wrong token is bounded too.
+  std::string WatchKey() const {
+    if (forwarded_.authorization) return "authorization " + *forwarded_.authorization;
+    if (!certificate_.empty()) return "certificate " + certificate_;
+    return "address " + address_;
+  }
+
   // What every call carries from the HTTP request: the caller's credentials and the deadline.
   void Prepare(grpc::ClientContext& context, std::optional<std::chrono::nanoseconds> timeout) {
-    if (auto auth = req_.find(http::field::authorization); auth != req_.end()) {
-      context.AddMetadata("authorization", std::string(auth->value()));
-    }
+    // Checked by CheckForwardedHeaders: only printable ASCII gets here.
+    if (forwarded_.authorization) context.AddMetadata("authorization", *forwarded_.authorization);
     shared_->options.mark->Apply(context, ForwardedCaller{peer_, certificate_});
     if (timeout) context.set_deadline(std::chrono::system_clock::now() + *timeout);
   }
@@ -388,6 +506,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
   void StreamDone(const grpc::Status& status) {
     stream_call_.reset();
+    watch_ticket_.reset();
     if (client_gone_) return;  // counted when it hung up
     stream_ended_ = true;
     if (!head_sent_) return Refuse(HttpStatusOf(status.error_code()), status, /*close=*/true);
@@ -432,9 +551,32 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     tcp().expires_after(shared_->options.request_timeout);
     http::async_write(stream_, res_,
                       [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                        if (ec || !self->res_.keep_alive()) return self->Close();
+                        if (ec) return self->Close();
+                        if (!self->res_.keep_alive()) return self->Linger();
                         self->Read();
                       });
+  }
+
+  // A lingering close (as nginx's lingering_close): after an answer that ends the connection,
+  // often a refusal before the request was read whole (413, 431, 400), stop sending and read
+  // and drop what the client still sends, until it closes or kLingerTime passes. Closing at once
+  // with unread bytes would make the kernel reset the connection, and the client, still busy
+  // sending, would see a broken pipe instead of the answer.
+  void Linger() {
+    beast::error_code ec;
+    tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    tcp().expires_after(kLingerTime);
+    DrainUntilClosed();
+  }
+
+  void DrainUntilClosed() {
+    tcp().socket().async_read_some(
+        asio::buffer(hang_up_probe_),
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec) return self->Close();  // the client closed, or kLingerTime passed
+          self->DrainUntilClosed();
+        });
   }
 
   void Count(int code, bool observe) {
@@ -452,21 +594,25 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   }
 
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr std::chrono::seconds kLingerTime{5};
   beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
 
   Stream stream_;
   std::shared_ptr<Shared> shared_;
-  ConnectionSlot<Shared> slot_;
+  std::shared_ptr<ConnectionTable::Entry> entry_;
+  std::string address_;      // the client's address ("127.0.0.1")
   std::string peer_;         // the client, as gRPC names peers ("ipv4:127.0.0.1:51234")
   std::string certificate_;  // the identity of its verified client certificate, if any
   std::chrono::steady_clock::time_point started_;  // of the request being answered
   std::string route_label_ = "none";               // its route, for metrics
+  ForwardedHeaders forwarded_;                     // its checked headers
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> req_;
   http::response<http::string_body> res_;
   // A stream (server-streaming method) under way:
   std::shared_ptr<StreamCall> stream_call_;
+  std::unique_ptr<WatchTicket> watch_ticket_;  // counts the stream against its caller's bound
   bool head_sent_ = false;
   bool client_gone_ = false;
   bool stream_ended_ = false;  // the call ended: what is left is the answer's end
@@ -563,32 +709,6 @@ class GatewayHandle final : public HttpGateway {
 
 }  // namespace
 
-std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view text) {
-  // gRPC's TimeoutValue: 1-8 digits, then the unit.
-  if (text.size() < 2 || text.size() > 9) return std::nullopt;
-  int64_t n = 0;
-  for (char c : text.substr(0, text.size() - 1)) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + (c - '0');
-  }
-  // 99999999H does not fit in int64 nanoseconds: longer timeouts are cut to kMaxGrpcTimeout
-  // (compared in the unit given, before any conversion can overflow).
-  auto capped = [](auto d) -> std::chrono::nanoseconds {
-    using D = decltype(d);
-    if (d >= std::chrono::duration_cast<D>(kMaxGrpcTimeout)) return kMaxGrpcTimeout;
-    return d;
-  };
-  switch (text.back()) {
-    case 'H': return capped(std::chrono::hours(n));
-    case 'M': return capped(std::chrono::minutes(n));
-    case 'S': return capped(std::chrono::seconds(n));
-    case 'm': return capped(std::chrono::milliseconds(n));
-    case 'u': return capped(std::chrono::microseconds(n));
-    case 'n': return capped(std::chrono::nanoseconds(n));
-    default: return std::nullopt;
-  }
-}
-
 StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(boost::asio::io_context& io,
                                                           const HttpGatewayOptions& options,
                                                           std::shared_ptr<grpc::Channel> channel) {
@@ -616,12 +736,13 @@ StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(boost::asio::io_contex
   }
   auto listener = HttpListener::Bind(io, "http.listen", options.listen);
   if (!listener.ok()) return listener.status();
-  (*listener)->Accept(
-      [shared] { return shared->connections.load() >= shared->options.max_connections; },
-      [shared](tcp::socket socket) {
-        const std::shared_ptr<ssl::context> tls = shared->CurrentTls();
-        StartConnection<Connection>(std::move(socket), tls.get(), shared);
-      });
+  (*listener)->Accept(std::make_shared<ConnectionTable>(options.max_connections,
+                                                        options.max_connections_per_client),
+                      [shared](tcp::socket socket, std::shared_ptr<ConnectionTable::Entry> entry) {
+                        const std::shared_ptr<ssl::context> tls = shared->CurrentTls();
+                        StartConnection<Connection>(std::move(socket), tls.get(), shared,
+                                                    std::move(entry));
+                      });
   std::shared_ptr<TlsReloader> reloader;
   if (options.tls) {
     reloader = std::make_shared<TlsReloader>(io, shared);

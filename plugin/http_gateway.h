@@ -29,14 +29,21 @@
 #include "core/common/status.h"
 #include "plugin/edge_metrics.h"
 #include "plugin/gateway_mark.h"
+#include "plugin/http_request_checks.h"
 #include "plugin/server_config.h"
 
 namespace drgate::plugin {
 
 struct HttpGatewayOptions {
   std::string listen;  // HOST:PORT, port 0 picks one
-  // Bounds for hostile or broken clients, as on the metrics port.
+  // Bounds for hostile or broken clients, as on the metrics port: a client address holds at most
+  // max_connections_per_client connections, and with max_connections open the one idle longest
+  // is closed to make room (plugin/http_listener.h, ConnectionTable). A caller (bearer token,
+  // client certificate, else address) holds at most max_watch_streams_per_caller watch streams;
+  // one more is answered 429 (RESOURCE_EXHAUSTED, reason TOO_MANY_STREAMS).
   int max_connections = 256;
+  int max_connections_per_client = 64;
+  int max_watch_streams_per_caller = 32;
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 64 * 1024;
   std::chrono::milliseconds request_timeout{10000};   // to read one request
@@ -63,12 +70,5 @@ class HttpGateway {
 
 // Where the OpenAPI document of the routes is served (GET, no credentials needed).
 inline constexpr char kOpenApiPath[] = "/v1/openapi.json";
-
-// The longest deadline a grpc-timeout header sets; longer ones are cut to it.
-inline constexpr std::chrono::nanoseconds kMaxGrpcTimeout = std::chrono::hours(24 * 365);
-
-// gRPC's timeout header format: 1-8 digits and a unit (H, M, S, m, u, n), at most
-// kMaxGrpcTimeout; nullopt otherwise.
-std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view text);
 
 }  // namespace drgate::plugin

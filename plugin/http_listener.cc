@@ -44,8 +44,8 @@ StatusOr<std::shared_ptr<HttpListener>> HttpListener::Bind(asio::io_context& io,
   return self;
 }
 
-void HttpListener::Accept(std::function<bool()> full, Serve serve) {
-  full_ = std::move(full);
+void HttpListener::Accept(std::shared_ptr<ConnectionTable> table, Serve serve) {
+  table_ = std::move(table);
   serve_ = std::move(serve);
   AcceptNext();
 }
@@ -55,14 +55,83 @@ void HttpListener::AcceptNext() {
       asio::make_strand(io_),
       [self = shared_from_this()](boost::beast::error_code ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-        if (!ec && self->full_()) {
-          boost::beast::error_code ignored;
-          socket.close(ignored);  // over the cap: closed before anything is read
-        } else if (!ec) {
-          self->serve_(std::move(socket));
+        if (!ec) {
+          boost::beast::error_code peer_ec;
+          const tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+          std::shared_ptr<ConnectionTable::Entry> entry;
+          if (!peer_ec) entry = self->table_->Admit(peer.address().to_string());
+          if (entry) {
+            self->serve_(std::move(socket), std::move(entry));
+          } else {
+            boost::beast::error_code ignored;
+            socket.close(ignored);  // refused: closed before anything is read
+          }
         }
         self->AcceptNext();
       });
+}
+
+ConnectionTable::ConnectionTable(int max_connections, int max_per_client)
+    : max_connections_(max_connections), max_per_client_(max_per_client) {}
+
+std::shared_ptr<ConnectionTable::Entry> ConnectionTable::Admit(const std::string& client) {
+  std::function<void()> make_room;
+  {
+    std::lock_guard lock(mu_);
+    int& mine = per_client_[client];
+    if (mine >= max_per_client_) {
+      if (mine == 0) per_client_.erase(client);
+      return nullptr;
+    }
+    if (open_ >= max_connections_) {
+      if (idle_.empty()) {
+        if (mine == 0) per_client_.erase(client);
+        return nullptr;
+      }
+      // The longest idle makes room; it stops counting as idle at once, so one idle connection
+      // makes room for one new one only.
+      Entry* oldest = idle_.front();
+      idle_.pop_front();
+      oldest->idle_ = false;
+      make_room = std::move(oldest->close_);
+      oldest->close_ = nullptr;
+    }
+    ++mine;
+    ++open_;
+  }
+  if (make_room) make_room();
+  return std::shared_ptr<Entry>(new Entry(shared_from_this(), client));
+}
+
+int ConnectionTable::open() const {
+  std::lock_guard lock(mu_);
+  return open_;
+}
+
+ConnectionTable::Entry::Entry(std::shared_ptr<ConnectionTable> table, std::string client)
+    : table_(std::move(table)), client_(std::move(client)) {}
+
+ConnectionTable::Entry::~Entry() {
+  std::lock_guard lock(table_->mu_);
+  if (idle_) table_->idle_.erase(idle_at_);
+  --table_->open_;
+  auto it = table_->per_client_.find(client_);
+  if (it != table_->per_client_.end() && --it->second <= 0) table_->per_client_.erase(it);
+}
+
+void ConnectionTable::Entry::Idle(std::function<void()> close) {
+  std::lock_guard lock(table_->mu_);
+  if (idle_) table_->idle_.erase(idle_at_);
+  idle_at_ = table_->idle_.insert(table_->idle_.end(), this);
+  idle_ = true;
+  close_ = std::move(close);
+}
+
+void ConnectionTable::Entry::Busy() {
+  std::lock_guard lock(table_->mu_);
+  if (idle_) table_->idle_.erase(idle_at_);
+  idle_ = false;
+  close_ = nullptr;
 }
 
 void HttpListener::Stop() {

@@ -12,18 +12,69 @@
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include <functional>
+#include <list>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "core/common/status.h"
 
 namespace drgate::plugin {
 
+// The open connections of one port, and who may open another. One client cannot take the port
+// for itself: each client address holds at most `max_per_client` connections; and when all
+// `max_connections` are open, the connection idle the longest (waiting for a request, not
+// answering one) is closed to make room, as nginx and Envoy's overload manager do, before a new
+// connection is refused.
+//
+// The class is thread-safe.
+class ConnectionTable : public std::enable_shared_from_this<ConnectionTable> {
+ public:
+  // One admitted connection: a member of it, counted until destroyed.
+  class Entry {
+   public:
+    ~Entry();
+    Entry(const Entry&) = delete;
+    Entry& operator=(const Entry&) = delete;
+    // The connection waits for a request: `close` may be called, once, from any thread, to make
+    // room for a new connection; it must hand the close to the connection's own strand.
+    void Idle(std::function<void()> close);
+    // The connection is answering a request (or streaming): it is not closed to make room.
+    void Busy();
+
+   private:
+    friend class ConnectionTable;
+    Entry(std::shared_ptr<ConnectionTable> table, std::string client);
+    std::shared_ptr<ConnectionTable> table_;
+    std::string client_;
+    std::list<Entry*>::iterator idle_at_;  // guarded by table_->mu_
+    bool idle_ = false;                    // guarded by table_->mu_
+    std::function<void()> close_;          // guarded by table_->mu_
+  };
+
+  ConnectionTable(int max_connections, int max_per_client);
+
+  // An entry for a new connection from `client` (its address), or nullptr when refused: the
+  // client holds its share already, or the port is full and no connection is idle.
+  std::shared_ptr<Entry> Admit(const std::string& client);
+  int open() const;
+
+ private:
+  const int max_connections_;
+  const int max_per_client_;
+  mutable std::mutex mu_;
+  int open_ = 0;                           // guarded by mu_
+  std::map<std::string, int> per_client_;  // guarded by mu_
+  std::list<Entry*> idle_;                 // guarded by mu_: oldest first
+};
+
 // The class is thread-safe: Accept, port and Stop may be called from any thread.
 class HttpListener : public std::enable_shared_from_this<HttpListener> {
  public:
-  // Takes an accepted socket (on its own strand) and serves it.
-  using Serve = std::function<void(boost::asio::ip::tcp::socket socket)>;
+  // Takes an accepted socket (on its own strand) and its admission, and serves it.
+  using Serve = std::function<void(boost::asio::ip::tcp::socket socket,
+                                   std::shared_ptr<ConnectionTable::Entry> entry)>;
 
   // Binds `listen` (HOST:PORT, [v6]:PORT; port 0 picks one). FAILED_PRECONDITION (reason
   // LISTEN_FAILED) naming `key` ("http.listen") when it cannot.
@@ -31,8 +82,9 @@ class HttpListener : public std::enable_shared_from_this<HttpListener> {
                                                       const std::string& key,
                                                       const std::string& listen);
 
-  // Accepts until Stop: a socket is closed at once while `full()` holds, else given to `serve`.
-  void Accept(std::function<bool()> full, Serve serve);
+  // Accepts until Stop: a socket `table` refuses is closed at once, before anything is read;
+  // the others go to `serve`.
+  void Accept(std::shared_ptr<ConnectionTable> table, Serve serve);
   int port() const { return port_; }
   // Closes the listening socket; connections already accepted carry on.
   void Stop();
@@ -44,37 +96,25 @@ class HttpListener : public std::enable_shared_from_this<HttpListener> {
 
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
-  std::function<bool()> full_;
+  std::shared_ptr<ConnectionTable> table_;
   Serve serve_;
   int port_ = 0;
 };
 
-// Counts one open connection in `owner->connections` (a std::atomic<int>, which the port's
-// Accept `full` test reads) for as long as the slot lives: a member of the connection.
-template <typename Owner>
-class ConnectionSlot {
- public:
-  explicit ConnectionSlot(std::shared_ptr<Owner> owner) : owner_(std::move(owner)) {
-    ++owner_->connections;
-  }
-  ~ConnectionSlot() { --owner_->connections; }
-  ConnectionSlot(const ConnectionSlot&) = delete;
-  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
-
- private:
-  std::shared_ptr<Owner> owner_;
-};
-
 // Serves an accepted socket with the port's connection type `Conn<Stream>` (constructed from the
-// stream and `arg`, then Start()ed): over TLS with `tls`, plain without.
+// stream, `arg` and `entry`, then Start()ed): over TLS with `tls`, plain without.
 template <template <typename> class Conn, typename Arg>
-void StartConnection(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context* tls, Arg arg) {
+void StartConnection(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context* tls, Arg arg,
+                     std::shared_ptr<ConnectionTable::Entry> entry) {
   using Plain = boost::beast::tcp_stream;
   using Tls = boost::asio::ssl::stream<Plain>;
   if (tls != nullptr) {
-    std::make_shared<Conn<Tls>>(Tls(Plain(std::move(socket)), *tls), std::move(arg))->Start();
+    std::make_shared<Conn<Tls>>(Tls(Plain(std::move(socket)), *tls), std::move(arg),
+                                std::move(entry))
+        ->Start();
   } else {
-    std::make_shared<Conn<Plain>>(Plain(std::move(socket)), std::move(arg))->Start();
+    std::make_shared<Conn<Plain>>(Plain(std::move(socket)), std::move(arg), std::move(entry))
+        ->Start();
   }
 }
 

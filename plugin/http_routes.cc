@@ -3,6 +3,7 @@
 #include <google/api/annotations.pb.h>
 #include <google/api/http.pb.h>
 #include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
 
 #include "drgate/v1/drgate.pb.h"
 
@@ -165,6 +166,119 @@ Status ParseJson(std::string_view json, Message& into, const std::string& what) 
   }
   return Status::Ok();
 }
+
+// What protobuf's JSON parser is lenient about and proto3's JSON mapping is not, checked before
+// it runs: a key given twice in one object (protobuf keeps the last one), a boolean given as
+// anything but true/false ("yes", "1"), an enum given as a string that is not one of its value
+// names ("1"), and a string field given a number or a boolean. Unknown fields, number ranges and
+// formats (Timestamps, Durations) stay protobuf's to judge.
+class StrictJson {
+ public:
+  // OK, or INVALID_ARGUMENT naming the field ("body: backupType: ...").
+  static Status Check(std::string_view text, const Descriptor& type) {
+    StrictJson check;
+    nlohmann::json doc = nlohmann::json::parse(
+        text.begin(), text.end(),
+        [&check](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+          return check.OnEvent(depth, event, parsed);
+        },
+        /*allow_exceptions=*/false);
+    if (!check.duplicate_.empty()) {
+      return Invalid("body: " + check.duplicate_ + ": given more than once");
+    }
+    if (doc.is_discarded()) return Status::Ok();  // malformed: protobuf's parser says where
+    if (!doc.is_object()) return Invalid("body: must be a JSON object");
+    return CheckObject(doc, type, "");
+  }
+
+ private:
+  bool OnEvent(int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using Event = nlohmann::json::parse_event_t;
+    switch (event) {
+      case Event::object_start: objects_.emplace_back(); break;
+      case Event::object_end:
+        if (!objects_.empty()) objects_.pop_back();
+        break;
+      case Event::key:
+        if (!objects_.empty() && parsed.is_string()) {
+          const std::string& key = parsed.get_ref<const std::string&>();
+          if (!objects_.back().insert(key).second && duplicate_.empty()) duplicate_ = key;
+        }
+        break;
+      default: break;
+    }
+    return true;
+  }
+
+  static Status CheckObject(const nlohmann::json& object, const Descriptor& type,
+                            const std::string& prefix) {
+    for (const auto& [key, value] : object.items()) {
+      const FieldDescriptor* field = FieldByName(type, key);
+      if (field == nullptr) continue;         // protobuf names the unknown field
+      const std::string name = prefix + key;  // as the client wrote it
+      if (field->is_map()) continue;
+      if (field->is_repeated() && !value.is_null()) {
+        if (!value.is_array()) return Invalid("body: " + name + ": must be a JSON array");
+        for (std::size_t i = 0; i < value.size(); ++i) {
+          if (Status s = CheckValue(value[i], *field, name + "[" + std::to_string(i) + "]");
+              !s.ok()) {
+            return s;
+          }
+        }
+        continue;
+      }
+      if (Status s = CheckValue(value, *field, name); !s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
+  static Status CheckValue(const nlohmann::json& value, const FieldDescriptor& field,
+                           const std::string& name) {
+    if (value.is_null()) return Status::Ok();  // proto3 JSON: null is the field's default
+    switch (field.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_BOOL:
+        if (!value.is_boolean()) return Invalid("body: " + name + ": must be true or false");
+        return Status::Ok();
+      case FieldDescriptor::CPPTYPE_ENUM: {
+        if (value.is_number_integer()) return Status::Ok();
+        const auto& type = *field.enum_type();
+        if (value.is_string() &&
+            type.FindValueByName(value.get_ref<const std::string&>()) != nullptr) {
+          return Status::Ok();
+        }
+        std::string names;
+        for (int i = 0; i < type.value_count(); ++i) {
+          names += (i == 0 ? "" : ", ") + type.value(i)->name();
+        }
+        return Invalid("body: " + name + ": must be one of " + names + ", or its number");
+      }
+      case FieldDescriptor::CPPTYPE_STRING:
+        if (!value.is_string()) return Invalid("body: " + name + ": must be a JSON string");
+        return Status::Ok();
+      case FieldDescriptor::CPPTYPE_MESSAGE: {
+        const std::string& full = field.message_type()->full_name();
+        if (full == "google.protobuf.Timestamp" || full == "google.protobuf.Duration") {
+          if (!value.is_string()) {
+            return Invalid("body: " + name + ": must be a JSON string (" +
+                           (full == "google.protobuf.Duration" ? "\"30s\"" : "RFC 3339") + ")");
+          }
+          return Status::Ok();
+        }
+        if (full.rfind("google.protobuf.", 0) == 0) return Status::Ok();  // other well-known
+        if (!value.is_object()) return Invalid("body: " + name + ": must be a JSON object");
+        return CheckObject(value, *field.message_type(), name + ".");
+      }
+      default:  // numbers: a JSON number, or a string of one (proto3 JSON allows both)
+        if (!value.is_number() && !value.is_string()) {
+          return Invalid("body: " + name + ": must be a number");
+        }
+        return Status::Ok();
+    }
+  }
+
+  std::vector<std::set<std::string>> objects_;  // the keys seen in each open object
+  std::string duplicate_;                       // the first key seen twice
+};
 
 }  // namespace
 
@@ -334,6 +448,7 @@ Status FillRequest(const Route& route, const std::map<std::string, std::string>&
   const bool blank = body.find_first_not_of(" \t\r\n") == std::string_view::npos;
   if (route.body == "*") {
     if (!blank) {
+      if (Status s = StrictJson::Check(body, type); !s.ok()) return s;
       if (Status s = ParseJson(body, request, "body"); !s.ok()) return s;
     }
   } else if (!blank) {

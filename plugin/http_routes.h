@@ -71,7 +71,9 @@ const Route* FindRoute(const std::vector<Route>& routes, std::string_view http_m
 
 // Fills `request` from an HTTP request: the JSON body (body "*"; empty means {}), then the query
 // parameters (fields by JSON or proto name; enums by name; Timestamps in RFC 3339; Durations as
-// "30s"), then the path variables, which win. Unknown fields, wrong types, malformed JSON, a
+// "30s"), then the path variables, which win. The body is proto3 JSON as the mapping defines it:
+// booleans are true/false, enums their value names or numbers (not strings of digits), strings
+// JSON strings, and no key twice in an object. Unknown fields, wrong types, malformed JSON, a
 // field set twice and text that is not UTF-8 (proto3 strings are) are INVALID_ARGUMENT (reason
 // INVALID_ARGUMENT) naming the field; the message is valid UTF-8 whatever the request held.
 Status FillRequest(const Route& route, const std::map<std::string, std::string>& variables,

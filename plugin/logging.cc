@@ -2,12 +2,15 @@
 
 #include "core/common/audit.h"
 
+#include <grpc/support/log.h>
 #include <spdlog/formatter.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -62,7 +65,70 @@ class JsonFormatter final : public spdlog::formatter {
   }
 };
 
+// Where `needle` (lower case) starts in `text` at or after `from`, ignoring case; npos if nowhere.
+std::size_t FindIgnoreCase(std::string_view text, std::string_view needle, std::size_t from) {
+  for (std::size_t i = from; i + needle.size() <= text.size(); ++i) {
+    bool same = true;
+    for (std::size_t j = 0; j < needle.size() && same; ++j) {
+      same = std::tolower(static_cast<unsigned char>(text[i + j])) == needle[j];
+    }
+    if (same) return i;
+  }
+  return std::string_view::npos;
+}
+
+// gRPC's log lines (errors by default; GRPC_VERBOSITY widens them) as drgate's own.
+void LogFromGrpc(gpr_log_func_args* args) {
+  const std::string line = "grpc: " + RedactSecrets(args->message != nullptr ? args->message : "");
+  switch (args->severity) {
+    case GPR_LOG_SEVERITY_DEBUG: spdlog::debug("{}", line); break;
+    case GPR_LOG_SEVERITY_INFO: spdlog::info("{}", line); break;
+    default: spdlog::error("{}", line); break;
+  }
+}
+
 }  // namespace
+
+std::string RedactSecrets(std::string_view text) {
+  static constexpr std::string_view kRedacted = "[redacted]";
+  std::string out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t bearer = FindIgnoreCase(text, "bearer", at);
+    const std::size_t auth = FindIgnoreCase(text, "authorization", at);
+    const std::size_t mark = FindIgnoreCase(text, "x-drgate-gateway", at);
+    const std::size_t key = std::min(auth, mark);
+    if (key != std::string_view::npos && key <= bearer) {
+      // A secret-carrying key: the rest of its line may be its value, in whatever quoting.
+      const std::size_t name_end = key + (key == auth ? 13 : 16);
+      out.append(text.substr(at, name_end - at));
+      const std::size_t eol = text.find('\n', name_end);
+      out.append(kRedacted);
+      if (eol == std::string_view::npos) return out;
+      at = eol;
+      continue;
+    }
+    if (bearer == std::string_view::npos) break;
+    std::size_t word = bearer + 6;
+    out.append(text.substr(at, word - at));
+    std::size_t gap = word;
+    while (gap < text.size() && (text[gap] == ' ' || text[gap] == '\t')) ++gap;
+    if (gap == word) {  // "bearer" inside another word
+      at = word;
+      continue;
+    }
+    std::size_t end = gap;
+    while (end < text.size() && text[end] != ' ' && text[end] != '"' && text[end] != '\'' &&
+           text[end] != ',' && text[end] != '\n') {
+      ++end;
+    }
+    out.append(text.substr(word, gap - word));
+    out.append(kRedacted);
+    at = end;
+  }
+  out.append(text.substr(std::min(at, text.size())));
+  return out;
+}
 
 std::string JsonLogLine(const std::string& time_iso8601, const std::string& level,
                         const std::string& message) {
@@ -105,6 +171,7 @@ void ConfigureLogging(LogFormat format, LogLevel level) {
   logger->set_level(spdlog::level::from_str(NameOf(level)));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+  gpr_set_log_function(LogFromGrpc);
 }
 
 }  // namespace drgate::plugin

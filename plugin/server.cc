@@ -80,6 +80,8 @@ HttpAdminOptions AdminOptionsFor(const MetricsConfig& config) {
   admin_options.key_file = config.key_file;
   admin_options.username = config.username;
   admin_options.password = config.password.value;
+  admin_options.max_connections = config.max_connections;
+  admin_options.max_connections_per_client = config.max_connections_per_client;
   return admin_options;
 }
 
@@ -367,6 +369,9 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
     http.default_deadline = server_config.http->default_deadline;
     http.max_body_bytes = static_cast<std::size_t>(server_config.http->max_body_bytes);
     http.tls = server_config.http->tls;
+    http.max_connections = server_config.http->max_connections;
+    http.max_connections_per_client = server_config.http->max_connections_per_client;
+    http.max_watch_streams_per_caller = server_config.http->max_watch_streams_per_caller;
     http.mark = gateway_mark_;
     http.metrics = edge_metrics_.get();
     auto gateway =

@@ -197,6 +197,20 @@ Section<HttpConfig> HttpSection() {
           [](H& h) -> int& { return h.max_body_bytes; },
           "Largest request body; a larger one gets 413 before it is parsed.")
       .Add(
+          "max_connections", config::Integer<int>(1, 65536),
+          [](H& h) -> int& { return h.max_connections; },
+          "Open connections at most; when all are open, the one idle longest is closed to make "
+          "room for a new one, and without an idle one the new one is closed.")
+      .Add(
+          "max_connections_per_client", config::Integer<int>(1, 65536),
+          [](H& h) -> int& { return h.max_connections_per_client; },
+          "Open connections of one client address at most; more are closed when accepted.")
+      .Add(
+          "max_watch_streams_per_caller", config::Integer<int>(1, 65536),
+          [](H& h) -> int& { return h.max_watch_streams_per_caller; },
+          "Open WatchJob streams of one caller (bearer token or client certificate, else client "
+          "address) at most; one more is answered 429 (TOO_MANY_STREAMS).")
+      .Add(
           "tls", config::Optional(ServerTlsSection("http.tls").AsType()),
           [](H& h) -> std::optional<GrpcTlsConfig>& { return h.tls; },
           "HTTPS, and client certificates, like grpc.tls (files re-read every reload_interval); "
@@ -211,7 +225,17 @@ Section<MetricsConfig> MetricsSection() {
        "Address of /metrics, /healthz and /readyz (port 0 picks a free port).")
       .Add("tls", MetricsTlsSection().AsType(), Self<MetricsConfig>(), "TLS on the metrics port.")
       .Add("basic_auth", MetricsAuthSection().AsType(), Self<MetricsConfig>(),
-           "Basic auth on /metrics (the probes stay open).");
+           "Basic auth on /metrics (the probes stay open).")
+      .Add(
+          "max_connections", config::Integer<int>(1, 65536),
+          [](MetricsConfig& c) -> int& { return c.max_connections; },
+          "Open connections at most; when all are open, the one idle longest is closed to make "
+          "room for a new one, and without an idle one the new one is closed.")
+      .Add(
+          "max_connections_per_client", config::Integer<int>(1, 65536),
+          [](MetricsConfig& c) -> int& { return c.max_connections_per_client; },
+          "Open connections of one client address at most (a scraper and a probe need one "
+          "each); more are closed when accepted.");
   return s;
 }
 

@@ -96,6 +96,9 @@ struct MetricsConfig {
   std::string username;
   std::string password_file;
   Secret password;  // read from password_file
+  // Connection bounds of the port (plugin/http_admin.h).
+  int max_connections = 64;
+  int max_connections_per_client = 16;
   bool operator==(const MetricsConfig&) const = default;
 };
 
@@ -108,6 +111,10 @@ struct HttpConfig {
   int max_body_bytes = 64 * 1024;
   // HTTPS, client certificates as on gRPC; files re-read every reload_interval.
   std::optional<GrpcTlsConfig> tls;
+  // Connection and stream bounds (plugin/http_gateway.h).
+  int max_connections = 256;
+  int max_connections_per_client = 64;
+  int max_watch_streams_per_caller = 32;
   bool operator==(const HttpConfig&) const = default;
 };
 

@@ -5,8 +5,9 @@
 # a crash leaves its input in build-fuzz/artifacts/ and fails the run.
 #
 # Usage: tests/fuzz/run.sh [--seconds N] [target...]
-#   targets: json_response xml_response job_summary config time http_request (default: all)
-#   --seconds N   time per target (default 15: the CTest test runs all six in about 90 s)
+#   targets: json_response xml_response job_summary config time http_request http_framing
+#            (default: all)
+#   --seconds N   time per target (default 15: the CTest test runs all seven in about 105 s)
 # Longer runs: tests/fuzz/run.sh --seconds 3600 json_response   (see docs/reliability.md).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -19,7 +20,8 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(json_response xml_response job_summary config time http_request)
+((${#targets[@]})) || targets=(json_response xml_response job_summary config time http_request
+                                http_framing)
 
 build=${DRGATE_FUZZ_BUILD_DIR:-$root/build-fuzz}
 cxx=${DRGATE_FUZZ_CXX:-$(command -v clang++-14 || command -v clang++)}

@@ -126,7 +126,7 @@ TEST(HttpRoutesTest, BodiesFillTheRequestAndThePathMustAgree) {
 
   for (const auto& [body, names] :
        std::vector<std::pair<std::string, std::string>>{{R"({"colour": "red"})", "colour"},
-                                                        {R"({"backupType": 7.5})", "backup_type"},
+                                                        {R"({"backupType": 7.5})", "backupType"},
                                                         {R"({"backupType": )", "body"},
                                                         {R"({"commcell": "other"})", "commcell"}}) {
     v1::TriggerBackupRequest bad;
@@ -137,6 +137,44 @@ TEST(HttpRoutesTest, BodiesFillTheRequestAndThePathMustAgree) {
   v1::TriggerBackupRequest queried;
   EXPECT_EQ(FillRequest(*r, vars, "requestId=k1", "", queried).code(),
             StatusCode::kInvalidArgument);
+}
+
+// Proto3's JSON mapping, not protobuf's lenient reading of it: protobuf 3.21 takes "yes" and "1"
+// for true, a string of digits for an enum, and keeps the last of a key given twice.
+TEST(HttpRoutesTest, BodiesAreStrictProto3Json) {
+  const auto routes = Routes();
+  std::map<std::string, std::string> vars;
+  const Route* r = FindRoute(routes, "POST", "/v1/commcells/prod/backups", vars);
+  ASSERT_NE(r, nullptr);
+  for (const auto& [body, message] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"compression": "yes"})", "body: compression: must be true or false"},
+           {R"({"compression": "true"})", "body: compression: must be true or false"},
+           {R"({"compression": 1})", "body: compression: must be true or false"},
+           {R"({"backupType": "1"})",
+            "body: backupType: must be one of BACKUP_TYPE_UNSPECIFIED, "
+            "BACKUP_TYPE_FULL, BACKUP_TYPE_DIFFERENTIAL, or its number"},
+           {R"({"backupType": true})", "body: backupType: must be one of"},
+           {R"({"requestId": 42})", "body: requestId: must be a JSON string"},
+           {R"({"backupType": "BACKUP_TYPE_FULL", "backupType": "BACKUP_TYPE_DIFFERENTIAL"})",
+            "body: backupType: given more than once"},
+           {R"({"compression": false, "compression": true})",
+            "body: compression: given more than once"},
+           {R"(["BACKUP_TYPE_FULL"])", "body: must be a JSON object"},
+       }) {
+    v1::TriggerBackupRequest bad;
+    Status s = FillRequest(*r, vars, "", body, bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << body;
+    EXPECT_EQ(s.message().rfind(message, 0), 0u) << body << ": " << s.message();
+  }
+  // What the mapping allows: value names, enum numbers, true/false, null for a default.
+  for (const char* body : {R"({"backupType": "BACKUP_TYPE_DIFFERENTIAL"})",
+                           R"({"backupType": 2, "compression": true})",
+                           R"({"backup_type": 2, "compression": null})"}) {
+    v1::TriggerBackupRequest ok;
+    Status s = FillRequest(*r, vars, "", body, ok);
+    EXPECT_TRUE(s.ok()) << body << ": " << s.ToString();
+    EXPECT_EQ(ok.backup_type(), v1::BACKUP_TYPE_DIFFERENTIAL) << body;
+  }
 }
 
 // Whether proto3 accepts `text` in a string field: the bytes of a message with it must parse.

@@ -37,5 +37,20 @@ TEST(JsonLogLineTest, AMalformedAuditLineStaysAPlainMessage) {
             R"({"time":"t","level":"info","message":"audit: trigger x=\"open"})");
 }
 
+// gRPC's own log lines go through RedactSecrets: a metadata dump or an assertion message that
+// quotes a header keeps no credential.
+TEST(RedactSecretsTest, CredentialsBecomeRedacted) {
+  const std::string canary = "canary-TOKEN-4e2c8a6b";
+  EXPECT_EQ(RedactSecrets("rejected header value Bearer " + canary + " here"),
+            "rejected header value Bearer [redacted] here");
+  EXPECT_EQ(RedactSecrets("key=authorization value=Bearer " + canary + "\nnext line"),
+            "key=authorization[redacted]\nnext line");
+  EXPECT_EQ(RedactSecrets("\"AUTHORIZATION\": \"" + canary + "\""), "\"AUTHORIZATION[redacted]");
+  EXPECT_EQ(RedactSecrets("x-drgate-gateway: 0123abcd"), "x-drgate-gateway[redacted]");
+  EXPECT_EQ(RedactSecrets("bearer\t" + canary), "bearer\t[redacted]");
+  EXPECT_EQ(RedactSecrets("no secret, forbearers"), "no secret, forbearers");
+  EXPECT_EQ(RedactSecrets(""), "");
+}
+
 }  // namespace
 }  // namespace drgate::plugin
