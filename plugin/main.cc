@@ -132,6 +132,10 @@ int main(int argc, char** argv) {
             << (*server)->grpc_port() << "\n"
             << "drgate: metrics listening on " << HostOf(config->metrics.listen) << ":"
             << (*server)->metrics_port() << std::endl;
+  if (!config->grpc.unix_socket.empty()) {
+    std::cout << "drgate: gRPC also on unix:" << config->grpc.unix_socket
+              << " (local operator, no token)" << std::endl;
+  }
   if (config->http) {
     std::cout << "drgate: HTTP listening on " << HostOf(config->http->listen) << ":"
               << (*server)->http_port() << std::endl;

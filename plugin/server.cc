@@ -7,11 +7,17 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -83,6 +89,46 @@ HttpAdminOptions AdminOptionsFor(const MetricsConfig& config) {
   return admin_options;
 }
 
+// Makes grpc.unix_socket's path free for gRPC to bind: a socket left behind by a drgate that
+// did not exit cleanly is removed; a socket something still serves, or a file that is not a
+// socket, is refused (never removed). The folder must exist.
+Status PrepareUnixSocket(const std::string& path) {
+  auto refuse = [&path](const std::string& why) {
+    return Status(StatusCode::kFailedPrecondition, "grpc.unix_socket: " + path + ": " + why,
+                  Reason::kListenFailed);
+  };
+  const auto folder = std::filesystem::path(path).parent_path();
+  struct stat st {};
+  if (!folder.empty() && (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
+    return refuse("its folder " + folder.string() + " does not exist");
+  }
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return refuse(std::strerror(errno));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return refuse(
+        "exists and is not a socket; drgate does not remove it (remove it or choose "
+        "another path)");
+  }
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size());  // the key allows at most 107 bytes
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return refuse(std::strerror(errno));
+  const bool served =
+      ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
+  ::close(fd);
+  if (served) {
+    return refuse("another process serves this socket (is another drgate running?)");
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return refuse(std::string("cannot remove the stale socket: ") + std::strerror(errno));
+  }
+  spdlog::info("grpc.unix_socket: removed the stale socket {}", path);
+  return Status::Ok();
+}
+
 class ServerImpl final : public Server {
  public:
   ~ServerImpl() override { Shutdown(std::chrono::milliseconds(0)); }
@@ -114,6 +160,7 @@ class ServerImpl final : public Server {
       grpc_server_->Shutdown(std::chrono::system_clock::now() + grace);
       grpc_server_->Wait();
     }
+    RemoveUnixSocket();
     if (admin_) admin_->Stop();
     if (tracker_) tracker_->Stop();
     if (refresher_) refresher_->Stop();
@@ -161,6 +208,9 @@ class ServerImpl final : public Server {
 
   Status Init(const ServerConfig& config);
   Status OpenRegistry(const Config& config);
+  // Removes grpc.unix_socket's file if it is still the one this server bound (same device and
+  // inode): never another process's socket that replaced it.
+  void RemoveUnixSocket();
   Status Reload(const ServerConfig& config) override;
 
  private:
@@ -198,6 +248,10 @@ class ServerImpl final : public Server {
   // Caller authentication (auth.*): the limiter survives reloads that keep its settings.
   Gate MakeGate(const AuthConfig& auth);
   std::shared_ptr<RateLimiter> limiter_;
+  bool local_socket_ = false;  // grpc.unix_socket is served; set once by Init
+  std::string unix_socket_;    // its path, while this server's socket file exists
+  dev_t unix_socket_dev_ = 0;
+  ino_t unix_socket_ino_ = 0;
   prometheus::Gauge* auth_insecure_ = nullptr;
   std::unique_ptr<GrpcServerMetrics> grpc_metrics_;
   // Drawn once per process: proves the HTTP gateway's in-process calls (plugin/gateway_mark.h).
@@ -320,6 +374,8 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   }
   route_labels.push_back(std::string("GET ") + kOpenApiPath);
   edge_metrics_ = std::make_unique<EdgeMetrics>(*registry_, route_labels);
+  const std::string& unix_socket = server_config.grpc.unix_socket;
+  local_socket_ = !unix_socket.empty();
   service_ = std::make_unique<DrBackupServiceImpl>(
       *orchestrator_, hub_, MakeGate(server_config.auth), edge_metrics_.get());
 
@@ -341,6 +397,12 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   auto credentials = MakeGrpcServerCredentials(grpc_config.tls, grpc_config.listen);
   if (!credentials.ok()) return credentials.status();
   builder.AddListeningPort(grpc_config.listen, *credentials, &grpc_port_);
+  if (!unix_socket.empty()) {
+    if (Status s = PrepareUnixSocket(unix_socket); !s.ok()) return s;
+    // No TLS on the socket: the connection never leaves the host, and the file's mode decides
+    // who may connect.
+    builder.AddListeningPort("unix:" + unix_socket, grpc::InsecureServerCredentials());
+  }
   // Requests are small; a cap keeps a hostile or broken caller from making drgate buffer
   // megabytes per call (gRPC's default is 4 MiB). Replies (ListJobs pages) are not capped.
   builder.SetMaxReceiveMessageSize(grpc_config.max_message_bytes);
@@ -355,10 +417,36 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, grpc_config.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, grpc_config.max_metadata_bytes);
   builder.RegisterService(service_.get());
+  // The socket is created by bind() inside BuildAndStart with the process umask: a umask that
+  // leaves no permission to others closes the moment between bind and the chmod below. Files
+  // other threads create meanwhile (none are expected) only get stricter modes.
+  const mode_t umask_before = unix_socket.empty() ? 0 : ::umask(0117);
   grpc_server_ = builder.BuildAndStart();
+  if (!unix_socket.empty()) ::umask(umask_before);
   if (!grpc_server_ || grpc_port_ == 0) {
     return Status(StatusCode::kFailedPrecondition,
-                  "grpc.listen: cannot listen on " + grpc_config.listen, Reason::kListenFailed);
+                  "grpc.listen: cannot listen on " + grpc_config.listen +
+                      (unix_socket.empty() ? "" : " or grpc.unix_socket on " + unix_socket),
+                  Reason::kListenFailed);
+  }
+  if (!unix_socket.empty()) {
+    struct stat st {};
+    if (::lstat(unix_socket.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "grpc.unix_socket: cannot listen on " + unix_socket, Reason::kListenFailed);
+    }
+    unix_socket_ = unix_socket;
+    unix_socket_dev_ = st.st_dev;
+    unix_socket_ino_ = st.st_ino;
+    // Owner and group (drgate's user and group) may connect, nobody else.
+    if (::chmod(unix_socket.c_str(), 0660) != 0) {
+      return Status(
+          StatusCode::kFailedPrecondition,
+          "grpc.unix_socket: cannot set mode 0660 on " + unix_socket + ": " + std::strerror(errno),
+          Reason::kListenFailed);
+    }
+    spdlog::info("gRPC also serves the local operator on unix:{} (mode 0660, no token needed)",
+                 unix_socket);
   }
   if (server_config.http) {
     // The HTTP/JSON face calls the same server in process: same gate, metrics and audit.
@@ -404,6 +492,16 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   return Status::Ok();
 }
 
+void ServerImpl::RemoveUnixSocket() {
+  if (unix_socket_.empty()) return;
+  struct stat st {};
+  if (::lstat(unix_socket_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+      st.st_dev == unix_socket_dev_ && st.st_ino == unix_socket_ino_) {
+    ::unlink(unix_socket_.c_str());
+  }
+  unix_socket_.clear();
+}
+
 Gate ServerImpl::MakeGate(const AuthConfig& auth) {
   const bool insecure = auth.mode != AuthMode::kTokens;
   if (auth_insecure_ == nullptr) {
@@ -422,7 +520,7 @@ Gate ServerImpl::MakeGate(const AuthConfig& auth) {
         "gRPC port can start and cancel DR backups; set auth.mode: tokens (see README, "
         "Security)");
     limiter_.reset();
-    return Gate{Authenticator::Insecure(), nullptr, gateway_mark_};
+    return Gate{Authenticator::Insecure(), nullptr, gateway_mark_, local_socket_};
   }
   if (limiter_ == nullptr || !(limiter_->config() == auth.rate_limit)) {
     limiter_ = std::make_shared<RateLimiter>(auth.rate_limit, clock_);
@@ -435,7 +533,7 @@ Gate ServerImpl::MakeGate(const AuthConfig& auth) {
       "{}/min, burst {}",
       auth.tokens.size() - certificates, certificates, auth.tokens_file,
       auth.rate_limit.triggers_per_minute, auth.rate_limit.burst);
-  return Gate{Authenticator::FromTokens(auth.tokens), limiter_, gateway_mark_};
+  return Gate{Authenticator::FromTokens(auth.tokens), limiter_, gateway_mark_, local_socket_};
 }
 
 StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& config) {
@@ -497,6 +595,7 @@ Status ServerImpl::Reload(const ServerConfig& next) {
   // Settings bound at startup cannot change in place: say so rather than ignore them.
   for (const auto& [what, before, after] :
        {std::tuple{"grpc.listen", config_.grpc.listen, next.grpc.listen},
+        std::tuple{"grpc.unix_socket", config_.grpc.unix_socket, next.grpc.unix_socket},
         std::tuple{"metrics.listen", config_.metrics.listen, next.metrics.listen},
         std::tuple{"registry.path", config_.core.registry_path, config.registry_path}}) {
     if (before != after) {

@@ -48,6 +48,27 @@ Type<GrpcTlsConfig> RequireClientCert(const std::string& prefix) {
       nullptr};
 }
 
+// grpc.unix_socket: a path resolved against the configuration's folder; empty: no socket. A
+// unix socket's address holds at most 107 bytes (sockaddr_un.sun_path).
+Type<std::string> UnixSocketPath() {
+  return Type<std::string>{
+      "file (unix socket)",
+      [](const YAML::Node& n, const std::string& key, const config::Context& ctx,
+         std::string& out) {
+        if (!n.IsScalar()) return Error(key, "must be a string");
+        out = n.Scalar().empty() ? std::string() : config::Resolve(ctx.base_dir, n.Scalar());
+        if (out.size() > 107) {
+          return Error(key,
+                       "must be at most 107 bytes once resolved (a unix socket address), "
+                       "got " +
+                           std::to_string(out.size()));
+        }
+        if (out.find('\0') != std::string::npos) return Error(key, "must not hold a NUL byte");
+        return Status::Ok();
+      },
+      nullptr, nullptr};
+}
+
 // grpc.tls or http.tls: `prefix` names the section in errors.
 Section<GrpcTlsConfig> ServerTlsSection(const std::string& prefix) {
   using G = GrpcTlsConfig;
@@ -155,6 +176,13 @@ Section<GrpcConfig> GrpcSection() {
   s.Add(
        "listen", Listen(), [](GrpcConfig& c) -> std::string& { return c.listen; },
        "Address of the gRPC API (port 0 picks a free port).")
+      .Add(
+          "unix_socket", UnixSocketPath(),
+          [](GrpcConfig& c) -> std::string& { return c.unix_socket; },
+          "Also serve the gRPC API on this unix socket (mode 0660; a stale socket is replaced, "
+          "any other file refused). Calls on it need no token: they act as `local-socket` with "
+          "every right, so whoever may open the file administers drgate (docs/security.md). "
+          "Empty: none.")
       .Add(
           "tls", config::Optional(ServerTlsSection("grpc.tls").AsType()),
           [](GrpcConfig& c) -> std::optional<GrpcTlsConfig>& { return c.tls; },

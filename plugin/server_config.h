@@ -69,6 +69,10 @@ struct GrpcTlsConfig {
 // The gRPC port (grpc.*).
 struct GrpcConfig {
   std::string listen = "127.0.0.1:50051";
+  // A unix socket drgate also serves the API on (empty: none), resolved against the
+  // configuration's folder. Who can open it is the local operator (docs/security.md): calls on it
+  // need no token and act as kLocalSocketIdentity with every right.
+  std::string unix_socket;
   std::optional<GrpcTlsConfig> tls;  // unset: plaintext gRPC
   // Largest request message drgate accepts; larger ones are refused with RESOURCE_EXHAUSTED
   // before they are parsed. drgate's requests are a few hundred bytes.

@@ -609,5 +609,22 @@ TEST_F(ConfigTest, NonScalarKeysAreRefused) {
   ExpectError("? [a, b]\n: c\n", "(top level)", "line 1: keys must be plain names");
 }
 
+TEST_F(ConfigTest, UnixSocketIsOffByDefaultAndResolvedAgainstTheFolder) {
+  auto off = Parse(kMinimal);
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_EQ(off->grpc.unix_socket, "");
+  auto relative = Parse(std::string(kMinimal) + "grpc: {unix_socket: run/drgate.sock}\n");
+  ASSERT_TRUE(relative.ok()) << relative.status().ToString();
+  EXPECT_EQ(relative->grpc.unix_socket, dir_.File("run/drgate.sock"));
+  auto absolute = Parse(std::string(kMinimal) + "grpc: {unix_socket: /run/drgate/drgate.sock}\n");
+  ASSERT_TRUE(absolute.ok()) << absolute.status().ToString();
+  EXPECT_EQ(absolute->grpc.unix_socket, "/run/drgate/drgate.sock");
+  // sockaddr_un holds 107 bytes and a NUL.
+  ExpectError(std::string(kMinimal) + "grpc: {unix_socket: /" + std::string(107, 's') + "}\n",
+              "grpc.unix_socket", "must be at most 107 bytes once resolved");
+  ExpectError(std::string(kMinimal) + "grpc: {unix_socket: [a]}\n", "grpc.unix_socket",
+              "must be a string");
+}
+
 }  // namespace
 }  // namespace drgate::plugin
