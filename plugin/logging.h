@@ -14,6 +14,9 @@ namespace drgate::plugin {
 // `format`: auto is text on a terminal, JSON otherwise.
 void ConfigureLogging(LogFormat format, LogLevel level);
 
+// Changes the level of the logger ConfigureLogging made (log.level on a reload).
+void SetLogLevel(LogLevel level);
+
 // The JSON object for one log line, without the newline. Pure; exposed for tests.
 std::string JsonLogLine(const std::string& time_iso8601, const std::string& level,
                         const std::string& message);

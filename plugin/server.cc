@@ -48,6 +48,7 @@
 #include "plugin/http_admin.h"
 #include "plugin/http_gateway.h"
 #include "plugin/http_routes.h"
+#include "plugin/logging.h"
 #include "plugin/service.h"
 #include "plugin/tls.h"
 
@@ -77,6 +78,12 @@ commserv::TransportOptions TransportOptionsFor(const CommCellConfig& c) {
   topts.client_key_file = c.client_key_file;
   topts.max_response_bytes = c.policy.max_response_bytes;
   return topts;
+}
+
+std::string Join(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& k : keys) out += (out.empty() ? "" : ", ") + k;
+  return out;
 }
 
 HttpAdminOptions AdminOptionsFor(const MetricsConfig& config) {
@@ -233,7 +240,9 @@ class ServerImpl final : public Server {
   mutable std::mutex clients_mu_;
   std::map<std::string, Built> built_;  // guarded by clients_mu_
   std::mutex reload_mu_;                // one reload at a time
-  ServerConfig config_;                 // guarded by reload_mu_ after Init
+  ServerConfig config_;                 // guarded by reload_mu_ after Init: the last applied
+  ServerConfig started_;                // what Init started with (restart-only keys in force)
+  prometheus::Gauge* restart_required_ = nullptr;  // drgate_config_restart_required
   jobs::WatchHub hub_;
   std::unique_ptr<LeaderElection> leader_;
   // The registry as the tracker writes it: leader writes fenced by leader_'s lease.
@@ -330,6 +339,15 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   if (!built.ok()) return built.status();
   std::vector<jobs::CommCell> cells = std::move(*built);
   config_ = server_config;
+  started_ = server_config;
+  restart_required_ = &prometheus::BuildGauge()
+                           .Name("drgate_config_restart_required")
+                           .Help(
+                               "1 when the configuration file changes a key that takes effect "
+                               "only after a restart (logged at the reload), else 0")
+                           .Register(*registry_)
+                           .Add({});
+  restart_required_->Set(0);
   jobs::TrackerOptions tracking{config.tracking};
   tracking.shared_registry = shared;
   // The tracker's writes are the leader's: fenced by the lease (docs/replicas-fencing.md).
@@ -592,34 +610,33 @@ Status ServerImpl::Reload(const ServerConfig& next) {
   std::lock_guard reload(reload_mu_);
   if (shutting_down_)
     return Status(StatusCode::kUnavailable, "shutting down", Reason::kShuttingDown);
-  // Settings bound at startup cannot change in place: say so rather than ignore them.
-  for (const auto& [what, before, after] :
-       {std::tuple{"grpc.listen", config_.grpc.listen, next.grpc.listen},
-        std::tuple{"grpc.unix_socket", config_.grpc.unix_socket, next.grpc.unix_socket},
-        std::tuple{"metrics.listen", config_.metrics.listen, next.metrics.listen},
-        std::tuple{"registry.path", config_.core.registry_path, config.registry_path}}) {
-    if (before != after) {
-      spdlog::warn("reload: {} changed from {} to {}; it takes effect after a restart", what,
-                   before, after);
-    }
+  // Keys marked restart (core/config/schema.h) keep the values drgate started with: compared with
+  // those, so a change that is undone again clears the gauge.
+  std::vector<std::string> waiting;
+  for (const config::Change& c : ConfigChanges(started_, next)) {
+    if (c.apply == config::Apply::kRestart) waiting.push_back(c.key);
   }
-  if (config.registry_postgres.has_value() != config_.core.registry_postgres.has_value() ||
-      (config.registry_postgres && config_.core.registry_postgres &&
-       config.registry_postgres->dsn != config_.core.registry_postgres->dsn)) {
-    spdlog::warn("reload: registry.postgres changed; it takes effect after a restart");
-  }
-  if (next.grpc.tls.has_value() != config_.grpc.tls.has_value()) {
-    spdlog::warn("reload: grpc.tls was {}; it takes effect after a restart",
-                 next.grpc.tls ? "added" : "removed");
+  std::vector<std::string> live;
+  for (const config::Change& c : ConfigChanges(config_, next)) {
+    if (c.apply == config::Apply::kLive) live.push_back(c.key);
   }
   auto cells = BuildCommCells(config);
   if (!cells.ok()) return cells.status();
   tracker_->SetCommCells(*cells);
   orchestrator_->SetCommCells(std::move(*cells));
   spdlog::info("reload: {} CommCell(s) configured", config.commcells.size());
-  config_.core.commcells = config.commcells;
+  // Every key marked live: CommCells above, then tracking, logging, shutdown_grace (main reads
+  // it at SIGTERM) and auth (tokens, roles, rate limit).
+  tracker_->SetTracking(config.tracking);
   service_->SetGate(MakeGate(next.auth));
-  config_.auth = next.auth;
+  config_ = next;
+  if (!live.empty()) spdlog::info("reload: applied {}", Join(live));
+  if (!waiting.empty()) {
+    spdlog::warn("reload: {} changed; in force only after a restart (the running values stay)",
+                 Join(waiting));
+  }
+  restart_required_->Set(waiting.empty() ? 0 : 1);
+  SetLogLevel(config.log_level);  // last, so the lines above are written at the level they had
   return Status::Ok();
 }
 

@@ -14,6 +14,7 @@
 #include "core/common/secret.h"
 #include "core/common/status.h"
 #include "core/config/config.h"
+#include "core/config/schema.h"
 
 namespace drgate::plugin {
 
@@ -148,6 +149,10 @@ StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_te
 // core/config/config.cc (docs/configuration-reference.md holds its output; a test keeps the two
 // equal).
 std::string ConfigurationReference();
+
+// The keys whose values differ between `before` and `after`, each with when its change takes
+// effect (config::Apply), in the reference's order.
+std::vector<config::Change> ConfigChanges(const ServerConfig& before, const ServerConfig& after);
 
 // "tokens" or "insecure", as written in the file.
 const char* NameOf(AuthMode mode);
