@@ -60,6 +60,17 @@ bool Principal::MayUse(std::string_view commcell) const {
   return std::find(commcells.begin(), commcells.end(), commcell) != commcells.end();
 }
 
+bool IsUnixSocketPeer(std::string_view peer) {
+  return peer.substr(0, 5) == "unix:";
+}
+
+Principal LocalSocketPrincipal() {
+  Principal p;
+  p.identity = kLocalSocketIdentity;
+  p.viewer = p.operator_role = true;
+  return p;
+}
+
 std::string Sha256Hex(std::string_view data) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
@@ -294,6 +305,16 @@ std::string Gate::PeerOf(const grpc::CallbackServerContext& context) const {
 
 Status Gate::Admit(const grpc::CallbackServerContext& context, Method method,
                    std::string_view commcell, Principal* principal) const {
+  // Decided by the transport's own peer (never PeerOf, which believes the gateway's forwarded
+  // address): a gateway call runs in process, a TCP caller is ipv4:/ipv6:.
+  if (local_socket && IsUnixSocketPeer(context.peer())) {
+    Principal local = LocalSocketPrincipal();
+    if (IsWriteMethod(method) && limiter != nullptr) {
+      if (Status s = limiter->Acquire(local.identity); !s.ok()) return s;
+    }
+    *principal = std::move(local);
+    return Status::Ok();
+  }
   std::optional<std::string_view> authorization;
   const auto& md = context.client_metadata();
   if (auto it = md.find("authorization"); it != md.end()) {

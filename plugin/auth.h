@@ -55,6 +55,19 @@ struct Principal {
   bool MayUse(std::string_view commcell) const;
 };
 
+// The caller of a call that came over drgate's unix socket (grpc.unix_socket): the local
+// operator, with every right on every CommCell, in every auth mode. Access to the socket file is
+// its authentication, as with a container engine's socket.
+inline constexpr char kLocalSocketIdentity[] = "local-socket";
+
+// Whether gRPC's peer string names a unix socket connection ("unix:/run/drgate/drgate.sock").
+// The peer is written by gRPC's transport from the connection itself, never from anything the
+// caller sends, so a TCP caller (ipv4:/ipv6:) or an HTTP gateway call (in process) cannot claim it.
+bool IsUnixSocketPeer(std::string_view peer);
+
+// The local operator (kLocalSocketIdentity, viewer and operator, every CommCell).
+Principal LocalSocketPrincipal();
+
 // Lowercase hex SHA-256 of `data` (OpenSSL EVP).
 std::string Sha256Hex(std::string_view data);
 
@@ -163,13 +176,17 @@ struct Gate {
   std::shared_ptr<RateLimiter> limiter;
   // Believes the HTTP gateway's forwarded client certificate and address; null: no gateway.
   std::shared_ptr<const GatewayMark> gateway;
+  // grpc.unix_socket is served: a call whose gRPC peer is a unix socket is the local operator
+  // (LocalSocketPrincipal), whatever credentials it sends.
+  bool local_socket = false;
 
   // What the HTTP gateway forwarded for this call; nullopt for a gRPC caller.
   std::optional<ForwardedCaller> Forwarded(const grpc::CallbackServerContext& context) const;
   // The caller's address: the HTTP client's for a gateway call, else gRPC's peer.
   std::string PeerOf(const grpc::CallbackServerContext& context) const;
 
-  // Authenticates the call from its metadata, authorises `method` on `commcell`, and for write
+  // Authenticates the call (the local operator on the unix socket, else from its metadata and
+  // client certificate), authorises `method` on `commcell`, and for write
   // methods takes a rate-limit token. On success fills `principal`.
   Status Admit(const grpc::CallbackServerContext& context, Method method, std::string_view commcell,
                Principal* principal) const;

@@ -157,6 +157,10 @@ std::string JsonLogLine(const std::string& time_iso8601, const std::string& leve
   return out;
 }
 
+void SetLogLevel(LogLevel level) {
+  spdlog::default_logger()->set_level(spdlog::level::from_str(NameOf(level)));
+}
+
 void ConfigureLogging(LogFormat format, LogLevel level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   const bool json =

@@ -21,6 +21,9 @@ void ConfigureLogging(LogFormat format, LogLevel level);
 // ("authorization", drgate's gateway mark), each become "[redacted]". Case-insensitive. Pure.
 std::string RedactSecrets(std::string_view text);
 
+// Changes the level of the logger ConfigureLogging made (log.level on a reload).
+void SetLogLevel(LogLevel level);
+
 // The JSON object for one log line, without the newline. Pure; exposed for tests.
 std::string JsonLogLine(const std::string& time_iso8601, const std::string& level,
                         const std::string& message);

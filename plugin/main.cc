@@ -8,6 +8,8 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -132,6 +134,10 @@ int main(int argc, char** argv) {
             << (*server)->grpc_port() << "\n"
             << "drgate: metrics listening on " << HostOf(config->metrics.listen) << ":"
             << (*server)->metrics_port() << std::endl;
+  if (!config->grpc.unix_socket.empty()) {
+    std::cout << "drgate: gRPC also on unix:" << config->grpc.unix_socket
+              << " (local operator, no token)" << std::endl;
+  }
   if (config->http) {
     std::cout << "drgate: HTTP listening on " << HostOf(config->http->listen) << ":"
               << (*server)->http_port() << std::endl;
@@ -144,9 +150,15 @@ int main(int argc, char** argv) {
 
   // SIGHUP, or a change of the configuration or a file it names, reloads on the watcher's
   // thread; this loop only hands requests over, so SIGTERM is taken even during a reload.
+  // shutdown_grace applies on reload too: the watcher's thread writes it, SIGTERM reads it.
+  std::atomic<std::chrono::milliseconds::rep> grace_ms{config->core.shutdown_grace.count()};
   drgate::plugin::ConfigWatcher watcher(
       {config_path}, *config, load,
-      [&](const drgate::plugin::ServerConfig& next) { return (*server)->Reload(next); },
+      [&](const drgate::plugin::ServerConfig& next) {
+        drgate::Status s = (*server)->Reload(next);
+        if (s.ok()) grace_ms = next.core.shutdown_grace.count();
+        return s;
+      },
       &(*server)->metrics_registry());
   int sig = 0;
   for (;;) {
@@ -156,10 +168,11 @@ int main(int argc, char** argv) {
     if (sig == SIGHUP) watcher.RequestReload("SIGHUP");
     trimmer.MaybeTrim(std::chrono::steady_clock::now());
   }
-  spdlog::info("received {}, draining calls in flight (up to {} ms)",
-               sig == SIGTERM ? "SIGTERM" : "SIGINT", config->core.shutdown_grace.count());
   watcher.Stop();
-  (*server)->Shutdown(config->core.shutdown_grace);
+  const std::chrono::milliseconds grace(grace_ms.load());
+  spdlog::info("received {}, draining calls in flight (up to {} ms)",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT", grace.count());
+  (*server)->Shutdown(grace);
   spdlog::info("drgate stopped");
   return 0;
 }

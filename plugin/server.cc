@@ -7,11 +7,17 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -42,6 +48,7 @@
 #include "plugin/http_admin.h"
 #include "plugin/http_gateway.h"
 #include "plugin/http_routes.h"
+#include "plugin/logging.h"
 #include "plugin/service.h"
 #include "plugin/tls.h"
 
@@ -73,6 +80,12 @@ commserv::TransportOptions TransportOptionsFor(const CommCellConfig& c) {
   return topts;
 }
 
+std::string Join(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& k : keys) out += (out.empty() ? "" : ", ") + k;
+  return out;
+}
+
 HttpAdminOptions AdminOptionsFor(const MetricsConfig& config) {
   HttpAdminOptions admin_options;
   admin_options.listen = config.listen;
@@ -83,6 +96,46 @@ HttpAdminOptions AdminOptionsFor(const MetricsConfig& config) {
   admin_options.max_connections = config.max_connections;
   admin_options.max_connections_per_client = config.max_connections_per_client;
   return admin_options;
+}
+
+// Makes grpc.unix_socket's path free for gRPC to bind: a socket left behind by a drgate that
+// did not exit cleanly is removed; a socket something still serves, or a file that is not a
+// socket, is refused (never removed). The folder must exist.
+Status PrepareUnixSocket(const std::string& path) {
+  auto refuse = [&path](const std::string& why) {
+    return Status(StatusCode::kFailedPrecondition, "grpc.unix_socket: " + path + ": " + why,
+                  Reason::kListenFailed);
+  };
+  const auto folder = std::filesystem::path(path).parent_path();
+  struct stat st {};
+  if (!folder.empty() && (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
+    return refuse("its folder " + folder.string() + " does not exist");
+  }
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return refuse(std::strerror(errno));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return refuse(
+        "exists and is not a socket; drgate does not remove it (remove it or choose "
+        "another path)");
+  }
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size());  // the key allows at most 107 bytes
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return refuse(std::strerror(errno));
+  const bool served =
+      ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
+  ::close(fd);
+  if (served) {
+    return refuse("another process serves this socket (is another drgate running?)");
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return refuse(std::string("cannot remove the stale socket: ") + std::strerror(errno));
+  }
+  spdlog::info("grpc.unix_socket: removed the stale socket {}", path);
+  return Status::Ok();
 }
 
 class ServerImpl final : public Server {
@@ -116,6 +169,7 @@ class ServerImpl final : public Server {
       grpc_server_->Shutdown(std::chrono::system_clock::now() + grace);
       grpc_server_->Wait();
     }
+    RemoveUnixSocket();
     if (admin_) admin_->Stop();
     if (tracker_) tracker_->Stop();
     if (refresher_) refresher_->Stop();
@@ -163,6 +217,9 @@ class ServerImpl final : public Server {
 
   Status Init(const ServerConfig& config);
   Status OpenRegistry(const Config& config);
+  // Removes grpc.unix_socket's file if it is still the one this server bound (same device and
+  // inode): never another process's socket that replaced it.
+  void RemoveUnixSocket();
   Status Reload(const ServerConfig& config) override;
 
  private:
@@ -185,7 +242,9 @@ class ServerImpl final : public Server {
   mutable std::mutex clients_mu_;
   std::map<std::string, Built> built_;  // guarded by clients_mu_
   std::mutex reload_mu_;                // one reload at a time
-  ServerConfig config_;                 // guarded by reload_mu_ after Init
+  ServerConfig config_;                 // guarded by reload_mu_ after Init: the last applied
+  ServerConfig started_;                // what Init started with (restart-only keys in force)
+  prometheus::Gauge* restart_required_ = nullptr;  // drgate_config_restart_required
   jobs::WatchHub hub_;
   std::unique_ptr<LeaderElection> leader_;
   // The registry as the tracker writes it: leader writes fenced by leader_'s lease.
@@ -200,6 +259,10 @@ class ServerImpl final : public Server {
   // Caller authentication (auth.*): the limiter survives reloads that keep its settings.
   Gate MakeGate(const AuthConfig& auth);
   std::shared_ptr<RateLimiter> limiter_;
+  bool local_socket_ = false;  // grpc.unix_socket is served; set once by Init
+  std::string unix_socket_;    // its path, while this server's socket file exists
+  dev_t unix_socket_dev_ = 0;
+  ino_t unix_socket_ino_ = 0;
   prometheus::Gauge* auth_insecure_ = nullptr;
   std::unique_ptr<GrpcServerMetrics> grpc_metrics_;
   // Drawn once per process: proves the HTTP gateway's in-process calls (plugin/gateway_mark.h).
@@ -278,6 +341,15 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   if (!built.ok()) return built.status();
   std::vector<jobs::CommCell> cells = std::move(*built);
   config_ = server_config;
+  started_ = server_config;
+  restart_required_ = &prometheus::BuildGauge()
+                           .Name("drgate_config_restart_required")
+                           .Help(
+                               "1 when the configuration file changes a key that takes effect "
+                               "only after a restart (logged at the reload), else 0")
+                           .Register(*registry_)
+                           .Add({});
+  restart_required_->Set(0);
   jobs::TrackerOptions tracking{config.tracking};
   tracking.shared_registry = shared;
   // The tracker's writes are the leader's: fenced by the lease (docs/replicas-fencing.md).
@@ -322,6 +394,8 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   }
   route_labels.push_back(std::string("GET ") + kOpenApiPath);
   edge_metrics_ = std::make_unique<EdgeMetrics>(*registry_, route_labels);
+  const std::string& unix_socket = server_config.grpc.unix_socket;
+  local_socket_ = !unix_socket.empty();
   service_ = std::make_unique<DrBackupServiceImpl>(
       *orchestrator_, hub_, MakeGate(server_config.auth), edge_metrics_.get());
 
@@ -343,6 +417,12 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   auto credentials = MakeGrpcServerCredentials(grpc_config.tls, grpc_config.listen);
   if (!credentials.ok()) return credentials.status();
   builder.AddListeningPort(grpc_config.listen, *credentials, &grpc_port_);
+  if (!unix_socket.empty()) {
+    if (Status s = PrepareUnixSocket(unix_socket); !s.ok()) return s;
+    // No TLS on the socket: the connection never leaves the host, and the file's mode decides
+    // who may connect.
+    builder.AddListeningPort("unix:" + unix_socket, grpc::InsecureServerCredentials());
+  }
   // Requests are small; a cap keeps a hostile or broken caller from making drgate buffer
   // megabytes per call (gRPC's default is 4 MiB). Replies (ListJobs pages) are not capped.
   builder.SetMaxReceiveMessageSize(grpc_config.max_message_bytes);
@@ -357,10 +437,36 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, grpc_config.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, grpc_config.max_metadata_bytes);
   builder.RegisterService(service_.get());
+  // The socket is created by bind() inside BuildAndStart with the process umask: a umask that
+  // leaves no permission to others closes the moment between bind and the chmod below. Files
+  // other threads create meanwhile (none are expected) only get stricter modes.
+  const mode_t umask_before = unix_socket.empty() ? 0 : ::umask(0117);
   grpc_server_ = builder.BuildAndStart();
+  if (!unix_socket.empty()) ::umask(umask_before);
   if (!grpc_server_ || grpc_port_ == 0) {
     return Status(StatusCode::kFailedPrecondition,
-                  "grpc.listen: cannot listen on " + grpc_config.listen, Reason::kListenFailed);
+                  "grpc.listen: cannot listen on " + grpc_config.listen +
+                      (unix_socket.empty() ? "" : " or grpc.unix_socket on " + unix_socket),
+                  Reason::kListenFailed);
+  }
+  if (!unix_socket.empty()) {
+    struct stat st {};
+    if (::lstat(unix_socket.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "grpc.unix_socket: cannot listen on " + unix_socket, Reason::kListenFailed);
+    }
+    unix_socket_ = unix_socket;
+    unix_socket_dev_ = st.st_dev;
+    unix_socket_ino_ = st.st_ino;
+    // Owner and group (drgate's user and group) may connect, nobody else.
+    if (::chmod(unix_socket.c_str(), 0660) != 0) {
+      return Status(
+          StatusCode::kFailedPrecondition,
+          "grpc.unix_socket: cannot set mode 0660 on " + unix_socket + ": " + std::strerror(errno),
+          Reason::kListenFailed);
+    }
+    spdlog::info("gRPC also serves the local operator on unix:{} (mode 0660, no token needed)",
+                 unix_socket);
   }
   if (server_config.http) {
     // The HTTP/JSON face calls the same server in process: same gate, metrics and audit.
@@ -409,6 +515,16 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   return Status::Ok();
 }
 
+void ServerImpl::RemoveUnixSocket() {
+  if (unix_socket_.empty()) return;
+  struct stat st {};
+  if (::lstat(unix_socket_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+      st.st_dev == unix_socket_dev_ && st.st_ino == unix_socket_ino_) {
+    ::unlink(unix_socket_.c_str());
+  }
+  unix_socket_.clear();
+}
+
 Gate ServerImpl::MakeGate(const AuthConfig& auth) {
   const bool insecure = auth.mode != AuthMode::kTokens;
   if (auth_insecure_ == nullptr) {
@@ -427,7 +543,7 @@ Gate ServerImpl::MakeGate(const AuthConfig& auth) {
         "gRPC port can start and cancel DR backups; set auth.mode: tokens (see README, "
         "Security)");
     limiter_.reset();
-    return Gate{Authenticator::Insecure(), nullptr, gateway_mark_};
+    return Gate{Authenticator::Insecure(), nullptr, gateway_mark_, local_socket_};
   }
   if (limiter_ == nullptr || !(limiter_->config() == auth.rate_limit)) {
     limiter_ = std::make_shared<RateLimiter>(auth.rate_limit, clock_);
@@ -440,7 +556,7 @@ Gate ServerImpl::MakeGate(const AuthConfig& auth) {
       "{}/min, burst {}",
       auth.tokens.size() - certificates, certificates, auth.tokens_file,
       auth.rate_limit.triggers_per_minute, auth.rate_limit.burst);
-  return Gate{Authenticator::FromTokens(auth.tokens), limiter_, gateway_mark_};
+  return Gate{Authenticator::FromTokens(auth.tokens), limiter_, gateway_mark_, local_socket_};
 }
 
 StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& config) {
@@ -499,33 +615,33 @@ Status ServerImpl::Reload(const ServerConfig& next) {
   std::lock_guard reload(reload_mu_);
   if (shutting_down_)
     return Status(StatusCode::kUnavailable, "shutting down", Reason::kShuttingDown);
-  // Settings bound at startup cannot change in place: say so rather than ignore them.
-  for (const auto& [what, before, after] :
-       {std::tuple{"grpc.listen", config_.grpc.listen, next.grpc.listen},
-        std::tuple{"metrics.listen", config_.metrics.listen, next.metrics.listen},
-        std::tuple{"registry.path", config_.core.registry_path, config.registry_path}}) {
-    if (before != after) {
-      spdlog::warn("reload: {} changed from {} to {}; it takes effect after a restart", what,
-                   before, after);
-    }
+  // Keys marked restart (core/config/schema.h) keep the values drgate started with: compared with
+  // those, so a change that is undone again clears the gauge.
+  std::vector<std::string> waiting;
+  for (const config::Change& c : ConfigChanges(started_, next)) {
+    if (c.apply == config::Apply::kRestart) waiting.push_back(c.key);
   }
-  if (config.registry_postgres.has_value() != config_.core.registry_postgres.has_value() ||
-      (config.registry_postgres && config_.core.registry_postgres &&
-       config.registry_postgres->dsn != config_.core.registry_postgres->dsn)) {
-    spdlog::warn("reload: registry.postgres changed; it takes effect after a restart");
-  }
-  if (next.grpc.tls.has_value() != config_.grpc.tls.has_value()) {
-    spdlog::warn("reload: grpc.tls was {}; it takes effect after a restart",
-                 next.grpc.tls ? "added" : "removed");
+  std::vector<std::string> live;
+  for (const config::Change& c : ConfigChanges(config_, next)) {
+    if (c.apply == config::Apply::kLive) live.push_back(c.key);
   }
   auto cells = BuildCommCells(config);
   if (!cells.ok()) return cells.status();
   tracker_->SetCommCells(*cells);
   orchestrator_->SetCommCells(std::move(*cells));
   spdlog::info("reload: {} CommCell(s) configured", config.commcells.size());
-  config_.core.commcells = config.commcells;
+  // Every key marked live: CommCells above, then tracking, logging, shutdown_grace (main reads
+  // it at SIGTERM) and auth (tokens, roles, rate limit).
+  tracker_->SetTracking(config.tracking);
   service_->SetGate(MakeGate(next.auth));
-  config_.auth = next.auth;
+  config_ = next;
+  if (!live.empty()) spdlog::info("reload: applied {}", Join(live));
+  if (!waiting.empty()) {
+    spdlog::warn("reload: {} changed; in force only after a restart (the running values stay)",
+                 Join(waiting));
+  }
+  restart_required_->Set(waiting.empty() ? 0 : 1);
+  SetLogLevel(config.log_level);  // last, so the lines above are written at the level they had
   return Status::Ok();
 }
 

@@ -12,6 +12,7 @@
 namespace drgate::plugin {
 namespace {
 
+using config::Apply;
 using config::Error;
 using config::Listen;
 using config::SecretFile;
@@ -45,13 +46,38 @@ Type<GrpcTlsConfig> RequireClientCert(const std::string& prefix) {
         return Status::Ok();
       },
       [](const GrpcTlsConfig& g) { return std::string(g.require_client_cert ? "true" : "false"); },
-      nullptr};
+      nullptr,
+      [](const GrpcTlsConfig& a, const GrpcTlsConfig& b, const std::string& key, Apply apply,
+         std::vector<config::Change>& out) {
+        if (a.require_client_cert != b.require_client_cert) out.push_back({key, apply});
+      }};
+}
+
+// grpc.unix_socket: a path resolved against the configuration's folder; empty: no socket. A
+// unix socket's address holds at most 107 bytes (sockaddr_un.sun_path).
+Type<std::string> UnixSocketPath() {
+  return Type<std::string>{
+      "file (unix socket)",
+      [](const YAML::Node& n, const std::string& key, const config::Context& ctx,
+         std::string& out) {
+        if (!n.IsScalar()) return Error(key, "must be a string");
+        out = n.Scalar().empty() ? std::string() : config::Resolve(ctx.base_dir, n.Scalar());
+        if (out.size() > 107) {
+          return Error(key,
+                       "must be at most 107 bytes once resolved (a unix socket address), "
+                       "got " +
+                           std::to_string(out.size()));
+        }
+        if (out.find('\0') != std::string::npos) return Error(key, "must not hold a NUL byte");
+        return Status::Ok();
+      },
+      nullptr, nullptr};
 }
 
 // grpc.tls or http.tls: `prefix` names the section in errors.
 Section<GrpcTlsConfig> ServerTlsSection(const std::string& prefix) {
   using G = GrpcTlsConfig;
-  Section<G> s;
+  Section<G> s(Apply::kRestart);
   s.Require(
        "cert_file", config::FilePath(true), [](G& g) -> std::string& { return g.cert_file; },
        "Server certificate chain (PEM).")
@@ -74,7 +100,7 @@ Section<GrpcTlsConfig> ServerTlsSection(const std::string& prefix) {
 
 Section<RateLimitConfig> RateLimitSection() {
   using R = RateLimitConfig;
-  Section<R> s;
+  Section<R> s(Apply::kLive);
   s.Add(
        "triggers_per_minute", config::Integer<int>(1, 60000),
        [](R& r) -> int& { return r.triggers_per_minute; },
@@ -87,7 +113,7 @@ Section<RateLimitConfig> RateLimitSection() {
 
 Section<AuthConfig> AuthSection() {
   using A = AuthConfig;
-  Section<A> s;
+  Section<A> s(Apply::kLive);
   s.Require(
        "mode",
        config::Choice<AuthMode>({{"tokens", AuthMode::kTokens}, {"insecure", AuthMode::kInsecure}}),
@@ -118,7 +144,7 @@ Section<AuthConfig> AuthSection() {
 }
 
 Section<MetricsConfig> MetricsTlsSection() {
-  Section<MetricsConfig> s;
+  Section<MetricsConfig> s(Apply::kRestart);
   s.Require(
        "cert_file", config::FilePath(true),
        [](MetricsConfig& c) -> std::string& { return c.cert_file; },
@@ -130,7 +156,7 @@ Section<MetricsConfig> MetricsTlsSection() {
 }
 
 Section<MetricsConfig> MetricsAuthSection() {
-  Section<MetricsConfig> s;
+  Section<MetricsConfig> s(Apply::kRestart);
   s.Require(
        "username",
        config::String("string",
@@ -151,10 +177,17 @@ Section<MetricsConfig> MetricsAuthSection() {
 }
 
 Section<GrpcConfig> GrpcSection() {
-  Section<GrpcConfig> s;
+  Section<GrpcConfig> s(Apply::kRestart);
   s.Add(
        "listen", Listen(), [](GrpcConfig& c) -> std::string& { return c.listen; },
        "Address of the gRPC API (port 0 picks a free port).")
+      .Add(
+          "unix_socket", UnixSocketPath(),
+          [](GrpcConfig& c) -> std::string& { return c.unix_socket; },
+          "Also serve the gRPC API on this unix socket (mode 0660; a stale socket is replaced, "
+          "any other file refused). Calls on it need no token: they act as `local-socket` with "
+          "every right, so whoever may open the file administers drgate (docs/security.md). "
+          "Empty: none.")
       .Add(
           "tls", config::Optional(ServerTlsSection("grpc.tls").AsType()),
           [](GrpcConfig& c) -> std::optional<GrpcTlsConfig>& { return c.tls; },
@@ -184,7 +217,7 @@ Section<GrpcConfig> GrpcSection() {
 
 Section<HttpConfig> HttpSection() {
   using H = HttpConfig;
-  Section<H> s;
+  Section<H> s(Apply::kRestart);
   s.Add(
        "listen", Listen(), [](H& h) -> std::string& { return h.listen; },
        "Address of the HTTP/JSON API (port 0 picks a free port).")
@@ -219,7 +252,7 @@ Section<HttpConfig> HttpSection() {
 }
 
 Section<MetricsConfig> MetricsSection() {
-  Section<MetricsConfig> s;
+  Section<MetricsConfig> s(Apply::kRestart);
   s.Add(
        "listen", Listen(), [](MetricsConfig& c) -> std::string& { return c.listen; },
        "Address of /metrics, /healthz and /readyz (port 0 picks a free port).")
@@ -243,17 +276,20 @@ Section<MetricsConfig> MetricsSection() {
 const Section<ServerConfig>& Root() {
   static const Section<ServerConfig> root = [] {
     using C = ServerConfig;
-    Section<C> s;
+    Section<C> s(Apply::kLive);
     s.Add(
          "grpc", GrpcSection().AsType(), [](C& c) -> GrpcConfig& { return c.grpc; },
          "The gRPC API.")
+        .Restart()
         .Add(
             "http", config::Optional(HttpSection().AsType()),
             [](C& c) -> std::optional<HttpConfig>& { return c.http; },
             "The HTTP/JSON API, the same calls as gRPC (docs/http.md); absent: off.")
+        .Restart()
         .Add(
             "metrics", MetricsSection().AsType(), [](C& c) -> MetricsConfig& { return c.metrics; },
             "Prometheus metrics and HTTP probes.")
+        .Restart()
         .Embed(ConfigSection(), [](C& c) -> Config& { return c.core; })
         .Require(
             "auth", AuthSection().AsType(), [](C& c) -> AuthConfig& { return c.auth; },
@@ -295,7 +331,7 @@ const Section<ServerConfig>& Root() {
 const Section<AuthTokenEntry>& TokenEntrySection() {
   static const Section<AuthTokenEntry> section = [] {
     using E = AuthTokenEntry;
-    Section<E> s;
+    Section<E> s(Apply::kLive);
     s.Add(
          "sha256", config::String(), [](E& e) -> std::string& { return e.sha256; },
          "SHA-256 of the caller's bearer token (drgatectl token hash).")
@@ -418,7 +454,10 @@ std::string ConfigurationReference() {
          "this file with the "
          "generated text). Durations are written like `500ms`, `30s`, `5m`, `1h30m`, `90d`; "
          "relative file names are resolved against the configuration file's folder. See "
-         "[config.md](config.md#what-the-loader-refuses) for what the loader refuses.\n\n"
+         "[config.md](config.md#what-the-loader-refuses) for what the loader refuses. Applied: "
+         "`live` keys take effect on a reload (SIGHUP, a change of the file), `restart` keys only "
+         "after a restart (a reload logs the changed ones and sets "
+         "drgate_config_restart_required to 1; [config.md](config.md#reloading)).\n\n"
          "## drgate.yaml\n\n" +
          config::RenderReference(rows, rules) +
          "\n## auth.tokens_file\n\n"
@@ -426,6 +465,12 @@ std::string ConfigurationReference() {
          "`sha256` or `certificate`, an `identity` (letters, digits, '.', '_', '-'; unique) and "
          "at least one role.\n\n" +
          config::RenderReference(token_rows, token_rules);
+}
+
+std::vector<config::Change> ConfigChanges(const ServerConfig& before, const ServerConfig& after) {
+  std::vector<config::Change> out;
+  Root().Diff(before, after, "", out);
+  return out;
 }
 
 const char* NameOf(AuthMode mode) {

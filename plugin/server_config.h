@@ -14,6 +14,7 @@
 #include "core/common/secret.h"
 #include "core/common/status.h"
 #include "core/config/config.h"
+#include "core/config/schema.h"
 
 namespace drgate::plugin {
 
@@ -69,6 +70,10 @@ struct GrpcTlsConfig {
 // The gRPC port (grpc.*).
 struct GrpcConfig {
   std::string listen = "127.0.0.1:50051";
+  // A unix socket drgate also serves the API on (empty: none), resolved against the
+  // configuration's folder. Who can open it is the local operator (docs/security.md): calls on it
+  // need no token and act as kLocalSocketIdentity with every right.
+  std::string unix_socket;
   std::optional<GrpcTlsConfig> tls;  // unset: plaintext gRPC
   // Largest request message drgate accepts; larger ones are refused with RESOURCE_EXHAUSTED
   // before they are parsed. drgate's requests are a few hundred bytes.
@@ -151,6 +156,10 @@ StatusOr<std::vector<AuthTokenEntry>> ParseTokensFile(const std::string& yaml_te
 // core/config/config.cc (docs/configuration-reference.md holds its output; a test keeps the two
 // equal).
 std::string ConfigurationReference();
+
+// The keys whose values differ between `before` and `after`, each with when its change takes
+// effect (config::Apply), in the reference's order.
+std::vector<config::Change> ConfigChanges(const ServerConfig& before, const ServerConfig& after);
 
 // "tokens" or "insecure", as written in the file.
 const char* NameOf(AuthMode mode);

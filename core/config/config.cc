@@ -25,6 +25,7 @@ Status ConfigError(const std::string& key, const std::string& what) {
   return Error(key, what);
 }
 
+using config::Apply;
 using config::Name;
 using config::SecretFile;
 using config::Self;
@@ -33,7 +34,7 @@ using config::Self;
 
 Section<commserv::RetryPolicy> RetrySection() {
   using P = commserv::RetryPolicy;
-  Section<P> s;
+  Section<P> s(Apply::kLive);
   s.Add(
        "max_attempts", config::Integer<int>(1, 10, " (1 = no retries)"),
        [](P& p) -> int& { return p.max_attempts; },
@@ -58,7 +59,7 @@ Section<commserv::RetryPolicy> RetrySection() {
 
 Section<commserv::CircuitBreakerPolicy> BreakerSection() {
   using P = commserv::CircuitBreakerPolicy;
-  Section<P> s;
+  Section<P> s(Apply::kLive);
   s.Add(
        "failure_threshold", config::Integer<int>(1, 1000),
        [](P& p) -> int& { return p.failure_threshold; },
@@ -72,7 +73,7 @@ Section<commserv::CircuitBreakerPolicy> BreakerSection() {
 
 Section<CommCellConfig> CommCellSection() {
   using C = CommCellConfig;
-  Section<C> s;
+  Section<C> s(Apply::kLive);
   s.Require(
        "name", Name(), [](C& c) -> std::string& { return c.name; },
        "Unique name callers use for this CommCell: letters, digits, '.', '_', '-'.")
@@ -187,7 +188,7 @@ Section<CommCellConfig> CommCellSection() {
 
 Section<TrackingConfig> TrackingSection() {
   using T = TrackingConfig;
-  Section<T> s;
+  Section<T> s(Apply::kLive);
   s.Add(
        "poll_interval", config::Duration(milliseconds(1)),
        [](T& t) -> milliseconds& { return t.poll_interval; },
@@ -227,6 +228,7 @@ Section<TrackingConfig> TrackingSection() {
           "history", config::Bool(), [](T& t) -> bool& { return t.history; },
           "Read each CommCell's DR job history and DR backup options, so that DR backups drgate "
           "did not start count too (docs/dr-history.md); false: only drgate's own.")
+      .Restart()
       .Add(
           "history_lookback", config::Duration(std::chrono::seconds(1)),
           [](T& t) -> milliseconds& { return t.history_lookback; },
@@ -257,7 +259,7 @@ Section<TrackingConfig> TrackingSection() {
 
 Section<PostgresRegistryConfig> PostgresSection() {
   using P = PostgresRegistryConfig;
-  Section<P> s;
+  Section<P> s(Apply::kRestart);
   s.Require(
        "dsn", config::String("libpq DSN"), [](P& p) -> std::string& { return p.dsn; },
        "libpq connection string (`host=... port=... dbname=... user=...`), without a "
@@ -281,7 +283,7 @@ Section<PostgresRegistryConfig> PostgresSection() {
 }
 
 Section<Config> RegistrySection() {
-  Section<Config> s;
+  Section<Config> s(Apply::kRestart);
   s.Add(
        "path", config::String("file"), [](Config& c) -> std::string& { return c.registry_path; },
        "SQLite job registry, relative to the configuration's folder; `:memory:` for tests.")
@@ -307,7 +309,7 @@ Section<Config> RegistrySection() {
 }
 
 Section<Config> LogSection() {
-  Section<Config> s;
+  Section<Config> s(Apply::kLive);
   s.Add(
        "level",
        config::Choice<LogLevel>({{"trace", LogLevel::kTrace},
@@ -321,7 +323,8 @@ Section<Config> LogSection() {
           config::Choice<LogFormat>(
               {{"auto", LogFormat::kAuto}, {"json", LogFormat::kJson}, {"text", LogFormat::kText}}),
           [](Config& c) -> LogFormat& { return c.log_format; },
-          "Log line format; auto: text on a terminal, else JSON.");
+          "Log line format; auto: text on a terminal, else JSON.")
+      .Restart();
   return s;
 }
 
@@ -350,8 +353,9 @@ Type<std::vector<CommCellConfig>> UniqueNames(Type<std::vector<CommCellConfig>> 
 // Keys are read in this order, so an error names the first problem in the file.
 const Section<Config>& ConfigSection() {
   static const Section<Config> root = [] {
-    Section<Config> s;
+    Section<Config> s(Apply::kLive);
     s.Add("registry", RegistrySection().AsType(), Self<Config>(), "The job registry.")
+        .Restart()
         .Add("log", LogSection().AsType(), Self<Config>(), "Logging.")
         .Add(
             "shutdown_grace", config::Duration(milliseconds(0)),

@@ -303,14 +303,18 @@ std::string Cell(const std::string& text) {
 
 }  // namespace
 
+const char* ApplyName(Apply apply) {
+  return apply == Apply::kRestart ? "restart" : "live";
+}
+
 std::string RenderReference(const std::vector<DocRow>& rows,
                             const std::vector<std::string>& rules) {
   std::ostringstream md;
-  md << "| Key | Type | Default | Description |\n|---|---|---|---|\n";
+  md << "| Key | Type | Default | Applied | Description |\n|---|---|---|---|---|\n";
   for (const auto& r : rows) {
     md << "| `" << r.key << "` | " << Cell(r.type) << " | "
-       << (r.default_value.empty() ? "" : "`" + Cell(r.default_value) + "`") << " | " << Cell(r.doc)
-       << " |\n";
+       << (r.default_value.empty() ? "" : "`" + Cell(r.default_value) + "`") << " | "
+       << ApplyName(r.apply) << " | " << Cell(r.doc) << " |\n";
   }
   if (!rules.empty()) {
     md << "\nRules across keys:\n\n";

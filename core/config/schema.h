@@ -9,6 +9,11 @@
 // section can embed another library's section (Section::Embed), so each key is declared by the
 // code that uses it and the file is still parsed, and documented, in one pass.
 //
+// Every key also says when a change of it takes effect (Apply): on a reload (live) or only after
+// a restart. A Section is made with the mark of its keys and a key that differs says so
+// (Section::Restart/Live after its Add), so no key is without one; the reference shows it, and
+// Section::Diff tells a reload which changed keys wait for a restart.
+//
 // Errors are INVALID_ARGUMENT (reason CONFIG_INVALID) whose message starts with the key path
 // ("commcells[1].retry.max_attempts: must be 1-10, got 0").
 
@@ -63,28 +68,51 @@ struct Context {
   std::string base_dir;
 };
 
+// When a changed key takes effect.
+enum class Apply {
+  kLive,     // on a reload (SIGHUP, a change of the file)
+  kRestart,  // only after a restart; a reload says it waits
+};
+
+// "live" or "restart", as the reference writes it.
+const char* ApplyName(Apply apply);
+
 // One row of the generated reference.
 struct DocRow {
   std::string key;            // "commcells[].retry.max_attempts"
   std::string type;           // "integer 1-10"
   std::string default_value;  // "3"; empty: no default
   std::string doc;
+  Apply apply = Apply::kLive;
+};
+
+// A key whose value differs between two configurations (Section::Diff).
+struct Change {
+  std::string key;  // "grpc.listen", "tracking.poll_interval"
+  Apply apply;
+  bool operator==(const Change&) const = default;
 };
 
 // How to read one value of type T from YAML: `parse` validates (errors name `key`), `show`
-// formats a default for the reference, `rows` documents a nested section.
+// formats a default for the reference, `rows` documents a nested section, `diff` lists what
+// differs between two values (null: the whole value is compared with ==, one key).
 template <typename T>
 struct Type {
   std::string name;
   std::function<Status(const YAML::Node&, const std::string& key, const Context&, T&)> parse;
   std::function<std::string(const T&)> show;
   std::function<void(const std::string& prefix, std::vector<DocRow>&)> rows;
+  std::function<void(const T&, const T&, const std::string& key, Apply, std::vector<Change>&)>
+      diff = nullptr;
 };
 
 // The keys of one YAML mapping, filling a struct S.
 template <typename S>
 class Section {
  public:
+  // `apply`: when a change of this section's keys takes effect, unless a key says otherwise.
+  explicit Section(Apply apply) : apply_(apply) {}
+
   // Declares a key whose value lands in `field(s)`.
   template <typename T, typename Field>
   Section& Add(std::string name, Type<T> type, Field field, std::string doc) {
@@ -97,6 +125,22 @@ class Section {
     return AddKey(std::move(name), std::move(type), std::move(field), std::move(doc),
                   hint.empty() ? "is required" : "is required: " + hint);
   }
+  // The key declared last takes effect only after a restart / on a reload.
+  Section& Restart() {
+    keys_.back().apply = Apply::kRestart;
+    return *this;
+  }
+  Section& Live() {
+    keys_.back().apply = Apply::kLive;
+    return *this;
+  }
+
+  // Appends to `out` every key whose value differs between `a` and `b` (a nested section's keys
+  // one by one; a section that is present in only one of them as itself).
+  void Diff(const S& a, const S& b, const std::string& prefix, std::vector<Change>& out) const {
+    for (const auto& k : keys_) k.diff(a, b, Join(prefix, k.name), k.apply, out);
+  }
+
   // A rule across keys, checked (and free to complete `s`, e.g. derive a default) after every
   // key of the section was read. `doc` goes to the reference.
   Section& Rule(std::string doc,
@@ -132,7 +176,11 @@ class Section {
   void Document(const std::string& prefix, std::vector<DocRow>& rows,
                 std::vector<std::string>& rules) const {
     const S defaults{};
-    for (const auto& k : keys_) k.document(Join(prefix, k.name), defaults, rows, rules);
+    for (const auto& k : keys_) {
+      const std::size_t first = rows.size();
+      k.document(Join(prefix, k.name), defaults, rows, rules);
+      if (first < rows.size()) rows[first].apply = k.apply;
+    }
     for (const auto& r : rules_) {
       if (!r.doc.empty()) rules.push_back((prefix.empty() ? "" : "`" + prefix + "`: ") + r.doc);
     }
@@ -146,6 +194,11 @@ class Section {
       Key key;
       key.name = k.name;
       key.required = k.required;
+      key.apply = k.apply;
+      key.diff = [diff = k.diff, part](const S& a, const S& b, const std::string& name, Apply apply,
+                                       std::vector<Change>& out) {
+        diff(part(const_cast<S&>(a)), part(const_cast<S&>(b)), name, apply, out);
+      };
       key.parse = [parse = k.parse, part](const YAML::Node& n, const std::string& name,
                                           const Context& ctx,
                                           S& out) { return parse(n, name, ctx, part(out)); };
@@ -178,7 +231,9 @@ class Section {
                      std::vector<std::string> rules;
                      self->Document(prefix, rows, rules);
                      for (auto& r : rules) rows.push_back({"", "rule", "", std::move(r)});
-                   }};
+                   },
+                   [self](const S& a, const S& b, const std::string& key, Apply,
+                          std::vector<Change>& out) { self->Diff(a, b, key, out); }};
   }
 
   static std::string Join(const std::string& prefix, const std::string& name) {
@@ -192,6 +247,9 @@ class Section {
   struct Key {
     std::string name;
     std::string required;  // empty: optional; else the error when absent
+    Apply apply = Apply::kLive;
+    std::function<void(const S&, const S&, const std::string& key, Apply, std::vector<Change>&)>
+        diff;
     std::function<Status(const YAML::Node&, const std::string&, const Context&, S&)> parse;
     std::function<void(const std::string& key, const S& defaults, std::vector<DocRow>&,
                        std::vector<std::string>&)>
@@ -209,6 +267,18 @@ class Section {
     Key k;
     k.name = std::move(name);
     k.required = std::move(required);
+    k.apply = apply_;
+    // The field accessors take S&; Diff only reads through them.
+    k.diff = [t, field](const S& a, const S& b, const std::string& key, Apply apply,
+                        std::vector<Change>& out) {
+      const T& va = field(const_cast<S&>(a));
+      const T& vb = field(const_cast<S&>(b));
+      if (t->diff) {
+        t->diff(va, vb, key, apply, out);
+      } else if (!(va == vb)) {
+        out.push_back({key, apply});
+      }
+    };
     k.parse = [t, field](const YAML::Node& n, const std::string& key, const Context& ctx, S& out) {
       return t->parse(n, key, ctx, field(out));
     };
@@ -235,6 +305,7 @@ class Section {
     return *this;
   }
 
+  Apply apply_;
   std::vector<Key> keys_;
   std::vector<RuleEntry> rules_;
 };
@@ -278,7 +349,13 @@ Type<S> SecretFile(PathField path, SecretField secret) {
         secret(out) = std::move(*s);
         return Status::Ok();
       },
-      nullptr, nullptr};
+      nullptr, nullptr,
+      [path, secret](const S& a, const S& b, const std::string& key, Apply apply,
+                     std::vector<Change>& out) {
+        S& ma = const_cast<S&>(a);
+        S& mb = const_cast<S&>(b);
+        if (path(ma) != path(mb) || !(secret(ma) == secret(mb))) out.push_back({key, apply});
+      }};
 }
 
 // The field accessor of a key whose type fills the whole struct (a nested section sharing it).
@@ -395,7 +472,17 @@ Type<std::optional<T>> Optional(Type<T> inner) {
         out = std::move(v);
         return Status::Ok();
       },
-      nullptr, t->rows};
+      nullptr, t->rows,
+      [t](const std::optional<T>& a, const std::optional<T>& b, const std::string& key, Apply apply,
+          std::vector<Change>& out) {
+        if (a.has_value() != b.has_value()) {
+          out.push_back({key, apply});  // added or removed
+        } else if (a && t->diff) {
+          t->diff(*a, *b, key, apply, out);
+        } else if (a && !(*a == *b)) {
+          out.push_back({key, apply});
+        }
+      }};
 }
 
 // "30s", "500ms", "1h30m" for the reference.

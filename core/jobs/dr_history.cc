@@ -141,7 +141,8 @@ DrHistory::DrHistory(JobStore& store, Metrics& metrics, DrOptionsHolder& options
       options_(options),
       clock_(clock),
       config_(config),
-      started_at_(clock.Now()) {}
+      started_at_(clock.Now()),
+      options_interval_(config.options_interval) {}
 
 void DrHistory::FetchHistory(const std::string& commcell,
                              std::shared_ptr<commserv::CommServClient> client,
@@ -222,11 +223,21 @@ StatusOr<int> DrHistory::Record(const std::string& commcell, const std::vector<J
   return static_cast<int>(recorded.size());
 }
 
+void DrHistory::SetOptionsInterval(std::chrono::milliseconds interval) {
+  std::lock_guard lock(mu_);
+  options_interval_ = interval;
+}
+
+std::chrono::milliseconds DrHistory::options_interval() const {
+  std::lock_guard lock(mu_);
+  return options_interval_;
+}
+
 bool DrHistory::OptionsDue(const std::string& commcell) {
   const auto now = clock_.Monotonic();
   std::lock_guard lock(mu_);
   const auto it = options_read_at_.find(commcell);
-  if (it != options_read_at_.end() && now - it->second < config_.options_interval) return false;
+  if (it != options_read_at_.end() && now - it->second < options_interval_) return false;
   options_read_at_[commcell] = now;
   return true;
 }

@@ -117,6 +117,10 @@ class DrHistory {
 
   const DrHistoryOptions& config() const { return config_; }
 
+  // tracking.options_interval, changed by a reload; the next OptionsDue uses it.
+  void SetOptionsInterval(std::chrono::milliseconds interval);
+  std::chrono::milliseconds options_interval() const;
+
  private:
   // Records the new, unclaimed jobs of `list`. `count` says whether finished ones count.
   StatusOr<int> Record(const std::string& commcell, const std::vector<commserv::JobSummary>& list,
@@ -129,7 +133,8 @@ class DrHistory {
   const DrHistoryOptions config_;
   const TimePoint started_at_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
+  std::chrono::milliseconds options_interval_;  // guarded by mu_
   // guarded by mu_: the last attempt, on the clock's monotonic time
   std::map<std::string, std::chrono::steady_clock::time_point> options_read_at_;
   std::map<std::string, bool> unavailable_logged_;  // guarded by mu_

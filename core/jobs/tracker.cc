@@ -118,6 +118,32 @@ int Tracker::polls_under_way() const {
   return in_flight_;
 }
 
+TrackerOptions Tracker::Options() const {
+  std::lock_guard lock(options_mu_);
+  return options_;
+}
+
+void Tracker::SetTracking(const TrackingConfig& tracking) {
+  {
+    std::lock_guard lock(options_mu_);
+    const bool shared = options_.shared_registry;
+    static_cast<TrackingConfig&>(options_) = tracking;
+    options_.shared_registry = shared;
+  }
+  if (history_ != nullptr) history_->SetOptionsInterval(tracking.options_interval);
+  {
+    std::lock_guard lock(shared_->mu);
+    // A shorter interval applies now, not once the longer one has run out; a longer one from
+    // each CommCell's next poll on. A failing CommCell keeps its back-off.
+    const Mono soon = clock_.Monotonic() + tracking.poll_interval;
+    for (auto& [name, state] : cells_) {
+      state.next_check = std::min(state.next_check, soon);
+      if (state.failures == 0) state.next_poll = std::min(state.next_poll, soon);
+    }
+  }
+  shared_->cv.notify_all();
+}
+
 void Tracker::Deliver(const std::shared_ptr<Shared>& shared, Task task) {
   {
     std::lock_guard lock(shared->mu);
@@ -139,7 +165,7 @@ void Tracker::Loop() {
     // Sleep until the next CommCell is due (at the latest one poll interval: idle CommCells are
     // looked at that often, and pruning is checked), a task arrives, or a poke.
     const Mono now = clock_.Monotonic();
-    Mono wake = now + options_.poll_interval;
+    Mono wake = now + Options().poll_interval;
     for (const auto& [name, state] : cells_) {
       if (state.phase == Phase::kWaiting) wake = std::min(wake, state.next_check);
     }
@@ -211,7 +237,7 @@ void Tracker::Tick(bool force, uint64_t round) {
   // Pruning runs hourly, or every tenth of the retention when that is shorter (a retention of
   // minutes keeps the registry, and the memory its caches take, at a steady size).
   const auto prune_every = std::clamp<std::chrono::milliseconds>(
-      options_.retention / 10, std::chrono::seconds(1), std::chrono::hours(1));
+      Options().retention / 10, std::chrono::seconds(1), std::chrono::hours(1));
   std::vector<std::string> due;
   bool prune = false;
   {
@@ -223,7 +249,7 @@ void Tracker::Tick(bool force, uint64_t round) {
         due.push_back(name);
       }
     }
-    if (leading && options_.retention.count() > 0 && now - last_prune_ >= prune_every) {
+    if (leading && Options().retention.count() > 0 && now - last_prune_ >= prune_every) {
       last_prune_ = now;
       prune = true;
     }
@@ -243,7 +269,7 @@ void Tracker::Tick(bool force, uint64_t round) {
     for (const std::string& name : due) {
       auto it = cells_.find(name);
       if (it != cells_.end() && it->second.phase == Phase::kWaiting) {
-        it->second.next_check = now + options_.poll_interval;
+        it->second.next_check = now + Options().poll_interval;
       }
     }
     return;
@@ -281,14 +307,14 @@ void Tracker::Tick(bool force, uint64_t round) {
       for (const Job& j : poll->jobs) oldest = std::min(oldest, j.create_time);
       const bool forced = state.forced;
       state.forced = false;
-      state.next_check = now + options_.poll_interval;
+      state.next_check = now + Options().poll_interval;
       poll->history = observe && !state.history_read;
-      const bool history_due = observe && now - state.last_list >= options_.history_interval;
+      const bool history_due = observe && now - state.last_list >= Options().history_interval;
       if (poll->jobs.empty() && !intents_open && !poll->history && !history_due) {
         idle.push_back(name);
         // Nothing to follow: one cheap request now and then keeps reachability current.
-        if (options_.probe_interval.count() <= 0 ||
-            now - state.last_probe < options_.probe_interval) {
+        if (Options().probe_interval.count() <= 0 ||
+            now - state.last_probe < Options().probe_interval) {
           continue;
         }
         state.last_probe = now;
@@ -309,7 +335,7 @@ void Tracker::Tick(bool force, uint64_t round) {
       if (poll->history) {
         poll->lookback =
             std::max(poll->lookback,
-                     std::chrono::duration_cast<std::chrono::seconds>(options_.history_lookback));
+                     std::chrono::duration_cast<std::chrono::seconds>(Options().history_lookback));
       }
       poll->id = next_id_++;
       poll->cell = state.cell;
@@ -332,7 +358,7 @@ void Tracker::Tick(bool force, uint64_t round) {
 
 std::vector<std::shared_ptr<Tracker::Poll>> Tracker::TakeStartableLocked() {
   std::vector<std::shared_ptr<Poll>> start;
-  const int bound = std::max(1, options_.max_concurrent_polls);
+  const int bound = std::max(1, Options().max_concurrent_polls);
   const Mono now = clock_.Monotonic();
   while (in_flight_ < bound && !queued_.empty()) {
     std::shared_ptr<Poll> poll = std::move(queued_.front());
@@ -402,8 +428,7 @@ void Tracker::OptionsArrived(const std::string& commcell, uint64_t generation, u
       spdlog::warn(
           "tracker: commcell {}: cannot read the DR backup options ({}); asked again in {} s",
           commcell, s.ToString(),
-          std::chrono::duration_cast<std::chrono::seconds>(history_->config().options_interval)
-              .count());
+          std::chrono::duration_cast<std::chrono::seconds>(history_->options_interval()).count());
     }
   }
   if (round != 0) {
@@ -453,7 +478,7 @@ void Tracker::JobListArrived(const std::shared_ptr<Poll>& poll,
         CellState& state = it->second;
         ++state.failures;
         backoff = std::min<std::chrono::milliseconds>(
-            options_.max_backoff, options_.poll_interval * (1LL << std::min(state.failures, 10)));
+            Options().max_backoff, Options().poll_interval * (1LL << std::min(state.failures, 10)));
         state.next_poll = poll->started + backoff;
       }
     }
@@ -467,7 +492,7 @@ void Tracker::JobListArrived(const std::shared_ptr<Poll>& poll,
     auto it = cells_.find(cell.name);
     if (it != cells_.end() && it->second.generation == poll->generation) {
       it->second.failures = 0;
-      it->second.next_poll = poll->started + options_.poll_interval;
+      it->second.next_poll = poll->started + Options().poll_interval;
       it->second.last_list = poll->started;
     }
   }
@@ -519,7 +544,7 @@ void Tracker::UnlistedArrived(const std::shared_ptr<Poll>& poll,
   StatusOr<Job> applied = job;
   if (single.ok() && single->has_value()) {
     applied = Apply(job, **single);
-  } else if (single.ok() && now - job.create_time > options_.unseen_grace) {
+  } else if (single.ok() && now - job.create_time > Options().unseen_grace) {
     Job unknown = job;
     unknown.state = JobState::kUnknown;
     unknown.failure_reason =
@@ -629,8 +654,8 @@ void Tracker::Reconcile(const CommCell& cell, const std::vector<JobSummary>& ups
   // request ids). Such jobs wait for a later round, when those triggers have recorded theirs.
   std::map<BackupType, TimePoint> in_flight_since;
   auto in_flight = [&](const TriggerIntent& i) {
-    return (options_.shared_registry || i.create_time >= started_at_) &&
-           now - i.create_time < options_.intent_grace;
+    return (Options().shared_registry || i.create_time >= started_at_) &&
+           now - i.create_time < Options().intent_grace;
   };
   for (const TriggerIntent& i : sorted) {
     if (in_flight(i) && !in_flight_since.count(i.backup_type)) {
@@ -681,7 +706,7 @@ void Tracker::Reconcile(const CommCell& cell, const std::vector<JobSummary>& ups
           "(request id \"{}\")",
           job.job_id, cell.name, intent.request_id);
       (void)Apply(job, *match);
-    } else if (!deferred && now - intent.create_time >= options_.intent_give_up) {
+    } else if (!deferred && now - intent.create_time >= Options().intent_give_up) {
       job.job_id = "unknown-" + std::to_string(intent.id);
       job.state = JobState::kUnknown;
       job.failure_reason =
@@ -698,7 +723,7 @@ void Tracker::Reconcile(const CommCell& cell, const std::vector<JobSummary>& ups
 }
 
 void Tracker::Prune() {
-  auto pruned = store_.PruneTerminalJobs(clock_.Now() - options_.retention, 10000);
+  auto pruned = store_.PruneTerminalJobs(clock_.Now() - Options().retention, 10000);
   if (!pruned.ok()) {
     spdlog::warn("tracker: pruning old jobs failed: {}", pruned.status().ToString());
   } else if (*pruned > 0) {

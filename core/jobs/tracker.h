@@ -88,6 +88,11 @@ class Tracker {
   // changed starts afresh (no back-off).
   void SetCommCells(std::vector<CommCell> commcells);
 
+  // Replaces the tracking.* settings (configuration reload; `history` itself needs a restart):
+  // every interval, grace, retention and the concurrency bound apply from the next decision
+  // that uses them, and a shorter poll_interval brings each CommCell's next poll forward.
+  void SetTracking(const TrackingConfig& tracking);
+
   // Starts the polls of every CommCell that is due (all of them when `force`, except one that
   // is failing and inside its back-off, or whose poll is already under way), then waits until
   // they have ended, doing the tracker's work on the calling thread meanwhile. On a replica that
@@ -203,7 +208,10 @@ class Tracker {
   Metrics& metrics_;
   const Clock& clock_;
   WatchHub& hub_;
-  const TrackerOptions options_;
+  // The settings in force (SetTracking); a copy is read under options_mu_, a leaf lock.
+  TrackerOptions Options() const;
+  mutable std::mutex options_mu_;
+  TrackerOptions options_;              // guarded by options_mu_
   const TimePoint started_at_;          // intents older than this were left by an earlier process
   const LeaderElection* const leader_;  // null: always lead
   DrHistory* const history_;            // null: no DR history, no options

@@ -1,6 +1,12 @@
 #include "tools/drgatectl/client.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -290,6 +296,55 @@ TEST(MakeChannelTest, PlaintextChannelNeedsNoFiles) {
   std::string error;
   EXPECT_NE(MakeChannel(options, &error), nullptr);
   EXPECT_THAT(error, Not(HasSubstr("cannot")));
+}
+
+TEST(ChooseServerTest, ServerThenSocketThenDefaultSocketsThenTcp) {
+  std::vector<std::string> asked;
+  auto none = [&asked](const std::string& path) {
+    asked.push_back(path);
+    return false;
+  };
+  auto only = [](const std::string& wanted) {
+    return [wanted](const std::string& path) { return path == wanted; };
+  };
+  // --server (or DRGATE_SERVER) wins over everything.
+  EXPECT_EQ(ChooseServer(true, "cs.example:50051", "/tmp/x.sock", false, only("/tmp/x.sock")),
+            "cs.example:50051");
+  // --socket (or DRGATE_SOCKET) is used as given, also when it is missing (the error says so).
+  EXPECT_EQ(ChooseServer(false, kDefaultServer, "/srv/d.sock", false, none), "unix:/srv/d.sock");
+  EXPECT_TRUE(asked.empty());
+  // The package's socket first, then the container's, then TCP.
+  EXPECT_EQ(ChooseServer(false, kDefaultServer, "", false, only("/run/drgate/drgate.sock")),
+            "unix:/run/drgate/drgate.sock");
+  EXPECT_EQ(ChooseServer(false, kDefaultServer, "", false, only("/var/lib/drgate/drgate.sock")),
+            "unix:/var/lib/drgate/drgate.sock");
+  EXPECT_EQ(ChooseServer(false, kDefaultServer, "", false, none), "127.0.0.1:50051");
+  EXPECT_EQ(asked,
+            (std::vector<std::string>{"/run/drgate/drgate.sock", "/var/lib/drgate/drgate.sock"}));
+  // TLS is asked for: the plaintext socket is not probed.
+  asked.clear();
+  EXPECT_EQ(ChooseServer(false, kDefaultServer, "", true, none), "127.0.0.1:50051");
+  EXPECT_TRUE(asked.empty());
+}
+
+TEST(ChooseServerTest, OnlyAWritableSocketIsUsable) {
+  EXPECT_FALSE(IsUsableSocket("/nonexistent/drgate.sock"));
+  char path[] = "/tmp/drgatectl-test-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  EXPECT_FALSE(IsUsableSocket(path));  // a regular file
+  close(fd);
+  std::remove(path);
+  // A socket: usable once bound (the file exists and this user may write it).
+  const int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path, std::strlen(path));
+  ASSERT_EQ(bind(sock, reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0);
+  EXPECT_TRUE(IsUsableSocket(path));
+  close(sock);
+  std::remove(path);
 }
 
 }  // namespace

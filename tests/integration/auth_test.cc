@@ -3,6 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -47,19 +53,29 @@ class AuthTest : public ::testing::Test {
     dir_.Write("tokens.yaml", "tokens:\n" + op.out + limited.out + viewer.out);
 
     dir_.Write("password", "s3cret\n");
-    std::string yaml =
-        "registry: {path: state/drgate.db}\n"
-        "shutdown_grace: 5s\n"
-        "auth:\n"
-        "  mode: tokens\n"
-        "  tokens_file: tokens.yaml\n"
-        "  rate_limit: {triggers_per_minute: 6, burst: 3}\n"
-        "commcells:\n";
+    log_path_ = dir_.File("drgate.stderr");
+    drgate_ = std::make_unique<Drgate>(dir_.Write("drgate.yaml", Yaml(UnixSocket(), "state")),
+                                       "trace", log_path_);
+  }
+
+  // grpc.unix_socket of the drgate SetUp starts; empty: none.
+  virtual std::string UnixSocket() const { return ""; }
+
+  // The configuration, with its registry in the folder `state`.
+  std::string Yaml(const std::string& unix_socket, const std::string& state) const {
+    std::string yaml = "registry: {path: " + state +
+                       "/drgate.db}\n"
+                       "shutdown_grace: 5s\n"
+                       "auth:\n"
+                       "  mode: tokens\n"
+                       "  tokens_file: tokens.yaml\n"
+                       "  rate_limit: {triggers_per_minute: 6, burst: 3}\n"
+                       "commcells:\n";
     for (const char* name : {"cs-a", "cs-b"}) {
       yaml += sim_->CommCellYaml(name, "    request_timeout: 10s\n");
     }
-    log_path_ = dir_.File("drgate.stderr");
-    drgate_ = std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml), "trace", log_path_);
+    if (!unix_socket.empty()) yaml += "grpc: {unix_socket: " + unix_socket + "}\n";
+    return yaml;
   }
 
   grpc::Status Trigger(const std::string& token, const std::string& commcell,
@@ -239,6 +255,153 @@ TEST_F(AuthTest, TokensNeverAppearInLogsMetricsErrorsOrTheRegistry) {
   }
   // Nor a telling part of one.
   EXPECT_EQ(log.find("TOKEN-"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace drgate::testing
+
+namespace drgate::testing {
+namespace {
+
+// grpc.unix_socket in tokens mode: the socket is the local operator, TCP still needs a token.
+class LocalSocketTest : public AuthTest {
+ protected:
+  // Relative: resolved against the configuration's folder.
+  std::string UnixSocket() const override { return "drgate.sock"; }
+  std::string socket_path() const { return dir_.File("drgate.sock"); }
+
+  std::unique_ptr<v1::DrBackupService::Stub> SocketStub() {
+    return v1::DrBackupService::NewStub(
+        grpc::CreateChannel("unix:" + socket_path(), grpc::InsecureChannelCredentials()));
+  }
+
+  // Runs drgate on `yaml` expecting it to refuse to start; returns its exit code and output.
+  CommandResult StartRefused(const std::string& yaml) {
+    const std::string config = dir_.Write("refused.yaml", yaml);
+    return RunCommand({"/bin/sh", "-c",
+                       std::string(DRGATE_BIN_DIR) + "/drgate --config " + config +
+                           " --grpc-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 2>&1"},
+                      std::chrono::seconds(20));
+  }
+};
+
+TEST_F(LocalSocketTest, SocketCallerIsTheLocalOperatorWhileTcpStillNeedsAToken) {
+  struct stat st {};
+  ASSERT_EQ(::stat(socket_path().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+
+  // Over the socket, no token: every CommCell, as an operator would see them.
+  auto socket = SocketStub();
+  v1::ListCommCellsResponse cells;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(std::chrono::seconds(10)));
+    grpc::Status s = socket->ListCommCells(&ctx, v1::ListCommCellsRequest(), &cells);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  ASSERT_EQ(cells.commcells_size(), 2);
+  EXPECT_EQ(cells.commcells(0).name(), "cs-a");
+  EXPECT_EQ(cells.commcells(1).name(), "cs-b");
+
+  // Over TCP, no token: refused, also when the caller claims a unix peer or a gateway call in
+  // its metadata.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(std::chrono::seconds(10)));
+    ctx.AddMetadata("x-drgate-gateway-peer", "unix:" + socket_path());
+    ctx.AddMetadata("x-drgate-gateway",
+                    "0000000000000000000000000000000000000000000000000000000000000000");
+    v1::ListCommCellsResponse none;
+    grpc::Status s = drgate_->stub().ListCommCells(&ctx, v1::ListCommCellsRequest(), &none);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(ErrorInfoOf(s).reason(), "MISSING_CREDENTIALS");
+  }
+
+  // A trigger over the socket is recorded as the local operator's, also when it sends a token
+  // that is not valid (the socket decides, not the metadata).
+  v1::TriggerBackupResponse resp;
+  {
+    v1::TriggerBackupRequest req;
+    req.set_commcell("cs-b");
+    req.set_backup_type(v1::BACKUP_TYPE_FULL);
+    req.set_request_id("local-1");
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kWrongToken);
+    ctx.set_deadline(Deadline(std::chrono::seconds(20)));
+    grpc::Status s = socket->TriggerBackup(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(resp.job().requested_by(), "local-socket");
+  EXPECT_EQ(sim_->Requests("/CommServ/DRBackup").size(), 1u);
+
+  // drgatectl reaches it with --socket and with DRGATE_SOCKET, without a token.
+  const std::string ctl = DRGATE_BIN_DIR "/drgatectl";
+  auto by_flag = RunCommand({ctl, "--socket", socket_path(), "-o", "json", "commcells"},
+                            std::chrono::seconds(20));
+  EXPECT_EQ(by_flag.exit_code, 0) << by_flag.out;
+  EXPECT_NE(by_flag.out.find("\"cs-b\""), std::string::npos) << by_flag.out;
+  auto by_env = RunCommand(
+      {"/bin/sh", "-c", "DRGATE_SOCKET=" + socket_path() + " " + ctl + " -o json commcells"},
+      std::chrono::seconds(20));
+  EXPECT_EQ(by_env.exit_code, 0) << by_env.out;
+  EXPECT_NE(by_env.out.find("\"cs-a\""), std::string::npos) << by_env.out;
+  // --server wins over the socket: over TCP without a token that is refused (exit 3).
+  auto by_server = RunCommand({"/bin/sh", "-c",
+                               "DRGATE_SOCKET=" + socket_path() + " " + ctl + " --server " +
+                                   drgate_->grpc_address() + " commcells"},
+                              std::chrono::seconds(20));
+  EXPECT_EQ(by_server.exit_code, 3) << by_server.out;
+
+  // A second drgate on the same socket is refused: the socket is served.
+  auto second = StartRefused(Yaml("drgate.sock", "state2"));
+  EXPECT_EQ(second.exit_code, 1) << second.out;
+  EXPECT_NE(second.out.find("grpc.unix_socket: " + socket_path() +
+                            ": another process serves this socket"),
+            std::string::npos)
+      << second.out;
+
+  // A clean exit removes the socket; the audit line names the local operator.
+  EXPECT_EQ(drgate_->Terminate(), 0);
+  EXPECT_NE(::lstat(socket_path().c_str(), &st), 0);
+  const std::string log = ReadAll(log_path_);
+  EXPECT_NE(log.find(R"("audit":"trigger","commcell":"cs-b","type":"full",)"
+                     R"("request_id":"local-1","caller":"local-socket",)"),
+            std::string::npos)
+      << log;
+}
+
+TEST_F(LocalSocketTest, StaleSocketIsReplacedAnyOtherFileRefused) {
+  // A regular file where the socket should be is never removed.
+  const std::string plain = dir_.Write("plain.sock", "not a socket\n");
+  auto refused = StartRefused(Yaml("plain.sock", "state2"));
+  EXPECT_EQ(refused.exit_code, 1) << refused.out;
+  EXPECT_NE(refused.out.find("grpc.unix_socket: " + plain +
+                             ": exists and is not a socket; drgate does not remove it"),
+            std::string::npos)
+      << refused.out;
+  EXPECT_EQ(ReadAll(plain), "not a socket\n");
+
+  // A socket nobody serves (left by a process that died) is replaced.
+  const std::string stale = dir_.File("stale.sock");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, stale.c_str(), stale.size());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0);
+  ::close(fd);
+  drgate_->Terminate();
+  Drgate replaced(dir_.Write("stale.yaml", Yaml("stale.sock", "state")));
+  auto stub = v1::DrBackupService::NewStub(
+      grpc::CreateChannel("unix:" + stale, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(std::chrono::seconds(10)));
+  v1::ListCommCellsResponse cells;
+  grpc::Status s = stub->ListCommCells(&ctx, v1::ListCommCellsRequest(), &cells);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(cells.commcells_size(), 2);
 }
 
 }  // namespace

@@ -602,6 +602,76 @@ TEST_F(EndToEndTest, SighupReloadAddsACommCellAndABrokenFileKeepsTheOldOne) {
   EXPECT_TRUE(Trigger(BACKUP_TYPE_DIFFERENTIAL, false, &resp, "cs1").ok());
 }
 
+// A reload applies every key marked live (here tracking.poll_interval and log.level) and says
+// which changed keys wait for a restart (grpc.listen): logged, and the gauge is 1.
+TEST_F(EndToEndTest, ReloadAppliesLiveKeysAndFlagsRestartOnlyOnes) {
+  StartSim({"--job-duration-ms", "600000"});  // the job stays running: it is polled
+  const auto yaml = [&](const std::string& listen, const std::string& poll,
+                        const std::string& level) {
+    return "grpc: {listen: '" + listen +
+           "'}\n"
+           "metrics: {listen: '127.0.0.1:0'}\n"
+           "log: {level: " +
+           level +
+           "}\n"
+           "tracking: {poll_interval: " +
+           poll +
+           ", max_backoff: 1h, probe_interval: 0s, history: false}\n"
+           "registry: {path: state/drgate.db}\n"
+           "shutdown_grace: 5s\n"
+           "auth: {mode: insecure}\n"
+           "commcells:\n" +
+           sim_->CommCellYaml("cs1", "    request_timeout: 10s\n");
+  };
+  dir_.Write("password", "s3cret\n");
+  const std::string log = dir_.File("drgate.log");
+  drgate_ = std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml("127.0.0.1:0", "1h", "info")),
+                                     "", log, /*listen_overrides=*/false);
+  EXPECT_EQ(MetricValue(drgate_->Metrics(), "drgate_config_restart_required"), 0);
+  v1::TriggerBackupResponse resp;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, false, &resp, "cs1", "before-reload").ok());
+  // The trigger's poke polls once; the next poll is an hour away.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const int64_t before = sim_->EndpointCount("JobList");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(sim_->EndpointCount("JobList"), before);
+
+  dir_.Write("drgate.yaml", yaml("127.0.0.1:1", "100ms", "warn"));
+  drgate_->Signal(SIGHUP);
+  int64_t after = before;
+  for (int i = 0; i < 100 && after < before + 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    after = sim_->EndpointCount("JobList");
+  }
+  EXPECT_GE(after, before + 5) << "the new poll_interval (100ms) was not applied";
+  const std::string metrics = drgate_->Metrics();
+  EXPECT_EQ(MetricValue(metrics, "drgate_config_restart_required"), 1) << metrics;
+  // SIGHUP, and maybe the file watcher before it: one or two reloads, both applied.
+  EXPECT_GE(MetricValue(metrics, "drgate_config_reloads_total{result=\"success\"}"), 1) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "drgate_config_reloads_total{result=\"failure\"}"), 0) << metrics;
+  // Still served on the address it started with.
+  // The same request id again: answered from the registry (deduplicated), its audit line is info.
+  v1::TriggerBackupResponse again;
+  ASSERT_TRUE(Trigger(BACKUP_TYPE_FULL, false, &again, "cs1", "before-reload").ok());
+  EXPECT_TRUE(again.deduplicated());
+  EXPECT_EQ(again.job().job_id(), resp.job().job_id());
+  EXPECT_EQ(drgate_->Terminate(), 0);
+  const std::string logs = ReadAll(log);
+  EXPECT_NE(logs.find("reload: grpc.listen changed; in force only after a restart"),
+            std::string::npos)
+      << logs;
+  EXPECT_NE(logs.find("reload: applied log.level, tracking.poll_interval"), std::string::npos)
+      << logs;
+  // log.level warn is in force: the audit line (info) of the call after the reload is not
+  // written, the one before it is.
+  std::size_t audit_lines = 0;
+  for (std::size_t at = logs.find(R"("request_id":"before-reload")"); at != std::string::npos;
+       at = logs.find(R"("request_id":"before-reload")", at + 1)) {
+    ++audit_lines;
+  }
+  EXPECT_EQ(audit_lines, 1u) << logs;  // "submitted" at info; "deduplicated" not, at warn
+}
+
 TEST_F(EndToEndTest, NoSecretReachesTheLogsOrTheMetrics) {
   StartSim();
   const std::string log = dir_.File("drgate.log");

@@ -165,14 +165,16 @@ class Sim {
 // A drgate process on ports picked at start; its config is written by the caller.
 class Drgate {
  public:
-  // `log_level` and `stderr_path` (empty: inherited) let a test read what drgate logs.
+  // `log_level` and `stderr_path` (empty: inherited) let a test read what drgate logs. Without
+  // `listen_overrides` the listen addresses come from the file (a reload may change them).
   explicit Drgate(const std::string& config_path, const std::string& log_level = "warn",
-                  const std::string& stderr_path = "") {
-    process_ = std::make_unique<Process>(
-        std::vector<std::string>{DRGATE_BIN_DIR "/drgate", "--config", config_path, "--grpc-listen",
-                                 "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-level",
-                                 log_level},
-        stderr_path);
+                  const std::string& stderr_path = "", bool listen_overrides = true) {
+    std::vector<std::string> argv{DRGATE_BIN_DIR "/drgate", "--config", config_path};
+    if (listen_overrides) {
+      argv.insert(argv.end(), {"--grpc-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
+    }
+    if (!log_level.empty()) argv.insert(argv.end(), {"--log-level", log_level});
+    process_ = std::make_unique<Process>(argv, stderr_path);
     auto grpc = process_->WaitForLine("gRPC listening on (\\S+)");
     auto metrics = process_->WaitForLine("metrics listening on (\\S+)");
     if (!grpc || !metrics) throw std::runtime_error("drgate did not start: " + process_->Output());

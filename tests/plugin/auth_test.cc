@@ -350,5 +350,21 @@ TEST(RefusalAuditTest, AbbreviatesEchoedValuesAndParsesBack) {
   EXPECT_EQ(record->fields[1].second, std::string(128, 'c') + "\u2026(60000 bytes)");
 }
 
+TEST(LocalSocketTest, OnlyAUnixPeerIsTheLocalOperator) {
+  EXPECT_TRUE(IsUnixSocketPeer("unix:/run/drgate/drgate.sock"));
+  EXPECT_TRUE(IsUnixSocketPeer("unix:"));
+  EXPECT_FALSE(IsUnixSocketPeer("ipv4:127.0.0.1:50122"));
+  EXPECT_FALSE(IsUnixSocketPeer("ipv6:[::1]:50122"));
+  EXPECT_FALSE(IsUnixSocketPeer("unix-abstract:drgate"));
+  EXPECT_FALSE(IsUnixSocketPeer("inproc"));
+  EXPECT_FALSE(IsUnixSocketPeer(""));
+  const Principal local = LocalSocketPrincipal();
+  EXPECT_EQ(local.identity, "local-socket");
+  EXPECT_TRUE(local.viewer);
+  EXPECT_TRUE(local.operator_role);
+  EXPECT_TRUE(local.commcells.empty());
+  EXPECT_TRUE(Authenticator::Authorize(local, Method::kCancelJob, "any").ok());
+}
+
 }  // namespace
 }  // namespace drgate::plugin

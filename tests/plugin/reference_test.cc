@@ -31,10 +31,43 @@ TEST(ConfigurationReferenceTest, DocumentsEveryKeyWithItsDefault) {
                           "| `commcells[].format` | json \\| xml | `json` |",
                           "| `commcells[].on_active` | reject \\| reuse | `reject` |",
                           "| `tracking.retention` | duration | `90d` |",
-                          "| `auth.mode` | tokens \\| insecure |  | Required. ",
+                          "| `auth.mode` | tokens \\| insecure |  | live | Required. ",
                           "| `tokens[].roles` | list of viewer \\| operator |  |"}) {
     EXPECT_NE(ref.find(row), std::string::npos) << row << "\n" << ref;
   }
+}
+
+// Each key says whether a reload applies it; the reload's truth is tested in e2e_test.
+TEST(ConfigurationReferenceTest, SaysForEachKeyWhetherAReloadAppliesIt) {
+  const std::string ref = ConfigurationReference();
+  for (const char* row :
+       {"| `grpc.listen` | HOST:PORT | `127.0.0.1:50051` | restart |",
+        "| `grpc.unix_socket` | file (unix socket) |  | restart |",
+        "| `grpc.tls` | map (optional) |  | restart |",
+        "| `metrics.listen` | HOST:PORT | `127.0.0.1:9464` | restart |",
+        "| `registry.path` | file | `drgate.db` | restart |",
+        "| `registry.postgres.pool_size` | integer 1-100 | `8` | restart |",
+        "| `log.level` | trace \\| debug \\| info \\| warn \\| error | `info` | live |",
+        "| `log.format` | auto \\| json \\| text | `auto` | restart |",
+        "| `shutdown_grace` | duration | `10s` | live |",
+        "| `tracking.poll_interval` | duration >= 1ms | `10s` | live |",
+        "| `tracking.history` | boolean | `true` | restart |",
+        "| `tracking.options_interval` | duration >= 1s | `1h` | live |",
+        "| `commcells[].url` | URL |  | live |",
+        "| `auth.rate_limit.burst` | integer 1-10000 | `3` | live |"}) {
+    EXPECT_NE(ref.find(row), std::string::npos) << row << "\n" << ref;
+  }
+  // Every key row has one of the two marks.
+  std::size_t rows = 0;
+  for (std::size_t at = ref.find("\n| `"); at != std::string::npos;
+       at = ref.find("\n| `", at + 1)) {
+    const std::string line = ref.substr(at + 1, ref.find('\n', at + 1) - at - 1);
+    EXPECT_TRUE(line.find(" | live | ") != std::string::npos ||
+                line.find(" | restart | ") != std::string::npos)
+        << line;
+    ++rows;
+  }
+  EXPECT_GT(rows, 90u);
 }
 
 }  // namespace

@@ -609,5 +609,48 @@ TEST_F(ConfigTest, NonScalarKeysAreRefused) {
   ExpectError("? [a, b]\n: c\n", "(top level)", "line 1: keys must be plain names");
 }
 
+TEST_F(ConfigTest, UnixSocketIsOffByDefaultAndResolvedAgainstTheFolder) {
+  auto off = Parse(kMinimal);
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_EQ(off->grpc.unix_socket, "");
+  auto relative = Parse(std::string(kMinimal) + "grpc: {unix_socket: run/drgate.sock}\n");
+  ASSERT_TRUE(relative.ok()) << relative.status().ToString();
+  EXPECT_EQ(relative->grpc.unix_socket, dir_.File("run/drgate.sock"));
+  auto absolute = Parse(std::string(kMinimal) + "grpc: {unix_socket: /run/drgate/drgate.sock}\n");
+  ASSERT_TRUE(absolute.ok()) << absolute.status().ToString();
+  EXPECT_EQ(absolute->grpc.unix_socket, "/run/drgate/drgate.sock");
+  // sockaddr_un holds 107 bytes and a NUL.
+  ExpectError(std::string(kMinimal) + "grpc: {unix_socket: /" + std::string(107, 's') + "}\n",
+              "grpc.unix_socket", "must be at most 107 bytes once resolved");
+  ExpectError(std::string(kMinimal) + "grpc: {unix_socket: [a]}\n", "grpc.unix_socket",
+              "must be a string");
+}
+
+TEST_F(ConfigTest, ChangesSayWhichKeysWaitForARestart) {
+  using config::Apply;
+  using config::Change;
+  auto before = Parse(std::string(kMinimal) + "tracking: {poll_interval: 10s}\n");
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_TRUE(ConfigChanges(*before, *before).empty());
+  auto after = Parse(std::string(kMinimal) +
+                     "grpc: {listen: 0.0.0.0:50051}\n"
+                     "tracking: {poll_interval: 2s}\n"
+                     "log: {level: debug, format: json}\n"
+                     "registry: {path: other.db}\n");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(ConfigChanges(*before, *after),
+            (std::vector<Change>{{"grpc.listen", Apply::kRestart},
+                                 {"registry.path", Apply::kRestart},
+                                 {"log.level", Apply::kLive},
+                                 {"log.format", Apply::kRestart},
+                                 {"tracking.poll_interval", Apply::kLive}}));
+  // A section added or removed is one change of its own key.
+  auto tls = Parse(std::string(kMinimal) + "grpc: {unix_socket: /run/d.sock}\nhttp: {}\n");
+  ASSERT_TRUE(tls.ok()) << tls.status().ToString();
+  EXPECT_EQ(
+      ConfigChanges(*before, *tls),
+      (std::vector<Change>{{"grpc.unix_socket", Apply::kRestart}, {"http", Apply::kRestart}}));
+}
+
 }  // namespace
 }  // namespace drgate::plugin

@@ -1,5 +1,8 @@
 #include "tools/drgatectl/client.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <fstream>
@@ -65,6 +68,24 @@ bool ReadTokenFile(const std::string& path, std::string* token, std::string* err
   }
   token->assign(begin, end);
   return true;
+}
+
+bool IsUsableSocket(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+         ::access(path.c_str(), W_OK) == 0;
+}
+
+std::string ChooseServer(bool server_given, const std::string& server, const std::string& socket,
+                         bool tls, const std::function<bool(const std::string&)>& usable) {
+  if (server_given) return server;
+  if (!socket.empty()) return "unix:" + socket;
+  if (!tls) {
+    for (const char* path : kDefaultSockets) {
+      if (usable(path)) return std::string("unix:") + path;
+    }
+  }
+  return kDefaultServer;
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& options, std::string* error) {

@@ -28,6 +28,21 @@ struct ConnectionOptions {
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};
 };
 
+// The address drgatectl uses when --server is not given.
+inline constexpr char kDefaultServer[] = "127.0.0.1:50051";
+// drgate's local sockets where it is installed: the Debian package's, then the container's.
+inline constexpr const char* kDefaultSockets[] = {"/run/drgate/drgate.sock",
+                                                  "/var/lib/drgate/drgate.sock"};
+
+// Whether `path` is a unix socket this user may connect to (it exists and is writable).
+bool IsUsableSocket(const std::string& path);
+
+// The address to connect to. `server` when --server (or DRGATE_SERVER) was given; else
+// "unix:<socket>" when --socket (or DRGATE_SOCKET) was given; else, unless TLS was asked for (the
+// socket is plaintext), the first of kDefaultSockets that `usable` accepts; else kDefaultServer.
+std::string ChooseServer(bool server_given, const std::string& server, const std::string& socket,
+                         bool tls, const std::function<bool(const std::string&)>& usable);
+
 // Reads the files named in `options` and opens a channel. Returns nullptr and sets *error (naming
 // the file, never its content) when a file cannot be read or is empty.
 std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& options, std::string* error);

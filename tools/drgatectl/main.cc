@@ -78,7 +78,7 @@ constexpr char kExitCodesHelp[] =
   7  the job was KILLED)";
 
 constexpr char kGlobalOptionsHint[] =
-    "Global options (--server, --timeout, --output, --tls, --ca-file, --cert, --key,\n"
+    "Global options (--server, --socket, --timeout, --output, --tls, --ca-file, --cert, --key,\n"
     "--token-file, --verbose) may come before or after the command: see drgatectl --help.";
 
 std::string LeafFooter(std::string_view examples) {
@@ -244,6 +244,7 @@ struct GlobalOptions {
   std::string timeout = "30s";
   std::string output = "human";
   bool verbose = false;
+  std::string socket;  // --socket / DRGATE_SOCKET
 };
 
 struct WaitArgs {
@@ -678,14 +679,30 @@ int Run(int argc, char** argv) {
   drgatectl backup --commcell cs1 --type full --wait
   drgatectl --output json jobs list --state failed --all
   DRGATE_SERVER=drgate.dr.svc:50051 drgatectl --tls --ca-file ca.pem commcells
+  sudo drgatectl commcells        (on drgate's host: its local socket, no token needed)
+
+Where it connects: --server (DRGATE_SERVER) when given; else the unix socket --socket
+(DRGATE_SOCKET) names; else, without --tls, drgate's local socket if there is one this user
+may open (/run/drgate/drgate.sock, then /var/lib/drgate/drgate.sock); else 127.0.0.1:50051.
+A call on drgate's socket is the local operator: the socket's file mode is its authentication.
 
 )") + kExitCodesHelp);
 
   GlobalOptions global;
-  app.add_option("-s,--server", global.connection.server, "drgate's gRPC address, HOST:PORT")
-      ->type_name("HOST:PORT")
-      ->envname("DRGATE_SERVER")
-      ->capture_default_str();
+  CLI::Option* server_option =
+      app.add_option("-s,--server", global.connection.server,
+                     "drgate's gRPC address, HOST:PORT (not given: drgate's local socket if "
+                     "there is one, else this default)")
+          ->type_name("HOST:PORT")
+          ->envname("DRGATE_SERVER")
+          ->capture_default_str();
+  CLI::Option* socket_option =
+      app.add_option("--socket", global.socket,
+                     "drgate's unix socket (grpc.unix_socket), used when --server is not given "
+                     "(default: /run/drgate/drgate.sock, else /var/lib/drgate/drgate.sock, if "
+                     "present)")
+          ->type_name("PATH")
+          ->envname("DRGATE_SOCKET");
   app.add_option("--timeout", global.timeout,
                  "Deadline of each call, e.g. 500ms, 30s, 5m (a wait is bounded by "
                  "--wait-timeout instead)")
@@ -889,6 +906,14 @@ int Run(int argc, char** argv) {
   ConnectionOptions& connection = global.connection;
   connection.timeout = *ParseDuration(global.timeout);
   if (!connection.ca_file.empty() || !connection.cert_file.empty()) connection.tls = true;
+  const bool server_given = server_option->count() > 0;
+  if (!server_given && socket_option->count() > 0 && !global.socket.empty() && connection.tls) {
+    std::cerr << "drgatectl: --socket is plaintext: --tls, --ca-file and --cert apply to --server"
+              << std::endl;
+    return kExitUsage;
+  }
+  connection.server =
+      ChooseServer(server_given, connection.server, global.socket, connection.tls, IsUsableSocket);
 
   std::string error;
   std::string token;

@@ -53,7 +53,7 @@ struct Front {
 };
 
 config::Section<Front> FrontSection() {
-  config::Section<Front> s;
+  config::Section<Front> s(config::Apply::kLive);
   s.Add(
        "banner", config::String(), [](Front& f) -> std::string& { return f.banner; },
        "A key of the front end.")

@@ -534,6 +534,35 @@ TEST_F(TrackerTest, FewerHungCommCellsThanTheBoundLeaveTheOthersPolled) {
 }
 
 // A reload adds and removes CommCells' schedules; an unchanged one keeps its back-off.
+// A reload's tracking.poll_interval: a shorter one brings the next poll forward, then holds.
+TEST_F(TrackerTest, SetTrackingAppliesANewPollInterval) {
+  options_.poll_interval = std::chrono::hours(1);
+  options_.max_backoff = std::chrono::hours(1);
+  AddJob("2100");
+  client_->SetJob(Summary("2100", "Running", 10));
+  MakeTracker();
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 1);
+  clock_.Advance(std::chrono::seconds(10));
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 1);  // the hour is not over
+
+  TrackingConfig faster = options_;
+  faster.poll_interval = std::chrono::seconds(5);
+  tracker_->SetTracking(faster);
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 1);  // due 5 s after the reload, not at once
+  clock_.Advance(std::chrono::seconds(5));
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 2);
+  clock_.Advance(std::chrono::seconds(5));
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 3);
+  clock_.Advance(std::chrono::seconds(4));
+  tracker_->RunRound(/*force=*/false);
+  EXPECT_EQ(client_->list_calls(), 3);
+}
+
 TEST_F(TrackerTest, SetCommCellsAddsAndRemovesSchedules) {
   auto failing = std::make_shared<FakeCommServClient>();
   failing->SetListError(Unavailable("connect: refused", Reason::kUpstreamUnreachable));
