@@ -208,9 +208,9 @@ def check_cronjob(objs):
     script = " ".join(c.get("command", []) + c.get("args", []))
     script = re.sub(r"\\\n\s*", " ", script)
     check(c.get("command", [None])[0] == "sh", "CronJob: runs through sh -c")
-    for word in ("drgatectl --server drgate.drgate.svc:50051 --output json", "backup",
-                 "--commcell", "--type full", "--wait ", "--wait-timeout 4h",
-                 '--request-id "cron-$(date -u +%Y%m%d)"'):
+    for word in ("drgatectl --server drgate.drgate.svc:50051 --output json", " ensure ",
+                 "--commcell", "--type full", "--max-age ", "--wait ", "--wait-timeout 4h",
+                 '--request-id "cron-full-$(date -u +%Y%m%d)"', '"$rc" -eq 6'):
         check(word in script, f"CronJob: the command lacks {word!r}: {script}")
 
 
