@@ -282,8 +282,16 @@ def scenario_ansible(args, tmp):
         check(f"DR backup job {job_id} on CommCell {COMMCELL} JOB_STATE_SUCCEEDED" in out,
               f"it reports job {job_id} succeeded\n{out}")
 
+        # The default is ensure --max-age 6h: a second play, with another request id, answers
+        # the job that just succeeded and starts nothing.
+        rc, out, err = run(cmd + ["-e", "drgate_request_id=ansible-again"])
+        check(rc == 0 and sim.posts() == 1,
+              f"ensure answers the recent backup, no second POST (exit {rc}, "
+              f"{sim.posts()} POSTs)\n{out}{err}")
+
         reason = "examples test: media agent offline"
-        job_id, rc, out, err = run_while(cmd + ["-e", "drgate_request_id=ansible-fail"], sim, 2,
+        job_id, rc, out, err = run_while(cmd + ["-e", "drgate_request_id=ansible-fail",
+                                                "-e", "drgate_max_age="], sim, 2,
                                          "Failed", reason)
         want = (f"DR backup job {job_id} on CommCell {COMMCELL} ended JOB_STATE_FAILED: {reason} "
                 f"(drgatectl exit 1)")

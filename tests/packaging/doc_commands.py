@@ -5,6 +5,13 @@ usage: doc_commands.py ROOT exec              every `kubectl ... exec deploy/drg
        doc_commands.py ROOT check             exit 1 when a documented exec line is not in
                                               tests/packaging/rehearsed-exec.txt (or the list
                                               names one the documents no longer have)
+       doc_commands.py ROOT exit-codes DRGATECTL
+                                              exit 1 when docs/cli.md's exit code table and
+                                              `DRGATECTL --help` differ (codes; the states and
+                                              gRPC codes each code names)
+       doc_commands.py ROOT alerts            exit 1 when deploy/README.md's alert table and
+                                              deploy/prometheus/drgate-alerts.yaml differ
+                                              (names, `for`, severity)
        doc_commands.py ROOT block FILE START  the lines of the ```sh blocks of FILE after the
                                               first line starting with START, up to the next
                                               numbered step or heading (continuations joined)
@@ -79,6 +86,65 @@ def block(root: pathlib.Path, file: str, start: str):
     return out
 
 
+def caps(text: str) -> set:
+    """The upper-case words of a text: job states and gRPC codes."""
+    return set(re.findall(r"\b[A-Z][A-Z_]{2,}\b", text))
+
+
+def check_exit_codes(root: pathlib.Path, drgatectl: str) -> int:
+    import subprocess
+    help_text = subprocess.run([drgatectl, "--help"], capture_output=True, text=True,
+                               check=True).stdout
+    block = help_text[help_text.index("Exit codes"):]
+    helped, code = {}, None
+    for line in block.splitlines()[1:]:
+        m = re.match(r"\s{2}(\d)\s+(.*)", line)
+        if m:
+            code = int(m.group(1))
+            helped[code] = m.group(2)
+        elif code is not None and line.startswith("     "):
+            helped[code] += " " + line.strip()
+    documented = {}
+    for line in (root / "docs/cli.md").read_text().splitlines():
+        m = re.match(r"\| (\d) \| (.*) \|$", line)
+        if m:
+            documented[int(m.group(1))] = m.group(2)
+    bad = 0
+    if set(helped) != set(documented) or not helped:
+        print(f"exit codes: drgatectl --help has {sorted(helped)}, docs/cli.md {sorted(documented)}")
+        bad += 1
+    for code in sorted(set(helped) & set(documented)):
+        if caps(helped[code]) != caps(documented[code]):
+            print(f"exit code {code}: drgatectl --help names {sorted(caps(helped[code]))}, "
+                  f"docs/cli.md {sorted(caps(documented[code]))}")
+            bad += 1
+    print(f"doc_commands: {len(helped)} exit codes compared, {bad} problem(s)")
+    return 1 if bad else 0
+
+
+def check_alerts(root: pathlib.Path) -> int:
+    import yaml
+    rules = yaml.safe_load((root / "deploy/prometheus/drgate-alerts.yaml").read_text())
+    want = {}
+    for group in rules["groups"]:
+        for r in group["rules"]:
+            if "alert" in r:
+                want[r["alert"]] = (r.get("for", "-"), r["labels"]["severity"])
+    have = {}
+    for line in (root / "deploy/README.md").read_text().splitlines():
+        m = re.match(r"\| `(Drgate\w+)` \| .* \| ([^|]+) \| (\w+) \|$", line)
+        if m:
+            have[m.group(1)] = (m.group(2).strip(), m.group(3))
+    bad = 0
+    for name in sorted(set(want) | set(have)):
+        if want.get(name) != have.get(name):
+            print(f"alert {name}: drgate-alerts.yaml (for, severity) = {want.get(name)}, "
+                  f"deploy/README.md's table = {have.get(name)}")
+            bad += 1
+    print(f"doc_commands: {len(want)} alerts compared, {bad} problem(s)")
+    return 1 if bad or not want else 0
+
+
 def main() -> int:
     root, what = pathlib.Path(sys.argv[1]).resolve(), sys.argv[2]
     if what == "exec":
@@ -102,6 +168,10 @@ def main() -> int:
             bad += 1
         print(f"doc_commands: {len(documented)} documented exec lines, {bad} problem(s)")
         return 1 if bad else 0
+    if what == "exit-codes":
+        return check_exit_codes(root, sys.argv[3])
+    if what == "alerts":
+        return check_alerts(root)
     if what == "block":
         for line in block(root, sys.argv[3], sys.argv[4]):
             print(line)
