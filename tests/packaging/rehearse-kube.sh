@@ -35,7 +35,7 @@ t0=$SECONDS
 step_start=$SECONDS
 step() { say "$1 ($((SECONDS - step_start)) s)"; step_start=$SECONDS; }
 
-for port in 50051 9464; do
+for port in 50051 8443 9464; do
   ! ss -Hltn "sport = :$port" | grep -q . || die "port $port is in use on this host (the rehearsal's pod uses the host network)"
 done
 
@@ -46,7 +46,7 @@ plays=()
 cleanup() {
   local p
   for p in "${plays[@]}"; do drgate_engine kube play --down "$p" >/dev/null 2>&1 || true; done
-  drgate_engine secret rm drgate-commserv drgate-caller >/dev/null 2>&1 || true
+  drgate_engine secret rm drgate-commserv drgate-caller drgate-tls >/dev/null 2>&1 || true
   drgate_engine volume rm -f drgate-registry >/dev/null 2>&1 || true
   [[ -n $sim_pid ]] && { kill -TERM "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; }
   rm -rf "$work"
@@ -136,14 +136,18 @@ for d in docs:
         spec = d["spec"]["template"]["spec"]
         spec["hostNetwork"] = True
         c = spec["containers"][0]
+        named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        port = lambda x: named.get(x, x)  # a probe may name a port
         c.pop("ports", None)
         with open(sys.argv[3], "w") as f:
             for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
                 p = c[kind]
                 if "grpc" in p:
-                    f.write(f"{kind} grpc {p['grpc']['port']} {p['grpc'].get('service', '')}\n")
+                    f.write(f"{kind} grpc {port(p['grpc']['port'])} {p['grpc'].get('service', '')}\n")
                 elif "httpGet" in p:
-                    f.write(f"{kind} http {p['httpGet']['port']} {p['httpGet']['path']}\n")
+                    f.write(f"{kind} http {port(p['httpGet']['port'])} {p['httpGet']['path']}\n")
+                else:
+                    sys.exit(f"rehearse-kube: no rehearsal for the probe {kind}: {p}")
                 # podman would run exec/http probes as health checks; the rehearsal does it
                 c.pop(kind)
         for v in spec["volumes"]:
@@ -178,7 +182,6 @@ drgate_engine exec "$ctr" test -s /var/lib/drgate/drgate.db || bad "no registry 
 step "3. pod ready (probes as the kubelet runs them), uid, read-only root, no capabilities"
 
 # ------------------------------------------------------------------ 4. the documented exec lines
-# A failed job first, so that the runbooks' `--state failed` finds what the alert saw.
 while IFS=$'\t' read -r want cmd; do
   [[ -z $want || $want == \#* ]] && continue
   run=${cmd//'{{ $labels.commcell }}'/prod}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The VM journey of docs/packaging.md ("First steps after installing"), run as written in a fresh
+# The VM journey of docs/packaging.md ("First steps after installing") and of
+# docs/administration.md (registry backup while drgate runs, restore), run as written in a fresh
 # Debian root where the package was just installed (tests/packaging/run.sh runs this inside
 # debian:12-slim, as root, on the host network). commserv-sim on loopback is the CommServe.
 # Each documented line runs as it is, except what a container has not:
@@ -10,10 +11,15 @@
 #                        -> the unit's ExecStart, run as the unit's User/Group with its
 #                           RuntimeDirectory, StateDirectory, WorkingDirectory, UMask and
 #                           LimitNOFILE, no new privileges and no capabilities
+#   systemctl stop|start drgate -> SIGTERM to that process | the same start again
 #   journalctl -u drgate -> that process's output
-# usage: rehearse-vm.sh COMMANDS_FILE SIM_URL SIM_CA_FILE SIM_PASSWORD_FILE
+# Between the documents' blocks the rehearsal starts a DR backup of its own before the registry
+# backup and one after it: after the restore, `jobs list` must show the first, and drgate's own
+# jobs (--origin drgate) the first and not the second.
+# usage: rehearse-vm.sh DIR SIM_URL SIM_CA_FILE SIM_PASSWORD_FILE
+#   DIR holds first-steps.txt, backup.txt and restore.txt (doc_commands.py block ...)
 set -euo pipefail
-commands=$1 sim_url=$2 sim_ca=$3 sim_password=$4
+dir=$1 sim_url=$2 sim_ca=$3 sim_password=$4
 say() { echo "rehearse-vm: $*"; }
 fail() { echo "rehearse-vm: FAILED: $*" >&2; [[ -f /var/tmp/drgate.log ]] && tail -20 /var/tmp/drgate.log >&2; exit 1; }
 unit=/lib/systemd/system/drgate.service
@@ -69,19 +75,42 @@ start_unit() {  # systemctl enable --now drgate, as the unit says
   say "drgate running as $user (pid $drgate_pid)"
 }
 
-while IFS= read -r line; do
-  [[ -n $line ]] || continue
-  cmd=${line%%#*}                  # the documents' trailing comments
-  cmd=${cmd%"${cmd##*[![:space:]]}"}
-  say "docs/packaging.md: $cmd"
-  case $cmd in
-    "sudoedit "*) edit "${cmd#sudoedit }" ;;
-    "sudo systemctl enable --now drgate") start_unit ;;
-    "journalctl -u drgate") cat /var/tmp/drgate.log ;;
-    "sudo "*) eval "${cmd#sudo }" || fail "exit $? from: $cmd" ;;
-    *) eval "$cmd" || fail "exit $? from: $cmd" ;;
-  esac
-done <"$commands"
-[[ -n $drgate_pid ]] || fail "the documented steps never started drgate"
+run_block() {  # FILE: the documented lines, each as written; the output of the last in $out
+  local line cmd
+  while IFS= read -r line; do
+    [[ -n $line ]] || continue
+    cmd=${line%%  #*}                # the documents' trailing comments
+    cmd=${cmd%"${cmd##*[![:space:]]}"}
+    say "docs: $cmd"
+    out=
+    case $cmd in
+      "sudoedit "*) edit "${cmd#sudoedit }" ;;
+      "sudo systemctl enable --now drgate" | "sudo systemctl start drgate") start_unit ;;
+      "sudo systemctl stop drgate") stop ;;
+      "journalctl -u drgate") cat /var/tmp/drgate.log ;;
+      *)
+        out=$(eval "${cmd#sudo }" 2>&1) || { echo "$out" >&2; fail "exit $? from: $cmd"; }
+        [[ -z $out ]] || echo "$out" | head -n 20 | sed 's/^/    /'
+        if [[ $cmd == *integrity_check* && $out != ok ]]; then fail "integrity check: $out"; fi ;;
+    esac
+  done <"$1"
+}
+ctl() { drgatectl --token-file /etc/drgate/operator.token --output json "$@"; }
+job_of() { sed -n 's/.*"job_id": *"\{0,1\}\([0-9][0-9]*\).*/\1/p' | head -n1; }
+
+run_block "$dir/first-steps.txt"
+[[ -n $drgate_pid ]] || fail "the documented first steps never started drgate"
+before=$(ctl backup --commcell prod --type full --request-id rehearsal-before --wait | job_of)
+[[ -n $before ]] || fail "no job id from the backup before the registry backup"
+run_block "$dir/backup.txt"
+after=$(ctl backup --commcell prod --type differential --request-id rehearsal-after --wait | job_of)
+[[ -n $after ]] || fail "no job id from the backup after the registry backup"
+run_block "$dir/restore.txt"
+grep -qw "$before" <<<"$out" || fail "after the restore, jobs list lacks job $before (taken before the backup)"
+# drgate may record the later job again from the CommServe's DR job list, but as the
+# CommServe's (origin commserv): as drgate's own it must be gone with the restore.
+own=$(ctl jobs list --origin drgate --all)
+grep -q "\"$before\"" <<<"$own" || fail "after the restore, drgate's own jobs lack $before: $own"
+! grep -q "\"$after\"" <<<"$own" || fail "after the restore, drgate's own jobs still have $after (started after the backup)"
 stop
-say "docs/packaging.md's first steps work as written"
+say "docs/packaging.md's first steps, registry backup and restore work as written (jobs $before kept, $after gone)"

@@ -7,8 +7,9 @@
 #   3. The package installed with apt into a fresh debian:12-slim: its Depends resolve every
 #      library, postinst made the user, the state folder and a token, --version and
 #      --check-config work, purge removes what the package made.
-#      Then docs/packaging.md's first steps, run as written against commserv-sim
-#      (tests/packaging/rehearse-vm.sh: the unit's ExecStart as the unit's user).
+#      Then docs/packaging.md's first steps and docs/administration.md's registry backup and
+#      restore, run as written against commserv-sim (tests/packaging/rehearse-vm.sh: the unit's
+#      ExecStart as the unit's user).
 #   4. The image as Kubernetes runs it (uid 10001, --read-only, --cap-drop all,
 #      no-new-privileges, host network) against commserv-sim from BUILD/bin on loopback: gRPC
 #      health SERVING, /metrics with drgate_build_info of this version, `drgatectl backup --wait`
@@ -123,9 +124,13 @@ cp "$sim_cert" "$work/etc/sim-ca.pem"
 # ------------------------------------------------------------------ 3. the package in a fresh root
 mkdir -p "$work/pkg" && cp "$deb" "$work/pkg/"
 cp "$root/tests/packaging/rehearse-vm.sh" "$work/etc/sim-ca.pem" "$work/etc/password" "$work/pkg/"
-python3 "$root/tests/packaging/doc_commands.py" "$root" block docs/packaging.md "First steps after installing" \
-  >"$work/pkg/first-steps.txt"
-[[ -s $work/pkg/first-steps.txt ]] || fail "docs/packaging.md has no first steps"
+for spec in "first-steps docs/packaging.md First steps after installing" \
+            "backup docs/administration.md ## Back up the registry" \
+            "restore docs/administration.md ## Restore the registry"; do
+  read -r out doc start <<<"$spec"
+  python3 "$root/tests/packaging/doc_commands.py" "$root" block "$doc" "$start" >"$work/pkg/$out.txt"
+  [[ -s $work/pkg/$out.txt ]] || fail "$doc has no commands after '$start'"
+done
 chmod -R a+rX "$work/pkg"
 drgate_engine run --rm --network host -v "$work/pkg:/pkg:ro" -e SIM_URL="$sim_url" debian:12-slim bash -euo pipefail -c '
   fail() { echo "install test: $*" >&2; exit 1; }
@@ -143,7 +148,7 @@ drgate_engine run --rm --network host -v "$work/pkg:/pkg:ro" -e SIM_URL="$sim_ur
     fail "check-config without the password file: exit $rc, $(cat err)"
   grep -q "identity: local-operator" /etc/drgate/tokens.yaml || fail "no operator entry"
   # docs/packaging.md, first steps as written; the token the postinst made is used there.
-  bash /pkg/rehearse-vm.sh /pkg/first-steps.txt "$SIM_URL" /pkg/sim-ca.pem /pkg/password
+  bash /pkg/rehearse-vm.sh /pkg "$SIM_URL" /pkg/sim-ca.pem /pkg/password
   setpriv --reuid drgate --regid drgate --init-groups \
     drgate --config /etc/drgate/drgate.yaml --check-config
   dpkg --purge drgate >/dev/null
