@@ -16,7 +16,9 @@
 # loopback) with the listen addresses moved to 127.0.0.1, no containerPort entries (refused with
 # hostNetwork), `optional: false` on ConfigMap/Secret volumes (podman panics without it), Secret
 # values base64-decoded into the podman secret (podman 4.3 does not decode them), the CronJob's
-# pod template run as a Pod with drgate.drgate.svc resolving to 127.0.0.1 (no cluster DNS).
+# pod template run as a Pod with drgate.drgate.svc resolving to 127.0.0.1 through a mounted
+# /etc/hosts (no cluster DNS; GRPC_DNS_RESOLVER=native, since gRPC's c-ares resolver reads no
+# /etc/hosts).
 # Runs every step and fails at the end when one failed. Removes its pods, secrets and volumes.
 # usage: tests/packaging/rehearse-kube.sh IMAGE [BUILD_DIR]   (as root; called by run.sh)
 # Needs podman with catatonit, kubectl and the built commserv-sim and drgatectl.
@@ -112,7 +114,7 @@ if not m:
     sys.exit("deploy/README.md has no overlays/prod example")
 print(m.group(1), end="")
 PY
-sed -i "s|newName: registry.example.com/drgate|newName: ${image%:*}|; s|newTag: .*|newTag: $version|" \
+sed -i "s|newName: registry.example.com/drgate |newName: ${image%:*} |; s|newTag: .*|newTag: $version|" \
   "$work/k/overlays/prod/kustomization.yaml"
 # The operator's drgate.yaml: the base's, pointed at the simulator; listening on loopback only,
 # since the rehearsal's pod shares the host's network.
@@ -122,6 +124,7 @@ sed -e "s|url: https://commserve.example.com/commandcenter/api|url: $sim_url/com
 grep -q "$sim_url" "$work/k/overlays/prod/drgate.yaml" || die "the base's drgate.yaml has no example CommServe url to replace"
 cp "$sim_cert" "$work/k/overlays/prod/commserv-ca.pem"
 kubectl kustomize "$work/k/overlays/prod" >"$work/rendered.yaml" || die "kubectl kustomize"
+grep -q "image: $image\$" "$work/rendered.yaml" || die "the README's overlay does not set the image: $(grep 'image:' "$work/rendered.yaml")"
 step "2. overlay rendered ($(grep -c '^kind:' "$work/rendered.yaml") objects)"
 
 # ------------------------------------------------------------------ 3. podman kube play
@@ -201,16 +204,26 @@ step "4. documented exec lines"
 
 # ------------------------------------------------------------------ 5. the CronJob example
 kubectl kustomize "$root/deploy/kubernetes/examples" >"$work/cron.yaml" || die "kubectl kustomize examples"
-python3 - "$work/cron.yaml" "$work/cron-play.yaml" "$image" <<'PY'
+printf '127.0.0.1 localhost drgate.drgate.svc\n' >"$work/hosts"
+chmod 0644 "$work/hosts"
+python3 - "$work/cron.yaml" "$work/cron-play.yaml" "$image" "$work/hosts" <<'PY'
 import sys, yaml
 cron = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "CronJob")
 pod_t = cron["spec"]["jobTemplate"]["spec"]["template"]
 spec = pod_t["spec"]
 spec["hostNetwork"] = True
-spec["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": ["drgate.drgate.svc"]}]
+# Stand-in for cluster DNS: an /etc/hosts naming the Service (podman 4.3 ignores hostAliases
+# on the host network).
+spec.setdefault("volumes", []).append(
+    {"name": "rehearsal-hosts", "hostPath": {"path": sys.argv[4], "type": "File"}})
 for c in spec["containers"]:
     c["image"] = sys.argv[3]
     c.pop("ports", None)
+    # gRPC's default resolver (c-ares) asks DNS only; the stand-in for cluster DNS is the
+    # hostAliases entry in /etc/hosts, which the native resolver reads.
+    c.setdefault("env", []).append({"name": "GRPC_DNS_RESOLVER", "value": "native"})
+    c.setdefault("volumeMounts", []).append(
+        {"name": "rehearsal-hosts", "mountPath": "/etc/hosts", "readOnly": True})
 for v in spec.get("volumes", []):
     for k in ("secret", "configMap"):
         if k in v:
