@@ -49,11 +49,14 @@ cleanup() {
   local p
   for p in "${plays[@]}"; do drgate_engine kube play --down "$p" >/dev/null 2>&1 || true; done
   drgate_engine secret rm drgate-commserv drgate-caller drgate-tls >/dev/null 2>&1 || true
-  drgate_engine volume rm -f drgate-registry >/dev/null 2>&1 || true
+  # the plays' volumes (ConfigMap, Secret, PVC) persist: remove those this run made
+  comm -13 "$work/volumes.before" <(drgate_engine volume ls -q 2>/dev/null | sort) |
+    xargs -r "${drgate_engine_cmd[@]}" volume rm -f >/dev/null 2>&1 || true
   [[ -n $sim_pid ]] && { kill -TERM "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; }
   rm -rf "$work"
 }
 trap cleanup EXIT
+drgate_engine volume ls -q | sort >"$work/volumes.before"
 version=${image##*:}
 
 # ------------------------------------------------------------------ the CommServe stand-in
