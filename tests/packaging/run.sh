@@ -132,6 +132,10 @@ for spec in "first-steps docs/packaging.md First steps after installing" \
   [[ -s $work/pkg/$out.txt ]] || fail "$doc has no commands after '$start'"
 done
 chmod -R a+rX "$work/pkg"
+# The package's configuration listens on 127.0.0.1:50051 and :9464, here the host's loopback.
+for port in 50051 9464; do
+  ! ss -Hltn "sport = :$port" | grep -q . || fail "port $port is in use on this host (the VM rehearsal runs on the host network)"
+done
 drgate_engine run --rm --network host -v "$work/pkg:/pkg:ro" -e SIM_URL="$sim_url" debian:12-slim bash -euo pipefail -c '
   fail() { echo "install test: $*" >&2; exit 1; }
   apt-get update -qq
