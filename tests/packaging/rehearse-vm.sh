@@ -58,7 +58,8 @@ start_unit() {  # systemctl enable --now drgate, as the unit says
   (
     cd "${wd:-/}"
     [[ -z $umask_ ]] || umask "$umask_"
-    [[ -z $nofile ]] || ulimit -n "$nofile"
+    # systemd raises the hard limit too; a container cannot go above its own
+    [[ -z $nofile ]] || ulimit -n "$nofile" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     # shellcheck disable=SC2086  # ExecStart is a command line
     exec setpriv --reuid "$user" --regid "$group" --init-groups --no-new-privs \
       --inh-caps=-all --bounding-set=-all $exec_start
