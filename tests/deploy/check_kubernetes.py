@@ -4,12 +4,13 @@
 - deploy/kubernetes (the top level) renders the base plus the Prometheus Operator objects; the
   base alone renders no monitoring.coreos.com object (it must apply on clusters without the CRDs)
   and no Secret;
-- the Deployment: one replica, Recreate, ports grpc 50051 and metrics 9464, native gRPC probes on
-  50051 (startup + liveness: service `liveness`, readiness: service `readiness`), and the hardened
+- the Deployment: one replica, Recreate, ports grpc 50051, https 8443 and metrics 9464, HTTP
+  probes on the metrics port (startup + liveness: /healthz, readiness: /readyz), the drgate-tls
+  Secret mounted at /run/secrets/drgate-tls, and the hardened
   security context (runAsNonRoot, readOnlyRootFilesystem, allowPrivilegeEscalation false,
   capabilities drop ALL, not privileged);
-- the Service exposes 50051 and 9464 and selects the Deployment's pods;
-- the NetworkPolicy selects drgate's pods, admits 50051 only from drgate clients and 9464 only
+- the Service exposes 50051, 8443 and 9464 and selects the Deployment's pods;
+- the NetworkPolicy selects drgate's pods, admits 50051 and 8443 only from drgate clients and 9464 only
   from the monitoring namespace, and allows egress only to DNS and 443/80/81;
 - the ServiceMonitor selects the Service and scrapes its `metrics` port;
 - the PrometheusRule's groups equal deploy/prometheus/drgate-alerts.yaml's groups (both parsed),
@@ -104,12 +105,19 @@ def check_deployment(objs):
         return d
     c = cs[0]
     ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
-    check(ports == {"grpc": 50051, "metrics": 9464}, f"Deployment: ports {ports}")
-    for probe, service in (("startupProbe", "liveness"), ("livenessProbe", "liveness"),
-                           ("readinessProbe", "readiness")):
-        g = c.get(probe, {}).get("grpc", {})
-        check(g.get("port") == 50051 and g.get("service") == service,
-              f"Deployment: {probe} must be grpc port 50051 service {service}, is {c.get(probe)}")
+    check(ports == {"grpc": 50051, "https": 8443, "metrics": 9464}, f"Deployment: ports {ports}")
+    # gRPC and HTTP/JSON are TLS; the kubelet's gRPC probes cannot speak TLS, so the probes are
+    # HTTP on the plaintext metrics port.
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"),
+                        ("readinessProbe", "/readyz")):
+        g = c.get(probe, {}).get("httpGet", {})
+        check(g.get("port") == "metrics" and g.get("path") == path,
+              f"Deployment: {probe} must be httpGet port metrics {path}, is {c.get(probe)}")
+    mounts = {m.get("mountPath"): m.get("name") for m in c.get("volumeMounts", [])}
+    vols = {v.get("name"): v for v in pod.get("volumes", [])}
+    tls = vols.get(mounts.get("/run/secrets/drgate-tls"), {}).get("secret", {})
+    check(tls.get("secretName") == "drgate-tls",
+          f"Deployment: the drgate-tls Secret is not mounted at /run/secrets/drgate-tls")
     check_container_security("Deployment container drgate", c, pod_sc)
     return d
 
@@ -118,7 +126,8 @@ def check_service(objs, pod_labels):
     s = one(objs, "Service", "deploy/kubernetes")
     spec = s.get("spec", {})
     ports = {p.get("name"): (p.get("port"), p.get("targetPort")) for p in spec.get("ports", [])}
-    check(ports == {"grpc": (50051, "grpc"), "metrics": (9464, "metrics")},
+    check(ports == {"grpc": (50051, "grpc"), "https": (8443, "https"),
+                    "metrics": (9464, "metrics")},
           f"Service: ports {ports}")
     check(selects(spec.get("selector"), pod_labels), "Service: does not select drgate's pods")
     return s
@@ -142,12 +151,12 @@ def check_networkpolicy(objs, pod_labels):
         check(rule.get("from"), f"NetworkPolicy: ingress to {ports} from everywhere")
         for p in ports:
             by_port[p] = rule.get("from", [])
-    check(sorted(by_port) == [(9464, "TCP"), (50051, "TCP")],
-          f"NetworkPolicy: ingress ports {sorted(by_port)}, expected 50051 and 9464")
-    for peer in by_port.get((50051, "TCP"), []):
+    check(sorted(by_port) == [(8443, "TCP"), (9464, "TCP"), (50051, "TCP")],
+          f"NetworkPolicy: ingress ports {sorted(by_port)}, expected 50051, 8443 and 9464")
+    for peer in by_port.get((50051, "TCP"), []) + by_port.get((8443, "TCP"), []):
         sels = [peer.get(k, {}).get("matchLabels", {}) for k in ("podSelector", "namespaceSelector")]
         check(any(s.get("drgate-client") == "true" for s in sels) and "ipBlock" not in peer,
-              f"NetworkPolicy: 50051 peer {peer} is not restricted to drgate-client")
+              f"NetworkPolicy: 50051/8443 peer {peer} is not restricted to drgate-client")
     for peer in by_port.get((9464, "TCP"), []):
         check(peer.get("namespaceSelector", {}).get("matchLabels") ==
               {"kubernetes.io/metadata.name": "monitoring"} and "podSelector" not in peer,
@@ -208,9 +217,10 @@ def check_cronjob(objs):
     script = " ".join(c.get("command", []) + c.get("args", []))
     script = re.sub(r"\\\n\s*", " ", script)
     check(c.get("command", [None])[0] == "sh", "CronJob: runs through sh -c")
-    for word in ("drgatectl --server drgate.drgate.svc:50051 --output json", "backup",
-                 "--commcell", "--type full", "--wait ", "--wait-timeout 4h",
-                 '--request-id "cron-$(date -u +%Y%m%d)"'):
+    for word in ("drgatectl --server drgate.drgate.svc:50051 --output json", " ensure ",
+                 "--commcell", "--type full", "--max-age ", "--wait ", "--wait-timeout 4h",
+                 '--request-id "cron-full-$(date -u +%Y%m%d)"', '"$rc" -eq 6',
+                 "--ca-file /run/secrets/drgate-tls/ca.crt"):
         check(word in script, f"CronJob: the command lacks {word!r}: {script}")
 
 
@@ -248,6 +258,15 @@ def main():
     check(r.returncode == 0, "the committed PrometheusRule is stale:\n" + r.stderr)
 
     check_cronjob(render(kubectl, os.path.join(k8s, "examples")))
+
+    # overlays/cert-manager: the base plus a Certificate writing the Secret the base mounts.
+    cm = render(kubectl, os.path.join(k8s, "overlays", "cert-manager"))
+    certs = [o for o in cm if o.get("kind") == "Certificate"]
+    check(len(certs) == 1 and certs[0]["spec"].get("secretName") == "drgate-tls"
+          and certs[0]["metadata"].get("namespace") == "drgate"
+          and "drgate.drgate.svc" in certs[0]["spec"].get("dnsNames", []),
+          f"overlays/cert-manager: one Certificate in drgate writing drgate-tls for "
+          f"drgate.drgate.svc, got {certs}")
 
     for e in errors:
         print("check_kubernetes: " + e, file=sys.stderr)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Renders the Kustomize base and checks the properties deploy/README.md promises: one replica
 # with the Recreate strategy (SQLite has a single writer), the hardened security context, native
-# gRPC probes, the mounts, and no Secret in the output (the password Secret is created apart).
+# probes, TLS, the mounts, and no Secret in the output (the password Secret is created apart).
 #
 # usage: check_kustomize.sh KUBECTL BASE_DIR
 set -euo pipefail
@@ -31,8 +31,10 @@ expect "read-only root" 'readOnlyRootFilesystem: true'
 expect "no privilege escalation" 'allowPrivilegeEscalation: false'
 expect "drop ALL" '^ *- ALL$'
 expect "seccomp RuntimeDefault" 'type: RuntimeDefault'
-expect "liveness gRPC probe" 'service: liveness'
-expect "readiness gRPC probe" 'service: readiness'
+expect "liveness probe" 'path: /healthz$'
+expect "readiness probe" 'path: /readyz$'
+expect "TLS secret mount" 'mountPath: /run/secrets/drgate-tls$'
+expect "gRPC TLS in the config" 'cert_file: /run/secrets/drgate-tls/tls.crt'
 expect "config mount" 'mountPath: /etc/drgate$'
 expect "secret mount" 'mountPath: /run/secrets/drgate$'
 expect "registry mount" 'mountPath: /var/lib/drgate$'
@@ -40,6 +42,7 @@ expect "tmp mount" 'mountPath: /tmp$'
 expect "args" '- /etc/drgate/drgate.yaml$'
 expect "grpc port" 'port: 50051$'
 expect "metrics port" 'port: 9464$'
+expect "https port" 'port: 8443$'
 expect "scrape annotation" 'prometheus.io/scrape: "true"'
 expect "no service account token" 'automountServiceAccountToken: false'
 expect "registry path in the config" 'path: /var/lib/drgate/drgate.db'

@@ -282,8 +282,16 @@ def scenario_ansible(args, tmp):
         check(f"DR backup job {job_id} on CommCell {COMMCELL} JOB_STATE_SUCCEEDED" in out,
               f"it reports job {job_id} succeeded\n{out}")
 
+        # The default is ensure --max-age 6h: a second play, with another request id, answers
+        # the job that just succeeded and starts nothing.
+        rc, out, err = run(cmd + ["-e", "drgate_request_id=ansible-again"])
+        check(rc == 0 and sim.posts() == 1,
+              f"ensure answers the recent backup, no second POST (exit {rc}, "
+              f"{sim.posts()} POSTs)\n{out}{err}")
+
         reason = "examples test: media agent offline"
-        job_id, rc, out, err = run_while(cmd + ["-e", "drgate_request_id=ansible-fail"], sim, 2,
+        job_id, rc, out, err = run_while(cmd + ["-e", "drgate_request_id=ansible-fail",
+                                                "-e", "drgate_max_age="], sim, 2,
                                          "Failed", reason)
         want = (f"DR backup job {job_id} on CommCell {COMMCELL} ended JOB_STATE_FAILED: {reason} "
                 f"(drgatectl exit 1)")
@@ -329,10 +337,18 @@ def scenario_ansible_http(args, tmp):
               "Idempotency-Key ansible-http-ok)" in out, f"it finds job {job_id} again\n{out}")
         check(sim.posts() == 1 and len(sim.jobs()) == 1, "one upstream POST for both runs")
 
+        # 2b. The default is ensureRecent (drgate_max_age 6h): another key answers the job that
+        #     just succeeded and starts nothing.
+        rc, out, err = run(cmd + ["-e", "drgate_request_id=ansible-http-again"])
+        check(rc == 0 and f"DR backup job {job_id} on CommCell {COMMCELL} JOB_STATE_SUCCEEDED" in out
+              and sim.posts() == 1, f"ensureRecent answers job {job_id}, no second POST "
+              f"(exit {rc}, {sim.posts()} POSTs)\n{out}{err}")
+
         # 3. A failing backup, the token given as a variable and the CommCell found through
         #    GET /v1/commcells: the play fails naming the job, its state and the reason.
         reason = "examples test: media agent offline"
-        fail = base + ["-e", f"drgate_token={token}", "-e", "drgate_request_id=ansible-http-fail"]
+        fail = base + ["-e", f"drgate_token={token}", "-e", "drgate_request_id=ansible-http-fail",
+                       "-e", "drgate_max_age="]
         job_id, rc, out, err = run_while(fail, sim, 2, "Failed", reason)
         want = (f"DR backup job {job_id} on CommCell {COMMCELL} ended JOB_STATE_FAILED: {reason} "
                 f"(CommServe status: Failed)")
@@ -344,7 +360,7 @@ def scenario_ansible_http(args, tmp):
         #    starts one job. With -vvv, as a log would hold it: the token stays out (no_log).
         sim.call("/_sim/faults", {"endpoint": "DRBackup", "action": "status",
                                   "http_status": 503, "count": 1})
-        retry = cmd + ["-vvv", "-e", "drgate_request_id=ansible-http-retry"]
+        retry = cmd + ["-vvv", "-e", "drgate_request_id=ansible-http-retry", "-e", "drgate_max_age="]
         job_id, rc, out, err = run_while(retry, sim, 3, "Completed")
         check(rc == 0, f"the play succeeds after a 503 (exit {rc})\n{out}{err}")
         check("FAILED - RETRYING: [localhost]: Trigger the DR backup" in out and

@@ -7,11 +7,18 @@
 #   3. The package installed with apt into a fresh debian:12-slim: its Depends resolve every
 #      library, postinst made the user, the state folder and a token, --version and
 #      --check-config work, purge removes what the package made.
+#      Then docs/packaging.md's first steps and docs/administration.md's registry backup and
+#      restore, run as written against commserv-sim (tests/packaging/rehearse-vm.sh: the unit's
+#      ExecStart as the unit's user).
 #   4. The image as Kubernetes runs it (uid 10001, --read-only, --cap-drop all,
 #      no-new-privileges, host network) against commserv-sim from BUILD/bin on loopback: gRPC
 #      health SERVING, /metrics with drgate_build_info of this version, `drgatectl backup --wait`
 #      inside the image succeeds, SIGTERM ends drgate with exit 0 within shutdown_grace.
-# Prints the time of each step and the image size. Removes its containers, images and store
+#   5. deploy/README.md's Kubernetes journey run as written with `podman kube play`
+#      (tests/packaging/rehearse-kube.sh): Secrets, render, ready pod, every documented
+#      `kubectl exec` line, the CronJob example's pod.
+# Prints the time of each step and the image size. Without root it skips, except under CI=true,
+# where it fails: CI must not pass a stage that did not run. Removes its containers, images and store
 # at the end (DRGATE_KEEP_CONTAINERS=1 keeps the store and the base image for the next run).
 # usage: tests/packaging/run.sh [BUILD_DIR]    (default build/)
 set -euo pipefail
@@ -19,6 +26,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 if [[ $(id -u) != 0 ]]; then
   # mmdebstrap --mode=root, rootful podman and a state folder owned by uid 10001 need root
   # (CI runs as root).
+  if [[ ${CI:-} == true ]]; then
+    echo "packaging: FAILED: needs root, and CI=true does not allow skipping" >&2
+    exit 1
+  fi
   echo "packaging: SKIPPED: needs root" >&2
   exit 0
 fi
@@ -90,42 +101,12 @@ etc=$(drgate_engine run --rm --entrypoint /bin/ls "$image" -A /etc/drgate)
 [[ $etc == drgate.yaml ]] || fail "the image's /etc/drgate holds '$etc', expected only drgate.yaml"
 step "image build"
 
-# ------------------------------------------------------------------ 3. the package in a fresh root
-mkdir -p "$work/pkg" && cp "$deb" "$work/pkg/"
-drgate_engine run --rm --network host -v "$work/pkg:/pkg:ro" debian:12-slim bash -euo pipefail -c '
-  fail() { echo "install test: $*" >&2; exit 1; }
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends /pkg/*.deb >/dev/null
-  getent passwd drgate | grep -q ":/var/lib/drgate:/usr/sbin/nologin$" || fail "no user drgate"
-  [ "$(stat -c "%U:%G %a" /var/lib/drgate)" = "drgate:drgate 750" ] || fail "/var/lib/drgate: $(stat -c "%U:%G %a" /var/lib/drgate)"
-  [ "$(stat -c "%U:%G %a" /etc/drgate/tokens.yaml)" = "root:drgate 640" ] || fail "tokens.yaml mode"
-  [ "$(stat -c "%U %a" /etc/drgate/operator.token)" = "root 600" ] || fail "operator.token mode"
-  ! ldd /usr/sbin/drgate /usr/bin/drgatectl | grep "not found" || fail "unresolved libraries"
-  drgate --version
-  drgatectl --version
-  rc=0; drgate --config /etc/drgate/drgate.yaml --check-config 2>err || rc=$?
-  [ $rc = 2 ] && grep -q "commcells\[0\].password_file.*commserv-password" err ||
-    fail "check-config without the password file: exit $rc, $(cat err)"
-  install -m 0640 -o root -g drgate /dev/null /etc/drgate/commserv-password
-  echo secret >/etc/drgate/commserv-password
-  setpriv --reuid drgate --regid drgate --init-groups \
-    drgate --config /etc/drgate/drgate.yaml --check-config
-  # The token the postinst made is accepted by drgate (its hash is in tokens.yaml).
-  grep -q "identity: local-operator" /etc/drgate/tokens.yaml || fail "no operator entry"
-  dpkg --purge drgate >/dev/null
-  for p in /var/lib/drgate /etc/drgate /usr/sbin/drgate /lib/systemd/system/drgate.service; do
-    [ ! -e $p ] || fail "$p left after purge"
-  done
-  echo "install test: installed, configured, checked and purged"
-' || fail "package installation test"
-step "package installation in debian:12-slim"
-
-# ------------------------------------------------------------------ 4. the image against commserv-sim
+# ------------------------------------------------------------------ commserv-sim (steps 3 and 4)
 state=$work/state
 mkdir -p "$work/etc" "$work/sim" "$state"
 chown 10001:10001 "$state"
-printf 'admin\n' >"$work/etc/password"
-"$build/bin/commserv-sim" --listen 127.0.0.1:0 --cert-out "$work/sim" --username admin \
+printf 'commserv-secret\n' >"$work/etc/password"
+"$build/bin/commserv-sim" --listen 127.0.0.1:0 --cert-out "$work/sim" --username drgate-svc \
   --password-file "$work/etc/password" --job-duration-ms 2000 --quiet >"$work/sim.out" 2>&1 &
 pids+=($!)
 wait_line() {  # FILE-PRODUCING-COMMAND PATTERN: the last word of the first matching line
@@ -140,6 +121,51 @@ wait_line() {  # FILE-PRODUCING-COMMAND PATTERN: the last word of the first matc
 sim_url=$(wait_line "cat $work/sim.out" "listening on")
 sim_cert=$(wait_line "cat $work/sim.out" "certificate")
 cp "$sim_cert" "$work/etc/sim-ca.pem"
+# ------------------------------------------------------------------ 3. the package in a fresh root
+mkdir -p "$work/pkg" && cp "$deb" "$work/pkg/"
+cp "$root/tests/packaging/rehearse-vm.sh" "$work/etc/sim-ca.pem" "$work/etc/password" "$work/pkg/"
+for spec in "first-steps docs/packaging.md First steps after installing" \
+            "backup docs/administration.md ## Back up the registry" \
+            "restore docs/administration.md ## Restore the registry"; do
+  read -r out doc start <<<"$spec"
+  python3 "$root/tests/packaging/doc_commands.py" "$root" block "$doc" "$start" >"$work/pkg/$out.txt"
+  [[ -s $work/pkg/$out.txt ]] || fail "$doc has no commands after '$start'"
+done
+chmod -R a+rX "$work/pkg"
+# The package's configuration listens on 127.0.0.1:50051 and :9464, here the host's loopback.
+for port in 50051 9464; do
+  ! ss -Hltn "sport = :$port" | grep -q . || fail "port $port is in use on this host (the VM rehearsal runs on the host network)"
+done
+drgate_engine run --rm --network host -v "$work/pkg:/pkg:ro" -e SIM_URL="$sim_url" debian:12-slim bash -euo pipefail -c '
+  fail() { echo "install test: $*" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends /pkg/*.deb >/dev/null
+  getent passwd drgate | grep -q ":/var/lib/drgate:/usr/sbin/nologin$" || fail "no user drgate"
+  [ "$(stat -c "%U:%G %a" /var/lib/drgate)" = "drgate:drgate 750" ] || fail "/var/lib/drgate: $(stat -c "%U:%G %a" /var/lib/drgate)"
+  [ "$(stat -c "%U:%G %a" /etc/drgate/tokens.yaml)" = "root:drgate 640" ] || fail "tokens.yaml mode"
+  [ "$(stat -c "%U %a" /etc/drgate/operator.token)" = "root 600" ] || fail "operator.token mode"
+  ! ldd /usr/sbin/drgate /usr/bin/drgatectl | grep "not found" || fail "unresolved libraries"
+  drgate --version
+  drgatectl --version
+  rc=0; drgate --config /etc/drgate/drgate.yaml --check-config 2>err || rc=$?
+  [ $rc = 2 ] && grep -q "commcells\[0\].password_file.*commserv-password" err ||
+    fail "check-config without the password file: exit $rc, $(cat err)"
+  grep -q "identity: local-operator" /etc/drgate/tokens.yaml || fail "no operator entry"
+  # docs/packaging.md, first steps as written; the token the postinst made is used there.
+  bash /pkg/rehearse-vm.sh /pkg "$SIM_URL" /pkg/sim-ca.pem /pkg/password
+  setpriv --reuid drgate --regid drgate --init-groups \
+    drgate --config /etc/drgate/drgate.yaml --check-config
+  # The CA file the rehearsal put there belongs to the operator: dpkg rightly leaves it.
+  rm -f /etc/drgate/commserv-ca.pem
+  dpkg --purge drgate >/dev/null
+  for p in /var/lib/drgate /etc/drgate /usr/sbin/drgate /lib/systemd/system/drgate.service; do
+    [ ! -e $p ] || fail "$p left after purge"
+  done
+  echo "install test: installed, configured, checked and purged"
+' || fail "package installation test"
+step "package installation in debian:12-slim"
+
+# ------------------------------------------------------------------ 4. the image against commserv-sim
 cat >"$work/etc/drgate.yaml" <<YAML
 registry:
   path: /var/lib/drgate/drgate.db
@@ -151,7 +177,7 @@ auth:
 commcells:
   - name: sim
     url: $sim_url/commandcenter/api
-    username: admin
+    username: drgate-svc
     password_file: /etc/drgate/password
     ca_file: /etc/drgate/sim-ca.pem
 YAML
@@ -181,4 +207,8 @@ stop_ms=$((($(date +%s%N) - start_ns) / 1000000))
 ((stop_ms <= 5000 + 2000)) || fail "SIGTERM took $stop_ms ms (shutdown_grace 5 s)"
 say "image smoke: health SERVING, /metrics, drgatectl backup --wait, SIGTERM -> exit 0 in $stop_ms ms"
 step "image smoke test"
+
+# ------------------------------------------------------------------ 5. the Kubernetes rehearsal
+bash "$root/tests/packaging/rehearse-kube.sh" "$image" "$build" || fail "Kubernetes rehearsal of deploy/README.md"
+step "Kubernetes rehearsal"
 say "all packaging checks passed (image $image, $((size / 1000000)) MB)"

@@ -266,6 +266,7 @@ struct EnsureArgs {
   std::string type;
   std::string max_age;
   std::string request_id;
+  std::string origin;
   WaitArgs wait;
 };
 
@@ -312,6 +313,7 @@ class Commands {
     request.mutable_max_age()->set_seconds(max_age.count() / 1000);
     request.mutable_max_age()->set_nanos(static_cast<int>(max_age.count() % 1000) * 1'000'000);
     request.set_request_id(args.request_id.empty() ? NewRequestId() : args.request_id);
+    if (!args.origin.empty()) request.set_origin(*ParseJobOrigin(args.origin));
     v1::TriggerBackupResponse response;
     grpc::Status status = client_.EnsureRecentBackup(request, &response);
     if (!status.ok()) {
@@ -779,6 +781,13 @@ A call on drgate's socket is the local operator: the socket's file mode is its a
                    "UUID per invocation)")
       ->type_name("ID")
       ->check(RequestIdValidator());
+  ensure
+      ->add_option("--origin", ensure_args.origin,
+                   "Count only DR backups drgate started (drgate) or only the CommServe's own "
+                   "(commserv) as recent (default: any origin)")
+      ->check([](const std::string& text) {
+        return ParseJobOrigin(text) ? std::string() : "expected drgate or commserv";
+      });
   AddWaitOptions(ensure, &ensure_args.wait, true);
   ensure->footer(
       LeafFooter("  drgatectl ensure --commcell cs1 --type full --max-age 24h --wait\n"

@@ -28,8 +28,9 @@ packages=(
   # Packaging (tests/packaging/run.sh): the Debian package (dpkg-shlibdeps from dpkg-dev,
   # help2man for the man pages, lintian), its systemd unit (systemd-analyze), and the container
   # image built without a registry: podman/buildah with runc, a debian:12-slim base made by
-  # mmdebstrap from the Debian mirror.
-  dpkg-dev help2man lintian systemd podman buildah runc mmdebstrap uidmap
+  # mmdebstrap from the Debian mirror. catatonit: the pod's infra process, which
+  # `podman kube play` needs for the Kubernetes rehearsal (tests/packaging/rehearse-kube.sh).
+  dpkg-dev help2man lintian systemd podman buildah runc mmdebstrap uidmap catatonit
 )
 
 missing=()
