@@ -50,6 +50,7 @@
 
 #include "tools/drgatectl/client.h"
 #include "tools/drgatectl/output.h"
+#include "tools/drgatectl/registry_backup.h"
 
 #ifndef DRGATE_VERSION
 #define DRGATE_VERSION "unknown"
@@ -901,6 +902,31 @@ A call on drgate's socket is the local operator: the socket's file mode is its a
       "tokens.yaml starts with a line 'tokens:'; point auth.tokens_file at it.\n"
       "Exit codes: 0 printed, 2 usage error (bad flags, empty token, --token-out exists).");
 
+  // registry backup
+  CLI::App* registry_cmd = app.add_subcommand("registry", "Look after drgate's SQLite registry");
+  registry_cmd->require_subcommand(1);
+  std::string registry_path = "/var/lib/drgate/drgate.db";
+  std::string backup_file;
+  CLI::App* registry_backup = registry_cmd->add_subcommand(
+      "backup",
+      "Copy the SQLite registry to FILE while drgate runs: SQLite's online backup, one consistent\n"
+      "snapshot, checked (PRAGMA integrity_check) before it is named FILE. Reads the registry\n"
+      "file directly (run it where the file is: on the VM, or kubectl exec in the pod); no\n"
+      "server is contacted. A PostgreSQL registry is backed up with pg_dump instead.");
+  registry_backup
+      ->add_option("FILE", backup_file,
+                   "New file to write the copy to (never "
+                   "overwritten)")
+      ->required();
+  registry_backup
+      ->add_option("--registry", registry_path, "The registry file (drgate's registry.path)")
+      ->capture_default_str();
+  registry_backup->footer(
+      "Examples:\n"
+      "  sudo -u drgate drgatectl registry backup /var/lib/drgate/backup-$(date +%F).db\n"
+      "  kubectl exec deploy/drgate -- drgatectl registry backup /var/lib/drgate/backup.db\n\n"
+      "Exit codes: 0 copied, 2 FILE exists or the registry cannot be read, 4 the copy failed.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -911,6 +937,7 @@ A call on drgate's socket is the local operator: the socket's file mode is its a
   }
 
   if (*token_hash) return TokenHash(token_args);
+  if (*registry_backup) return BackupRegistry(registry_path, backup_file, std::cout, std::cerr);
 
   ConnectionOptions& connection = global.connection;
   connection.timeout = *ParseDuration(global.timeout);
