@@ -211,7 +211,13 @@ Section<MetricsConfig> MetricsSection() {
        "Address of /metrics, /healthz and /readyz (port 0 picks a free port).")
       .Add("tls", MetricsTlsSection().AsType(), Self<MetricsConfig>(), "TLS on the metrics port.")
       .Add("basic_auth", MetricsAuthSection().AsType(), Self<MetricsConfig>(),
-           "Basic auth on /metrics (the probes stay open).");
+           "Basic auth on /metrics (the probes stay open).")
+      .Add(
+          "per_commcell_histograms", config::Bool(),
+          [](MetricsConfig& c) -> bool& { return c.per_commcell_histograms; },
+          "Latency histograms per CommCell (true) or estate-wide, without the commcell label, "
+          "with only the series alerts read created up front (false: for hundreds of "
+          "CommCells, docs/sizing.md). Counters and gauges stay per CommCell. Read at start.");
   return s;
 }
 

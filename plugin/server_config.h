@@ -96,6 +96,8 @@ struct MetricsConfig {
   std::string username;
   std::string password_file;
   Secret password;  // read from password_file
+  // false: estate mode (MetricsOptions in core/metrics/metrics.h, docs/sizing.md).
+  bool per_commcell_histograms = true;
   bool operator==(const MetricsConfig&) const = default;
 };
 
