@@ -41,7 +41,7 @@ drgate=${drgate:-$bin/drgate}
 if ((quick)); then
   cells=${cells:-50}; window=${window:-3}
 else
-  cells=${cells:-1000}; window=${window:-30}
+  cells=${cells:-1000}; window=${window:-60}
 fi
 out=${out:-$root/.state/bench/out/estate}
 mkdir -p "$out"
