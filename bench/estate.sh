@@ -220,12 +220,13 @@ for mode in $modes; do
     series_target="< 40/CommCell, < 100 ms"
     series_ok=$(awk -v p="$per_cell" -v t="$scrape_ms" 'BEGIN {print (p < 40 && t < 100)}')
   else
-    series_target="<= 120/CommCell"
-    series_ok=$(awk -v p="$per_cell" 'BEGIN {print (p <= 120)}')
+    # Total over CommCells includes the fixed series (gRPC, process): no verdict, the budget of
+    # 120 per CommCell is series_budget_test's (marginal) count.
+    series_target="-"
   fi
   row "estate, $label" "/metrics: series, size, scrape (median of 5)" \
     "$series series ($per_cell/CommCell), $((bytes / 1024)) KiB, $scrape_ms ms" \
-    "$series_target" "$(verdict "$series_ok")"
+    "$series_target" "$(if [[ $mode == false ]]; then verdict "$series_ok"; else echo -; fi)"
   stop "$pid"
 
   # 10% of the CommCells (cs0..., all on the first simulator) follow a running job: long jobs
