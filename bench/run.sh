@@ -228,6 +228,12 @@ isolation_args=(--bin "$bin" --out "$out/isolation")
 if ((quick)); then isolation_args+=(--quick); fi
 bash "$root/bench/isolation.sh" "${isolation_args[@]}" | tee -a "$rows"
 
+# --- Estate: 1000 CommCells (--quick: 50) on four simulators, both metrics modes ----------------
+echo "bench: estate, many CommCells with a week of DR history each" >&2
+estate_args=(--bin "$bin" --out "$out/estate")
+if ((quick)); then estate_args+=(--quick); fi
+bash "$root/bench/estate.sh" "${estate_args[@]}" | tee -a "$rows"
+
 # --- /metrics serialisation in process: drgate's serialiser and prometheus-cpp's it replaced ------
 for serializer in drgate prometheus-cpp; do
   "$bench" exposition --cells "$cells" --iterations "$scrapes" --serializer "$serializer" |

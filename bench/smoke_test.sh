@@ -22,10 +22,12 @@ grep -qF '|  |' "$table" && fail "a row has an empty cell"
 for scenario in 'registry 10000 jobs' 'read GetJob @1' 'read GetJob @16' 'read GetJob @256' \
   'read ListJobs/50 @1' 'read ListJobs/50 @256' 'read ListJobs/10 @16' 'trigger latency' 'tracking [0-9]+ CommCells x 1 job\(s\)' \
   'tracking [0-9]+ CommCells x 3 job\(s\) \+ [0-9]+ watchers' '/metrics, [0-9]+ CommCells' \
-  'isolation [0-9]+ CommCells, [0-9]+ hung'; do
+  'isolation [0-9]+ CommCells, [0-9]+ hung' 'estate, [0-9]+ CommCells, per-CommCell histograms' \
+  'estate, [0-9]+ CommCells, estate metrics'; do
   grep -qE "^\| $scenario \|" "$table" || fail "no row for '$scenario'"
 done
-for measure in 'c/b at p50' 'a/c at p50' 'upstream requests per poll interval' 'scrape p50'; do
+for measure in 'c/b at p50' 'a/c at p50' 'upstream requests per poll interval' 'scrape p50' \
+  'start to every DR history read (backfilled)'; do
   grep -qF "$measure" "$table" || fail "no '$measure' row"
 done
 # Failed calls are reported as an "errors" row: the smoke run must have none.

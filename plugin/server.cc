@@ -86,6 +86,24 @@ std::string Join(const std::vector<std::string>& keys) {
   return out;
 }
 
+// Logs how far a loop over the CommCells has got, once a second, when it takes more than a
+// second (a large estate): start must never look hung.
+class Progress {
+ public:
+  Progress(const char* what, std::size_t total) : what_(what), total_(total) {}
+  void Step(std::size_t done) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::seconds(1)) return;
+    last_ = now;
+    spdlog::info("{}: {} of {} CommCells", what_, done, total_);
+  }
+
+ private:
+  const char* what_;
+  const std::size_t total_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
 HttpAdminOptions AdminOptionsFor(const MetricsConfig& config) {
   HttpAdminOptions admin_options;
   admin_options.listen = config.listen;
@@ -237,6 +255,7 @@ class ServerImpl final : public Server {
     CommCellConfig config;
     std::string url;
     std::shared_ptr<commserv::SessionClient> client;
+    std::string tls_key;  // TlsContextCache::KeyOf when built: a changed CA file rebuilds
   };
   StatusOr<std::vector<jobs::CommCell>> BuildCommCells(const Config& config);
   mutable std::mutex clients_mu_;
@@ -245,6 +264,8 @@ class ServerImpl final : public Server {
   ServerConfig config_;                 // guarded by reload_mu_ after Init: the last applied
   ServerConfig started_;                // what Init started with (restart-only keys in force)
   prometheus::Gauge* restart_required_ = nullptr;  // drgate_config_restart_required
+  // One TLS context per distinct trust settings, shared by the CommCells' transports.
+  commserv::TlsContextCache tls_contexts_;
   jobs::WatchHub hub_;
   std::unique_ptr<LeaderElection> leader_;
   // The registry as the tracker writes it: leader writes fenced by leader_'s lease.
@@ -331,7 +352,8 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   if (Status s = OpenRegistry(config); !s.ok()) return s;
   const bool shared = config.registry_postgres.has_value();
 
-  metrics_ = std::make_unique<Metrics>(*registry_);
+  metrics_ = std::make_unique<Metrics>(
+      *registry_, MetricsOptions{server_config.metrics.per_commcell_histograms});
   work_guard_.emplace(io_.get_executor());
   for (int i = 0; i < kIoThreads; ++i) io_threads_.emplace_back([this] { io_.run(); });
   blocking_ = std::make_unique<ThreadPool>(kBlockingThreads);
@@ -562,19 +584,25 @@ Gate ServerImpl::MakeGate(const AuthConfig& auth) {
 StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& config) {
   std::map<std::string, Built> next;
   std::vector<jobs::CommCell> cells;
+  Progress progress("building", config.commcells.size());
   for (std::size_t i = 0; i < config.commcells.size(); ++i) {
+    progress.Step(i);
     const CommCellConfig& c = config.commcells[i];
     const std::string key = "commcells[" + std::to_string(i) + "]";
-    if (auto it = built_.find(c.name); it != built_.end() && it->second.config == c) {
+    const commserv::TransportOptions topts = TransportOptionsFor(c);
+    auto digest = commserv::TlsContextCache::KeyOf(topts);
+    const std::string tls_key = digest.ok() ? *digest : std::string();
+    if (auto it = built_.find(c.name);
+        it != built_.end() && it->second.config == c && it->second.tls_key == tls_key) {
       // Unchanged CommCell: keep the client, its session and its keep-alive connections. Any
-      // change (a rotated password, a timeout, on_active) builds a new client.
+      // change (a rotated password, a timeout, on_active, a CA file's contents) builds a new
+      // client.
       next.emplace(c.name, it->second);
       cells.push_back(jobs::CommCell{c.name, it->second.url, it->second.client, c.on_active});
       continue;
     }
     auto endpoint = commserv::ParseEndpoint(c.url);
     if (!endpoint.ok()) return endpoint.status().WithContext(key + ".url");
-    const commserv::TransportOptions topts = TransportOptionsFor(c);
     if (c.insecure_skip_verify && endpoint->tls) {
       spdlog::warn(
           "commcell {}: insecure_skip_verify is set: the CommServe's TLS certificate is "
@@ -586,7 +614,7 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
       spdlog::warn("commcell {}: plain http:// is configured: credentials travel unencrypted",
                    c.name);
     }
-    auto transport = commserv::MakeBeastTransport(io_, *endpoint, topts);
+    auto transport = commserv::MakeBeastTransport(io_, *endpoint, topts, tls_contexts_);
     if (!transport.ok()) return transport.status().WithContext(key);
     commserv::SessionOptions sopts;
     sopts.commcell = c.name;
@@ -600,7 +628,7 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
     auto client =
         commserv::SessionClient::Create(std::move(sopts), std::move(*transport), *metrics_, clock_,
                                         commserv::MakeAsioScheduler(io_));
-    next.emplace(c.name, Built{c, endpoint->ToString(), client});
+    next.emplace(c.name, Built{c, endpoint->ToString(), client, tls_key});
     cells.push_back(jobs::CommCell{c.name, endpoint->ToString(), client, c.on_active});
   }
   // Only now, with every CommCell built, does the new set replace the old one.
@@ -672,13 +700,19 @@ Status Server::Check(const ServerConfig& server_config) {
   // Each CommCell's transport, built as startup builds it (URL, CA file, client certificate and
   // key loaded into a TLS context), on an io_context that never runs.
   asio::io_context io;
+  commserv::TlsContextCache contexts;  // as at startup: one context per trust settings
+  // Held to the end: the cache's contexts live as long as a transport holds them.
+  std::vector<std::unique_ptr<commserv::HttpTransport>> transports;
+  Progress progress("checking", config.commcells.size());
   for (std::size_t i = 0; i < config.commcells.size(); ++i) {
+    progress.Step(i);
     const CommCellConfig& c = config.commcells[i];
     const std::string key = "commcells[" + std::to_string(i) + "]";
     auto endpoint = commserv::ParseEndpoint(c.url);
     if (!endpoint.ok()) return invalid(key + ".url", endpoint.status());
-    auto transport = commserv::MakeBeastTransport(io, *endpoint, TransportOptionsFor(c));
+    auto transport = commserv::MakeBeastTransport(io, *endpoint, TransportOptionsFor(c), contexts);
     if (!transport.ok()) return invalid(key, transport.status());
+    transports.push_back(std::move(*transport));
   }
   return Status::Ok();
 }

@@ -268,7 +268,13 @@ Section<MetricsConfig> MetricsSection() {
           "max_connections_per_client", config::Integer<int>(1, 65536),
           [](MetricsConfig& c) -> int& { return c.max_connections_per_client; },
           "Open connections of one client address at most (a scraper and a probe need one "
-          "each); more are closed when accepted.");
+          "each); more are closed when accepted.")
+      .Add(
+          "per_commcell_histograms", config::Bool(),
+          [](MetricsConfig& c) -> bool& { return c.per_commcell_histograms; },
+          "Latency histograms per CommCell (true) or estate-wide, without the commcell label, "
+          "with only the series alerts read created up front (false: for hundreds of "
+          "CommCells, docs/sizing.md). Counters and gauges stay per CommCell. Read at start.");
   return s;
 }
 

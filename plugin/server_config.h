@@ -104,6 +104,8 @@ struct MetricsConfig {
   // Connection bounds of the port (plugin/http_admin.h).
   int max_connections = 64;
   int max_connections_per_client = 16;
+  // false: estate mode (MetricsOptions in core/metrics/metrics.h, docs/sizing.md).
+  bool per_commcell_histograms = true;
   bool operator==(const MetricsConfig&) const = default;
 };
 

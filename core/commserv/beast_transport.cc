@@ -1,5 +1,8 @@
 #include "core/commserv/beast_transport.h"
 
+#include "core/common/file.h"
+
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -642,19 +645,96 @@ std::shared_ptr<Scheduler> MakeAsioScheduler(boost::asio::io_context& io) {
   return std::make_shared<AsioScheduler>(io);
 }
 
-StatusOr<std::unique_ptr<HttpTransport>> MakeBeastTransport(boost::asio::io_context& io,
-                                                            Endpoint endpoint,
-                                                            TransportOptions options) {
+StatusOr<std::string> TlsContextCache::KeyOf(const TransportOptions& options) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1) {
+    return Internal("TLS context: cannot compute SHA-256");
+  }
+  auto add = [&md](const std::string& part) {
+    // Length-prefixed, so that no two different inputs give the same byte sequence.
+    const std::string length = std::to_string(part.size()) + ":";
+    EVP_DigestUpdate(md.get(), length.data(), length.size());
+    EVP_DigestUpdate(md.get(), part.data(), part.size());
+  };
+  add(options.insecure_skip_verify ? "verify=none" : "verify=peer");
+  for (const std::string* file :
+       {&options.ca_file, &options.client_cert_file, &options.client_key_file}) {
+    if (file->empty()) {
+      add("-");
+      continue;
+    }
+    StatusOr<std::string> content = ReadRegularFile(*file, kMaxPemFileBytes);
+    if (!content.ok()) return content.status();
+    add("+" + *content);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(md.get(), digest, &size) != 1) {
+    return Internal("TLS context: cannot compute SHA-256");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < size; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 0xf]);
+  }
+  return hex;
+}
+
+StatusOr<std::shared_ptr<ssl::context>> TlsContextCache::Get(const TransportOptions& options) {
+  StatusOr<std::string> key = KeyOf(options);
+  // A file that cannot be read: MakeTlsContext reports it exactly as without a cache.
+  if (!key.ok()) return MakeTlsContext(options);
+  // Held while building, so that concurrent callers with one key build one context.
+  std::lock_guard lock(mu_);
+  if (auto it = contexts_.find(*key); it != contexts_.end()) {
+    if (std::shared_ptr<ssl::context> ctx = it->second.lock()) return ctx;
+  }
+  StatusOr<std::shared_ptr<ssl::context>> ctx = MakeTlsContext(options);
+  if (!ctx.ok()) return ctx.status();
+  // Entries whose contexts no transport holds any more go now (a rotated CA file's old one).
+  std::erase_if(contexts_, [](const auto& entry) { return entry.second.expired(); });
+  contexts_[*key] = *ctx;
+  return ctx;
+}
+
+std::size_t TlsContextCache::size() const {
+  std::lock_guard lock(mu_);
+  return static_cast<std::size_t>(std::count_if(contexts_.begin(), contexts_.end(),
+                                                [](const auto& e) { return !e.second.expired(); }));
+}
+
+namespace {
+
+StatusOr<std::unique_ptr<HttpTransport>> MakeTransport(boost::asio::io_context& io,
+                                                       Endpoint endpoint, TransportOptions options,
+                                                       TlsContextCache* contexts) {
   if (endpoint.host.empty()) return InvalidArgument("endpoint has no host");
   std::shared_ptr<ssl::context> tls_ctx;
   if (endpoint.tls) {
-    StatusOr<std::shared_ptr<ssl::context>> ctx = MakeTlsContext(options);
+    StatusOr<std::shared_ptr<ssl::context>> ctx =
+        contexts != nullptr ? contexts->Get(options) : MakeTlsContext(options);
     if (!ctx.ok()) return ctx.status();
     tls_ctx = std::move(ctx).value();
   }
   auto pool =
       std::make_shared<Pool>(io, std::move(endpoint), std::move(options), std::move(tls_ctx));
   return std::unique_ptr<HttpTransport>(std::make_unique<BeastTransport>(std::move(pool)));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<HttpTransport>> MakeBeastTransport(boost::asio::io_context& io,
+                                                            Endpoint endpoint,
+                                                            TransportOptions options) {
+  return MakeTransport(io, std::move(endpoint), std::move(options), nullptr);
+}
+
+StatusOr<std::unique_ptr<HttpTransport>> MakeBeastTransport(boost::asio::io_context& io,
+                                                            Endpoint endpoint,
+                                                            TransportOptions options,
+                                                            TlsContextCache& contexts) {
+  return MakeTransport(io, std::move(endpoint), std::move(options), &contexts);
 }
 
 }  // namespace drgate::commserv

@@ -96,8 +96,9 @@ const char* CommServEndpointName(CommServEndpoint endpoint) {
   return "other";
 }
 
-Metrics::Metrics(prometheus::Registry& registry)
-    : triggers_(prometheus::BuildCounter()
+Metrics::Metrics(prometheus::Registry& registry, MetricsOptions options)
+    : per_commcell_histograms_(options.per_commcell_histograms),
+      triggers_(prometheus::BuildCounter()
                     .Name("drgate_backup_triggers_total")
                     .Help("DR backup trigger requests by outcome: submitted (a new job), "
                           "deduplicated (an earlier job answered), rejected (the CommServe "
@@ -207,6 +208,22 @@ Metrics::Metrics(prometheus::Registry& registry)
                    .Register(registry)) {
   for (const char* problem : kRegistryProblems) registry_write_failures_.Add({{"reason", problem}});
   build_info_.Add({{"version", DRGATE_VERSION}, {"revision", DRGATE_REVISION}}).Set(1);
+  if (!per_commcell_histograms_) {
+    // Estate mode: the histograms exist once, from the start, whatever the CommCells.
+    trigger_duration_.Add({}, kTriggerBuckets);
+    for (const char* e : {"drbackup", "job_list", "other"}) {
+      commserv_duration_.Add({{"endpoint", e}}, kCommServBuckets);
+    }
+    for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {
+      job_duration_.Add({{"backup_type", BackupTypeName(type)}}, kJobDurationBuckets);
+    }
+  }
+}
+
+prometheus::Labels Metrics::HistogramLabels(const std::string& commcell,
+                                            prometheus::Labels extra) const {
+  if (per_commcell_histograms_) extra.emplace("commcell", commcell);
+  return extra;
 }
 
 void Metrics::SetRegistryLeader(bool leader) {
@@ -218,6 +235,10 @@ void Metrics::CountFencedWrite() {
 }
 
 void Metrics::RegisterCommCell(const std::string& commcell) {
+  if (!per_commcell_histograms_) {
+    RegisterCommCellForAlerts(commcell);
+    return;
+  }
   for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {
     for (TriggerResult r : {TriggerResult::kSubmitted, TriggerResult::kDeduplicated,
                             TriggerResult::kRejected, TriggerResult::kFailed}) {
@@ -276,10 +297,40 @@ void Metrics::RegisterCommCell(const std::string& commcell) {
   }
 }
 
+// Estate mode: the series deploy/prometheus/drgate-alerts.yaml reads with increase(), rate()
+// or absent(), which must exist at 0 before their first change; everything else appears on
+// first use (a CommCell in its steady state so stays under 40 series, docs/sizing.md).
+void Metrics::RegisterCommCellForAlerts(const std::string& commcell) {
+  for (BackupType type : {BackupType::kFull, BackupType::kDifferential}) {
+    const char* t = BackupTypeName(type);
+    // DrgateTriggerFailureRate's numerator.
+    for (TriggerResult r : {TriggerResult::kRejected, TriggerResult::kFailed}) {
+      triggers_.Add({{"commcell", commcell}, {"backup_type", t}, {"result", ResultName(r)}});
+    }
+    // DrgateNoRecentSuccessfulDrBackup, DrgateBackupMetricsAbsent.
+    last_success_.Add({{"commcell", commcell}, {"backup_type", t}});
+    // DrgateDrBackupFailed: failures of both origins.
+    for (JobState state : {JobState::kFailed, JobState::kKilled}) {
+      for (JobOrigin origin : {JobOrigin::kDrgate, JobOrigin::kCommserv}) {
+        jobs_finished_.Add({{"commcell", commcell},
+                            {"backup_type", t},
+                            {"state", JobStateName(state)},
+                            {"origin", JobOriginName(origin)}});
+      }
+    }
+  }
+  jobs_active_.Add({{"commcell", commcell}});
+  commserv_up_.Add({{"commcell", commcell}});  // DrgateCommServUnreachable
+  // DrgateCommServLoginFailing.
+  logins_.Add({{"commcell", commcell}, {"result", "success"}});
+  logins_.Add({{"commcell", commcell}, {"result", "failure"}});
+  circuit_open_.Add({{"commcell", commcell}});
+}
+
 void Metrics::ObserveCommServRequest(const std::string& commcell, CommServEndpoint endpoint,
                                      double seconds) {
   commserv_duration_
-      .Add({{"commcell", commcell}, {"endpoint", DurationEndpoint(endpoint)}}, kCommServBuckets)
+      .Add(HistogramLabels(commcell, {{"endpoint", DurationEndpoint(endpoint)}}), kCommServBuckets)
       .Observe(seconds);
 }
 
@@ -314,7 +365,7 @@ void Metrics::RecordJobFinished(const Job& job) {
       .Increment();
   const TimePoint end = job.end_time.value_or(job.update_time);
   if (job.start_time && job.end_time && *job.end_time >= *job.start_time) {
-    job_duration_.Add({{"commcell", job.commcell}, {"backup_type", type}}, kJobDurationBuckets)
+    job_duration_.Add(HistogramLabels(job.commcell, {{"backup_type", type}}), kJobDurationBuckets)
         .Observe(std::chrono::duration<double>(*job.end_time - *job.start_time).count());
   }
   last_finished_
@@ -359,7 +410,7 @@ void Metrics::CountTrigger(const std::string& commcell, BackupType type, Trigger
 }
 
 void Metrics::ObserveTriggerDuration(const std::string& commcell, double seconds) {
-  trigger_duration_.Add({{"commcell", commcell}}, kTriggerBuckets).Observe(seconds);
+  trigger_duration_.Add(HistogramLabels(commcell), kTriggerBuckets).Observe(seconds);
 }
 
 void Metrics::CountTriggerFailure(const std::string& commcell, const Status& status) {

@@ -44,11 +44,27 @@ enum class CommServEndpoint {
 };
 const char* CommServEndpointName(CommServEndpoint endpoint);
 
+struct MetricsOptions {
+  // true (the default): the latency histograms (drgate_backup_trigger_duration_seconds,
+  // drgate_backup_job_duration_seconds, drgate_commserv_request_duration_seconds) have a commcell
+  // label, and RegisterCommCell creates every known series of the CommCell at 0.
+  //
+  // false, "estate mode" for hundreds of CommCells (docs/sizing.md): the histograms are estate-wide
+  // (no commcell label; their other labels stay), and RegisterCommCell creates at 0 only the
+  // per-CommCell series the alert rules read with increase(), rate() or absent(); the other
+  // per-CommCell counters and gauges appear on first use. Counters and gauges keep their
+  // commcell label in both modes.
+  bool per_commcell_histograms = true;
+};
+
 class Metrics {
  public:
-  explicit Metrics(prometheus::Registry& registry);
+  explicit Metrics(prometheus::Registry& registry, MetricsOptions options = {});
 
-  // Creates every known series of this CommCell at 0. Idempotent.
+  bool per_commcell_histograms() const { return per_commcell_histograms_; }
+
+  // Creates the known series of this CommCell at 0 (every one, or in estate mode those the alerts
+  // read; see MetricsOptions). Idempotent.
   void RegisterCommCell(const std::string& commcell);
 
   void CountTrigger(const std::string& commcell, BackupType type, TriggerResult result);
@@ -101,6 +117,12 @@ class Metrics {
   void CountRegistryWriteFailure(const std::string& problem);
 
  private:
+  void RegisterCommCellForAlerts(const std::string& commcell);
+  // The labels of a latency histogram's series: `extra` plus the commcell unless in estate mode.
+  prometheus::Labels HistogramLabels(const std::string& commcell,
+                                     prometheus::Labels extra = {}) const;
+
+  const bool per_commcell_histograms_;
   prometheus::Family<prometheus::Counter>& triggers_;
   prometheus::Family<prometheus::Histogram>& trigger_duration_;
   prometheus::Family<prometheus::Counter>& trigger_failures_;

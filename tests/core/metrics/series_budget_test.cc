@@ -6,9 +6,14 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
+#include <set>
 #include <string>
+#include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "core/metrics/metrics.h"
@@ -103,6 +108,140 @@ TEST(SeriesBudgetTest, UnknownOptionsAreAbsentAndComeBack) {
   EXPECT_EQ(Series(registry), known - 2);
   metrics.SetDrBackupOptions("cs1", std::nullopt, false);
   EXPECT_EQ(Series(registry), known - 1);
+}
+
+// Estate mode (metrics.per_commcell_histograms: false), docs/sizing.md.
+constexpr int kEstateBudgetPerCommCell = 40;
+
+// "name{k=v,...}" of every series (a histogram counts once here) the registry collects, of the
+// families whose name is in `names` (all when empty).
+std::set<std::string> Collected(prometheus::Registry& registry,
+                                const std::set<std::string>& names = {}) {
+  std::set<std::string> out;
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (!names.empty() && names.count(family.name) == 0) continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      std::vector<std::string> labels;
+      for (const auto& label : metric.label) labels.push_back(label.name + "=" + label.value);
+      std::sort(labels.begin(), labels.end());
+      std::string key = family.name + "{";
+      for (size_t i = 0; i < labels.size(); ++i) key += (i ? "," : "") + labels[i];
+      out.insert(key + "}");
+    }
+  }
+  return out;
+}
+
+// Observations of the histogram `name` whose labels include `labels`; -1 when absent.
+double HistogramCount(prometheus::Registry& registry, const std::string& name,
+                      const std::map<std::string, std::string>& labels) {
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      std::map<std::string, std::string> got;
+      for (const auto& label : metric.label) got[label.name] = label.value;
+      bool match = true;
+      for (const auto& [k, v] : labels) match = match && got[k] == v;
+      if (match) return static_cast<double>(metric.histogram.sample_count);
+    }
+  }
+  return -1;
+}
+
+std::set<std::string> WithCommCell(const std::set<std::string>& series) {
+  std::set<std::string> out;
+  for (const std::string& s : series) {
+    if (s.find("commcell=") != std::string::npos) out.insert(s);
+  }
+  return out;
+}
+
+TEST(EstateModeTest, ARegisteredCommCellHasExactlyTheSeriesTheAlertsRead) {
+  prometheus::Registry registry;
+  Metrics metrics(registry, MetricsOptions{/*per_commcell_histograms=*/false});
+  EXPECT_FALSE(metrics.per_commcell_histograms());
+
+  metrics.RegisterCommCell("cs1");
+
+  EXPECT_THAT(
+      WithCommCell(Collected(registry)),
+      ::testing::ElementsAre(
+          "drgate_backup_jobs_active{commcell=cs1}",
+          "drgate_backup_jobs_finished_total{backup_type=differential,commcell=cs1,origin=commserv,"
+          "state=failed}",
+          "drgate_backup_jobs_finished_total{backup_type=differential,commcell=cs1,origin=commserv,"
+          "state=killed}",
+          "drgate_backup_jobs_finished_total{backup_type=differential,commcell=cs1,origin=drgate,"
+          "state=failed}",
+          "drgate_backup_jobs_finished_total{backup_type=differential,commcell=cs1,origin=drgate,"
+          "state=killed}",
+          "drgate_backup_jobs_finished_total{backup_type=full,commcell=cs1,origin=commserv,"
+          "state=failed}",
+          "drgate_backup_jobs_finished_total{backup_type=full,commcell=cs1,origin=commserv,"
+          "state=killed}",
+          "drgate_backup_jobs_finished_total{backup_type=full,commcell=cs1,origin=drgate,"
+          "state=failed}",
+          "drgate_backup_jobs_finished_total{backup_type=full,commcell=cs1,origin=drgate,"
+          "state=killed}",
+          "drgate_backup_last_success_timestamp_seconds{backup_type=differential,commcell=cs1}",
+          "drgate_backup_last_success_timestamp_seconds{backup_type=full,commcell=cs1}",
+          "drgate_backup_triggers_total{backup_type=differential,commcell=cs1,result=failed}",
+          "drgate_backup_triggers_total{backup_type=differential,commcell=cs1,result=rejected}",
+          "drgate_backup_triggers_total{backup_type=full,commcell=cs1,result=failed}",
+          "drgate_backup_triggers_total{backup_type=full,commcell=cs1,result=rejected}",
+          "drgate_commserv_circuit_open{commcell=cs1}",
+          "drgate_commserv_logins_total{commcell=cs1,result=failure}",
+          "drgate_commserv_logins_total{commcell=cs1,result=success}",
+          "drgate_commserv_up{commcell=cs1}"));
+}
+
+TEST(EstateModeTest, LatencyHistogramsAreEstateWideWithoutTheCommCellLabel) {
+  prometheus::Registry registry;
+  Metrics metrics(registry, MetricsOptions{/*per_commcell_histograms=*/false});
+  const std::set<std::string> histograms = {"drgate_backup_trigger_duration_seconds",
+                                            "drgate_backup_job_duration_seconds",
+                                            "drgate_commserv_request_duration_seconds"};
+  const std::set<std::string> expected = {
+      "drgate_backup_job_duration_seconds{backup_type=differential}",
+      "drgate_backup_job_duration_seconds{backup_type=full}",
+      "drgate_backup_trigger_duration_seconds{}",
+      "drgate_commserv_request_duration_seconds{endpoint=drbackup}",
+      "drgate_commserv_request_duration_seconds{endpoint=job_list}",
+      "drgate_commserv_request_duration_seconds{endpoint=other}"};
+  // There from the start, before any CommCell.
+  EXPECT_EQ(Collected(registry, histograms), expected);
+
+  SteadyState(metrics, "cs1");
+  SteadyState(metrics, "cs2");
+
+  EXPECT_EQ(Collected(registry, histograms), expected);
+  EXPECT_EQ(HistogramCount(registry, "drgate_backup_trigger_duration_seconds", {}), 2);
+  // 9 endpoints per CommCell: drbackup and job_list apart, the other 7 together.
+  EXPECT_EQ(
+      HistogramCount(registry, "drgate_commserv_request_duration_seconds", {{"endpoint", "other"}}),
+      14);
+  EXPECT_EQ(
+      HistogramCount(registry, "drgate_backup_job_duration_seconds", {{"backup_type", "full"}}), 8);
+  // Counters and gauges keep their CommCell.
+  EXPECT_EQ(testing::MetricValue(registry, "drgate_commserv_requests_total",
+                                 {{"commcell", "cs2"}, {"endpoint", "job_list"}, {"code", "200"}}),
+            1);
+}
+
+TEST(EstateModeTest, OneMoreCommCellAddsFewerThan40Series) {
+  prometheus::Registry one_registry;
+  Metrics one(one_registry, MetricsOptions{false});
+  SteadyState(one, "cs1");
+  prometheus::Registry two_registry;
+  Metrics two(two_registry, MetricsOptions{false});
+  SteadyState(two, "cs1");
+  SteadyState(two, "cs2");
+
+  const int per_commcell = Series(two_registry) - Series(one_registry);
+  std::printf("estate mode: series per CommCell: %d (budget %d)\n", per_commcell,
+              kEstateBudgetPerCommCell);
+  EXPECT_LT(per_commcell, kEstateBudgetPerCommCell);
+  EXPECT_GT(per_commcell, 20);
 }
 
 }  // namespace

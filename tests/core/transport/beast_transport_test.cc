@@ -573,5 +573,111 @@ TEST_F(BeastTransportTest, AClientKeyOfAnotherCertificateIsInvalidArgumentNaming
   EXPECT_THAT(t.status().message(), Not(HasSubstr("PRIVATE KEY")));
 }
 
+// The estate case: many CommCells with one CA file share one TLS context (and its copy of the
+// system certificate store) instead of building one each.
+TEST(TlsContextCacheTest, CommCellsWithOneCaFileShareOneContext) {
+  const Issued cert = SelfSigned("localhost", "DNS:localhost");
+  TempDir dir;
+  TransportOptions a;
+  a.ca_file = dir.Write("ca.pem", cert.cert_pem);
+  TransportOptions b;
+  b.ca_file = dir.Write("copy-of-ca.pem", cert.cert_pem);  // same contents, another path
+  TlsContextCache cache;
+
+  auto first = cache.Get(a);
+  auto second = cache.Get(a);
+  auto third = cache.Get(b);
+
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(second.ok() && third.ok());
+  EXPECT_EQ(first->get(), second->get());
+  EXPECT_EQ(first->get(), third->get());
+  EXPECT_EQ(cache.size(), 1u);
+}
+
+TEST(TlsContextCacheTest, AChangedCaFileGivesANewContext) {
+  const Issued old_ca = SelfSigned("localhost", "DNS:localhost");
+  const Issued new_ca = SelfSigned("localhost", "DNS:localhost");
+  TempDir dir;
+  TransportOptions options;
+  options.ca_file = dir.Write("ca.pem", old_ca.cert_pem);
+  TlsContextCache cache;
+  auto before = cache.Get(options);
+  auto key_before = TlsContextCache::KeyOf(options);
+  ASSERT_TRUE(before.ok() && key_before.ok());
+
+  dir.Write("ca.pem", new_ca.cert_pem);
+  auto after = cache.Get(options);
+  auto key_after = TlsContextCache::KeyOf(options);
+
+  ASSERT_TRUE(after.ok() && key_after.ok());
+  EXPECT_NE(before->get(), after->get());
+  EXPECT_NE(*key_before, *key_after);
+  EXPECT_EQ(cache.size(), 2u);  // the old one lives while a transport holds it
+  before->reset();
+  EXPECT_EQ(cache.size(), 1u);
+}
+
+TEST(TlsContextCacheTest, VerificationOptionAndClientCertificateAreKeysToo) {
+  const Issued cert = SelfSigned("localhost", "DNS:localhost");
+  const Issued client = SelfSigned("drgate-client", "DNS:drgate.example.com");
+  TempDir dir;
+  TransportOptions verify;
+  verify.ca_file = dir.Write("ca.pem", cert.cert_pem);
+  TransportOptions skip = verify;
+  skip.insecure_skip_verify = true;
+  TransportOptions with_client = verify;
+  with_client.client_cert_file = dir.Write("client.pem", client.cert_pem);
+  with_client.client_key_file = dir.Write("client.key", client.key_pem);
+  TlsContextCache cache;
+
+  auto a = cache.Get(verify);
+  auto b = cache.Get(skip);
+  auto c = cache.Get(with_client);
+
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_NE(a->get(), b->get());
+  EXPECT_NE(a->get(), c->get());
+  EXPECT_NE(b->get(), c->get());
+  EXPECT_EQ(cache.size(), 3u);
+}
+
+TEST(TlsContextCacheTest, AMissingCaFileIsTheSameErrorAsWithoutTheCache) {
+  TransportOptions options;
+  options.ca_file = "/nonexistent/drgate/ca.pem";
+  TlsContextCache cache;
+
+  auto ctx = cache.Get(options);
+
+  ASSERT_FALSE(ctx.ok());
+  EXPECT_EQ(ctx.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(ctx.status().message(), HasSubstr("ca_file \"/nonexistent/drgate/ca.pem\""));
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+// The shared context carries the trust anchors only: each connection still checks its own
+// CommServe's name.
+TEST_F(BeastTransportTest, TransportsSharingAContextStillVerifyTheirOwnHostName) {
+  const Issued cert = SelfSigned("localhost", "DNS:localhost");  // no IP address
+  TempDir dir;
+  TestServer server([](const testing::ReceivedRequest&) { return Ok(R"({"ok":1})"); }, &cert);
+  TransportOptions options = FastOptions();
+  options.ca_file = dir.Write("ca.pem", cert.cert_pem);
+  TlsContextCache cache;
+  auto good = MakeBeastTransport(io_, TlsEndpoint(server.port(), "localhost"), options, cache);
+  auto wrong_name =
+      MakeBeastTransport(io_, TlsEndpoint(server.port(), "127.0.0.1"), options, cache);
+  ASSERT_TRUE(good.ok() && wrong_name.ok());
+  EXPECT_EQ(cache.size(), 1u);
+
+  StatusOr<HttpResponse> ok = SendAndWait(**good, Get());
+  StatusOr<HttpResponse> refused = SendAndWait(**wrong_name, Get());
+
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->status, 200);
+  ExpectPhaseError(refused, "UPSTREAM_TLS_ERROR", "handshake", "false");
+  EXPECT_THAT(refused.status().message(), HasSubstr("IP address mismatch"));
+}
+
 }  // namespace
 }  // namespace drgate::commserv
