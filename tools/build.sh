@@ -38,6 +38,9 @@ fi
 echo "drgate build: building $what: $steps step(s), -j${DRGATE_BUILD_JOBS:-2}"
 # -j2: the machines have 2 cores; more jobs only add memory pressure.
 # NINJA_STATUS: each line starts with [done/total percent elapsed] as the build goes.
-NINJA_STATUS="[%f/%t %p %es] " cmake --build build -j "${DRGATE_BUILD_JOBS:-2}" \
-  ${targets[@]:+--target "${targets[@]}"}
+target_args=()
+if ((${#targets[@]})); then
+  target_args=(--target "${targets[@]}")
+fi
+NINJA_STATUS="[%f/%t %p %es] " cmake --build build -j "${DRGATE_BUILD_JOBS:-2}" "${target_args[@]}"
 echo "drgate build: done in ${SECONDS}s"

@@ -7,7 +7,8 @@
 # Usage: tools/test.sh [extra ctest arguments, e.g. -L unit or -R Codec]
 #   With extra arguments only the selected tests of build/ run (no sanitizer stages).
 #   DRGATE_QUICK=1 skips the sanitizer stages too (for a developer's quick loop; CI runs them).
-# CI=true builds with warnings as errors (DRGATE_WERROR=ON), here and in the sanitizer builds.
+# CI=true builds build/ with warnings as errors (DRGATE_WERROR=ON); not yet the sanitizer builds
+# (see tools/sanitizers.sh).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
