@@ -2,7 +2,9 @@
 //
 // Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 start-up failure (registry, listen address),
 // 2 usage or configuration error, including files the configuration names that cannot be used
-// (the message names the key); --check-config runs the same checks.
+// (the message names the key), and a SQLite registry another drgate holds (the message names the
+// file and that drgate's pid); --check-config runs the same checks, except the registry's lock,
+// which it neither takes nor waits for (it does not open the registry).
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -66,7 +68,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "drgate " DRGATE_VERSION_TEXT,
                        "print version, git revision and build type, then exit");
   app.footer(
-      "Exit codes: 0 clean shutdown, 1 start-up failure, 2 usage or configuration error.\n"
+      "Exit codes: 0 clean shutdown, 1 start-up failure, 2 usage or configuration error\n"
+      "(also: another drgate holds the SQLite registry, its pid is named).\n"
       "Signals: SIGTERM/SIGINT drain calls in flight (up to shutdown_grace) and exit 0;\n"
       "SIGHUP (or a change of the --config file or a file it names, such as a password_file)\n"
       "reloads the configuration; an invalid one is\n"
@@ -128,7 +131,13 @@ int main(int argc, char** argv) {
   auto server = drgate::plugin::Server::Start(*config);
   if (!server.ok()) {
     std::cerr << "drgate: cannot start: " << server.status().message() << "\n";
-    return server.status().reason() == drgate::Reason::kConfigInvalid ? 2 : 1;
+    // Another drgate on the same SQLite file is a deployment mistake like a bad key, not a
+    // passing failure a restart loop should retry.
+    const drgate::Reason reason = server.status().reason();
+    if (reason == drgate::Reason::kConfigInvalid || reason == drgate::Reason::kRegistryInUse) {
+      return 2;
+    }
+    return 1;
   }
   std::cout << "drgate: gRPC listening on " << HostOf(config->grpc.listen) << ":"
             << (*server)->grpc_port() << "\n"

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The demo: builds drgate, starts commserv-sim (a CommServe stand-in, over TLS with its own
-# certificate) and drgate on free loopback ports, triggers a full DR backup with drgatectl, shows
-# the recorded job and the metrics that counted it, then stops both.
+# The demo: builds drgate, drgatectl and commserv-sim (only those three: tools/test.sh builds the
+# rest), starts commserv-sim (a CommServe stand-in, over TLS with its own certificate) and drgate
+# on free loopback ports, triggers a full DR backup with drgatectl, shows the recorded job and the
+# metrics that counted it, then stops both. Each phase is announced on stdout ("== ..."); the
+# package installation and the build report their progress on stderr.
 # State (the SQLite registry, the simulator's certificate) lives under .state/demo/.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-bash tools/build.sh >&2
+echo "== setting up: missing Debian packages, then configuring build/ (first run) and building" \
+  "drgate drgatectl commserv-sim (a fresh machine: about 2 min of packages, 6 min of build)"
+bash tools/build.sh drgate drgatectl commserv-sim >&2
 
 state="$root/.state/demo"
 mkdir -p "$state/sim"
@@ -36,7 +40,7 @@ wait_for() {
   return 1
 }
 
-echo "== starting commserv-sim (user admin, TLS with a self-signed certificate)"
+echo "== starting commserv-sim, the CommServe simulator (user admin, TLS with a self-signed certificate)"
 printf 'admin\n' > "$state/password"
 chmod 600 "$state/password"
 "$bin/commserv-sim" --listen 127.0.0.1:0 --cert-out "$state/sim" --username admin \
@@ -63,7 +67,7 @@ commcells:
     ca_file: $sim_cert     # trust the simulator's self-signed certificate; verification stays on
 YAML
 
-echo "== starting drgate"
+echo "== starting drgate (registry $state/drgate.db)"
 "$bin/drgate" --config "$state/drgate.yaml" --grpc-listen 127.0.0.1:0 \
   --metrics-listen 127.0.0.1:0 > "$state/drgate.out" 2> "$state/drgate.log" &
 pids+=($!)
@@ -72,13 +76,14 @@ metrics=$(wait_for "$state/drgate.out" "metrics listening on")
 echo "   gRPC $grpc, metrics http://$metrics/metrics"
 
 ctl=("$bin/drgatectl" --server "$grpc")
-echo "== drgatectl backup --commcell demo --type full --compress --wait"
+echo "== triggering a full DR backup and waiting for it (the simulator's jobs take 3 s):"
+echo "   drgatectl backup --commcell demo --type full --compress --wait"
 "${ctl[@]}" backup --commcell demo --type full --compress --request-id "demo-$(date +%s)" --wait
-echo "== drgatectl jobs list --commcell demo"
+echo "== the job as the registry recorded it: drgatectl jobs list --commcell demo"
 "${ctl[@]}" jobs list --commcell demo
 echo "== drgatectl jobs list --output json"
 "${ctl[@]}" --output json jobs list --commcell demo --page-size 1
 echo
 echo "== metrics that counted it"
 curl -fsS "http://$metrics/metrics" | grep -E '^drgate_(backup_triggers_total|commserv_requests_total|backup_trigger_duration_seconds_count|backup_jobs_finished_total|backup_last_success_timestamp_seconds)' | grep -v ' 0$'
-echo "== done: registry kept at $state/drgate.db; stopping drgate and commserv-sim"
+echo "== done in ${SECONDS}s: registry kept at $state/drgate.db; stopping drgate and commserv-sim"

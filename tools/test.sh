@@ -7,10 +7,16 @@
 # Usage: tools/test.sh [extra ctest arguments, e.g. -L unit or -R Codec]
 #   With extra arguments only the selected tests of build/ run (no sanitizer stages).
 #   DRGATE_QUICK=1 skips the sanitizer stages too (for a developer's quick loop; CI runs them).
+# CI=true builds build/ with warnings as errors (DRGATE_WERROR=ON); not yet the sanitizer builds
+# (see tools/sanitizers.sh).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
+if [[ ${CI:-} == true ]]; then
+  export DRGATE_WERROR=ON
+fi
+# Everything: the tests, the fuzz and bench helpers, and the binaries they start.
 bash tools/build.sh
 ctest --test-dir build --output-on-failure --timeout 300 -j "${DRGATE_TEST_JOBS:-2}" "$@"
 

@@ -92,6 +92,7 @@ constexpr std::array kTable = {
     Traits{Reason::kRegistrySchemaTooNew, "REGISTRY_SCHEMA_TOO_NEW", "registry", 0},
     Traits{Reason::kRegistryPathInvalid, "REGISTRY_PATH_INVALID", "registry", 0},
     Traits{Reason::kRegistryConfigInvalid, "REGISTRY_CONFIG_INVALID", "registry", 0},
+    Traits{Reason::kRegistryInUse, "REGISTRY_IN_USE", "registry", 0},
     Traits{Reason::kIntentNotFound, "INTENT_NOT_FOUND", "other", 0},
     Traits{Reason::kLeaseLost, "LEASE_LOST", "other", 0},
 };

@@ -86,6 +86,8 @@ enum class Reason : uint8_t {
   kRegistrySchemaTooNew,
   kRegistryPathInvalid,
   kRegistryConfigInvalid,
+  // Another drgate holds the SQLite registry's lock file (core/registry/writer_lock.h).
+  kRegistryInUse,
   kIntentNotFound,
   kLeaseLost,  // Keep kLastReason below pointing at the last one.
 };

@@ -15,6 +15,7 @@
 
 #include "core/registry/migrations.h"
 #include "core/registry/store_util.h"
+#include "core/registry/writer_lock.h"
 
 namespace drgate {
 namespace {
@@ -543,6 +544,15 @@ StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string
     }
   }
 
+  // Before SQLite touches the file: a second drgate on it is refused here, and so never migrates
+  // or writes it.
+  registry::WriterLock lock;
+  if (!in_memory) {
+    StatusOr<registry::WriterLock> taken = registry::WriterLock::Acquire(path);
+    if (!taken.ok()) return taken.status();
+    lock = std::move(*taken);
+  }
+
   StatusOr<std::unique_ptr<Connection>> opened =
       Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   if (!opened.ok()) return opened.status();
@@ -596,14 +606,19 @@ StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string
     }
   }
 
-  return std::unique_ptr<SqliteJobStore>(new SqliteJobStore(path, std::move(*opened)));
+  return std::unique_ptr<SqliteJobStore>(
+      new SqliteJobStore(path, std::move(lock), std::move(*opened)));
 }
 
-SqliteJobStore::SqliteJobStore(std::string path, std::unique_ptr<Connection> writer)
-    : path_(std::move(path)), in_memory_(path_ == ":memory:"), writer_(std::move(writer)) {}
+SqliteJobStore::SqliteJobStore(std::string path, registry::WriterLock lock,
+                               std::unique_ptr<Connection> writer)
+    : path_(std::move(path)),
+      in_memory_(path_ == ":memory:"),
+      lock_(std::move(lock)),
+      writer_(std::move(writer)) {}
 
-// Members are destroyed readers first, writer last: closing the last connection checkpoints the
-// WAL into the database file.
+// Members are destroyed readers first, writer next: closing the last connection checkpoints the
+// WAL into the database file. The writer lock goes last, after that checkpoint.
 SqliteJobStore::~SqliteJobStore() = default;
 
 // ---- Connections --------------------------------------------------------------------------------

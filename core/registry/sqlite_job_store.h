@@ -19,6 +19,7 @@
 #include "core/common/job.h"
 #include "core/common/status.h"
 #include "core/registry/job_store.h"
+#include "core/registry/writer_lock.h"
 
 namespace drgate {
 
@@ -36,6 +37,12 @@ class SqliteJobStore final : public JobStore {
   // written by a newer drgate (user_version > kSchemaVersion) is refused with FAILED_PRECONDITION,
   // reason REGISTRY_SCHEMA_TOO_NEW, and left untouched. ":memory:" opens a private in-memory
   // database (for tests: not durable, and reads share the write connection).
+  //
+  // One store per file: the store holds an exclusive lock on "<path>.lock" (the holder's pid in
+  // it) for its life, taken before SQLite opens the file (core/registry/writer_lock.h). While
+  // another process or another store holds it, Open fails with FAILED_PRECONDITION, reason
+  // REGISTRY_IN_USE, naming the path and the holder's pid, and leaves the database untouched. A
+  // lock file left by a process that died does not block: the kernel released its lock.
   static StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path);
 
   ~SqliteJobStore() override;
@@ -109,7 +116,7 @@ class SqliteJobStore final : public JobStore {
   class Connection;  // one sqlite3 handle and its prepared statements; defined in the .cc
   class ReadLease;   // a read connection borrowed from the pool for one call
 
-  SqliteJobStore(std::string path, std::unique_ptr<Connection> writer);
+  SqliteJobStore(std::string path, registry::WriterLock lock, std::unique_ptr<Connection> writer);
 
   // Borrows a read connection (opening one when none is idle and the pool is not full, waiting
   // otherwise). For ":memory:" it is the write connection, held under write_mu_.
@@ -123,6 +130,9 @@ class SqliteJobStore final : public JobStore {
 
   const std::string path_;
   const bool in_memory_;
+  // Declared before the connections, so it is released after they close. Holds nothing for
+  // ":memory:".
+  registry::WriterLock lock_;
 
   std::mutex write_mu_;
   // Also serves reads when in_memory_.

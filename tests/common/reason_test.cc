@@ -23,7 +23,10 @@ TEST(ReasonTest, EveryReasonHasAnUpperSnakeNameAndOnlyTheTlsPairShareOne) {
       EXPECT_TRUE(std::isupper(static_cast<unsigned char>(c)) || std::isdigit(c) || c == '_')
           << name;
     }
-    if (r != Reason::kUpstreamCertificateRejected) EXPECT_TRUE(names.insert(name).second) << name;
+    // Braces: EXPECT_TRUE expands to an if/else of its own.
+    if (r != Reason::kUpstreamCertificateRejected) {
+      EXPECT_TRUE(names.insert(name).second) << name;
+    }
   }
   EXPECT_EQ(ReasonName(Reason::kNone), "");
   EXPECT_EQ(ReasonName(Reason::kLeaseLost), "LEASE_LOST");

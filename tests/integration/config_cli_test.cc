@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -157,6 +159,37 @@ double Reloads(Drgate& drgate, const std::string& result) {
   const auto at = metrics.find(prefix);
   if (at == std::string::npos) return -1;
   return std::stod(metrics.substr(at + prefix.size()));
+}
+
+// One drgate per SQLite registry: a second one on the same file exits 2 naming the file and the
+// first one's pid, --check-config is not disturbed by the running one, and once the first stops
+// (cleanly, or killed as in a crash) the next one starts.
+TEST_F(ConfigCliTest, SecondDrgateOnTheSameSqliteRegistryExits2NamingTheFileAndTheHolder) {
+  const std::string yaml =
+      std::string("registry: {path: state/drgate.db}\n") + "auth: {mode: insecure}\n" + kCell;
+  const std::string db = dir_.File("state/drgate.db");
+  auto first = std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml));
+
+  const CommandResult second =
+      RunDrgate(yaml, {"--grpc-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
+
+  EXPECT_EQ(second.exit_code, 2) << second.out;
+  EXPECT_NE(second.out.find("registry database '" + db + "' is in use by another drgate (pid " +
+                            std::to_string(first->pid()) + ","),
+            std::string::npos)
+      << second.out;
+  EXPECT_EQ(second.out.find("gRPC listening"), std::string::npos) << second.out;
+  const CommandResult check = RunDrgate(yaml, {"--check-config"});
+  EXPECT_EQ(check.exit_code, 0) << check.out;
+
+  EXPECT_EQ(first->Terminate(), 0);
+  first.reset();
+  auto next = std::make_unique<Drgate>(dir_.Write("drgate.yaml", yaml));  // throws if refused
+  next->Kill();  // SIGKILL: the lock file stays behind, the kernel drops the lock
+  next.reset();
+  ASSERT_TRUE(std::filesystem::exists(db + ".lock"));
+  Drgate after_crash(dir_.Write("drgate.yaml", yaml));
+  EXPECT_FALSE(after_crash.Metrics().empty());
 }
 
 // Waits until the counter exceeds `above`; returns its value.

@@ -245,6 +245,25 @@ TEST_F(HostileInputTest, LongEchoedValuesStillGiveTheRealNotFoundAtADefaultClien
             std::string(128, 'c') + "\u2026(60000 bytes)");
 }
 
+// A request past grpc.max_message_bytes is refused before drgate's code sees it, with
+// RESOURCE_EXHAUSTED and a message that names the configured limit, whether it is a little over
+// or far over (1 MiB, still within the memory bound), with or without a token.
+TEST_F(HostileInputTest, MessagesPastTheLimitAreRefusedNamingTheLimit) {
+  Start(/*tokens=*/true, "grpc: {max_message_bytes: 4096}\n");
+  for (const std::size_t size : {std::size_t{5000}, std::size_t{1} << 20}) {
+    for (const std::string& token : {std::string(), std::string(kViewerToken)}) {
+      const grpc::Status s = GetJob(token, "cs1", std::string(size, '7'));
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << size << " bytes, token " << !token.empty() << ": " << s.error_message();
+      EXPECT_NE(s.error_message().find("4096"), std::string::npos)
+          << size << " bytes, token " << !token.empty() << ": '" << s.error_message() << "'";
+    }
+  }
+  // At the limit's side of the line, the call reaches drgate: its own answer.
+  const grpc::Status fits = GetJob(kViewerToken, "cs1", std::string(3000, '7'));
+  EXPECT_EQ(fits.error_code(), grpc::StatusCode::NOT_FOUND) << fits.error_message();
+}
+
 TEST_F(HostileInputTest, TimesOutsideTheClockAreCheckedOrSaturated) {
   Start(/*tokens=*/false);
   v1::TriggerBackupResponse triggered;

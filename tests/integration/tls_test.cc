@@ -125,7 +125,7 @@ TEST_F(TlsTest, ClientTrustingAnotherCaCannotCall) {
 
 // (b) Mutual TLS.
 TEST_F(TlsTest, MutualTlsRequiresACertificateFromTheClientCa) {
-  Start({.mutual = true, .require_client_cert = ""});
+  Start({.mutual = true, .require_client_cert = "", .tokens = ""});
   const Issued permitted = ClientCert("ops-cli", ca1_, "DNS:ops.example.com");
   const Issued foreign = ClientCert("intruder", ca2_, "DNS:ops.example.com");
 
@@ -142,7 +142,7 @@ TEST_F(TlsTest, MutualTlsRequiresACertificateFromTheClientCa) {
 
 TEST_F(TlsTest, MutualTlsCallerIdentityComesFromTheCertificate) {
   // Short jobs: each trigger below starts a new one.
-  Start({.mutual = true, .require_client_cert = ""}, {"--job-duration-ms", "50"});
+  Start({.mutual = true, .require_client_cert = "", .tokens = ""}, {"--job-duration-ms", "50"});
   const Issued uri = ClientCert("cn-only-fallback", ca1_,
                                 "DNS:backup-cron.example.com,URI:spiffe://example.com/backup-cron");
   const Issued dns = ClientCert("cn-only-fallback", ca1_, "DNS:ops.example.com");
@@ -227,7 +227,7 @@ TEST_F(TlsTest, ClientCertificateIdentityMapsToRolesThroughTheTokensFile) {
 }
 
 TEST_F(TlsTest, OptionalClientCertificate) {
-  Start({.mutual = true, .require_client_cert = "false"});
+  Start({.mutual = true, .require_client_cert = "false", .tokens = ""});
   const Issued permitted = ClientCert("ops-cli", ca1_);
   const Issued foreign = ClientCert("intruder", ca2_);
   EXPECT_TRUE(ListCommCells(TlsChannel(ca1_)).ok());

@@ -20,6 +20,7 @@ constexpr char kAbcSha256[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb
 AuthTokenEntry Entry(const std::string& token, const std::string& identity, std::vector<Role> roles,
                      std::vector<std::string> commcells = {}) {
   return AuthTokenEntry{.sha256 = Sha256Hex(token),
+                        .certificate = "",  // a token entry
                         .identity = identity,
                         .roles = std::move(roles),
                         .commcells = std::move(commcells)};
@@ -184,7 +185,8 @@ TEST(StatusMappingTest, RetryAfterBecomesRetryInfo) {
 TEST(AuthenticatorTest, ClientCertificateStandsForItsEntry) {
   auto auth =
       Authenticator::FromTokens({Entry("operator-token-0123456789", "ci", {Role::kOperator}),
-                                 AuthTokenEntry{.certificate = "spiffe://example.com/upgrader",
+                                 AuthTokenEntry{.sha256 = "",  // a certificate entry
+                                                .certificate = "spiffe://example.com/upgrader",
                                                 .identity = "upgrader",
                                                 .roles = {Role::kViewer},
                                                 .commcells = {"cs-a"}}});

@@ -41,10 +41,12 @@ for p in "${packages[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
+  echo "drgate setup: all ${#packages[@]} Debian packages are installed" >&2
   exit 0
 fi
 
-echo "drgate setup: installing ${#missing[@]} Debian package(s): ${missing[*]}" >&2
+echo "drgate setup: installing ${#missing[@]} of ${#packages[@]} Debian packages" \
+  "(apt-get; a fresh machine takes a minute or two): ${missing[*]}" >&2
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then
   sudo_cmd=(sudo)
@@ -52,3 +54,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "drgate setup: ${#missing[@]} package(s) installed in ${SECONDS}s" >&2

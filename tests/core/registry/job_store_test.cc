@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -1624,6 +1625,71 @@ TEST_F(SqliteJobStoreTest, FileThatIsNotADatabaseIsAnInternalErrorNamingThePath)
   EXPECT_EQ(store.status().code(), StatusCode::kInternal);
   EXPECT_EQ(store.status().reason(), "REGISTRY_ERROR");
   EXPECT_THAT(store.status().message(), HasSubstr(DbPath()));
+}
+
+// One drgate per SQLite file (core/registry/writer_lock.h): a second store on the same file is
+// refused before SQLite opens it, naming the file and the holder's pid.
+TEST_F(SqliteJobStoreTest, SecondStoreOnTheSameFileIsRefusedNamingThePathAndHolder) {
+  auto first = SqliteJobStore::Open(DbPath());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+
+  auto second = SqliteJobStore::Open(DbPath());
+
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(second.status().reason(), "REGISTRY_IN_USE");
+  EXPECT_THAT(second.status().message(), HasSubstr("'" + DbPath() + "'"));
+  EXPECT_THAT(second.status().message(), HasSubstr("pid " + std::to_string(getpid()) + ","));
+  EXPECT_THAT(second.status().message(), HasSubstr(DbPath() + ".lock"));
+  // The first store still writes.
+  EXPECT_TRUE((*first)->PutJobs({MakeJob("cc1", "1001")}).ok());
+}
+
+TEST_F(SqliteJobStoreTest, FileCanBeOpenedAgainOnceItsStoreIsClosed) {
+  auto first = SqliteJobStore::Open(DbPath());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE((*first)->PutJobs({MakeJob("cc1", "1001")}).ok());
+  first->reset();
+
+  auto again = SqliteJobStore::Open(DbPath());
+
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE((*again)->GetJob("cc1", "1001").ok());
+}
+
+// A lock file left behind by a drgate that died (its pid in it) holds no lock: the kernel dropped
+// it with the process.
+TEST_F(SqliteJobStoreTest, LockFileLeftBehindDoesNotBlockAndGetsThisPid) {
+  std::ofstream(DbPath() + ".lock") << "999999999\n";
+
+  auto store = SqliteJobStore::Open(DbPath());
+
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::ifstream in(DbPath() + ".lock");
+  std::string pid;
+  std::getline(in, pid);
+  EXPECT_EQ(pid, std::to_string(getpid()));
+}
+
+TEST_F(SqliteJobStoreTest, LockFileThatCannotBeOpenedIsAPathErrorAndTheDatabaseIsNotCreated) {
+  std::filesystem::create_directory(DbPath() + ".lock");  // open(2) of a folder for writing fails
+
+  auto store = SqliteJobStore::Open(DbPath());
+
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store.status().reason(), "REGISTRY_PATH_INVALID");
+  EXPECT_THAT(store.status().message(), HasSubstr("'" + DbPath() + ".lock'"));
+  EXPECT_FALSE(std::filesystem::exists(DbPath()));
+}
+
+TEST_F(SqliteJobStoreTest, InMemoryStoresTakeNoLock) {
+  auto first = SqliteJobStore::Open(":memory:");
+  auto second = SqliteJobStore::Open(":memory:");
+
+  EXPECT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(":memory:.lock"));
 }
 
 TEST_F(SqliteJobStoreTest, InMemoryDatabaseWorks) {
