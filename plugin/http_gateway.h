@@ -42,7 +42,7 @@ struct HttpGatewayOptions {
   // client certificate, else address) holds at most max_watch_streams_per_caller watch streams;
   // one more is answered 429 (RESOURCE_EXHAUSTED, reason TOO_MANY_STREAMS).
   int max_connections = 256;
-  int max_connections_per_client = 64;
+  int max_connections_per_client = 128;
   int max_watch_streams_per_caller = 32;
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 64 * 1024;

@@ -120,7 +120,7 @@ struct HttpConfig {
   std::optional<GrpcTlsConfig> tls;
   // Connection and stream bounds (plugin/http_gateway.h).
   int max_connections = 256;
-  int max_connections_per_client = 64;
+  int max_connections_per_client = 128;
   int max_watch_streams_per_caller = 32;
   bool operator==(const HttpConfig&) const = default;
 };

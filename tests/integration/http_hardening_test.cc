@@ -221,7 +221,7 @@ TEST_F(HttpHardeningTest, ConnectionAndStreamHoardersDoNotLockOthersOut) {
     idle.push_back(std::make_unique<RawClient>(http_port_, "127.0.0.2"));
 
   // Past its 32 streams (http.max_watch_streams_per_caller) the caller is answered 429; once its
-  // address holds 64 connections (the streams, and the refused ones while they linger), the
+  // address holds 128 connections (the streams, and the refused ones while they linger), the
   // rest are closed as they are accepted, unanswered.
   std::vector<std::unique_ptr<RawClient>> watchers;
   int streaming = 0;
@@ -246,13 +246,13 @@ TEST_F(HttpHardeningTest, ConnectionAndStreamHoardersDoNotLockOthersOut) {
   EXPECT_GE(too_many, 1);
   EXPECT_EQ(streaming + too_many + unanswered, 300);
 
-  // The idle hoarder holds its share of 64; the rest of its connections were closed at once.
+  // The idle hoarder holds its share of 128; the rest of its connections were closed at once.
   int closed = 0;
   EXPECT_TRUE(Eventually(
       [&] {
         closed = 0;
         for (auto& c : idle) closed += c->ClosedByServer();
-        return closed == 300 - 64;
+        return closed == 300 - 128;
       },
       std::chrono::seconds(5)))
       << closed;
