@@ -23,6 +23,7 @@
 #include "core/common/file.h"
 #include "drgate/v1/drgate.pb.h"
 #include "plugin/http_errors.h"
+#include "plugin/http_fields.h"
 #include "plugin/http_listener.h"
 #include "plugin/http_request_checks.h"
 #include "plugin/http_routes.h"
@@ -99,17 +100,6 @@ struct Call {
   grpc::ByteBuffer response;
   const google::protobuf::MethodDescriptor* method = nullptr;
 };
-
-// Every value of header `key` (a Beast field or a name), in order.
-template <typename Key>
-std::vector<std::string_view> HeaderValues(const http::fields& fields, Key key) {
-  std::vector<std::string_view> out;
-  const auto range = fields.equal_range(key);
-  for (auto it = range.first; it != range.second; ++it) {
-    out.emplace_back(it->value().data(), it->value().size());
-  }
-  return out;
-}
 
 std::string BytesOf(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "plugin/http_fields.h"
 #include "plugin/http_request_checks.h"
 
 namespace {
@@ -28,17 +29,7 @@ namespace http = boost::beast::http;
 using drgate::Reason;
 using drgate::StatusCode;
 namespace plugin = drgate::plugin;
-
-// Every value of header `key` (a Beast field or a name), in order.
-template <typename Key>
-std::vector<std::string_view> HeaderValues(const http::fields& fields, Key key) {
-  std::vector<std::string_view> out;
-  const auto range = fields.equal_range(key);
-  for (auto it = range.first; it != range.second; ++it) {
-    out.emplace_back(it->value().data(), it->value().size());
-  }
-  return out;
-}
+using drgate::plugin::HeaderValues;
 
 void Require(bool promise) {
   if (!promise) std::abort();
