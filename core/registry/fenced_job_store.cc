@@ -31,15 +31,22 @@ void FencedJobStore::Refused(const std::string& operation, const Status& status)
 }
 
 template <typename Write>
-auto FencedJobStore::Fenced(const std::string& operation, Write write)
+auto FencedJobStore::Fenced(const std::string& operation,
+                            const std::optional<std::string>& commcell, Write write)
     -> decltype(write(LeaseFence{})) {
-  const std::optional<LeaseFence> fence = leader_.CurrentFence();
+  const std::optional<LeaseFence> fence =
+      commcell ? leader_.FenceFor(*commcell) : leader_.CurrentFence();
   if (!fence) {
-    Status refused(StatusCode::kAborted,
-                   operation +
-                       ": refused: this replica does not hold the leader lease (it ran out, "
-                       "less the safety margin, without a renewal, or another replica leads)",
-                   Reason::kLeaseLost);
+    Status refused(
+        StatusCode::kAborted,
+        operation + (commcell
+                         ? ": refused: this replica does not track commcell " + *commcell +
+                               " now: it does not hold the leader lease or the CommCell's own (it "
+                               "ran out, less the safety margin, without a renewal, or another "
+                               "replica holds it)"
+                         : ": refused: this replica does not hold the leader lease (it ran out, "
+                           "less the safety margin, without a renewal, or another replica leads)"),
+        Reason::kLeaseLost);
     Refused(operation, refused);
     return refused;
   }
@@ -57,21 +64,33 @@ auto FencedJobStore::Fenced(const std::string& operation, Write write)
 Status FencedJobStore::PutJobs(const std::vector<Job>& jobs,
                                std::optional<int64_t> resolved_intent) {
   if (caller_writes > 0) return store_.PutJobs(jobs, resolved_intent);
-  return Fenced("record jobs", [&](const LeaseFence& fence) {
+  if (jobs.empty()) return store_.PutJobs(jobs, resolved_intent);
+  // A write is fenced by the lease of the CommCell its jobs belong to (one CommCell per write:
+  // the tracker and the DR history write CommCell by CommCell).
+  const std::string& commcell = jobs.front().commcell;
+  for (const Job& j : jobs) {
+    if (j.commcell != commcell) {
+      return Status(StatusCode::kInternal,
+                    "record jobs: one fenced write holds jobs of commcells " + commcell + " and " +
+                        j.commcell,
+                    Reason::kInternal);
+    }
+  }
+  return Fenced("record jobs", commcell, [&](const LeaseFence& fence) {
     return store_.PutJobsFenced(fence, jobs, resolved_intent);
   });
 }
 
 Status FencedJobStore::ResolveIntent(int64_t intent_id, const std::string& outcome) {
   if (caller_writes > 0) return store_.ResolveIntent(intent_id, outcome);
-  return Fenced("resolve trigger intent", [&](const LeaseFence& fence) {
+  return Fenced("resolve trigger intent", std::nullopt, [&](const LeaseFence& fence) {
     return store_.ResolveIntentFenced(fence, intent_id, outcome);
   });
 }
 
 StatusOr<int64_t> FencedJobStore::PruneTerminalJobs(TimePoint finished_before, int max_rows) {
   if (caller_writes > 0) return store_.PruneTerminalJobs(finished_before, max_rows);
-  return Fenced("prune finished jobs", [&](const LeaseFence& fence) {
+  return Fenced("prune finished jobs", std::nullopt, [&](const LeaseFence& fence) {
     return store_.PruneTerminalJobsFenced(fence, finished_before, max_rows);
   });
 }

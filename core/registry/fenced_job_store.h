@@ -1,7 +1,9 @@
 #pragma once
 
-// The registry as the leader writes it: a JobStore view, handed to the tracker, whose writes are
-// fenced by the leader lease (docs/replicas-fencing.md).
+// The registry as the tracker writes it: a JobStore view, handed to the tracker, whose writes are
+// fenced (docs/replicas-fencing.md): a CommCell's job updates by that CommCell's lease
+// (LeaderElection::FenceFor: the leader lease, or with per-CommCell tracking leases the
+// CommCell's own), intent settlement without a job and pruning by the leader lease.
 //
 // Reads and AddIntent pass through to the real store. PutJobs, ResolveIntent and
 // PruneTerminalJobs (job updates from tracking, intent adoption and settlement, pruning) are
@@ -22,6 +24,7 @@
 // The class is thread-safe; the store and the election must outlive it.
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "core/registry/job_store.h"
@@ -74,9 +77,11 @@ class FencedJobStore final : public JobStore {
                                             int max_rows) override;
 
  private:
-  // Runs `write(fence)` under the current fence, or refuses it; reports a refusal from either.
+  // Runs `write(fence)` under the fence of `commcell` (LeaderElection::FenceFor), or the leader
+  // lease's for an estate-wide write (nullopt), or refuses it; reports a refusal from either.
   template <typename Write>
-  auto Fenced(const std::string& operation, Write write) -> decltype(write(LeaseFence{}));
+  auto Fenced(const std::string& operation, const std::optional<std::string>& commcell, Write write)
+      -> decltype(write(LeaseFence{}));
   void Refused(const std::string& operation, const Status& status);
 
   JobStore& store_;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace drgate {
 
@@ -41,8 +42,26 @@ class LeaderElection {
     return LeaseFence{};
   }
 
+  // Whether this process follows `commcell`'s jobs now (polls its CommServe for them, settles
+  // its intents, records its DR history). Default: the leader follows every CommCell. With
+  // per-CommCell leases (PostgresTrackingLeases), the holder of that CommCell's lease. Cheap.
+  virtual bool Tracks(const std::string& commcell) const {
+    (void)commcell;
+    return IsLeader();
+  }
+  // The lease that fences this process's writes about `commcell`'s jobs and intents while it
+  // tracks it; nullopt when it does not (the same instant as Tracks()). Default: CurrentFence().
+  virtual std::optional<LeaseFence> FenceFor(const std::string& commcell) const {
+    (void)commcell;
+    return CurrentFence();
+  }
+  // The CommCells to share out (at start and on a configuration reload). Default: nothing to
+  // share (the leader follows them all).
+  virtual void SetCommCells(std::vector<std::string> names) { (void)names; }
+
   // Starts taking part; `on_change` is called with the new value whenever IsLeader() changes
-  // (on the election's own thread, or inline from Start), first with its value at start.
+  // (on the election's own thread, or inline from Start), first with its value at start; with
+  // per-CommCell leases also whenever the set of CommCells this process tracks changes.
   virtual void Start(std::function<void(bool)> on_change) = 0;
   // Stops taking part and gives leadership up at once, so that another replica takes over
   // without waiting for a lease to run out. Idempotent.

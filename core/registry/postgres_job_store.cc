@@ -162,10 +162,12 @@ Status CheckFenceIn(PgConnection& conn, const LeaseFence& fence, const std::stri
   } else {
     return Status::Ok();
   }
+  // "commcell/<name>": a CommCell's tracking lease (postgres_tracking_leases.h).
+  const std::string lease = fence.role.rfind("commcell/", 0) == 0 ? "lease of " + fence.role
+                                                                  : fence.role + " leader lease";
   return Status(StatusCode::kAborted,
-                operation + ": refused: this replica's " + fence.role + " leader lease " +
-                    "(generation " + std::to_string(fence.generation) +
-                    ") is no longer current: " + why,
+                operation + ": refused: this replica's " + lease + " " + "(generation " +
+                    std::to_string(fence.generation) + ") is no longer current: " + why,
                 Reason::kLeaseLost)
       .With("lease_generation", std::to_string(fence.generation));
 }

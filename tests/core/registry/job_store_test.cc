@@ -36,6 +36,7 @@
 #include "core/registry/migrations.h"
 #include "core/registry/postgres_job_store.h"
 #include "core/registry/postgres_leader_election.h"
+#include "core/registry/postgres_tracking_leases.h"
 #include "core/registry/sqlite_job_store.h"
 #include "tests/fakes/postgres_server.h"
 
@@ -2174,6 +2175,199 @@ TEST_F(SqliteJobStoreTest, FailuresThatAreNotSqlitesAreNotObserved) {
   EXPECT_EQ((*store)->ResolveIntent(42, "failed").reason(), "INTENT_NOT_FOUND");
 
   EXPECT_THAT(observed, IsEmpty());
+}
+
+// ---- PostgreSQL only: per-CommCell tracking leases shared by replicas ------------------------
+
+// Rendezvous hashing spreads CommCells evenly, and a replica that leaves moves only its own.
+TEST(PostgresTrackingHashTest, SharesAreEvenAndOnlyTheLeaversCommCellsMove) {
+  const std::vector<std::string> three = {"drgate-0/7/1", "drgate-1/7/2", "drgate-2/7/3"};
+  const std::vector<std::string> two = {"drgate-0/7/1", "drgate-1/7/2"};
+  std::map<std::string, int> share;
+  int moved = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string cell = "cc" + std::to_string(i);
+    const std::string& before = PreferredReplica(three, cell);
+    ++share[before];
+    const std::string& after = PreferredReplica(two, cell);
+    if (before != three[2]) {
+      EXPECT_EQ(after, before) << cell;  // stays where it was
+    } else {
+      ++moved;
+    }
+  }
+  ASSERT_EQ(share.size(), 3u);
+  for (const auto& [replica, n] : share) {
+    EXPECT_GT(n, 290) << replica;
+    EXPECT_LT(n, 380) << replica;
+  }
+  EXPECT_EQ(moved, share[three[2]]);
+  // Stable: every process computes the same answer whatever the order it lists replicas in.
+  const std::vector<std::string> reversed(three.rbegin(), three.rend());
+  for (int i = 0; i < 50; ++i) {
+    const std::string cell = "cc" + std::to_string(i);
+    EXPECT_EQ(PreferredReplica(reversed, cell), PreferredReplica(three, cell));
+  }
+}
+
+class PostgresTrackingLeasesTest : public PostgresFencingTest {
+ protected:
+  std::unique_ptr<PostgresTrackingLeases> Leases(const std::string& holder) {
+    PostgresTrackingOptions options;
+    options.endpoint = PostgresOptions(db_).endpoint;
+    options.lease = kLease;
+    options.holder = holder;
+    return std::make_unique<PostgresTrackingLeases>(options, system_clock_, Cells());
+  }
+  static std::vector<std::string> Cells() {
+    std::vector<std::string> cells;
+    for (int i = 0; i < 20; ++i) cells.push_back("cc" + std::to_string(i));
+    return cells;
+  }
+  static std::set<std::string> TrackedBy(const PostgresTrackingLeases& r) {
+    std::set<std::string> out;
+    for (const std::string& c : Cells()) {
+      if (r.Tracks(c)) out.insert(c);
+    }
+    return out;
+  }
+  // The CommCells `holder` prefers among `replicas`.
+  static std::set<std::string> Share(const std::vector<std::string>& replicas,
+                                     const std::string& holder) {
+    std::set<std::string> out;
+    for (const std::string& c : Cells()) {
+      if (PreferredReplica(replicas, c) == holder) out.insert(c);
+    }
+    return out;
+  }
+};
+
+// One replica tracks every CommCell from its first attempt; a second one that joins takes its
+// share (the hash's), handed over by the first, and no CommCell is ever tracked by both at once.
+// A fence taken before the hand-over is refused by the registry afterwards.
+TEST_F(PostgresTrackingLeasesTest, AReplicaThatJoinsTakesItsShareWithoutDoubleTracking) {
+  auto a = Leases("a");
+  a->Start(nullptr);
+  EXPECT_EQ(TrackedBy(*a).size(), 20u);
+  EXPECT_EQ(a->TrackedCount(), 20);
+  EXPECT_TRUE(a->IsLeader());  // the leader lease for the estate-wide chores
+  const std::set<std::string> b_share = Share({"a", "b"}, "b");
+  ASSERT_FALSE(b_share.empty());
+  ASSERT_LT(b_share.size(), 20u);
+  const std::string moved = *b_share.begin();
+  const std::optional<LeaseFence> old_fence = a->FenceFor(moved);
+  ASSERT_TRUE(old_fence.has_value());
+  EXPECT_EQ(old_fence->role, "commcell/" + moved);
+  ASSERT_TRUE(store_->PutJobsFenced(*old_fence, {MakeJob(moved, "1001")}).ok());
+
+  auto b = Leases("b");  // started once the watcher runs
+  std::atomic<bool> done{false};
+  std::atomic<int> both{0};
+  std::atomic<int> samples{0};
+  std::thread watcher([&] {
+    while (!done) {
+      for (const std::string& c : Cells()) {
+        if (a->Tracks(c) && b->Tracks(c)) ++both;
+      }
+      ++samples;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  b->Start(nullptr);
+  const bool settled = WaitFor(
+      [&] { return TrackedBy(*b) == b_share && TrackedBy(*a).size() + b_share.size() == 20; },
+      3 * kLease);
+  done = true;
+  watcher.join();
+  ASSERT_TRUE(settled) << "b tracks " << TrackedBy(*b).size() << " of its " << b_share.size();
+  EXPECT_EQ(both.load(), 0) << "over " << samples.load() << " samples";
+  EXPECT_EQ(TrackedBy(*a), Share({"a", "b"}, "a"));
+  EXPECT_FALSE(b->IsLeader());
+
+  // The registry refuses a's writes about the CommCell it handed over, and takes b's.
+  Job update = MakeJob(moved, "1001");
+  update.percent_complete = 90;
+  const Status refused = store_->PutJobsFenced(*old_fence, {update});
+  EXPECT_EQ(refused.code(), StatusCode::kAborted) << refused.ToString();
+  EXPECT_EQ(refused.reason(), "LEASE_LOST");
+  EXPECT_THAT(refused.message(), HasSubstr("lease of commcell/" + moved + " (generation " +
+                                           std::to_string(old_fence->generation) + ")"));
+  const std::optional<LeaseFence> fence = b->FenceFor(moved);
+  ASSERT_TRUE(fence.has_value());
+  EXPECT_GT(fence->generation, old_fence->generation);
+  EXPECT_TRUE(store_->PutJobsFenced(*fence, {update}).ok());
+  EXPECT_EQ(store_->GetJob(moved, "1001")->percent_complete, 90);
+
+  // Through the fenced view: a write about a CommCell this replica does not track is refused
+  // before the registry, naming the CommCell.
+  FencedJobStore view(*store_, *a);
+  const Status local = view.PutJobs({update});
+  EXPECT_EQ(local.reason(), "LEASE_LOST");
+  EXPECT_THAT(local.message(), HasSubstr("does not track commcell " + moved));
+  b->Stop();
+  a->Stop();
+}
+
+// A replica that stops cleanly gives its leases up: the other claims them at its next attempt.
+TEST_F(PostgresTrackingLeasesTest, AReplicaThatStopsHandsItsCommCellsOverAtOnce) {
+  auto a = Leases("a");
+  a->Start(nullptr);
+  auto b = Leases("b");
+  b->Start(nullptr);
+  ASSERT_TRUE(WaitFor([&] { return TrackedBy(*b) == Share({"a", "b"}, "b"); }, 3 * kLease));
+  const auto stopped = std::chrono::steady_clock::now();
+  a->Stop();
+  EXPECT_EQ(a->TrackedCount(), 0);
+  ASSERT_TRUE(WaitFor([&] { return b->TrackedCount() == 20; }, kLease));
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped, kLease);
+  EXPECT_EQ(QueryOne(db_, "SELECT count(*) FROM tracker_replicas"), "1");
+  b->Stop();
+}
+
+// A replica that vanished without a word (killed): its CommCells are claimed once its leases run
+// out, not before.
+TEST_F(PostgresTrackingLeasesTest, CommCellsOfAVanishedReplicaAreClaimedOnceItsLeasesRunOut) {
+  {
+    auto ghost = Leases("ghost");
+    ghost->Start(nullptr);
+    ASSERT_EQ(ghost->TrackedCount(), 20);
+  }
+  // Stop gave everything up: make the rows look like a process killed mid-lease instead.
+  SharedPostgres().Exec(
+      "UPDATE leader_leases SET holder = 'ghost', expires_at = now() + interval '800 "
+      "milliseconds'; INSERT INTO tracker_replicas VALUES ('ghost', now() + interval '800 "
+      "milliseconds')",
+      db_);
+  const auto start = std::chrono::steady_clock::now();
+  auto b = Leases("b");
+  b->Start(nullptr);
+  EXPECT_EQ(b->TrackedCount(), 0);
+  EXPECT_FALSE(b->IsLeader());
+  ASSERT_TRUE(WaitFor([&] { return b->TrackedCount() == 20; }, 3 * kLease));
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, std::chrono::milliseconds(700));
+  EXPECT_LE(took,
+            std::chrono::milliseconds(800) + 2 * (kLease / 3) + std::chrono::milliseconds(400));
+  EXPECT_TRUE(WaitFor([&] { return b->IsLeader(); }, kLease));
+  b->Stop();
+}
+
+// During a rolling upgrade from a drgate that tracks everything as leader (it holds the "tracker"
+// lease and does not heartbeat tracker_replicas), no CommCell lease is taken: that leader keeps
+// following every CommCell alone until it goes.
+TEST_F(PostgresTrackingLeasesTest, NoCommCellIsTakenWhileALeaderThatTracksEverythingLeads) {
+  SharedPostgres().Exec(
+      "INSERT INTO leader_leases (name, holder, expires_at) "
+      "VALUES ('tracker', 'older-drgate', now() + interval '1 hour')",
+      db_);
+  auto b = Leases("b");
+  b->Start(nullptr);
+  std::this_thread::sleep_for(kLease / 2);
+  EXPECT_EQ(b->TrackedCount(), 0);
+  EXPECT_FALSE(b->IsLeader());
+  SharedPostgres().Exec("UPDATE leader_leases SET expires_at = now() WHERE name = 'tracker'", db_);
+  ASSERT_TRUE(WaitFor([&] { return b->TrackedCount() == 20 && b->IsLeader(); }, 3 * kLease));
+  b->Stop();
 }
 
 }  // namespace
