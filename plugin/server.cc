@@ -41,6 +41,7 @@
 #include "core/registry/leader_election.h"
 #include "core/registry/postgres_job_store.h"
 #include "core/registry/postgres_leader_election.h"
+#include "core/registry/postgres_tracking_leases.h"
 #include "core/registry/sqlite_job_store.h"
 #include "plugin/auth.h"
 #include "plugin/edge_metrics.h"
@@ -219,6 +220,14 @@ class ServerImpl final : public Server {
     store_.reset();
   }
 
+  // CommCells whose jobs this replica follows now (drgate_tracking_commcells).
+  int TrackedCommCells() const {
+    std::lock_guard lock(clients_mu_);
+    int n = 0;
+    for (const auto& [name, built] : built_) n += leader_->Tracks(name) ? 1 : 0;
+    return n;
+  }
+
   // Ready: the registry is open (Init succeeded), at least one CommCell accepted drgate's login
   // or a call, and the server is not shutting down.
   Readiness CheckReady() const {
@@ -318,6 +327,16 @@ Status ServerImpl::OpenRegistry(const Config& config) {
     spdlog::info("registry: {} (pool of {} connections, leader lease {} ms)",
                  (*store)->description(), pg.pool_size, pg.leader_lease.count());
     store_ = std::move(*store);
+    if (pg.tracking == PostgresRegistryConfig::Tracking::kPerCommCell) {
+      PostgresTrackingOptions tracking;
+      tracking.endpoint = endpoint;
+      tracking.lease = pg.leader_lease;
+      std::vector<std::string> names;
+      for (const auto& c : config.commcells) names.push_back(c.name);
+      leader_ =
+          std::make_unique<PostgresTrackingLeases>(std::move(tracking), clock_, std::move(names));
+      return Status::Ok();
+    }
     PostgresLeaderOptions leader;
     leader.endpoint = endpoint;
     leader.lease = pg.leader_lease;
@@ -510,10 +529,12 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
   health_ = grpc_server_->GetHealthCheckService();
   health_->SetServingStatus("liveness", true);
   health_->SetServingStatus("readiness", false);
-  // The leader polls; a replica that becomes leader starts with a full round at once.
+  // The replica that tracks a CommCell polls it; one that becomes leader, or takes CommCells
+  // over, starts with a full round at once.
   leader_->Start([this](bool leading) {
     metrics_->SetRegistryLeader(leading);
-    if (leading && tracker_) tracker_->Poke();
+    metrics_->SetTrackingCommCells(TrackedCommCells());
+    if (tracker_) tracker_->Poke();
   });
   tracker_->Start();
   if (refresher_) refresher_->Start();
@@ -522,6 +543,7 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
     bool last = false;
     std::unique_lock lock(health_mu_);
     for (;;) {
+      metrics_->SetTrackingCommCells(TrackedCommCells());
       const bool ready = CheckReady().ready;
       if (ready != last) {
         health_->SetServingStatus("readiness", ready);
@@ -655,6 +677,11 @@ Status ServerImpl::Reload(const ServerConfig& next) {
   }
   auto cells = BuildCommCells(config);
   if (!cells.ok()) return cells.status();
+  {
+    std::vector<std::string> names;
+    for (const auto& c : *cells) names.push_back(c.name);
+    leader_->SetCommCells(std::move(names));
+  }
   tracker_->SetCommCells(*cells);
   orchestrator_->SetCommCells(std::move(*cells));
   spdlog::info("reload: {} CommCell(s) configured", config.commcells.size());

@@ -278,7 +278,14 @@ Section<PostgresRegistryConfig> PostgresSection() {
       .Add(
           "watch_interval", config::Duration(milliseconds(50)),
           [](P& p) -> milliseconds& { return p.watch_interval; },
-          "How often a replica re-reads the jobs its WatchJob streams follow.");
+          "How often a replica re-reads the jobs its WatchJob streams follow.")
+      .Add(
+          "tracking",
+          config::Choice<P::Tracking>(
+              {{"per_commcell", P::Tracking::kPerCommCell}, {"leader", P::Tracking::kLeader}}),
+          [](P& p) -> P::Tracking& { return p.tracking; },
+          "Who follows the CommCells' jobs: per_commcell spreads them over the live replicas, "
+          "one lease per CommCell (docs/replicas.md); leader: one replica follows them all.");
   return s;
 }
 

@@ -92,8 +92,12 @@ struct PostgresRegistryConfig {
   // Leader election (one tracker at a time): a replica that died is replaced as leader within
   // about 4/3 of this.
   std::chrono::milliseconds leader_lease{15000};
-  // How often a replica re-reads the jobs its WatchJob streams follow (the leader writes them).
+  // How often a replica re-reads the jobs its WatchJob streams follow (the tracker writes them).
   std::chrono::milliseconds watch_interval{500};
+  // Who follows the CommCells' jobs: each CommCell by the replica holding its own lease, the
+  // CommCells spread over the live replicas (kPerCommCell), or all of them by the leader.
+  enum class Tracking { kPerCommCell, kLeader };
+  Tracking tracking = Tracking::kPerCommCell;
   bool operator==(const PostgresRegistryConfig&) const = default;
 };
 

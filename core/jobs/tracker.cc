@@ -228,9 +228,10 @@ void Tracker::RunRound(bool force) {
 }
 
 void Tracker::Tick(bool force, uint64_t round) {
-  // Replicas sharing a registry: only the leader follows jobs and settles intents (a new leader
-  // starts with a forced round: its election pokes the tracker). The others still probe idle
-  // CommCells, so that their readiness and drgate_commserv_up tell the truth.
+  // Replicas sharing a registry: only the replica that tracks a CommCell (the leader, or the
+  // holder of the CommCell's lease) follows its jobs and settles its intents (a replica that
+  // takes CommCells over starts with a forced round: its election pokes the tracker). The others
+  // still probe idle CommCells, so that their readiness and drgate_commserv_up tell the truth.
   const bool leading = Leading();
   const Mono now = clock_.Monotonic();
   const TimePoint wall = clock_.Now();
@@ -256,9 +257,13 @@ void Tracker::Tick(bool force, uint64_t round) {
   }
   if (due.empty() && !prune) return;
 
+  std::set<std::string> tracked;
+  for (const std::string& name : due) {
+    if (Tracks(name)) tracked.insert(name);
+  }
   StatusOr<std::vector<Job>> active = std::vector<Job>();
   StatusOr<std::vector<TriggerIntent>> intents = std::vector<TriggerIntent>();
-  if (leading && !due.empty()) {
+  if (!tracked.empty()) {
     active = store_.ListActiveJobs();
     intents = store_.ListOpenIntents();
   }
@@ -278,15 +283,16 @@ void Tracker::Tick(bool force, uint64_t round) {
   std::vector<std::string> idle;
   std::vector<std::shared_ptr<Poll>> start;
   std::vector<std::pair<CommCell, uint64_t>> options_due;
-  // The leader observes the CommServe's own DR jobs: a history read on first contact, and an
-  // idle CommCell's job list every history_interval.
-  const bool observe = leading && history_ != nullptr;
   {
     std::lock_guard lock(shared_->mu);
     for (const std::string& name : due) {
       auto it = cells_.find(name);
       if (it == cells_.end() || it->second.phase != Phase::kWaiting) continue;
       CellState& state = it->second;
+      // The tracking replica observes the CommServe's own DR jobs: a history read on first
+      // contact, and an idle CommCell's job list every history_interval.
+      const bool tracks = tracked.count(name) > 0;
+      const bool observe = tracks && history_ != nullptr;
       if (history_ != nullptr && !state.options_in_flight && history_->OptionsDue(name)) {
         state.options_in_flight = true;
         if (round != 0) ++rounds_[round];
@@ -294,13 +300,13 @@ void Tracker::Tick(bool force, uint64_t round) {
       }
       auto poll = std::make_shared<Poll>();
       for (const Job& j : *active) {
-        if (j.commcell == name && j.state != JobState::kUnknown) poll->jobs.push_back(j);
+        if (tracks && j.commcell == name && j.state != JobState::kUnknown) poll->jobs.push_back(j);
       }
       // Look back far enough to see every job and intent we follow, and at least an hour.
       TimePoint oldest = wall;
       bool intents_open = false;
       for (const TriggerIntent& i : *intents) {
-        if (i.commcell != name) continue;
+        if (!tracks || i.commcell != name) continue;
         intents_open = true;
         oldest = std::min(oldest, i.create_time);
       }
@@ -311,7 +317,7 @@ void Tracker::Tick(bool force, uint64_t round) {
       poll->history = observe && !state.history_read;
       const bool history_due = observe && now - state.last_list >= Options().history_interval;
       if (poll->jobs.empty() && !intents_open && !poll->history && !history_due) {
-        idle.push_back(name);
+        if (tracks) idle.push_back(name);
         // Nothing to follow: one cheap request now and then keeps reachability current.
         if (Options().probe_interval.count() <= 0 ||
             now - state.last_probe < Options().probe_interval) {
@@ -348,9 +354,7 @@ void Tracker::Tick(bool force, uint64_t round) {
     }
     start = TakeStartableLocked();
   }
-  if (leading) {
-    for (const std::string& name : idle) metrics_.SetActiveJobs(name, 0);
-  }
+  for (const std::string& name : idle) metrics_.SetActiveJobs(name, 0);
   for (const auto& poll : start) Send(poll);
   for (const auto& [cell, generation] : options_due) SendOptions(cell, generation, round);
   if (prune) Prune();
@@ -498,7 +502,7 @@ void Tracker::JobListArrived(const std::shared_ptr<Poll>& poll,
   }
   poll->list = std::move(*list);
   // The CommServe's own DR jobs in the list (the history read recorded its own already).
-  if (history_ != nullptr && !poll->history && Leading()) {
+  if (history_ != nullptr && !poll->history && Tracks(cell.name)) {
     if (StatusOr<int> observed = history_->Observe(cell.name, poll->list); !observed.ok()) {
       spdlog::warn("tracker: commcell {}: cannot record DR jobs drgate did not start: {}",
                    cell.name, observed.status().ToString());

@@ -63,9 +63,10 @@ struct TrackerOptions : TrackingConfig {
 
 class Tracker {
  public:
-  // Every reference must outlive the tracker. With `leader` (replicas sharing a registry), jobs
-  // and intents are followed only while leader->IsLeader(): one replica polls the CommServe for
-  // them (the others only probe, see probe_interval); null: always. With `history`, DR jobs
+  // Every reference must outlive the tracker. With `leader` (replicas sharing a registry), a
+  // CommCell's jobs and intents are followed only while leader->Tracks(commcell): one replica
+  // polls the CommServe for them (the others only probe, see probe_interval); pruning runs only
+  // while leader->IsLeader(); null: always. With `history`, DR jobs
   // drgate did not start are observed too and the DR backup options are read; null: neither.
   Tracker(std::vector<CommCell> commcells, JobStore& store, Metrics& metrics, const Clock& clock,
           WatchHub& hub, TrackerOptions options, const LeaderElection* leader = nullptr,
@@ -186,6 +187,12 @@ class Tracker {
   void SendOptions(const CommCell& cell, uint64_t generation, uint64_t round);
   void OptionsArrived(const std::string& commcell, uint64_t generation, uint64_t round,
                       StatusOr<commserv::DrBackupOptions> options);
+  // Whether this process follows `commcell` now: the leader (or, with per-CommCell tracking
+  // leases, the CommCell's lease holder; always without an election).
+  bool Tracks(const std::string& commcell) const {
+    return leader_ == nullptr || leader_->Tracks(commcell);
+  }
+  // Estate-wide chores (pruning): the leader only.
   bool Leading() const { return leader_ == nullptr || leader_->IsLeader(); }
   // Asks for the next job the list did not show, or ends the poll when none is left.
   void NextUnlisted(const std::shared_ptr<Poll>& poll);

@@ -180,6 +180,13 @@ Metrics::Metrics(prometheus::Registry& registry, MetricsOptions options)
                                  "(always with the embedded registry), else 0.")
                            .Register(registry)
                            .Add({})),
+      tracking_commcells_(prometheus::BuildGauge()
+                              .Name("drgate_tracking_commcells")
+                              .Help("CommCells whose jobs this replica follows now (polls their "
+                                    "CommServe for them): all of them with the embedded registry "
+                                    "or on the leader; its share with per-CommCell leases.")
+                              .Register(registry)
+                              .Add({})),
       fenced_writes_(prometheus::BuildCounter()
                          .Name("drgate_leader_fenced_writes_total")
                          .Help("Writes this replica attempted as leader (job updates, intent "
@@ -228,6 +235,10 @@ prometheus::Labels Metrics::HistogramLabels(const std::string& commcell,
 
 void Metrics::SetRegistryLeader(bool leader) {
   registry_leader_.Set(leader ? 1 : 0);
+}
+
+void Metrics::SetTrackingCommCells(int count) {
+  tracking_commcells_.Set(count);
 }
 
 void Metrics::CountFencedWrite() {

@@ -103,6 +103,8 @@ class Metrics {
   // drgate_registry_leader: 1 while this replica leads (polls the CommServe), else 0. Always 1
   // with the embedded registry.
   void SetRegistryLeader(bool leader);
+  // drgate_tracking_commcells: CommCells whose jobs this replica follows now.
+  void SetTrackingCommCells(int count);
   // drgate_leader_fenced_writes_total: a leader write of this replica (tracking, intent
   // settlement, pruning) refused because it no longer held the leader lease (fencing).
   void CountFencedWrite();
@@ -140,6 +142,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& last_success_;
   prometheus::Family<prometheus::Gauge>& last_finished_;
   prometheus::Gauge& registry_leader_;
+  prometheus::Gauge& tracking_commcells_;
   prometheus::Counter& fenced_writes_;
   prometheus::Family<prometheus::Counter>& registry_write_failures_;
   prometheus::Family<prometheus::Gauge>& retained_fulls_;
