@@ -47,8 +47,11 @@ class ReplicasTest : public ::testing::Test {
   }
   // `stderr_path`: where the replica logs (at info level); empty: inherited, warnings only.
   // `tracking`: more tracking.* keys, "key: value, " each.
+  // Replicas here share one lease for all tracking (registry.postgres.tracking: leader), unless
+  // `cells` > 0: then that many CommCells c0, c1, ... (each under its own path prefix at the
+  // simulator, which counts requests per prefix) shared by per-CommCell leases.
   std::unique_ptr<Drgate> StartReplica(const std::string& stderr_path = "",
-                                       const std::string& tracking = "") {
+                                       const std::string& tracking = "", int cells = 0) {
     dir_.Write("password", "s3cret\n");
     const std::string yaml =
         "auth: {mode: insecure}\n"
@@ -62,19 +65,50 @@ class ReplicasTest : public ::testing::Test {
         "\n"
         "    pool_size: 8\n"
         "    leader_lease: 2s\n"
-        "    watch_interval: 100ms\n"
+        "    watch_interval: 100ms\n" +
+        (cells > 0 ? "    tracking: per_commcell\n" : "    tracking: leader\n") +
         "shutdown_grace: 2s\n"
         "tracking: {" +
         tracking +
         "poll_interval: 200ms, intent_grace: 31s, intent_give_up: 60s, "
         "probe_interval: 1h}\n"
         "commcells:\n" +
-        sim_->CommCellYaml("cs1", "    request_timeout: 10s\n");
+        (cells > 0 ? SharedCells(cells) : sim_->CommCellYaml("cs1", "    request_timeout: 10s\n"));
     const std::string config = dir_.Write("drgate.yaml", yaml);
     if (stderr_path.empty()) return std::make_unique<Drgate>(config);
     return std::make_unique<Drgate>(config, "info", stderr_path);
   }
 
+  // CommCell i is served by simulator i % sims (sim_, then more_sims_) under the path prefix
+  // "c<i>", so that each simulator counts its CommCells' requests apart.
+  std::string SharedCells(int cells) const {
+    std::string yaml;
+    for (int i = 0; i < cells; ++i) {
+      const std::string name = "c" + std::to_string(i);
+      const Sim& sim = SimOf(i);
+      yaml += "  - name: " + name + "\n    url: " + sim.base_url() + "/" + name +
+              "/commandcenter/api\n    username: admin\n    password_file: password\n"
+              "    ca_file: " +
+              sim.cert_path() + "\n    request_timeout: 10s\n";
+    }
+    return yaml;
+  }
+  Sim& SimOf(int cell) const {
+    const size_t n = 1 + more_sims_.size();
+    const size_t k = static_cast<size_t>(cell) % n;
+    return k == 0 ? *sim_ : *more_sims_[k - 1];
+  }
+  // Job-list requests CommCell c<cell> sent to its simulator (its path prefix).
+  int64_t JobLists(int cell) {
+    const std::string name = "c" + std::to_string(cell);
+    const auto stats = SimOf(cell).admin().Json("GET", "/_sim/stats");
+    const auto& by_prefix = stats.at("requests_by_prefix");
+    auto it = by_prefix.find(name);
+    return it == by_prefix.end() ? 0 : it->value("JobList", int64_t{0});
+  }
+  static double Tracking(Drgate& d) {
+    return MetricValue(d.Metrics(), "drgate_tracking_commcells");
+  }
   static double Leader(Drgate& d) { return MetricValue(d.Metrics(), "drgate_registry_leader"); }
 
   static grpc::Status Trigger(Drgate& d, const std::string& request_id,
@@ -101,6 +135,8 @@ class ReplicasTest : public ::testing::Test {
   PostgresServer pg_;
   TempDir dir_;
   std::unique_ptr<Sim> sim_;
+  std::vector<std::unique_ptr<TempDir>> sim_dirs_;
+  std::vector<std::unique_ptr<Sim>> more_sims_;
 };
 
 TEST_F(ReplicasTest, OneRequestIdOnTwoReplicasAtOnceSendsOnePostAndAnswersOneJob) {
@@ -376,6 +412,127 @@ TEST_F(ReplicasTest, ALeaderPausedPastItsLeaseWritesNothingOnceResumed) {
       [&] { return GetJob(*a, job_id, &job).ok() && job.state() == v1::JOB_STATE_SUCCEEDED; }, 15s))
       << "state " << v1::JobState_Name(job.state());
   EXPECT_EQ(Leader(*a) + Leader(*b), 1);
+}
+
+}  // namespace
+}  // namespace drgate::testing
+
+namespace drgate::testing {
+namespace {
+
+// registry.postgres.tracking: per_commcell. Three replicas share nine CommCells, each followed by
+// exactly one of them (counted at the simulator and in each replica's own request counter); a
+// replica killed with SIGKILL has its CommCells taken over by the others within the lease plus one
+// renewal, and no job is recorded twice.
+TEST_F(ReplicasTest, PerCommCellLeasesSpreadTheCommCellsAndAKilledReplicasShareIsTakenOver) {
+  constexpr int kCells = 9;
+  // Three CommServes of three CommCells each (one CommServe runs two full DR backups and one
+  // differential at a time); the jobs run for the whole test. Without the DR history, each
+  // CommCell follows only its own job, not its neighbours' on the same simulator.
+  StartSim(600000);
+  for (int i = 0; i < 2; ++i) {
+    sim_dirs_.push_back(std::make_unique<TempDir>());  // a certificate folder of its own
+    more_sims_.push_back(std::make_unique<Sim>(
+        *sim_dirs_.back(), std::vector<std::string>{"--job-duration-ms", "600000"}));
+  }
+  std::vector<std::unique_ptr<Drgate>> replicas;
+  for (int i = 0; i < 3; ++i) replicas.push_back(StartReplica("", "history: false, ", kCells));
+  auto tracked = [&] {
+    double sum = 0;
+    for (auto& r : replicas) sum += r ? Tracking(*r) : 0;
+    return sum;
+  };
+  ASSERT_TRUE(Eventually([&] { return tracked() == kCells; }, 4 * kLease)) << tracked();
+  // Something to follow on every CommCell: one running job each, triggered on the first replica.
+  std::map<std::string, std::string> job_of;
+  for (int i = 0; i < kCells; ++i) {
+    const std::string cell = "c" + std::to_string(i);
+    v1::TriggerBackupResponse out;
+    const auto type = i / 3 == 2 ? v1::BACKUP_TYPE_DIFFERENTIAL : v1::BACKUP_TYPE_FULL;
+    ASSERT_TRUE(Ok(replicas[0]->Trigger(cell, type, "spread-" + cell, &out))) << cell;
+    job_of[cell] = out.job().job_id();
+  }
+  // Who polls whom: over two seconds, exactly one replica's job-list counter grows per CommCell.
+  auto lists_by_replica = [&](const std::string& cell) {
+    std::vector<double> out;
+    for (auto& r : replicas) {
+      out.push_back(r ? MetricValue(r->Metrics(),
+                                    "drgate_commserv_requests_total{code=\"200\","
+                                    "commcell=\"" +
+                                        cell + "\",endpoint=\"job_list\"}")
+                      : 0);
+    }
+    return out;
+  };
+  std::this_thread::sleep_for(1s);  // the triggers' own polls settle
+  std::map<std::string, std::vector<double>> before;
+  std::map<std::string, int64_t> sim_before;
+  for (int i = 0; i < kCells; ++i) {
+    const std::string cell = "c" + std::to_string(i);
+    before[cell] = lists_by_replica(cell);
+    sim_before[cell] = JobLists(i);
+  }
+  std::this_thread::sleep_for(2s);
+  std::map<std::string, int> owner;
+  for (int c = 0; c < kCells; ++c) {
+    const std::string cell = "c" + std::to_string(c);
+    const std::vector<double> after = lists_by_replica(cell);
+    int growing = 0;
+    for (int i = 0; i < 3; ++i) {
+      if (after[i] > before[cell][i]) {
+        ++growing;
+        owner[cell] = i;
+      }
+    }
+    EXPECT_EQ(growing, 1) << cell;
+    // One list per poll interval (200 ms): about ten in two seconds, from the one replica.
+    const int64_t lists = JobLists(c) - sim_before[cell];
+    EXPECT_GE(lists, 5) << cell;
+    EXPECT_LE(lists, 14) << cell;
+  }
+  ASSERT_EQ(owner.size(), static_cast<size_t>(kCells));
+
+  // SIGKILL the replica that follows c0; its CommCells go to the others.
+  const int victim = owner["c0"];
+  std::vector<int> orphaned;
+  for (const auto& [cell, i] : owner) {
+    if (i == victim) orphaned.push_back(std::stoi(cell.substr(1)));
+  }
+  const auto killed = std::chrono::steady_clock::now();
+  replicas[victim]->Kill();
+  replicas[victim].reset();
+  std::map<int, int64_t> at_kill;
+  for (int cell : orphaned) at_kill[cell] = JobLists(cell);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        for (int cell : orphaned) {
+          if (JobLists(cell) <= at_kill[cell]) return false;
+        }
+        return tracked() == kCells;
+      },
+      4 * kLease));
+  const auto takeover = std::chrono::steady_clock::now() - killed;
+  std::printf("%zu CommCell(s) of a SIGKILLed replica polled again after %lld ms (lease %lld ms)\n",
+              orphaned.size(),
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(takeover).count()),
+              static_cast<long long>(std::chrono::milliseconds(kLease).count()));
+  // The lease, one renewal period, one poll interval, and a margin for a loaded machine.
+  EXPECT_LE(takeover, kLease + kLease / 3 + 200ms + 1s);
+
+  // No job recorded twice: each CommCell holds exactly its one job, still followed.
+  Drgate& survivor = *replicas[victim == 0 ? 1 : 0];
+  for (const auto& [cell, job_id] : job_of) {
+    v1::ListJobsRequest req;
+    req.set_commcell(cell);
+    v1::ListJobsResponse listed;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(10s));
+    ASSERT_TRUE(Ok(survivor.stub().ListJobs(&ctx, req, &listed))) << cell;
+    ASSERT_EQ(listed.jobs_size(), 1) << cell;
+    EXPECT_EQ(listed.jobs(0).job_id(), job_id);
+    EXPECT_EQ(listed.jobs(0).request_id(), "spread-" + cell);
+  }
 }
 
 }  // namespace

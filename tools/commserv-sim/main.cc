@@ -185,7 +185,10 @@ DR history and options (admin API):
   POST /_sim/dr-options {"body": {...} or "raw text", "http_status": 200|404|...} sets what
             GET Commcell/DRBackup/Options answers (GET /_sim/dr-options shows it; reset restores
             the default: local drive, 5 fulls, no upload).
-  GET /_sim/stats also counts "scheduled_starts" (jobs --dr-schedule started).)");
+  GET /_sim/stats also counts "scheduled_starts" (jobs --dr-schedule started), and
+  "requests_by_prefix": requests whose path has one segment before the API base
+  (/cc17/commandcenter/api/..., as a reverse proxy serving several CommServes forwards them), by
+  that segment and endpoint: one simulator can stand in for many CommCells and count each.)");
 }
 
 std::string ReadPassword(const std::string& path) {

@@ -127,7 +127,25 @@ Format AnswerFormat(const HttpRequest& request) {
 Service::Service(CommservState& state, ServiceOptions options)
     : state_(state), options_(options), dr_options_body_(kDefaultDrOptions) {}
 
-Service::Route Service::MatchRoute(std::string_view path) {
+Service::Route Service::MatchRoute(std::string_view path, std::string_view* prefix) {
+  // A one-segment prefix ("/cc17/commandcenter/api/..."): the rest is routed as without it.
+  if (path.size() > 1 && path.front() == '/') {
+    const size_t slash = path.find('/', 1);
+    if (slash != std::string_view::npos) {
+      const std::string_view tail = path.substr(slash);
+      for (const std::string_view base : kBasePaths) {
+        if (tail.substr(0, base.size()) == base && path.substr(0, base.size()) != base) {
+          if (prefix != nullptr) *prefix = path.substr(1, slash - 1);
+          path = tail;
+          break;
+        }
+      }
+    }
+  }
+  return MatchBaseRoute(path);
+}
+
+Service::Route Service::MatchBaseRoute(std::string_view path) {
   std::string_view rest;
   bool under_base = false;
   for (const std::string_view base : kBasePaths) {
@@ -170,7 +188,8 @@ Reply Service::Handle(const HttpRequest& request) {
     return Reply::Answer(HandleAdmin(request, path, query));
   }
 
-  const Route route = MatchRoute(path);
+  std::string_view prefix;
+  const Route route = MatchRoute(path, &prefix);
   std::optional<Fault> fault;
   {
     std::lock_guard lock(mu_);
@@ -184,6 +203,7 @@ Reply Service::Handle(const HttpRequest& request) {
         .endpoint = std::string(route.name),
     });
     ++endpoint_counts_[std::string(route.name)];
+    if (!prefix.empty()) ++prefix_counts_[std::string(prefix)][std::string(route.name)];
     if (request.method() == http::verb::post) {
       if (route.endpoint == Endpoint::kDrBackup) ++drbackup_posts_;
       if (route.endpoint == Endpoint::kLogin) ++logins_;
@@ -751,7 +771,8 @@ HttpResponse Service::AdminStats() {
                    {"drbackup_posts", drbackup_posts_},
                    {"logins", logins_},
                    {"faults_applied", faults_applied_},
-                   {"scheduled_starts", scheduled_starts}}
+                   {"scheduled_starts", scheduled_starts},
+                   {"requests_by_prefix", prefix_counts_}}
                   .dump());
 }
 

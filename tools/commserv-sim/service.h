@@ -115,7 +115,11 @@ class Service {
     std::string endpoint;
   };
 
-  static Route MatchRoute(std::string_view path);
+  // `prefix`, when given, receives the one path segment before the base path
+  // ("/cc17/commandcenter/api/...", as a reverse proxy serving several CommServes under one host
+  // forwards it); left empty without one.
+  static Route MatchRoute(std::string_view path, std::string_view* prefix = nullptr);
+  static Route MatchBaseRoute(std::string_view path);
   // Throws std::invalid_argument when `rule` is not a valid fault rule.
   static Fault ParseFault(const nlohmann::json& rule);
 
@@ -152,9 +156,12 @@ class Service {
   std::vector<RecordedRequest> requests_;                        // Guarded by mu_.
   std::vector<Fault> faults_;                                    // Guarded by mu_.
   std::map<std::string, int64_t, std::less<>> endpoint_counts_;  // Guarded by mu_.
-  int64_t drbackup_posts_ = 0;                                   // Guarded by mu_.
-  int64_t logins_ = 0;                                           // Guarded by mu_.
-  int64_t faults_applied_ = 0;                                   // Guarded by mu_.
+  // Requests under a path prefix, by prefix and endpoint (GET /_sim/stats
+  // "requests_by_prefix"). Guarded by mu_.
+  std::map<std::string, std::map<std::string, int64_t, std::less<>>, std::less<>> prefix_counts_;
+  int64_t drbackup_posts_ = 0;  // Guarded by mu_.
+  int64_t logins_ = 0;          // Guarded by mu_.
+  int64_t faults_applied_ = 0;  // Guarded by mu_.
   // What Commcell/DRBackup/Options answers: the HTTP status and, for 200, the JSON body sent
   // as is (so tests can play every quirk). Guarded by mu_.
   unsigned dr_options_status_ = 200;
