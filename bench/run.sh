@@ -234,6 +234,12 @@ estate_args=(--bin "$bin" --out "$out/estate")
 if ((quick)); then estate_args+=(--quick); fi
 bash "$root/bench/estate.sh" "${estate_args[@]}" | tee -a "$rows"
 
+# --- Estate on replicas: three drgates on PostgreSQL share the CommCells, one is killed ---------
+echo "bench: estate on replicas, per-CommCell leases and a SIGKILL" >&2
+replicas_args=(--bin "$bin" --out "$out/estate-replicas")
+if ((quick)); then replicas_args+=(--quick); fi
+bash "$root/bench/estate-replicas.sh" "${replicas_args[@]}" | tee -a "$rows"
+
 # --- /metrics serialisation in process: drgate's serialiser and prometheus-cpp's it replaced ------
 for serializer in drgate prometheus-cpp; do
   "$bench" exposition --cells "$cells" --iterations "$scrapes" --serializer "$serializer" |
