@@ -159,6 +159,7 @@ class Stats:
         self.mu = threading.Lock()
         self.acknowledged = {}   # request id -> job id (TriggerBackup OK)
         self.definitive_errors = {}  # request id -> (code, reason) of a final non-retryable error
+        self.kinds = {}  # request id -> the backup type it was first sent with
         self.unsettled = set()   # request ids whose last answer was still UNAVAILABLE
         self.codes = {}          # error code/reason -> count
         self.triggers = 0
@@ -177,6 +178,8 @@ def trigger_worker(ctl, drgate, stats, prefix, stop, rng):
         n += 1
         rid = f"{prefix}-{n}"
         kind = rng.choice(["full", "differential"])
+        with stats.mu:
+            stats.kinds[rid] = kind  # a retry repeats the request exactly (REQUEST_ID_REUSED)
         settled = False
         for _attempt in range(200):
             if stop.is_set() and _attempt > 0:
@@ -361,7 +364,8 @@ commcells:
         posts_before = http_json(sim_base + "/_sim/stats")["drbackup_posts"]
         fresh = 0
         for rid in sorted(stats.unsettled):
-            reply = ctl.run("backup", "--commcell", COMMCELL, "--type", "full", "--request-id", rid)
+            reply = ctl.run("backup", "--commcell", COMMCELL, "--type", stats.kinds[rid],
+                            "--request-id", rid)
             recorded = [j["job_id"] for j in registry.get(rid, [])]
             if "job" not in reply:
                 stats.violations.append(f"retry of unsettled {rid} failed: {reply.get('error')}")
