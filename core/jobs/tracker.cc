@@ -30,7 +30,11 @@ Tracker::Tracker(std::vector<CommCell> commcells, JobStore& store, Metrics& metr
       options_(options),
       started_at_(clock.Now()),
       leader_(leader),
-      history_(history) {
+      history_(history),
+      work_(std::make_unique<KeyedThreadPool>(
+          KeyedPoolOptions{kWorkThreads, /*per_key=*/1, /*max_queued=*/SIZE_MAX})) {
+  shared_->tracker = this;
+  shared_->work = work_.get();
   for (CommCell& c : commcells) {
     CellState& state = cells_[c.name];
     state.generation = next_generation_++;
@@ -49,11 +53,9 @@ void Tracker::Start() {
 }
 
 void Tracker::Stop() {
-  std::deque<Task> dropped;
   {
     std::lock_guard lock(shared_->mu);
-    shared_->closed = true;
-    dropped.swap(shared_->tasks);
+    shared_->closed = true;  // tasks still queued in work_ are dropped when their turn comes
   }
   shared_->cv.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -65,8 +67,7 @@ void Tracker::Stop() {
     abandoned.swap(polls_);
     queued_.clear();
   }
-  // `dropped` and `abandoned` (answers never handled, polls that hold their CommCell's client)
-  // go here, on this thread.
+  // `abandoned` (polls that hold their CommCell's client) goes here, on this thread.
 }
 
 void Tracker::SetCommCells(std::vector<CommCell> commcells) {
@@ -144,26 +145,45 @@ void Tracker::SetTracking(const TrackingConfig& tracking) {
   shared_->cv.notify_all();
 }
 
-void Tracker::Deliver(const std::shared_ptr<Shared>& shared, Task task) {
-  {
-    std::lock_guard lock(shared->mu);
-    if (shared->closed) return;  // the tracker stopped: `task` is dropped unrun
-    shared->tasks.push_back(std::move(task));
-  }
-  shared->cv.notify_all();
+void Tracker::Deliver(const std::shared_ptr<Shared>& shared, const std::string& commcell,
+                      Task task) {
+  std::lock_guard lock(shared->mu);
+  if (shared->closed) return;  // the tracker stopped: `task` is dropped unrun
+  // Under shared->mu: Stop() closes under it too, so work_ is still there. The CommCell's tasks
+  // run one at a time, in order (its strand); other CommCells' tasks run beside them.
+  shared->work->Post(commcell, [shared, task = std::move(task)]() mutable {
+    Tracker* tracker = nullptr;
+    {
+      std::lock_guard lock(shared->mu);
+      if (shared->closed) return;
+      tracker = shared->tracker;
+      ++tracker->busy_;
+    }
+    task(*tracker);
+    task = nullptr;
+    {
+      std::lock_guard lock(shared->mu);
+      --tracker->busy_;
+    }
+    shared->cv.notify_all();  // Stop, RunRound
+  });
 }
 
 void Tracker::Loop() {
   Tick(/*force=*/true, 0);  // the first round settles what an earlier process left open
   std::unique_lock lock(shared_->mu);
   while (!shared_->closed) {
-    if (!shared_->tasks.empty() || poked_) {
-      Drive(
-          lock, [this] { return shared_->tasks.empty() && !poked_; }, /*pokes=*/true);
+    if (poked_) {
+      poked_ = false;
+      ++busy_;
+      lock.unlock();
+      Tick(/*force=*/true, 0);
+      lock.lock();
+      --busy_;
       continue;
     }
     // Sleep until the next CommCell is due (at the latest one poll interval: idle CommCells are
-    // looked at that often, and pruning is checked), a task arrives, or a poke.
+    // looked at that often, and pruning is checked), or a poke. Answers are handled on work_.
     const Mono now = clock_.Monotonic();
     Mono wake = now + Options().poll_interval;
     for (const auto& [name, state] : cells_) {
@@ -171,7 +191,7 @@ void Tracker::Loop() {
     }
     if (wake > now) {
       shared_->cv.wait_for(lock, wake - now);
-      if (!shared_->tasks.empty() || poked_ || shared_->closed) continue;
+      if (poked_ || shared_->closed) continue;
     }
     ++busy_;
     lock.unlock();
@@ -180,32 +200,6 @@ void Tracker::Loop() {
     --busy_;
   }
   shared_->cv.notify_all();
-}
-
-void Tracker::Drive(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done,
-                    bool pokes) {
-  while (!shared_->closed && !done()) {
-    if (!shared_->tasks.empty()) {
-      Task task = std::move(shared_->tasks.front());
-      shared_->tasks.pop_front();
-      ++busy_;
-      lock.unlock();
-      task(*this);
-      task = nullptr;
-      lock.lock();
-      --busy_;
-    } else if (pokes && poked_) {
-      poked_ = false;
-      ++busy_;
-      lock.unlock();
-      Tick(/*force=*/true, 0);
-      lock.lock();
-      --busy_;
-    } else {
-      shared_->cv.wait(lock);
-    }
-  }
-  if (busy_ == 0) shared_->cv.notify_all();  // Stop may be waiting
 }
 
 void Tracker::RunRound(bool force) {
@@ -221,8 +215,7 @@ void Tracker::RunRound(bool force) {
   std::unique_lock lock(shared_->mu);
   --busy_;
   // Pokes are left to the tracker's thread: this round waits for its own polls only.
-  Drive(
-      lock, [&] { return rounds_[round] == 0; }, /*pokes=*/false);
+  shared_->cv.wait(lock, [&] { return shared_->closed || rounds_[round] == 0; });
   rounds_.erase(round);
   if (busy_ == 0) shared_->cv.notify_all();
 }
@@ -388,18 +381,18 @@ void Tracker::Send(const std::shared_ptr<Poll>& poll) {
   const uint64_t id = poll->id;
   ++upstream_requests_;
   if (poll->history) {
-    history_->FetchHistory(poll->cell.name, client, lookback,
-                           [shared = shared_, id](StatusOr<std::vector<JobSummary>> list) {
-                             Deliver(shared,
-                                     [id, list = std::move(list)](Tracker& tracker) mutable {
-                                       if (auto poll = tracker.FindPoll(id))
-                                         tracker.HistoryArrived(poll, std::move(list));
-                                     });
-                           });
+    history_->FetchHistory(
+        poll->cell.name, client, lookback,
+        [shared = shared_, id, name = poll->cell.name](StatusOr<std::vector<JobSummary>> list) {
+          Deliver(shared, name, [id, list = std::move(list)](Tracker& tracker) mutable {
+            if (auto poll = tracker.FindPoll(id)) tracker.HistoryArrived(poll, std::move(list));
+          });
+        });
     return;
   }
-  client->ListDrJobs(lookback, [shared = shared_, id](StatusOr<std::vector<JobSummary>> list) {
-    Deliver(shared, [id, list = std::move(list)](Tracker& tracker) mutable {
+  client->ListDrJobs(lookback, [shared = shared_, id,
+                                name = poll->cell.name](StatusOr<std::vector<JobSummary>> list) {
+    Deliver(shared, name, [id, list = std::move(list)](Tracker& tracker) mutable {
       if (auto poll = tracker.FindPoll(id)) tracker.JobListArrived(poll, std::move(list));
     });
   });
@@ -409,9 +402,10 @@ void Tracker::SendOptions(const CommCell& cell, uint64_t generation, uint64_t ro
   ++upstream_requests_;
   cell.client->GetDrBackupOptions([shared = shared_, name = cell.name, generation,
                                    round](StatusOr<commserv::DrBackupOptions> got) {
-    Deliver(shared, [name, generation, round, got = std::move(got)](Tracker& tracker) mutable {
-      tracker.OptionsArrived(name, generation, round, std::move(got));
-    });
+    Deliver(shared, name,
+            [name, generation, round, got = std::move(got)](Tracker& tracker) mutable {
+              tracker.OptionsArrived(name, generation, round, std::move(got));
+            });
   });
 }
 
@@ -534,8 +528,9 @@ void Tracker::NextUnlisted(const std::shared_ptr<Poll>& poll) {
   const std::string job_id = poll->unlisted[poll->next_unlisted].job_id;
   const uint64_t id = poll->id;
   ++upstream_requests_;
-  client->GetJob(job_id, [shared = shared_, id](StatusOr<std::optional<JobSummary>> single) {
-    Deliver(shared, [id, single = std::move(single)](Tracker& tracker) mutable {
+  client->GetJob(job_id, [shared = shared_, id,
+                          name = poll->cell.name](StatusOr<std::optional<JobSummary>> single) {
+    Deliver(shared, name, [id, single = std::move(single)](Tracker& tracker) mutable {
       if (auto poll = tracker.FindPoll(id)) tracker.UnlistedArrived(poll, std::move(single));
     });
   });
@@ -595,8 +590,17 @@ void Tracker::FinishLocked(const std::shared_ptr<Poll>& poll, Mono now) {
   if (state.forced && state.failures == 0) state.next_check = now;
 }
 
+std::mutex& Tracker::CellMutex(const std::string& commcell) {
+  std::lock_guard lock(cell_mutexes_mu_);
+  std::unique_ptr<std::mutex>& mu = cell_mutexes_[commcell];
+  if (mu == nullptr) mu = std::make_unique<std::mutex>();
+  return *mu;
+}
+
 StatusOr<Job> Tracker::Apply(Job job, const JobSummary& summary) {
-  std::lock_guard lock(apply_mu_);
+  // One job's read, merge and write at a time (CancelJob and the tracker may both apply); the
+  // lock is the CommCell's own, so a slow registry write holds up no other CommCell.
+  std::lock_guard lock(CellMutex(job.commcell));
   // Merge onto the latest recorded version: CancelJob and the tracker may both apply.
   if (auto current = store_.GetJob(job.commcell, job.job_id); current.ok()) job = *current;
   if (IsTerminal(job.state)) return job;  // a finished job does not change any more

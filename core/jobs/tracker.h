@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "core/common/clock.h"
+#include "core/common/keyed_executor.h"
 #include "core/commserv/client.h"
 #include "core/config/config.h"
 #include "core/jobs/commcell.h"
@@ -111,17 +112,23 @@ class Tracker {
   int polls_under_way() const;
 
  private:
-  // A piece of tracker work: the answer of a CommServe request, handled on a tracker thread.
+  // A piece of tracker work: the answer of a CommServe request, handled on work_ in its
+  // CommCell's turn.
   using Task = std::function<void(Tracker&)>;
   // What the callbacks of requests in flight share with the tracker. They may run after the
-  // tracker is gone, so they hold this, never the tracker: they queue their answer as a Task,
-  // or drop it once `closed`. `mu` guards the tracker's scheduling state as well.
+  // tracker is gone, so they hold this, never the tracker: they post their answer as a Task to
+  // `work` (under mu, while not `closed`), and the task does nothing once `closed`. `mu` guards
+  // the tracker's scheduling state as well.
   struct Shared {
     std::mutex mu;
     std::condition_variable cv;
-    std::deque<Task> tasks;  // guarded by mu
-    bool closed = false;     // guarded by mu: Stop() was called
+    bool closed = false;         // guarded by mu: Stop() was called
+    Tracker* tracker = nullptr;  // set by the constructor; used only while not closed
+    KeyedThreadPool* work = nullptr;
   };
+  // Threads that handle CommServe answers (registry reads and writes), one CommCell at a time
+  // each: a CommCell whose registry work is slow holds one of them, the others go on.
+  static constexpr int kWorkThreads = 4;
 
   // Scheduling runs on the clock's monotonic time; job and intent times are wall time.
   using Mono = std::chrono::steady_clock::time_point;
@@ -158,16 +165,14 @@ class Tracker {
     int64_t still_active = 0;
   };
 
-  // Queues `task` for a tracker thread unless the tracker has stopped.
-  static void Deliver(const std::shared_ptr<Shared>& shared, Task task);
+  // Posts `task` to `commcell`'s turn on work_, unless the tracker has stopped.
+  static void Deliver(const std::shared_ptr<Shared>& shared, const std::string& commcell,
+                      Task task);
 
   void Loop();
   // Looks at every CommCell that is due (all when `force`), queues its poll or probe, and starts
   // as many as the concurrency bound allows; prunes when that is due.
   void Tick(bool force, uint64_t round);
-  // Runs queued tasks (and, with `pokes`, the forced ticks pokes ask for) on this thread until
-  // `done()` holds or the tracker stops. `lock` holds shared_->mu.
-  void Drive(std::unique_lock<std::mutex>& lock, const std::function<bool()>& done, bool pokes);
   // Moves queued polls into flight while the bound allows; the caller sends them (Send) once
   // it has released the lock.
   std::vector<std::shared_ptr<Poll>> TakeStartableLocked();
@@ -223,7 +228,11 @@ class Tracker {
   const LeaderElection* const leader_;  // null: always lead
   DrHistory* const history_;            // null: no DR history, no options
 
-  std::mutex apply_mu_;  // serialises Apply: read, merge, write of one job at a time
+  // Serialises Apply per CommCell (read, merge, write of one job at a time); never held across
+  // another CommCell's work.
+  std::mutex& CellMutex(const std::string& commcell);
+  std::mutex cell_mutexes_mu_;  // a leaf lock: guards cell_mutexes_ only
+  std::map<std::string, std::unique_ptr<std::mutex>> cell_mutexes_;
 
   const std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
   // All guarded by shared_->mu:
@@ -240,6 +249,8 @@ class Tracker {
   std::thread thread_;
 
   std::atomic<int64_t> upstream_requests_{0};
+  // Declared last, so destroyed first (after Stop()): the tasks it still holds do nothing then.
+  const std::unique_ptr<KeyedThreadPool> work_;
 };
 
 }  // namespace drgate::jobs

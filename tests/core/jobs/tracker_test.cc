@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/registry/sqlite_job_store.h"
+#include "tests/fakes/blocking_job_store.h"
 #include "tests/fakes/fake_commserv_client.h"
 #include "tests/fakes/manual_clock.h"
 #include "tests/fakes/metric_value.h"
@@ -743,6 +744,52 @@ TEST_F(TrackerHistoryTest, OptionsAreReadOnFirstContactAndOncePerOptionsInterval
   EXPECT_EQ(replacement->options_calls(), 1);
   EXPECT_EQ(holder_.Get("cs1")->options, known);
   replacement->WaitIdle();
+}
+
+}  // namespace
+}  // namespace drgate::jobs
+
+namespace drgate::jobs {
+namespace {
+
+// No lock or thread of the tracker is shared across CommCells while a registry call is under
+// way: with every registry call naming cs1 stalled (a PostgreSQL connection that hangs, say), the
+// tracker still records and publishes cs2's job changes, and Apply for cs2 (what CancelJob calls,
+// from another thread) returns at once. Before, one mutex and one thread served every CommCell.
+TEST_F(TrackerTest, AStalledRegistryCallOfOneCommCellHoldsUpNoOtherCommCell) {
+  auto stalled = std::make_unique<drgate::testing::BlockingJobStore>(
+      std::move(*SqliteJobStore::Open(":memory:")));
+  drgate::testing::BlockingJobStore& registry = *stalled;
+  store_ = std::move(stalled);
+  auto cs2 = std::make_shared<FakeCommServClient>();
+  MakeTracker({{"cs1", client_}, {"cs2", cs2}}, clock_);
+  AddJobOn("cs1", "101");
+  AddJobOn("cs2", "201");
+  client_->SetJob(Summary("101", "Running", 10));
+  cs2->SetJob(Summary("201", "Running", 20));
+  std::atomic<int> published{0};
+  hub_.Subscribe("cs2", "201", [&](const Job&) { ++published; });
+
+  registry.Stall("cs1");
+  tracker_->Start();
+  ASSERT_TRUE(registry.WaitBlocked(1));  // cs1's Apply waits in the registry
+  ASSERT_TRUE(WaitFor([&] { return StateOf("cs2", "201") == JobState::kRunning; }));
+  EXPECT_EQ(published.load(), 1);
+  // A caller's Apply for cs2 (CancelJob reading the killed job back) does not wait either.
+  std::atomic<bool> applied{false};
+  std::thread caller([&] {
+    Job job = *store_->GetJob("cs2", "201");
+    (void)tracker_->Apply(job, Summary("201", "Running", 55));
+    applied = true;
+  });
+  ASSERT_TRUE(WaitFor([&] { return applied.load(); }));
+  caller.join();
+  EXPECT_EQ(store_->GetJob("cs2", "201")->percent_complete, 55);
+  EXPECT_EQ(registry.blocked(), 1);  // cs1 is still stuck all along
+
+  registry.Release();
+  ASSERT_TRUE(WaitFor([&] { return StateOf("cs1", "101") == JobState::kRunning; }));
+  tracker_->Stop();
 }
 
 }  // namespace
