@@ -223,7 +223,8 @@ Section<TrackingConfig> TrackingSection() {
           "max_concurrent_polls", config::Integer<int>(1, 1000),
           [](T& t) -> int& { return t.max_concurrent_polls; },
           "At most this many CommCells have a job-list request under way at once; the others "
-          "wait for a slot. Set it above the number of CommServes that may hang at once.")
+          "wait for a slot; a poll under way for a whole poll_interval (a hung CommServe) stops "
+          "counting.")
       .Add(
           "history", config::Bool(), [](T& t) -> bool& { return t.history; },
           "Read each CommCell's DR job history and DR backup options, so that DR backups drgate "

@@ -189,6 +189,8 @@ void Tracker::Loop() {
     for (const auto& [name, state] : cells_) {
       if (state.phase == Phase::kWaiting) wake = std::min(wake, state.next_check);
     }
+    // A poll waiting for a slot starts when the oldest one under way becomes overdue.
+    if (auto overdue = NextOverdueLocked()) wake = std::min(wake, *overdue);
     if (wake > now) {
       shared_->cv.wait_for(lock, wake - now);
       if (poked_ || shared_->closed) continue;
@@ -234,9 +236,11 @@ void Tracker::Tick(bool force, uint64_t round) {
       Options().retention / 10, std::chrono::seconds(1), std::chrono::hours(1));
   std::vector<std::string> due;
   bool prune = false;
+  std::vector<std::shared_ptr<Poll>> unblocked;  // queued polls whose slot an overdue one freed
   {
     std::lock_guard lock(shared_->mu);
     if (shared_->closed) return;
+    unblocked = TakeStartableLocked();
     for (auto& [name, state] : cells_) {
       if (force) state.forced = true;
       if (state.phase == Phase::kWaiting && (force || state.next_check <= now)) {
@@ -248,6 +252,7 @@ void Tracker::Tick(bool force, uint64_t round) {
       prune = true;
     }
   }
+  for (const auto& poll : unblocked) Send(poll);
   if (due.empty() && !prune) return;
 
   std::set<std::string> tracked;
@@ -353,11 +358,33 @@ void Tracker::Tick(bool force, uint64_t round) {
   if (prune) Prune();
 }
 
+int Tracker::TimelyPollsLocked(Mono now) const {
+  // A poll under way for a whole poll interval (a CommServe that hangs until its request
+  // timeout) no longer counts against the bound: it cannot keep the others waiting.
+  const auto overdue = Options().poll_interval;
+  int timely = 0;
+  for (const auto& [id, poll] : polls_) {
+    if (poll->sent && now - poll->started < overdue) ++timely;
+  }
+  return timely;
+}
+
+std::optional<Tracker::Mono> Tracker::NextOverdueLocked() const {
+  std::optional<Mono> next;
+  if (queued_.empty()) return next;
+  const auto overdue = Options().poll_interval;
+  for (const auto& [id, poll] : polls_) {
+    if (poll->sent && (!next || poll->started + overdue < *next)) next = poll->started + overdue;
+  }
+  return next;
+}
+
 std::vector<std::shared_ptr<Tracker::Poll>> Tracker::TakeStartableLocked() {
   std::vector<std::shared_ptr<Poll>> start;
   const int bound = std::max(1, Options().max_concurrent_polls);
   const Mono now = clock_.Monotonic();
-  while (in_flight_ < bound && !queued_.empty()) {
+  int timely = queued_.empty() ? 0 : TimelyPollsLocked(now);
+  while (timely < bound && !queued_.empty()) {
     std::shared_ptr<Poll> poll = std::move(queued_.front());
     queued_.pop_front();
     auto it = cells_.find(poll->cell.name);
@@ -368,6 +395,8 @@ std::vector<std::shared_ptr<Tracker::Poll>> Tracker::TakeStartableLocked() {
     }
     it->second.phase = Phase::kInFlight;
     poll->started = now;
+    poll->sent = true;
+    ++timely;
     start.push_back(std::move(poll));
   }
   return start;

@@ -12,7 +12,9 @@
 // client calls are asynchronous; their answers are handed to the tracker's thread, which does
 // the registry work). A CommServe that hangs delays only its own CommCell. At most
 // `max_concurrent_polls` CommCells have a poll under way at once; a due CommCell beyond that
-// waits for a free slot, oldest first.
+// waits for a free slot, oldest first. A poll under way for a whole poll interval (its
+// CommServe hangs until the request times out) no longer counts against the bound, so hung
+// CommServes cannot keep the others waiting past one interval.
 //
 // DR history (with a DrHistory, docs/dr-history.md): the leader reads each CommCell's DR job
 // history on first contact (that read stands in for the poll's job list), records every DR job of
@@ -37,6 +39,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -156,6 +159,7 @@ class Tracker {
     bool history = false;  // first contact: the history read is this poll's job list
     uint64_t round = 0;    // the RunRound waiting for it (0: none)
     Mono started{};
+    bool sent = false;      // under way (it left the queue): `started` is set
     std::vector<Job> jobs;  // to follow (not UNKNOWN)
     std::chrono::seconds lookback{3600};
     // Once the job list arrived:
@@ -176,6 +180,10 @@ class Tracker {
   // Moves queued polls into flight while the bound allows; the caller sends them (Send) once
   // it has released the lock.
   std::vector<std::shared_ptr<Poll>> TakeStartableLocked();
+  // Polls under way for less than a poll interval: those count against max_concurrent_polls.
+  int TimelyPollsLocked(Mono now) const;
+  // When the oldest poll under way becomes overdue, if a poll waits for a slot.
+  std::optional<Mono> NextOverdueLocked() const;
   void Send(const std::shared_ptr<Poll>& poll);
 
   // The DR job list of `poll`'s CommCell has just arrived (or failed): for a poll, back-off,

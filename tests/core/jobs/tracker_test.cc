@@ -502,6 +502,39 @@ TEST_F(TrackerTest, NoMorePollsUnderWayThanTheBound) {
   hung2->WaitIdle();
 }
 
+// A poll under way for a whole poll interval stops counting against the bound: with B slots and
+// B CommCells hung, the others wait one interval at most, not until the hung requests time out.
+TEST_F(TrackerTest, HungPollsFreeTheirSlotsAfterOnePollInterval) {
+  options_.max_concurrent_polls = 2;
+  options_.poll_interval = std::chrono::seconds(10);
+  auto hung1 = std::make_shared<FakeCommServClient>();
+  auto hung2 = std::make_shared<FakeCommServClient>();
+  MakeTracker({{"a1", hung1}, {"a2", hung2}, {"c", client_}}, clock_);
+  AddJobOn("a1", "1");
+  AddJobOn("a2", "2");
+  AddJobOn("c", "3");
+  client_->SetJob(Summary("3", "Running", 10));
+  hung1->HoldLists();
+  hung2->HoldLists();
+
+  std::thread round([this] { tracker_->RunRound(); });
+  ASSERT_TRUE(WaitFor([&] { return hung1->list_calls() == 1 && hung2->list_calls() == 1; }));
+  clock_.Advance(std::chrono::seconds(9));
+  tracker_->RunRound(/*force=*/false);  // what the tracker's thread does when it wakes
+  EXPECT_EQ(client_->list_calls(), 0);  // within the interval: the bound holds
+  clock_.Advance(std::chrono::seconds(1));
+  tracker_->RunRound(/*force=*/false);
+  ASSERT_TRUE(WaitFor([&] { return StateOf("c", "3") == JobState::kRunning; }));
+  EXPECT_EQ(client_->list_calls(), 1);
+  EXPECT_EQ(tracker_->polls_under_way(), 2);  // the hung ones, still waiting for their answers
+
+  hung1->Release();
+  hung2->Release();
+  round.join();
+  hung1->WaitIdle();
+  hung2->WaitIdle();
+}
+
 // With fewer CommCells hung than the bound, the others all get polled while they hang.
 TEST_F(TrackerTest, FewerHungCommCellsThanTheBoundLeaveTheOthersPolled) {
   options_.max_concurrent_polls = 3;
