@@ -1,6 +1,7 @@
 #include "core/commserv/beast_transport.h"
 
 #include "core/common/file.h"
+#include "core/commserv/name_resolver.h"
 
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -194,7 +195,6 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
         request_(std::move(request)),
         deadline_(deadline),
         done_(std::move(done)),
-        resolver_(conn_->executor()),
         resolve_timer_(conn_->executor()) {}
 
   // Must run on the connection's strand.
@@ -210,11 +210,11 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   const TransportOptions& options() const;
   const Endpoint& endpoint() const;
 
-  // getaddrinfo cannot be interrupted, so the timer does not wait for the cancellation: whichever
-  // of the timer and the resolver completes first decides, the other is ignored (both run on
-  // the strand, so `resolve_settled_` needs no lock).
+  // getaddrinfo cannot be interrupted, so the timer does not wait for the lookup: whichever of
+  // the timer and the resolver completes first decides, the other is ignored (both run on the
+  // strand, so `resolve_settled_` needs no lock).
   void Resolve();
-  void OnResolve(const ErrorCode& ec, const tcp::resolver::results_type& results) {
+  void OnResolve(const ErrorCode& ec, const NameResolver::Endpoints& results) {
     if (resolve_settled_) return;
     resolve_settled_ = true;
     resolve_timer_.cancel();
@@ -353,7 +353,6 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   const std::optional<Clock::time_point> deadline_;
   std::chrono::milliseconds phase_timeout_{0};  // of the phase under way, for its timeout error
   HttpTransport::Callback done_;
-  tcp::resolver resolver_;
   net::steady_timer resolve_timer_;
   bool resolve_settled_ = false;
   std::optional<http::response_parser<http::string_body>> parser_;
@@ -372,7 +371,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
         strand_(net::make_strand(io)),
         endpoint_(std::move(endpoint)),
         options_(std::move(options)),
-        tls_ctx_(std::move(tls_ctx)) {
+        tls_ctx_(std::move(tls_ctx)),
+        resolver_(options_.resolver ? options_.resolver : NameResolver::Shared()) {
     // Brackets belong to the URL (and the Host header), not to the resolver or the certificate.
     host_ = endpoint_.host;
     if (host_.size() > 2 && host_.front() == '[' && host_.back() == ']') {
@@ -386,6 +386,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
   const TransportOptions& options() const { return options_; }
   const std::string& host() const { return host_; }
+  NameResolver& resolver() const { return *resolver_; }
   const Endpoint& endpoint() const { return endpoint_; }
 
   // Thread-safe. Builds the request on the caller's thread, then continues on the strand.
@@ -526,6 +527,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   Endpoint endpoint_;
   const TransportOptions options_;
   const std::shared_ptr<ssl::context> tls_ctx_;  // null for plain HTTP
+  const std::shared_ptr<NameResolver> resolver_;
   std::string host_;         // without brackets: for the resolver, SNI and verification
   std::string host_header_;  // "host[:port]", the port only when not the scheme's default
   std::deque<std::shared_ptr<Connection>> idle_;  // on strand_; back = most recently used
@@ -544,13 +546,15 @@ void Exchange::Resolve() {
   resolve_timer_.async_wait([self = shared_from_this()](const ErrorCode& ec) {
     if (ec || self->resolve_settled_) return;
     self->resolve_settled_ = true;
-    self->resolver_.cancel();
     self->Finish(TimeoutError(Phase::kResolve, self->phase_timeout_));
   });
-  resolver_.async_resolve(
+  // Off the I/O threads, one lookup per host (name_resolver.h); the answer comes back to this
+  // exchange's strand.
+  pool_->resolver().Resolve(
       pool_->host(), endpoint().port,
-      [self = shared_from_this()](const ErrorCode& ec, tcp::resolver::results_type results) {
-        self->OnResolve(ec, results);
+      [self = shared_from_this()](ErrorCode ec, NameResolver::Endpoints results) {
+        net::post(self->conn_->executor(),
+                  [self, ec, results = std::move(results)] { self->OnResolve(ec, results); });
       });
 }
 

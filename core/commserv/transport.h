@@ -13,6 +13,8 @@
 
 namespace drgate::commserv {
 
+class NameResolver;
+
 struct TransportOptions {
   std::chrono::milliseconds resolve_timeout{5000};
   std::chrono::milliseconds connect_timeout{5000};
@@ -28,6 +30,8 @@ struct TransportOptions {
   // Optional client certificate (PEM chain) and its key, presented to the CommServe.
   std::string client_cert_file;
   std::string client_key_file;
+  // Host name lookups (name_resolver.h); null: the process's shared resolver.
+  std::shared_ptr<NameResolver> resolver;
 };
 
 class HttpTransport {

@@ -1,5 +1,8 @@
 #include "core/commserv/beast_transport.h"
 
+#include <condition_variable>
+#include <mutex>
+
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -16,6 +19,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "core/commserv/name_resolver.h"
 #include "tests/core/transport/test_server.h"
 #include "tests/fakes/temp_dir.h"
 #include "tests/fakes/test_pki.h"
@@ -167,6 +171,111 @@ TEST_F(BeastTransportTest, PlainHttpRoundTripCarriesRequestAndResponse) {
   EXPECT_EQ(got.headers.at("host"), "127.0.0.1:" + std::to_string(server.port()));
   EXPECT_THAT(got.headers.at("user-agent"), StartsWith("drgate/"));
   EXPECT_EQ(got.headers.at("connection"), "keep-alive");
+}
+
+// Name lookups run off the I/O threads, one per host: requests to a host whose DNS never answers
+// share one lookup and time out on their own (resolve phase), while another host's lookup and
+// request go through meanwhile. (Asio's resolver runs every lookup of an io_context on one
+// thread, one after the other: the second host would time out too.)
+TEST_F(BeastTransportTest, AHostWhoseNameLookupHangsDelaysNoOtherHost) {
+  TestServer server([](const testing::ReceivedRequest&) { return Ok(R"({"ok":1})"); });
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> hung_lookups{0};
+  auto resolver = std::make_shared<NameResolver>(
+      [&](const std::string& host, const std::string& port)
+          -> std::pair<boost::system::error_code, NameResolver::Endpoints> {
+        if (host == "hangs.test") {
+          ++hung_lookups;
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return release; });
+          return {boost::asio::error::host_not_found, {}};
+        }
+        return {{},
+                {boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                                static_cast<unsigned short>(std::stoi(port)))}};
+      });
+  TransportOptions options = FastOptions();
+  options.resolve_timeout = 500ms;
+  options.resolver = resolver;
+  auto hung = Make(PlainEndpoint(server.port(), "hangs.test"), options);
+  auto fine = Make(PlainEndpoint(server.port(), "answers.test"), options);
+
+  std::vector<std::future<StatusOr<HttpResponse>>> waiting;
+  for (int i = 0; i < 3; ++i) {
+    auto promise = std::make_shared<std::promise<StatusOr<HttpResponse>>>();
+    waiting.push_back(promise->get_future());
+    hung->Send(Get(), [promise](StatusOr<HttpResponse> r) { promise->set_value(std::move(r)); });
+  }
+  StatusOr<HttpResponse> answered = SendAndWait(*fine, Get());
+  ASSERT_TRUE(answered.ok()) << answered.status().ToString();
+  EXPECT_EQ(answered->body, R"({"ok":1})");
+
+  for (auto& f : waiting) {
+    ASSERT_EQ(f.wait_for(kWait), std::future_status::ready);
+    StatusOr<HttpResponse> r = f.get();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+    EXPECT_EQ(r.status().reason(), "UPSTREAM_TIMEOUT") << r.status().ToString();
+    EXPECT_EQ(r.status().message(), "resolve: timed out after 500 ms");
+  }
+  EXPECT_EQ(hung_lookups.load(), 1);  // one lookup for the three requests
+  EXPECT_EQ(resolver->lookups_under_way(), 1);
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (resolver->lookups_under_way() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(resolver->lookups_under_way(), 0);
+}
+
+// Past its bound of lookups under way, the resolver fails at once (try again) instead of
+// queueing; an IP literal never takes a lookup.
+TEST(NameResolverTest, PastItsBoundALookupFailsAtOnceAndALiteralNeedsNone) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  NameResolver resolver(
+      [&](const std::string&,
+          const std::string&) -> std::pair<boost::system::error_code, NameResolver::Endpoints> {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return release; });
+        return {boost::asio::error::host_not_found, {}};
+      },
+      /*max_lookups=*/2);
+  std::atomic<int> answered{0};
+  auto count = [&](boost::system::error_code, NameResolver::Endpoints) { ++answered; };
+  resolver.Resolve("a.test", "443", count);
+  resolver.Resolve("b.test", "443", count);
+  std::optional<boost::system::error_code> third;
+  resolver.Resolve("c.test", "443",
+                   [&](boost::system::error_code ec, NameResolver::Endpoints) { third = ec; });
+  ASSERT_TRUE(third.has_value());  // answered inline
+  EXPECT_EQ(*third, boost::asio::error::host_not_found_try_again);
+  NameResolver::Endpoints literal;
+  resolver.Resolve("127.0.0.1", "8443",
+                   [&](boost::system::error_code ec, NameResolver::Endpoints e) {
+                     EXPECT_FALSE(ec);
+                     literal = std::move(e);
+                   });
+  ASSERT_EQ(literal.size(), 1u);
+  EXPECT_EQ(literal[0].port(), 8443);
+  EXPECT_EQ(resolver.lookups_under_way(), 2);
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (answered.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(answered.load(), 2);
 }
 
 TEST_F(BeastTransportTest, HttpsRoundTripTrustsCaFileAndSendsSni) {
