@@ -167,9 +167,12 @@ class Drgate {
  public:
   // `log_level` and `stderr_path` (empty: inherited) let a test read what drgate logs. Without
   // `listen_overrides` the listen addresses come from the file (a reload may change them).
+  // `wrapper`: a command drgate runs under (e.g. unshare), its arguments first.
   explicit Drgate(const std::string& config_path, const std::string& log_level = "warn",
-                  const std::string& stderr_path = "", bool listen_overrides = true) {
-    std::vector<std::string> argv{DRGATE_BIN_DIR "/drgate", "--config", config_path};
+                  const std::string& stderr_path = "", bool listen_overrides = true,
+                  std::vector<std::string> wrapper = {}) {
+    std::vector<std::string> argv = std::move(wrapper);
+    argv.insert(argv.end(), {DRGATE_BIN_DIR "/drgate", "--config", config_path});
     if (listen_overrides) {
       argv.insert(argv.end(), {"--grpc-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
     }
