@@ -294,10 +294,15 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     Handle();
   }
 
+  const Clock& clock() const {
+    static const SystemClock system_clock;
+    return shared_->options.clock != nullptr ? *shared_->options.clock : system_clock;
+  }
+
   void Handle() {
     // No read deadline while the call runs: the call's own deadline bounds it.
     tcp().expires_never();
-    started_ = std::chrono::steady_clock::now();
+    started_ = clock().Monotonic();
     route_label_ = "none";
     const std::string target(req_.target());
     const std::size_t q = target.find('?');
@@ -408,7 +413,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     // Checked by CheckForwardedHeaders: only printable ASCII gets here.
     if (forwarded_.authorization) context.AddMetadata("authorization", *forwarded_.authorization);
     shared_->options.mark->Apply(context, ForwardedCaller{peer_, certificate_});
-    if (timeout) context.set_deadline(std::chrono::system_clock::now() + *timeout);
+    if (timeout) context.set_deadline(clock().Now() + *timeout);
   }
 
   // A server-streaming method as chunked newline-delimited JSON: {"result": <message>} per
@@ -572,8 +577,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   void Count(int code, bool observe) {
     if (shared_->options.metrics == nullptr) return;
     const double seconds =
-        observe ? std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()
-                : -1;
+        observe ? std::chrono::duration<double>(clock().Monotonic() - started_).count() : -1;
     shared_->options.metrics->CountHttpRequest(route_label_, code, seconds);
   }
 

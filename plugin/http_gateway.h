@@ -26,6 +26,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "core/common/clock.h"
 #include "core/common/status.h"
 #include "plugin/edge_metrics.h"
 #include "plugin/gateway_mark.h"
@@ -53,6 +54,9 @@ struct HttpGatewayOptions {
   // Proves the gateway's calls to the service (forwarded peer and certificate); required.
   std::shared_ptr<const GatewayMark> mark;
   EdgeMetrics* metrics = nullptr;  // drgate_http_*; optional, must outlive the gateway
+  // Deadlines handed to the in-process gRPC calls (wall time) and request latency (monotonic);
+  // null: the system clock. Must outlive the gateway.
+  const Clock* clock = nullptr;
 };
 
 class HttpGateway {

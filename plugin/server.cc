@@ -322,6 +322,7 @@ Status ServerImpl::OpenRegistry(const Config& config) {
     PostgresStoreOptions options;
     options.endpoint = endpoint;
     options.pool_size = pg.pool_size;
+    options.clock = &clock_;
     auto store = PostgresJobStore::Open(std::move(options));
     if (!store.ok()) return store.status().WithContext("registry.postgres");
     spdlog::info("registry: {} (pool of {} connections, leader lease {} ms)",
@@ -353,7 +354,7 @@ Status ServerImpl::OpenRegistry(const Config& config) {
                     Reason::kRegistryUnavailable);
     }
   }
-  auto store = SqliteJobStore::Open(config.registry_path);
+  auto store = SqliteJobStore::Open(config.registry_path, &clock_);
   if (!store.ok()) return store.status().WithContext("registry.path " + config.registry_path);
   // Counted once metrics_ exists (Init creates it right after the registry; no write comes
   // earlier).
@@ -521,6 +522,7 @@ Status ServerImpl::Init(const ServerConfig& server_config) {
     http.max_watch_streams_per_caller = server_config.http->max_watch_streams_per_caller;
     http.mark = gateway_mark_;
     http.metrics = edge_metrics_.get();
+    http.clock = &clock_;
     auto gateway =
         HttpGateway::Start(io_, http, grpc_server_->InProcessChannel(grpc::ChannelArguments()));
     if (!gateway.ok()) return gateway.status();
@@ -611,7 +613,8 @@ StatusOr<std::vector<jobs::CommCell>> ServerImpl::BuildCommCells(const Config& c
     progress.Step(i);
     const CommCellConfig& c = config.commcells[i];
     const std::string key = "commcells[" + std::to_string(i) + "]";
-    const commserv::TransportOptions topts = TransportOptionsFor(c);
+    commserv::TransportOptions topts = TransportOptionsFor(c);
+    topts.clock = &clock_;  // the sessions' deadlines are made with it too
     auto digest = commserv::TlsContextCache::KeyOf(topts);
     const std::string tls_key = digest.ok() ? *digest : std::string();
     if (auto it = built_.find(c.name);

@@ -39,7 +39,10 @@ namespace ssl = boost::asio::ssl;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
+// Every time the transport reads (deadlines, idle ages) comes from the injected clock
+// (TransportOptions::clock), the one the session made the deadlines with.
+const SystemClock kSystemClock;
 using ErrorCode = boost::system::error_code;
 
 constexpr char kUserAgent[] = "drgate/" DRGATE_VERSION;
@@ -128,11 +131,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  Clock::time_point idle_since() const { return idle_since_; }
+  Steady::time_point idle_since() const { return idle_since_; }
   // On executor(), before the connection is handed to the pool.
-  void MarkIdle() {
+  void MarkIdle(Steady::time_point now) {
     Tcp().expires_never();
-    idle_since_ = Clock::now();
+    idle_since_ = now;
   }
 
   // Non-blocking check before reuse: false when the peer has closed (FIN or RST), or sent
@@ -176,7 +179,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<TlsStream> tls_;
   std::optional<beast::tcp_stream> plain_;
   beast::flat_buffer buffer_;
-  Clock::time_point idle_since_{};
+  Steady::time_point idle_since_{};
 };
 
 class Pool;
@@ -187,7 +190,7 @@ class Pool;
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(std::shared_ptr<Pool> pool, std::shared_ptr<Connection> conn, bool fresh,
-           http::request<http::string_body> request, std::optional<Clock::time_point> deadline,
+           http::request<http::string_body> request, std::optional<Steady::time_point> deadline,
            HttpTransport::Callback done)
       : pool_(std::move(pool)),
         conn_(std::move(conn)),
@@ -209,6 +212,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
  private:
   const TransportOptions& options() const;
   const Endpoint& endpoint() const;
+  Steady::time_point Now() const;  // the transport's clock
 
   // getaddrinfo cannot be interrupted, so the timer does not wait for the lookup: whichever of
   // the timer and the resolver completes first decides, the other is ignored (both run on the
@@ -335,7 +339,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     if (deadline_) {
       // Rounded up: the timer must not fire before the deadline, so whoever set it can tell
       // "the deadline ended this" from "the phase timed out".
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - Clock::now());
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - Now());
       t = std::max(std::chrono::milliseconds(1), std::min(t, left));
     }
     phase_timeout_ = t;
@@ -350,7 +354,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::shared_ptr<Connection> conn_;
   const bool fresh_;
   http::request<http::string_body> request_;
-  const std::optional<Clock::time_point> deadline_;
+  const std::optional<Steady::time_point> deadline_;
   std::chrono::milliseconds phase_timeout_{0};  // of the phase under way, for its timeout error
   HttpTransport::Callback done_;
   net::steady_timer resolve_timer_;
@@ -372,7 +376,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
         endpoint_(std::move(endpoint)),
         options_(std::move(options)),
         tls_ctx_(std::move(tls_ctx)),
-        resolver_(options_.resolver ? options_.resolver : NameResolver::Shared()) {
+        resolver_(options_.resolver ? options_.resolver : NameResolver::Shared()),
+        clock_(options_.clock != nullptr ? *options_.clock : kSystemClock) {
     // Brackets belong to the URL (and the Host header), not to the resolver or the certificate.
     host_ = endpoint_.host;
     if (host_.size() > 2 && host_.front() == '[' && host_.back() == ']') {
@@ -387,11 +392,12 @@ class Pool : public std::enable_shared_from_this<Pool> {
   const TransportOptions& options() const { return options_; }
   const std::string& host() const { return host_; }
   NameResolver& resolver() const { return *resolver_; }
+  Steady::time_point Now() const { return clock_.Monotonic(); }
   const Endpoint& endpoint() const { return endpoint_; }
 
   // Thread-safe. Builds the request on the caller's thread, then continues on the strand.
   void Send(HttpRequest request, HttpTransport::Callback done) {
-    const std::optional<Clock::time_point> deadline = request.deadline;
+    const std::optional<Steady::time_point> deadline = request.deadline;
     StatusOr<http::request<http::string_body>> built = Build(std::move(request));
     net::post(strand_, [self = shared_from_this(), built = std::move(built), deadline,
                         done = std::move(done)]() mutable {
@@ -468,10 +474,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // On strand_. Picks the most recently used idle connection that is still usable (LIFO keeps
   // the warmest connections and lets the others age out), or opens a new one. There is no cap
   // on open connections beyond the number of concurrent Sends: callers bound their concurrency.
-  void Dispatch(http::request<http::string_body> request, std::optional<Clock::time_point> deadline,
-                HttpTransport::Callback done) {
+  void Dispatch(http::request<http::string_body> request,
+                std::optional<Steady::time_point> deadline, HttpTransport::Callback done) {
     std::shared_ptr<Connection> conn;
-    const auto now = Clock::now();
+    const auto now = Now();
     while (!idle_.empty() && conn == nullptr) {
       std::shared_ptr<Connection> candidate = std::move(idle_.back());
       idle_.pop_back();
@@ -528,6 +534,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   const TransportOptions options_;
   const std::shared_ptr<ssl::context> tls_ctx_;  // null for plain HTTP
   const std::shared_ptr<NameResolver> resolver_;
+  const drgate::Clock& clock_;
   std::string host_;         // without brackets: for the resolver, SNI and verification
   std::string host_header_;  // "host[:port]", the port only when not the scheme's default
   std::deque<std::shared_ptr<Connection>> idle_;  // on strand_; back = most recently used
@@ -539,6 +546,9 @@ const TransportOptions& Exchange::options() const {
 }
 const Endpoint& Exchange::endpoint() const {
   return pool_->endpoint();
+}
+Steady::time_point Exchange::Now() const {
+  return pool_->Now();
 }
 
 void Exchange::Resolve() {
@@ -561,7 +571,7 @@ void Exchange::Resolve() {
 void Exchange::Finish(StatusOr<HttpResponse> result) {
   if (!done_) return;
   if (result.ok() && reusable_) {
-    conn_->MarkIdle();
+    conn_->MarkIdle(Now());
     pool_->Release(conn_);
   } else if (result.ok()) {
     conn_->CloseGracefully(options().write_timeout);  // on our strand already

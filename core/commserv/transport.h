@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "core/common/clock.h"
 #include "core/common/status.h"
 #include "core/commserv/http.h"
 
@@ -32,6 +33,10 @@ struct TransportOptions {
   std::string client_key_file;
   // Host name lookups (name_resolver.h); null: the process's shared resolver.
   std::shared_ptr<NameResolver> resolver;
+  // The clock request deadlines (HttpRequest::deadline) were made with, which the transport
+  // measures them and connection idle times by; null: the system clock. Must outlive the
+  // transport.
+  const Clock* clock = nullptr;
 };
 
 class HttpTransport {

@@ -124,12 +124,12 @@ void AppendJobParams(const Job& job, Params& params) {
 // Closes an open intent; a no-op for a resolved one; NOT_FOUND for an unknown one. Runs inside
 // the caller's transaction.
 Status ResolveIntentIn(PgConnection& conn, int64_t intent_id, const std::string& outcome,
-                       const std::string& operation) {
-  // Diagnostic only (not part of the JobStore contract), hence the plain system clock.
+                       TimePoint now, const std::string& operation) {
+  // The time is diagnostic only (not part of the JobStore contract).
   StatusOr<PgResult> updated = conn.Exec(
       "UPDATE intents SET resolved = 1, outcome = $1, resolved_time_ms = $2::bigint "
       "WHERE id = $3::bigint AND resolved = 0",
-      {outcome, Int(ToMillis(std::chrono::system_clock::now())), Int(intent_id)}, operation);
+      {outcome, Int(ToMillis(now)), Int(intent_id)}, operation);
   if (!updated.ok()) return updated.status();
   if (updated->Affected() > 0) return Status::Ok();
   StatusOr<PgResult> exists =
@@ -193,6 +193,11 @@ class PostgresJobStore::Lease {
   PostgresJobStore* store_;
   std::unique_ptr<PgConnection> conn_;
 };
+
+TimePoint PostgresJobStore::Now() const {
+  static const SystemClock system_clock;
+  return (options_.clock != nullptr ? *options_.clock : system_clock).Now();
+}
 
 PostgresJobStore::PostgresJobStore(PostgresStoreOptions options)
     : options_(std::move(options)), description_(options_.endpoint.Describe()) {}
@@ -405,7 +410,7 @@ Status PostgresJobStore::WriteJobs(const LeaseFence* fence, const std::vector<Jo
       }
     }
     if (!resolved_intent) return Status::Ok();
-    return ResolveIntentIn(conn, *resolved_intent, "jobs:" + ids, kOperation);
+    return ResolveIntentIn(conn, *resolved_intent, "jobs:" + ids, Now(), kOperation);
   });
 }
 
@@ -464,7 +469,7 @@ Status PostgresJobStore::WriteResolveIntent(const LeaseFence* fence, int64_t int
     if (fence != nullptr) {
       if (Status s = CheckFenceIn(conn, *fence, kOperation); !s.ok()) return s;
     }
-    return ResolveIntentIn(conn, intent_id, outcome, kOperation);
+    return ResolveIntentIn(conn, intent_id, outcome, Now(), kOperation);
   });
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "core/common/clock.h"
 #include "core/registry/job_store.h"
 #include "core/registry/postgres_connection.h"
 
@@ -30,6 +31,9 @@ struct PostgresStoreOptions {
   // `acquire_timeout` for one (then UNAVAILABLE).
   int pool_size = 8;
   std::chrono::milliseconds acquire_timeout{10000};
+  // Stamps what the store records itself (an intent's resolution time); null: the system clock.
+  // Must outlive the store.
+  const Clock* clock = nullptr;
 };
 
 // The class is thread-safe. Each call borrows one pooled connection for its duration. A
@@ -101,6 +105,7 @@ class PostgresJobStore final : public JobStore {
 
   const PostgresStoreOptions options_;
   const std::string description_;
+  TimePoint Now() const;  // options_.clock, or the system clock
 
   std::mutex mu_;
   std::condition_variable cv_;

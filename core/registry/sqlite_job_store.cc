@@ -526,7 +526,8 @@ class SqliteJobStore::ReadLease {
 
 // ---- Open and migrate ---------------------------------------------------------------------------
 
-StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path) {
+StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path,
+                                                               const Clock* clock) {
   const bool in_memory = path == ":memory:";
   if (path.empty()) {
     // SQLite would open a private temporary database per connection: readers would not see
@@ -606,16 +607,18 @@ StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string
     }
   }
 
-  return std::unique_ptr<SqliteJobStore>(
-      new SqliteJobStore(path, std::move(lock), std::move(*opened)));
+  static const SystemClock system_clock;
+  return std::unique_ptr<SqliteJobStore>(new SqliteJobStore(
+      path, std::move(lock), std::move(*opened), clock != nullptr ? *clock : system_clock));
 }
 
 SqliteJobStore::SqliteJobStore(std::string path, registry::WriterLock lock,
-                               std::unique_ptr<Connection> writer)
+                               std::unique_ptr<Connection> writer, const Clock& clock)
     : path_(std::move(path)),
       in_memory_(path_ == ":memory:"),
       lock_(std::move(lock)),
-      writer_(std::move(writer)) {}
+      writer_(std::move(writer)),
+      clock_(clock) {}
 
 // Members are destroyed readers first, writer next: closing the last connection checkpoints the
 // WAL into the database file. The writer lock goes last, after that checkpoint.
@@ -703,7 +706,7 @@ namespace {
 
 // Closes an open intent; a no-op for a resolved one. Runs inside the caller's transaction.
 template <typename Conn>
-Status ResolveIntentIn(Conn& conn, int64_t intent_id, const std::string& outcome,
+Status ResolveIntentIn(Conn& conn, int64_t intent_id, const std::string& outcome, TimePoint now,
                        const char* operation) {
   const Sql& sql = Statements();
   {
@@ -711,8 +714,7 @@ Status ResolveIntentIn(Conn& conn, int64_t intent_id, const std::string& outcome
     if (!stmt.ok()) return stmt.status();
     Statement update(conn.db(), *stmt, operation);
     update.Bind(":outcome", outcome);
-    // Diagnostic only (not part of the JobStore contract), hence the plain system clock.
-    update.Bind(":time", ToMillis(std::chrono::system_clock::now()));
+    update.Bind(":time", ToMillis(now));  // diagnostic only (not part of the JobStore contract)
     update.Bind(":id", intent_id);
     if (Status s = update.Run(); !s.ok()) return s;
   }
@@ -769,7 +771,7 @@ Status SqliteJobStore::PutJobs(const std::vector<Job>& jobs,
       ids += (ids.empty() ? "" : ",") + job.job_id;
     }
     if (!resolved_intent) return Status();
-    return ResolveIntentIn(conn, *resolved_intent, "jobs:" + ids, kOperation);
+    return ResolveIntentIn(conn, *resolved_intent, "jobs:" + ids, clock_.Now(), kOperation);
   });
 }
 
@@ -814,7 +816,7 @@ StatusOr<int64_t> SqliteJobStore::AddIntent(const TriggerIntent& intent) {
 Status SqliteJobStore::ResolveIntent(int64_t intent_id, const std::string& outcome) {
   static constexpr char kOperation[] = "resolve trigger intent";
   return WriteTransaction(kOperation, [&](Connection& conn) {
-    return ResolveIntentIn(conn, intent_id, outcome, kOperation);
+    return ResolveIntentIn(conn, intent_id, outcome, clock_.Now(), kOperation);
   });
 }
 

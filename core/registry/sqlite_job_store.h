@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "core/common/clock.h"
 #include "core/common/job.h"
 #include "core/common/status.h"
 #include "core/registry/job_store.h"
@@ -43,7 +44,10 @@ class SqliteJobStore final : public JobStore {
   // another process or another store holds it, Open fails with FAILED_PRECONDITION, reason
   // REGISTRY_IN_USE, naming the path and the holder's pid, and leaves the database untouched. A
   // lock file left by a process that died does not block: the kernel released its lock.
-  static StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path);
+  // `clock` (null: the system clock) stamps what the store records itself (an intent's
+  // resolution time); it must outlive the store.
+  static StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path,
+                                                        const Clock* clock = nullptr);
 
   ~SqliteJobStore() override;
   SqliteJobStore(const SqliteJobStore&) = delete;
@@ -116,7 +120,8 @@ class SqliteJobStore final : public JobStore {
   class Connection;  // one sqlite3 handle and its prepared statements; defined in the .cc
   class ReadLease;   // a read connection borrowed from the pool for one call
 
-  SqliteJobStore(std::string path, registry::WriterLock lock, std::unique_ptr<Connection> writer);
+  SqliteJobStore(std::string path, registry::WriterLock lock, std::unique_ptr<Connection> writer,
+                 const Clock& clock);
 
   // Borrows a read connection (opening one when none is idle and the pool is not full, waiting
   // otherwise). For ":memory:" it is the write connection, held under write_mu_.
@@ -137,6 +142,7 @@ class SqliteJobStore final : public JobStore {
   std::mutex write_mu_;
   // Also serves reads when in_memory_.
   std::unique_ptr<Connection> writer_ ABSL_GUARDED_BY(write_mu_);
+  const Clock& clock_;  // stamps an intent's resolution time
 
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;

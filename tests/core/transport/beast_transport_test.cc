@@ -21,6 +21,7 @@
 
 #include "core/commserv/name_resolver.h"
 #include "tests/core/transport/test_server.h"
+#include "tests/fakes/manual_clock.h"
 #include "tests/fakes/temp_dir.h"
 #include "tests/fakes/test_pki.h"
 
@@ -482,6 +483,39 @@ TEST_F(BeastTransportTest, RequestDeadlineCutsTheReadTimeoutAndIsNotAnsweredEarl
   ExpectPhaseError(result, "UPSTREAM_TIMEOUT", "read", "true");
   EXPECT_GE(ended, *request.deadline) << "a deadline-cut timeout never fires early";
   EXPECT_LT(ended - start, 2s);
+}
+
+// The transport measures a request's deadline by the clock the deadline was made with
+// (TransportOptions::clock), not by the process's steady clock: a deadline 10 s ahead on a fake
+// clock that is then moved 9.7 s on leaves the request 300 ms, and the read phase ends then (real
+// time). Read by the real steady clock, the same deadline would leave about 10 s.
+TEST_F(BeastTransportTest, AFakeClockDrivesTheRequestDeadline) {
+  TestServer server([](const testing::ReceivedRequest&) {
+    Reply r;
+    r.kind = Reply::Kind::kHang;
+    return r;
+  });
+  drgate::testing::ManualClock clock;
+  TransportOptions options = FastOptions();
+  options.read_timeout = 20s;
+  options.clock = &clock;
+  auto transport = Make(PlainEndpoint(server.port()), options);
+  HttpRequest request = Get();
+  request.deadline = clock.Monotonic() + 10s;
+  clock.Advance(9700ms);
+  const auto start = std::chrono::steady_clock::now();
+
+  StatusOr<HttpResponse> result = SendAndWait(*transport, request);
+
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(result.status().reason(), "UPSTREAM_TIMEOUT");
+  // What was left of the 300 ms when the read phase began, rounded up to whole milliseconds.
+  EXPECT_THAT(result.status().message(),
+              ::testing::MatchesRegex("read: timed out after (2[0-9][0-9]|300) ms"));
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 2s);
 }
 
 TEST_F(BeastTransportTest, ServerClosingAfterRequestIsUnreachableAfterSending) {
