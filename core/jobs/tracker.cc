@@ -373,8 +373,12 @@ std::optional<Tracker::Mono> Tracker::NextOverdueLocked() const {
   std::optional<Mono> next;
   if (queued_.empty()) return next;
   const auto overdue = Options().poll_interval;
+  const Mono now = clock_.Monotonic();
   for (const auto& [id, poll] : polls_) {
-    if (poll->sent && (!next || poll->started + overdue < *next)) next = poll->started + overdue;
+    // Only polls that become overdue later free a slot then (one overdue already counts for
+    // nothing): waking for a past time would spin while timely polls fill the bound.
+    const Mono at = poll->started + overdue;
+    if (poll->sent && at > now && (!next || at < *next)) next = at;
   }
   return next;
 }
