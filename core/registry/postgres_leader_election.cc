@@ -13,7 +13,9 @@ int64_t Ticks(std::chrono::steady_clock::time_point t) {
   return t.time_since_epoch().count();
 }
 
-std::string DefaultHolder() {
+}  // namespace
+
+std::string DefaultLeaseHolder() {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
   std::random_device rd;
@@ -21,11 +23,9 @@ std::string DefaultHolder() {
          std::to_string(rd());
 }
 
-}  // namespace
-
 PostgresLeaderElection::PostgresLeaderElection(PostgresLeaderOptions options, const Clock& clock)
     : options_(std::move(options)), clock_(clock) {
-  if (options_.holder.empty()) options_.holder = DefaultHolder();
+  if (options_.holder.empty()) options_.holder = DefaultLeaseHolder();
   if (options_.safety_margin.count() <= 0) options_.safety_margin = options_.lease / 5;
   options_.safety_margin = std::min(options_.safety_margin, options_.lease / 3);
 }

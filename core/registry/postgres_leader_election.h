@@ -38,6 +38,9 @@
 
 namespace drgate {
 
+// A lease holder's name unique per process: host name, pid and a random number.
+std::string DefaultLeaseHolder();
+
 struct PostgresLeaderOptions {
   registry::PostgresEndpoint endpoint;
   std::chrono::milliseconds lease{15000};

@@ -1,10 +1,7 @@
 #include "core/registry/postgres_tracking_leases.h"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <random>
 
 #include "core/registry/migrations.h"
 
@@ -17,14 +14,6 @@ constexpr char kPrefix[] = "commcell/";
 
 int64_t Ticks(std::chrono::steady_clock::time_point t) {
   return t.time_since_epoch().count();
-}
-
-std::string DefaultHolder() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  std::random_device rd;
-  return std::string(host[0] != '\0' ? host : "drgate") + "/" + std::to_string(getpid()) + "/" +
-         std::to_string(rd());
 }
 
 uint64_t Score(const std::string& replica, const std::string& commcell) {
@@ -104,7 +93,7 @@ PostgresLeaderOptions LeaderOptions(const PostgresTrackingOptions& o) {
 }
 
 PostgresTrackingOptions WithDefaults(PostgresTrackingOptions o) {
-  if (o.holder.empty()) o.holder = DefaultHolder();
+  if (o.holder.empty()) o.holder = DefaultLeaseHolder();
   if (o.safety_margin.count() <= 0) o.safety_margin = o.lease / 5;
   o.safety_margin = std::min(o.safety_margin, o.lease / 3);
   return o;
